@@ -1,1 +1,201 @@
-//! placeholder
+//! Where placements become running things.
+//!
+//! One [`Driver`] trait for every target (the embedded `sim` cloud by default; AWS, Azure, GCP and
+//! Kubernetes behind cargo features as they land), and the behaviour every driver shares written
+//! once: idempotency keys, the tags that mark what we manage, and retries with backoff.
+//!
+//! The rules every driver keeps:
+//! - `create` is idempotent on [`InstanceSpec::idempotency_key`]: calling it twice (a retry after a
+//!   lost response, or a new apply after an interrupted one) yields the same instance, never two.
+//! - `read` of an instance that no longer exists is `Ok(None)`, not an error: Terraform then plans
+//!   a re-create instead of failing.
+//! - everything created carries [`TAG_MANAGED_BY`] and [`TAG_WORKLOAD_ID`].
+
+pub mod faults;
+pub mod retry;
+pub mod sim;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Tag key marking a resource as ours; the value is [`MANAGED_BY_VALUE`].
+pub const TAG_MANAGED_BY: &str = "hybrid:managed-by";
+/// Tag value of [`TAG_MANAGED_BY`].
+pub const MANAGED_BY_VALUE: &str = "terraform-provider-hybrid";
+/// Tag key holding the `hybrid_workload` id the instance belongs to.
+pub const TAG_WORKLOAD_ID: &str = "hybrid:workload-id";
+
+/// What apply asks a driver to create: the placement the reviewed plan showed, plus the
+/// workload's own details.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Stable across retries of the same create and across an interrupted-then-repeated apply;
+    /// a driver uses it as its client token / request id / object name.
+    pub idempotency_key: String,
+    /// The `hybrid_workload` id (also written to [`TAG_WORKLOAD_ID`]).
+    pub workload_id: String,
+    pub name: String,
+    /// `aws`, `azure`, `gcp`, `edge`, `onprem`.
+    pub provider: String,
+    pub region: String,
+    pub zone: Option<String>,
+    pub instance_type: Option<String>,
+    pub node: Option<String>,
+    pub image: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// Opaque document the resource layer stores beside the instance where the target allows
+    /// (the sim cloud does), so that import can rebuild the resource's inputs.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// An instance as the target reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub instance_id: String,
+    pub workload_id: String,
+    pub idempotency_key: String,
+    pub name: String,
+    pub provider: String,
+    pub region: String,
+    pub zone: Option<String>,
+    pub instance_type: Option<String>,
+    pub node: Option<String>,
+    pub image: Option<String>,
+    pub private_ip: String,
+    /// `running`, `stopped`, `terminated`, ...
+    pub status: String,
+    pub tags: BTreeMap<String, String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Failures a driver reports. `retryable` ones are retried by [`retry::with_backoff`].
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{target} {operation} was throttled: {message}")]
+    Throttled {
+        target: String,
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{target} {operation} failed with a server error: {message}")]
+    Unavailable {
+        target: String,
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{target} {operation} was rejected: {message}")]
+    Rejected {
+        target: String,
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{target} {operation}: instance {instance_id} does not exist")]
+    NotFound {
+        target: String,
+        operation: &'static str,
+        instance_id: String,
+    },
+    #[error("{target} {operation} did not finish within {seconds} s")]
+    Timeout {
+        target: String,
+        operation: &'static str,
+        seconds: u64,
+    },
+    #[error("{target} {operation} was cancelled because Terraform asked the provider to stop")]
+    Cancelled {
+        target: String,
+        operation: &'static str,
+    },
+    #[error("{target} storage error during {operation}: {message}")]
+    Storage {
+        target: String,
+        operation: &'static str,
+        message: String,
+    },
+}
+
+impl DriverError {
+    /// Throttling and server errors are worth another try; everything else is final.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            DriverError::Throttled { .. } | DriverError::Unavailable { .. }
+        )
+    }
+}
+
+/// The one interface apply uses for every target.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// Short name used in diagnostics and logs: `sim`, `aws`, ...
+    fn name(&self) -> &'static str;
+
+    /// Creates the instance, or returns the one already created with the same idempotency key.
+    async fn create(&self, spec: &InstanceSpec) -> Result<Instance, DriverError>;
+
+    /// The instance as it is now; `Ok(None)` when it no longer exists.
+    async fn read(&self, instance_id: &str) -> Result<Option<Instance>, DriverError>;
+
+    /// Looks an instance up by the workload id tag (import by workload id, orphan recovery).
+    async fn find_by_workload(&self, workload_id: &str) -> Result<Option<Instance>, DriverError>;
+
+    /// Replaces the user tags (ours are kept) and metadata in place.
+    async fn update_tags(
+        &self,
+        instance_id: &str,
+        tags: &BTreeMap<String, String>,
+        metadata: Option<&serde_json::Value>,
+    ) -> Result<Instance, DriverError>;
+
+    /// Deletes the instance; deleting one that is already gone succeeds.
+    async fn delete(&self, instance_id: &str) -> Result<(), DriverError>;
+
+    /// Every live instance this provider manages (for tests, cost reports and cleanup).
+    async fn list_managed(&self) -> Result<Vec<Instance>, DriverError>;
+}
+
+/// The tags every instance gets: the user's, then ours (ours win, so a user cannot hide an
+/// instance from cleanup by overriding them).
+pub fn managed_tags(
+    user_tags: &BTreeMap<String, String>,
+    workload_id: &str,
+) -> BTreeMap<String, String> {
+    let mut tags = user_tags.clone();
+    tags.insert(TAG_MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string());
+    tags.insert(TAG_WORKLOAD_ID.to_string(), workload_id.to_string());
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn managed_tags_cannot_be_overridden_by_user_tags() {
+        let mut user = BTreeMap::new();
+        user.insert(TAG_MANAGED_BY.to_string(), "someone-else".to_string());
+        user.insert("team".to_string(), "payments".to_string());
+        let tags = managed_tags(&user, "wl-1");
+        assert_eq!(tags[TAG_MANAGED_BY], MANAGED_BY_VALUE);
+        assert_eq!(tags[TAG_WORKLOAD_ID], "wl-1");
+        assert_eq!(tags["team"], "payments");
+    }
+
+    #[test]
+    fn only_throttling_and_server_errors_are_retryable() {
+        let throttled = DriverError::Throttled {
+            target: "sim".into(),
+            operation: "create",
+            message: "slow down".into(),
+        };
+        let rejected = DriverError::Rejected {
+            target: "sim".into(),
+            operation: "create",
+            message: "bad type".into(),
+        };
+        assert!(throttled.is_retryable());
+        assert!(!rejected.is_retryable());
+    }
+}

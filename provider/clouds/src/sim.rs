@@ -1,0 +1,532 @@
+//! The embedded `sim` cloud: a local cloud that needs no account, the default target.
+//!
+//! Instances live in an SQLite file (the same file as the capacity ledger), so separate
+//! `terraform` runs, and separate processes in one run, see one consistent world. The file uses
+//! WAL mode and a busy timeout, and every write is one `BEGIN IMMEDIATE` transaction, which is
+//! what makes `create` idempotent across processes: the live instance with a given idempotency
+//! key is unique (a partial unique index enforces it).
+//!
+//! Deleted instances stay in the table as `terminated` (as EC2 shows them for a while) but are
+//! invisible to `read`, so Terraform sees them as gone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::faults::{FaultKind, FaultPlan};
+use crate::{managed_tags, Driver, DriverError, Instance, InstanceSpec};
+
+const TARGET: &str = "sim";
+const SCHEMA_VERSION: i64 = 1;
+
+/// The sim cloud over one SQLite file.
+pub struct SimCloud {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    faults: FaultPlan,
+}
+
+impl std::fmt::Debug for SimCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCloud")
+            .field("path", &self.path)
+            .field("faults", &self.faults)
+            .finish()
+    }
+}
+
+fn storage(operation: &'static str, err: impl std::fmt::Display) -> DriverError {
+    DriverError::Storage {
+        target: TARGET.to_string(),
+        operation,
+        message: err.to_string(),
+    }
+}
+
+impl SimCloud {
+    /// Opens (creating if needed) the sim cloud stored at `path`.
+    pub fn open(path: &Path, faults: FaultPlan) -> Result<SimCloud, DriverError> {
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    storage(
+                        "open",
+                        format!("cannot create directory {}: {e}", parent.display()),
+                    )
+                })?;
+            }
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| storage("open", format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| storage("open", e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| storage("open", e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| storage("open", e))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS sim_instances (
+                instance_id     TEXT PRIMARY KEY,
+                idempotency_key TEXT NOT NULL,
+                workload_id     TEXT NOT NULL,
+                name            TEXT NOT NULL,
+                provider        TEXT NOT NULL,
+                region          TEXT NOT NULL,
+                zone            TEXT,
+                instance_type   TEXT,
+                node            TEXT,
+                image           TEXT,
+                private_ip      TEXT NOT NULL,
+                status          TEXT NOT NULL,
+                tags            TEXT NOT NULL,
+                metadata        TEXT,
+                created_seq     INTEGER NOT NULL,
+                terminated      INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE UNIQUE INDEX IF NOT EXISTS sim_live_key
+                ON sim_instances(idempotency_key) WHERE terminated = 0;
+            CREATE INDEX IF NOT EXISTS sim_workload ON sim_instances(workload_id);
+            CREATE TABLE IF NOT EXISTS sim_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        )
+        .map_err(|e| storage("open", e))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| storage("open", e))?;
+        if version == 0 {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(|e| storage("open", e))?;
+        } else if version > SCHEMA_VERSION {
+            return Err(storage(
+                "open",
+                format!(
+                    "{} was written by a newer provider (schema {version}, this one knows {SCHEMA_VERSION})",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(SimCloud {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            faults,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        match self.conn.lock() {
+            Ok(guard) => guard,
+            // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+            // back on drop), so the connection is still usable.
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn inject(&self, operation: &'static str) -> Result<(), DriverError> {
+        if self.faults.hits(operation, FaultKind::Throttle) {
+            return Err(DriverError::Throttled {
+                target: TARGET.into(),
+                operation,
+                message: "injected fault: RequestLimitExceeded".into(),
+            });
+        }
+        if self.faults.hits(operation, FaultKind::Error) {
+            return Err(DriverError::Unavailable {
+                target: TARGET.into(),
+                operation,
+                message: "injected fault: 503 Service Unavailable".into(),
+            });
+        }
+        if self.faults.hits(operation, FaultKind::Reject) {
+            return Err(DriverError::Rejected {
+                target: TARGET.into(),
+                operation,
+                message: "injected fault: request rejected".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn lost_response(&self, operation: &'static str) -> Result<(), DriverError> {
+        if self.faults.hits(operation, FaultKind::LostResponse) {
+            return Err(DriverError::Unavailable {
+                target: TARGET.into(),
+                operation,
+                message: "injected fault: the response was lost after the request took effect"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn create_now(&self, spec: &InstanceSpec) -> Result<Instance, DriverError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| storage("create", e))?;
+        if let Some(existing) = select_one(
+            &tx,
+            "SELECT * FROM sim_instances WHERE idempotency_key = ?1 AND terminated = 0",
+            &spec.idempotency_key,
+        )
+        .map_err(|e| storage("create", e))?
+        {
+            tracing::info!(instance_id = %existing.instance_id, key = %spec.idempotency_key, "create is a repeat: returning the existing instance");
+            return Ok(existing);
+        }
+        let seq: i64 = tx
+            .query_row(
+                "INSERT INTO sim_counters(name, value) VALUES ('instances', 1)
+                 ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| storage("create", e))?;
+        let instance_id = instance_id_for(&spec.idempotency_key, seq);
+        let tags = managed_tags(&spec.tags, &spec.workload_id);
+        let instance = Instance {
+            instance_id,
+            workload_id: spec.workload_id.clone(),
+            idempotency_key: spec.idempotency_key.clone(),
+            name: spec.name.clone(),
+            provider: spec.provider.clone(),
+            region: spec.region.clone(),
+            zone: spec.zone.clone(),
+            instance_type: spec.instance_type.clone(),
+            node: spec.node.clone(),
+            image: spec.image.clone(),
+            private_ip: private_ip_for(seq),
+            status: "running".to_string(),
+            tags,
+            metadata: spec.metadata.clone(),
+        };
+        tx.execute(
+            "INSERT INTO sim_instances (instance_id, idempotency_key, workload_id, name, provider,
+                region, zone, instance_type, node, image, private_ip, status, tags, metadata,
+                created_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                instance.instance_id,
+                instance.idempotency_key,
+                instance.workload_id,
+                instance.name,
+                instance.provider,
+                instance.region,
+                instance.zone,
+                instance.instance_type,
+                instance.node,
+                instance.image,
+                instance.private_ip,
+                instance.status,
+                to_json(&instance.tags),
+                instance.metadata.as_ref().map(|m| m.to_string()),
+                seq,
+            ],
+        )
+        .map_err(|e| storage("create", e))?;
+        tx.commit().map_err(|e| storage("create", e))?;
+        tracing::info!(instance_id = %instance.instance_id, provider = %instance.provider, region = %instance.region, "sim instance created");
+        Ok(instance)
+    }
+}
+
+fn to_json(tags: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Deterministic per (key, sequence) so ids are unique even when a key is reused after delete.
+fn instance_id_for(key: &str, seq: i64) -> String {
+    let digest = Sha256::digest(format!("{key}/{seq}").as_bytes());
+    let hex: String = digest.iter().take(9).map(|b| format!("{b:02x}")).collect();
+    format!("sim-{}", &hex[..17])
+}
+
+/// 10.0.0.1, 10.0.0.2, ... skipping .0 and .255 host octets.
+fn private_ip_for(seq: i64) -> String {
+    let n = seq.max(1) - 1;
+    let host = n % 254 + 1;
+    let rest = n / 254;
+    format!("10.{}.{}.{}", (rest / 256) % 256, rest % 256, host)
+}
+
+fn row_to_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
+    let tags: String = row.get("tags")?;
+    let metadata: Option<String> = row.get("metadata")?;
+    Ok(Instance {
+        instance_id: row.get("instance_id")?,
+        workload_id: row.get("workload_id")?,
+        idempotency_key: row.get("idempotency_key")?,
+        name: row.get("name")?,
+        provider: row.get("provider")?,
+        region: row.get("region")?,
+        zone: row.get("zone")?,
+        instance_type: row.get("instance_type")?,
+        node: row.get("node")?,
+        image: row.get("image")?,
+        private_ip: row.get("private_ip")?,
+        status: row.get("status")?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
+    })
+}
+
+fn select_one(conn: &Connection, sql: &str, arg: &str) -> rusqlite::Result<Option<Instance>> {
+    conn.query_row(sql, [arg], row_to_instance).optional()
+}
+
+#[async_trait]
+impl Driver for SimCloud {
+    fn name(&self) -> &'static str {
+        TARGET
+    }
+
+    async fn create(&self, spec: &InstanceSpec) -> Result<Instance, DriverError> {
+        self.inject("create")?;
+        let instance = self.create_now(spec)?;
+        self.lost_response("create")?;
+        Ok(instance)
+    }
+
+    async fn read(&self, instance_id: &str) -> Result<Option<Instance>, DriverError> {
+        self.inject("read")?;
+        select_one(
+            &self.lock(),
+            "SELECT * FROM sim_instances WHERE instance_id = ?1 AND terminated = 0",
+            instance_id,
+        )
+        .map_err(|e| storage("read", e))
+    }
+
+    async fn find_by_workload(&self, workload_id: &str) -> Result<Option<Instance>, DriverError> {
+        self.inject("read")?;
+        select_one(
+            &self.lock(),
+            "SELECT * FROM sim_instances WHERE workload_id = ?1 AND terminated = 0
+             ORDER BY created_seq DESC LIMIT 1",
+            workload_id,
+        )
+        .map_err(|e| storage("read", e))
+    }
+
+    async fn update_tags(
+        &self,
+        instance_id: &str,
+        tags: &BTreeMap<String, String>,
+        metadata: Option<&serde_json::Value>,
+    ) -> Result<Instance, DriverError> {
+        self.inject("update")?;
+        let instance = {
+            let mut conn = self.lock();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| storage("update", e))?;
+            let current = select_one(
+                &tx,
+                "SELECT * FROM sim_instances WHERE instance_id = ?1 AND terminated = 0",
+                instance_id,
+            )
+            .map_err(|e| storage("update", e))?
+            .ok_or_else(|| DriverError::NotFound {
+                target: TARGET.into(),
+                operation: "update",
+                instance_id: instance_id.to_string(),
+            })?;
+            let new_tags = managed_tags(tags, &current.workload_id);
+            tx.execute(
+                "UPDATE sim_instances SET tags = ?2, metadata = ?3 WHERE instance_id = ?1",
+                params![
+                    instance_id,
+                    to_json(&new_tags),
+                    metadata.map(|m| m.to_string())
+                ],
+            )
+            .map_err(|e| storage("update", e))?;
+            tx.commit().map_err(|e| storage("update", e))?;
+            Instance {
+                tags: new_tags,
+                metadata: metadata.cloned(),
+                ..current
+            }
+        };
+        self.lost_response("update")?;
+        Ok(instance)
+    }
+
+    async fn delete(&self, instance_id: &str) -> Result<(), DriverError> {
+        self.inject("delete")?;
+        let changed = self
+            .lock()
+            .execute(
+                "UPDATE sim_instances SET terminated = 1, status = 'terminated'
+                 WHERE instance_id = ?1 AND terminated = 0",
+                [instance_id],
+            )
+            .map_err(|e| storage("delete", e))?;
+        if changed > 0 {
+            tracing::info!(instance_id, "sim instance terminated");
+        }
+        self.lost_response("delete")?;
+        Ok(())
+    }
+
+    async fn list_managed(&self) -> Result<Vec<Instance>, DriverError> {
+        self.inject("list")?;
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT * FROM sim_instances WHERE terminated = 0 ORDER BY created_seq")
+            .map_err(|e| storage("list", e))?;
+        let rows = stmt
+            .query_map([], row_to_instance)
+            .map_err(|e| storage("list", e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| storage("list", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{TAG_MANAGED_BY, TAG_WORKLOAD_ID};
+
+    fn spec(key: &str) -> InstanceSpec {
+        InstanceSpec {
+            idempotency_key: key.to_string(),
+            workload_id: format!("wl-{key}"),
+            name: "web".into(),
+            provider: "aws".into(),
+            region: "eu-west-1".into(),
+            zone: Some("eu-west-1a".into()),
+            instance_type: Some("m5.large".into()),
+            node: None,
+            image: None,
+            tags: BTreeMap::from([("team".to_string(), "web".to_string())]),
+            metadata: Some(serde_json::json!({"cpu": 2})),
+        }
+    }
+
+    fn open(dir: &tempfile::TempDir, faults: &str) -> SimCloud {
+        SimCloud::open(
+            &dir.path().join("state/sim.db"),
+            FaultPlan::parse(faults).expect("plan"),
+        )
+        .expect("open")
+    }
+
+    #[tokio::test]
+    async fn create_read_delete_round_trip() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sim = open(&dir, "");
+        let made = sim.create(&spec("k1")).await.expect("create");
+        assert!(made.instance_id.starts_with("sim-"));
+        assert_eq!(made.private_ip, "10.0.0.1");
+        assert_eq!(made.tags[TAG_MANAGED_BY], "terraform-provider-hybrid");
+        assert_eq!(made.tags[TAG_WORKLOAD_ID], "wl-k1");
+        let read = sim.read(&made.instance_id).await.expect("read");
+        assert_eq!(read.as_ref(), Some(&made));
+        sim.delete(&made.instance_id).await.expect("delete");
+        assert_eq!(sim.read(&made.instance_id).await.expect("read"), None);
+        // Deleting again is fine.
+        sim.delete(&made.instance_id).await.expect("delete twice");
+        assert!(sim.list_managed().await.expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn create_is_idempotent_on_the_key_even_across_handles() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = open(&dir, "");
+        let b = open(&dir, "");
+        let first = a.create(&spec("same")).await.expect("create");
+        let again = b.create(&spec("same")).await.expect("create again");
+        assert_eq!(first, again);
+        assert_eq!(a.list_managed().await.expect("list").len(), 1);
+        // After delete, the same key makes a new instance with a new id.
+        a.delete(&first.instance_id).await.expect("delete");
+        let third = b.create(&spec("same")).await.expect("recreate");
+        assert_ne!(third.instance_id, first.instance_id);
+    }
+
+    #[tokio::test]
+    async fn lost_response_then_retry_yields_one_instance() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let flaky = open(&dir, "create:lost_response=1");
+        let err = flaky.create(&spec("k")).await.expect_err("lost response");
+        assert!(err.is_retryable());
+        let healthy = open(&dir, "");
+        let got = healthy.create(&spec("k")).await.expect("retry");
+        let all = healthy.list_managed().await.expect("list");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].instance_id, got.instance_id);
+    }
+
+    #[tokio::test]
+    async fn concurrent_creates_with_one_key_make_one_instance() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("state/sim.db");
+        let mut handles = Vec::new();
+        for _ in 0..8 {
+            let path = path.clone();
+            handles.push(std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("rt");
+                let sim = SimCloud::open(&path, FaultPlan::none()).expect("open");
+                rt.block_on(sim.create(&spec("race")))
+                    .expect("create")
+                    .instance_id
+            }));
+        }
+        let ids: std::collections::BTreeSet<String> = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect();
+        assert_eq!(ids.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn update_keeps_our_tags_and_replaces_user_tags() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sim = open(&dir, "");
+        let made = sim.create(&spec("k")).await.expect("create");
+        let user = BTreeMap::from([("env".to_string(), "prod".to_string())]);
+        let updated = sim
+            .update_tags(&made.instance_id, &user, None)
+            .await
+            .expect("update");
+        assert_eq!(updated.tags.get("env").map(String::as_str), Some("prod"));
+        assert!(!updated.tags.contains_key("team"));
+        assert_eq!(updated.tags[TAG_WORKLOAD_ID], "wl-k");
+        let err = sim
+            .update_tags("sim-missing", &user, None)
+            .await
+            .expect_err("missing");
+        assert!(matches!(err, DriverError::NotFound { .. }));
+    }
+
+    #[tokio::test]
+    async fn injected_faults_surface_as_driver_errors() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sim = open(&dir, "create:reject=1,read:throttle=1");
+        assert!(matches!(
+            sim.create(&spec("k")).await,
+            Err(DriverError::Rejected { .. })
+        ));
+        assert!(matches!(
+            sim.read("sim-x").await,
+            Err(DriverError::Throttled { .. })
+        ));
+    }
+
+    #[test]
+    fn private_ips_skip_network_and_broadcast_octets() {
+        assert_eq!(private_ip_for(1), "10.0.0.1");
+        assert_eq!(private_ip_for(254), "10.0.0.254");
+        assert_eq!(private_ip_for(255), "10.0.1.1");
+    }
+}
