@@ -1,0 +1,249 @@
+//! Wiring: listen, announce, serve the Provider plus go-plugin's services,
+//! and stop on Shutdown, SIGTERM or an external signal.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt as _;
+use tonic::transport::Server;
+
+use super::conn::{accept_loop, Conn};
+use super::handshake::{bind_loopback, HandshakeInfo, PluginEnv, APP_PROTOCOL_VERSION};
+use super::services::{Broker, Controller, Health, ShutdownSignal, Stdio};
+use super::{tls, ServeError};
+use crate::health::health_server::HealthServer;
+use crate::plugin::grpc_broker_server::GrpcBrokerServer;
+use crate::plugin::grpc_controller_server::GrpcControllerServer;
+use crate::plugin::grpc_stdio_server::GrpcStdioServer;
+use crate::tfplugin6::provider_server::{Provider, ProviderServer};
+
+/// After shutdown starts, how long in-flight requests get before we return.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Terraform sends whole schemas and states in one message; allow big ones
+/// (Terraform itself allows 256 MiB).
+const MAX_MESSAGE_SIZE: usize = 256 << 20;
+
+/// Called once with the handshake details when the server is listening.
+pub type HandshakeCallback = Box<dyn FnOnce(&HandshakeInfo) -> std::io::Result<()> + Send>;
+
+/// A future that asks the server to stop when it resolves.
+pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How [`serve_with`] listens and whom it tells.
+#[derive(Default)]
+pub struct ServeOptions {
+    /// Terraform's client certificate (PEM). `Some` turns AutoMTLS on: we
+    /// serve TLS and accept only this exact certificate.
+    pub client_cert_pem: Option<String>,
+    /// Inclusive port range on 127.0.0.1; `None` picks any free port.
+    pub port_range: Option<(u16, u16)>,
+    /// Receives the handshake once listening (e.g. prints the stdout line).
+    pub on_handshake: Option<HandshakeCallback>,
+    /// Extra stop trigger (SIGTERM in [`serve`], a channel in tests).
+    pub stop: Option<StopFuture>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("client_cert_pem", &self.client_cert_pem.is_some())
+            .field("port_range", &self.port_range)
+            .field("on_handshake", &self.on_handshake.is_some())
+            .field("stop", &self.stop.is_some())
+            .finish()
+    }
+}
+
+/// Serves `provider` as a Terraform plugin: checks the environment Terraform
+/// sets, prints the handshake line on stdout, and returns `Ok(())` after
+/// Terraform's Shutdown or SIGTERM. SIGINT is ignored (Terraform forwards
+/// Ctrl-C to us and then calls StopProvider itself).
+///
+/// If the binary was not started by Terraform this returns
+/// [`ServeError::NotLaunchedByTerraform`], whose message is meant for a human.
+pub async fn serve<P: Provider>(provider: P) -> Result<(), ServeError> {
+    let env = PluginEnv::from_process_env()?;
+    let stop = install_signal_handlers(false)?;
+    serve_with(
+        provider,
+        ServeOptions {
+            client_cert_pem: env.client_cert_pem,
+            port_range: env.port_range,
+            on_handshake: Some(Box::new(|info| print_line(&info.line()))),
+            stop: Some(stop),
+        },
+    )
+    .await
+}
+
+/// Debug mode: serves without TLS or the magic cookie and prints the
+/// `TF_REATTACH_PROVIDERS` value that points Terraform at this process, for a
+/// provider started by hand (e.g. under a debugger). Ctrl-C or SIGTERM stops it.
+/// `provider_address` is e.g. `registry.terraform.io/hybrid/hybrid`.
+pub async fn serve_debug<P: Provider>(provider: P, provider_address: &str) -> Result<(), ServeError> {
+    let stop = install_signal_handlers(true)?;
+    let address = provider_address.to_owned();
+    serve_with(
+        provider,
+        ServeOptions {
+            on_handshake: Some(Box::new(move |info| {
+                let json = reattach_json(&address, info);
+                print_line(&format!(
+                    "Provider started. To attach Terraform, set in your shell:\n\n\
+                     \tTF_REATTACH_PROVIDERS='{json}'\n"
+                ))
+            })),
+            stop: Some(stop),
+            ..ServeOptions::default()
+        },
+    )
+    .await
+}
+
+/// The `TF_REATTACH_PROVIDERS` JSON for a provider listening at `info.addr`.
+pub fn reattach_json(provider_address: &str, info: &HandshakeInfo) -> String {
+    serde_json::json!({
+        provider_address: {
+            "Protocol": "grpc",
+            "ProtocolVersion": APP_PROTOCOL_VERSION,
+            "Pid": std::process::id(),
+            "Test": true,
+            "Addr": { "Network": "tcp", "String": info.addr.to_string() },
+        }
+    })
+    .to_string()
+}
+
+/// Serves `provider` with explicit options (no environment, no signals).
+/// Returns `Ok(())` once the Controller's Shutdown or `options.stop` asked
+/// for it and in-flight requests finished (or the grace period ran out).
+pub async fn serve_with<P: Provider>(provider: P, options: ServeOptions) -> Result<(), ServeError> {
+    let (tls_config, server_cert_der) = match &options.client_cert_pem {
+        Some(pem) => {
+            let client_cert = tls::parse_client_cert(pem)?;
+            let identity = tls::generate_server_identity()?;
+            let config = tls::server_config(&identity, client_cert)?;
+            (Some(config), Some(identity.cert.as_ref().to_vec()))
+        }
+        None => (None, None),
+    };
+
+    let listener = bind_loopback(options.port_range).await?;
+    let addr = listener.local_addr().map_err(ServeError::Bind)?;
+    let shutdown = ShutdownSignal::new();
+
+    let (conn_tx, conn_rx) = mpsc::channel::<Conn>(16);
+    let acceptor = tokio::spawn(accept_loop(listener, tls_config, conn_tx, shutdown.clone()));
+    let stopper = options.stop.map(|stop| {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            stop.await;
+            shutdown.trigger();
+        })
+    });
+
+    let info = HandshakeInfo {
+        addr,
+        server_cert_der,
+    };
+    if let Some(announce) = options.on_handshake {
+        if let Err(e) = announce(&info) {
+            acceptor.abort();
+            if let Some(stopper) = stopper {
+                stopper.abort();
+            }
+            return Err(ServeError::Handshake(e));
+        }
+    }
+
+    let incoming = ReceiverStream::new(conn_rx).map(Ok::<_, std::io::Error>);
+    let router = Server::builder()
+        .add_service(
+            ProviderServer::new(provider)
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        )
+        .add_service(GrpcControllerServer::new(Controller {
+            shutdown: shutdown.clone(),
+        }))
+        .add_service(GrpcStdioServer::new(Stdio {
+            shutdown: shutdown.clone(),
+        }))
+        .add_service(GrpcBrokerServer::new(Broker {
+            shutdown: shutdown.clone(),
+        }))
+        .add_service(HealthServer::new(Health {
+            shutdown: shutdown.clone(),
+        }));
+    let server = router.serve_with_incoming_shutdown(incoming, shutdown.wait());
+    let grace = {
+        let done = shutdown.wait();
+        async move {
+            done.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
+
+    let result = tokio::select! {
+        r = server => r.map_err(ServeError::from),
+        () = grace => {
+            eprintln!("[WARN] tfprotocol: requests still running {SHUTDOWN_GRACE:?} after shutdown; exiting anyway");
+            Ok(())
+        }
+    };
+    shutdown.trigger();
+    acceptor.abort();
+    if let Some(stopper) = stopper {
+        stopper.abort();
+    }
+    result
+}
+
+fn print_line(line: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// SIGTERM (and SIGINT when `stop_on_interrupt`) resolve the returned future;
+/// otherwise SIGINT is swallowed so Ctrl-C in Terraform does not kill us.
+#[cfg(unix)]
+fn install_signal_handlers(stop_on_interrupt: bool) -> Result<StopFuture, ServeError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    // Registering a handler replaces the default "terminate" action.
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    Ok(Box::pin(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                got = int.recv() => {
+                    if stop_on_interrupt {
+                        return;
+                    }
+                    if got.is_none() {
+                        // No more SIGINTs can arrive; only SIGTERM matters now.
+                        term.recv().await;
+                        return;
+                    }
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(not(unix))]
+fn install_signal_handlers(stop_on_interrupt: bool) -> Result<StopFuture, ServeError> {
+    Ok(Box::pin(async move {
+        if stop_on_interrupt {
+            let _ = tokio::signal::ctrl_c().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    }))
+}

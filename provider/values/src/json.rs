@@ -1,0 +1,286 @@
+//! cty's JSON encoding: `DynamicValue.json` and Terraform's raw state.
+//!
+//! State is JSON written by whatever provider version last saved it, so the
+//! decoder is lenient where cty is (primitive values in string form,
+//! missing attributes as null) but reports attributes the schema no longer
+//! has, by name, so the provider can route them through
+//! UpgradeResourceState. Unknown values cannot be written to JSON.
+//! Numbers go through serde_json's arbitrary precision mode, so `2^70` and
+//! `0.1` keep every digit.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use crate::error::{DecodeError, EncodeError};
+use crate::msgpack::MAX_DEPTH;
+use crate::number::Number;
+use crate::path::{AttributePath, PathStep};
+use crate::types::Type;
+use crate::value::{dedup_set, Value};
+
+/// Decodes JSON bytes holding a value of type `ty`.
+pub fn decode_json(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
+    let j: Json = serde_json::from_slice(bytes).map_err(|e| DecodeError {
+        path: AttributePath::root(),
+        message: format!("invalid JSON: {e}"),
+    })?;
+    decode_json_value(&j, ty)
+}
+
+/// Decodes an already parsed JSON value holding a value of type `ty`.
+pub fn decode_json_value(j: &Json, ty: &Type) -> Result<Value, DecodeError> {
+    let mut path = AttributePath::root();
+    decode(j, ty, &mut path, 0)
+}
+
+/// Encodes a value of type `ty` as JSON bytes (object keys sorted).
+pub fn encode_json(v: &Value, ty: &Type) -> Result<Vec<u8>, EncodeError> {
+    let j = encode_json_value(v, ty)?;
+    serde_json::to_vec(&j).map_err(|e| EncodeError {
+        path: AttributePath::root(),
+        message: e.to_string(),
+    })
+}
+
+/// Encodes a value of type `ty` as a `serde_json::Value`.
+pub fn encode_json_value(v: &Value, ty: &Type) -> Result<Json, EncodeError> {
+    let mut path = AttributePath::root();
+    encode(v, ty, &mut path, 0)
+}
+
+fn json_kind(j: &Json) -> &'static str {
+    match j {
+        Json::Null => "null",
+        Json::Bool(_) => "bool",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
+    }
+}
+
+fn derr(path: &AttributePath, message: impl Into<String>) -> DecodeError {
+    DecodeError {
+        path: path.clone(),
+        message: message.into(),
+    }
+}
+
+fn decode(j: &Json, ty: &Type, path: &mut AttributePath, depth: usize) -> Result<Value, DecodeError> {
+    if depth > MAX_DEPTH {
+        return Err(derr(path, format!("value nested deeper than {MAX_DEPTH} levels")));
+    }
+    if j.is_null() {
+        return Ok(Value::Null);
+    }
+    let mismatch = |path: &AttributePath| derr(path, format!("expected {ty}, found {}", json_kind(j)));
+    match ty {
+        Type::Bool => match j {
+            Json::Bool(b) => Ok(Value::Bool(*b)),
+            Json::String(s) if s == "true" => Ok(Value::Bool(true)),
+            Json::String(s) if s == "false" => Ok(Value::Bool(false)),
+            _ => Err(mismatch(path)),
+        },
+        Type::Number => {
+            let text = match j {
+                Json::Number(n) => n.to_string(),
+                Json::String(s) => s.clone(),
+                _ => return Err(mismatch(path)),
+            };
+            Number::parse(&text)
+                .map(Value::Number)
+                .map_err(|e| derr(path, e.to_string()))
+        }
+        Type::String => match j {
+            Json::String(s) => Ok(Value::String(s.clone())),
+            Json::Number(n) => Ok(Value::String(n.to_string())),
+            Json::Bool(b) => Ok(Value::String(b.to_string())),
+            _ => Err(mismatch(path)),
+        },
+        Type::List(e) | Type::Set(e) => {
+            let Json::Array(xs) = j else {
+                return Err(mismatch(path));
+            };
+            let mut out = Vec::with_capacity(xs.len());
+            for (i, x) in xs.iter().enumerate() {
+                path.push(PathStep::ElementKeyInt(i as i64));
+                out.push(decode(x, e, path, depth + 1)?);
+                path.pop();
+            }
+            Ok(if matches!(ty, Type::Set(_)) {
+                Value::Set(dedup_set(out))
+            } else {
+                Value::List(out)
+            })
+        }
+        Type::Tuple(ts) => {
+            let Json::Array(xs) = j else {
+                return Err(mismatch(path));
+            };
+            if xs.len() != ts.len() {
+                return Err(derr(path, format!("expected a tuple of {} elements, found {}", ts.len(), xs.len())));
+            }
+            let mut out = Vec::with_capacity(xs.len());
+            for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
+                path.push(PathStep::ElementKeyInt(i as i64));
+                out.push(decode(x, t, path, depth + 1)?);
+                path.pop();
+            }
+            Ok(Value::Tuple(out))
+        }
+        Type::Map(e) => {
+            let Json::Object(m) = j else {
+                return Err(mismatch(path));
+            };
+            let mut out = BTreeMap::new();
+            for (k, x) in m {
+                path.push(PathStep::ElementKeyString(k.clone()));
+                out.insert(k.clone(), decode(x, e, path, depth + 1)?);
+                path.pop();
+            }
+            Ok(Value::Map(out))
+        }
+        Type::Object(ot) => {
+            let Json::Object(m) = j else {
+                return Err(mismatch(path));
+            };
+            let extra: Vec<String> = m
+                .keys()
+                .filter(|k| !ot.attrs.contains_key(*k))
+                .map(|k| format!("{k:?}"))
+                .collect();
+            if !extra.is_empty() {
+                let noun = if extra.len() == 1 { "attribute" } else { "attributes" };
+                return Err(derr(path, format!("unsupported {noun} {}", extra.join(", "))));
+            }
+            let mut out = BTreeMap::new();
+            for (k, t) in &ot.attrs {
+                let v = match m.get(k) {
+                    Some(x) => {
+                        path.push(PathStep::Attribute(k.clone()));
+                        let v = decode(x, t, path, depth + 1)?;
+                        path.pop();
+                        v
+                    }
+                    None => Value::Null,
+                };
+                out.insert(k.clone(), v);
+            }
+            Ok(Value::Object(out))
+        }
+        Type::Dynamic => {
+            let Json::Object(m) = j else {
+                return Err(derr(
+                    path,
+                    format!("dynamic value must be an object with \"value\" and \"type\", found {}", json_kind(j)),
+                ));
+            };
+            let (Some(tj), Some(vj)) = (m.get("type"), m.get("value")) else {
+                return Err(derr(path, "dynamic value must have \"value\" and \"type\""));
+            };
+            if let Some(extra) = m.keys().find(|k| *k != "type" && *k != "value") {
+                return Err(derr(path, format!("unsupported key {extra:?} in dynamic value")));
+            }
+            let t = Type::from_json_value(tj).map_err(|e| derr(path, e.to_string()))?;
+            let v = decode(vj, &t, path, depth + 1)?;
+            Ok(if v.is_null() { Value::Null } else { Value::Dynamic(t, Box::new(v)) })
+        }
+    }
+}
+
+fn eerr(path: &AttributePath, message: impl Into<String>) -> EncodeError {
+    EncodeError {
+        path: path.clone(),
+        message: message.into(),
+    }
+}
+
+fn encode(v: &Value, ty: &Type, path: &mut AttributePath, depth: usize) -> Result<Json, EncodeError> {
+    if depth > MAX_DEPTH {
+        return Err(eerr(path, format!("value nested deeper than {MAX_DEPTH} levels")));
+    }
+    match v {
+        Value::Null => return Ok(Json::Null),
+        Value::Unknown => return Err(eerr(path, "value is not known; JSON cannot hold unknown values")),
+        Value::Dynamic(t, inner) if ty.is_dynamic() => {
+            let inner = inner.unwrap_dynamic();
+            if inner.is_null() || inner.is_unknown() {
+                return encode(inner, ty, path, depth);
+            }
+            return encode_dynamic(t, inner, path, depth);
+        }
+        Value::Dynamic(_, inner) => return encode(inner, ty, path, depth),
+        _ => {}
+    }
+    let mismatch = |path: &AttributePath| eerr(path, format!("expected {ty}, found {}", v.kind_name()));
+    match (ty, v) {
+        (Type::Dynamic, _) => {
+            let t = v
+                .infer_type()
+                .ok_or_else(|| eerr(path, "cannot tell the type of this value for a dynamic attribute"))?;
+            encode_dynamic(&t, v, path, depth)
+        }
+        (Type::Bool, Value::Bool(b)) => Ok(Json::Bool(*b)),
+        (Type::Number, Value::Number(n)) => {
+            if n.is_nan() || n.is_infinite() {
+                return Err(eerr(path, format!("JSON cannot represent the number {n}")));
+            }
+            n.to_string()
+                .parse::<serde_json::Number>()
+                .map(Json::Number)
+                .map_err(|e| eerr(path, e.to_string()))
+        }
+        (Type::String, Value::String(s)) => Ok(Json::String(s.clone())),
+        (Type::List(e) | Type::Set(e), Value::List(xs) | Value::Set(xs)) => {
+            let mut out = Vec::with_capacity(xs.len());
+            for (i, x) in xs.iter().enumerate() {
+                path.push(PathStep::ElementKeyInt(i as i64));
+                out.push(encode(x, e, path, depth + 1)?);
+                path.pop();
+            }
+            Ok(Json::Array(out))
+        }
+        (Type::Tuple(ts), Value::Tuple(xs) | Value::List(xs)) => {
+            if ts.len() != xs.len() {
+                return Err(eerr(path, format!("expected a tuple of {} elements, found {}", ts.len(), xs.len())));
+            }
+            let mut out = Vec::with_capacity(xs.len());
+            for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
+                path.push(PathStep::ElementKeyInt(i as i64));
+                out.push(encode(x, t, path, depth + 1)?);
+                path.pop();
+            }
+            Ok(Json::Array(out))
+        }
+        (Type::Map(e), Value::Map(m) | Value::Object(m)) => {
+            let mut out = serde_json::Map::new();
+            for (k, x) in m {
+                path.push(PathStep::ElementKeyString(k.clone()));
+                out.insert(k.clone(), encode(x, e, path, depth + 1)?);
+                path.pop();
+            }
+            Ok(Json::Object(out))
+        }
+        (Type::Object(ot), Value::Object(m) | Value::Map(m)) => {
+            if let Some(extra) = m.keys().find(|k| !ot.attrs.contains_key(*k)) {
+                return Err(eerr(path, format!("unsupported attribute {extra:?}")));
+            }
+            let mut out = serde_json::Map::new();
+            for (k, t) in &ot.attrs {
+                path.push(PathStep::Attribute(k.clone()));
+                out.insert(k.clone(), encode(m.get(k).unwrap_or(&Value::Null), t, path, depth + 1)?);
+                path.pop();
+            }
+            Ok(Json::Object(out))
+        }
+        _ => Err(mismatch(path)),
+    }
+}
+
+fn encode_dynamic(t: &Type, v: &Value, path: &mut AttributePath, depth: usize) -> Result<Json, EncodeError> {
+    let mut out = serde_json::Map::new();
+    out.insert("value".to_string(), encode(v, t, path, depth + 1)?);
+    out.insert("type".to_string(), t.to_json_value());
+    Ok(Json::Object(out))
+}

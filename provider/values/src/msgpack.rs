@@ -1,0 +1,595 @@
+//! cty's msgpack encoding, the form Terraform uses for `DynamicValue.msgpack`.
+//!
+//! A small codec of our own rather than a msgpack crate: decoding is driven
+//! by the Terraform type (as cty does), and owning the reader lets every
+//! length be checked against the remaining input before anything is
+//! allocated, so hostile input can neither panic nor exhaust memory.
+//!
+//! Wire rules (after go-cty's `cty/msgpack`): null is nil; unknown is the
+//! extension type 0 (written as `d4 00 00`), refined unknowns (extension 12)
+//! are read as plain unknowns; numbers are the smallest integer form, else
+//! float64 when exact, else the decimal string; lists, sets and tuples are
+//! arrays; maps and objects are maps keyed by string (objects carry every
+//! attribute of the type, sorted); a known value at a dynamic position is a
+//! 2-array of its type JSON (as bin) and the value.
+
+use std::collections::BTreeMap;
+
+use crate::error::{DecodeError, EncodeError};
+use crate::number::Number;
+use crate::path::{AttributePath, PathStep};
+use crate::types::Type;
+use crate::value::{dedup_set, Value};
+
+/// Deepest value nesting accepted by the decoders and encoders.
+pub const MAX_DEPTH: usize = 64;
+
+const EXT_UNKNOWN: i8 = 0;
+const EXT_REFINED_UNKNOWN: i8 = 12;
+
+/// Decodes a msgpack `DynamicValue` of type `ty`.
+pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
+    let mut d = Decoder {
+        buf: bytes,
+        pos: 0,
+        path: AttributePath::root(),
+    };
+    let v = d.value(ty, 0)?;
+    if d.pos != bytes.len() {
+        return Err(d.err(format!("{} trailing bytes after the value", bytes.len() - d.pos)));
+    }
+    Ok(v)
+}
+
+/// Encodes a value of type `ty` as cty msgpack.
+pub fn encode_msgpack(v: &Value, ty: &Type) -> Result<Vec<u8>, EncodeError> {
+    let mut e = Encoder {
+        out: Vec::new(),
+        path: AttributePath::root(),
+    };
+    e.value(v, ty, 0)?;
+    Ok(e.out)
+}
+
+struct Decoder<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    path: AttributePath,
+}
+
+/// What a msgpack marker byte introduces, for error messages.
+fn kind_name(code: u8) -> &'static str {
+    match code {
+        0x00..=0x7f | 0xe0..=0xff | 0xcc..=0xd3 => "integer",
+        0x80..=0x8f | 0xde | 0xdf => "map",
+        0x90..=0x9f | 0xdc | 0xdd => "array",
+        0xa0..=0xbf | 0xd9..=0xdb => "string",
+        0xc0 => "null",
+        0xc2 | 0xc3 => "bool",
+        0xc4..=0xc6 => "binary",
+        0xc7..=0xc9 | 0xd4..=0xd8 => "extension",
+        0xca | 0xcb => "float",
+        _ => "invalid marker 0xc1",
+    }
+}
+
+impl<'a> Decoder<'a> {
+    fn err(&self, message: impl Into<String>) -> DecodeError {
+        DecodeError {
+            path: self.path.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn peek(&self) -> Result<u8, DecodeError> {
+        self.buf
+            .get(self.pos)
+            .copied()
+            .ok_or_else(|| self.err("unexpected end of input"))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if n > self.remaining() {
+            return Err(self.err(format!(
+                "length {n} exceeds the {} bytes left in the input",
+                self.remaining()
+            )));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn be<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn len_u8(&mut self) -> Result<usize, DecodeError> {
+        Ok(usize::from(self.byte()?))
+    }
+
+    fn len_u16(&mut self) -> Result<usize, DecodeError> {
+        Ok(usize::from(u16::from_be_bytes(self.be()?)))
+    }
+
+    fn len_u32(&mut self) -> Result<usize, DecodeError> {
+        usize::try_from(u32::from_be_bytes(self.be()?)).map_err(|_| self.err("length too large"))
+    }
+
+    fn mismatch(&self, expected: &Type, code: u8) -> DecodeError {
+        self.err(format!("expected {expected}, found {}", kind_name(code)))
+    }
+
+    /// Reads an extension if one is next; returns its type.
+    fn try_ext(&mut self) -> Result<Option<i8>, DecodeError> {
+        let code = self.peek()?;
+        let len = match code {
+            0xd4 => 1,
+            0xd5 => 2,
+            0xd6 => 4,
+            0xd7 => 8,
+            0xd8 => 16,
+            0xc7..=0xc9 => 0,
+            _ => return Ok(None),
+        };
+        self.pos += 1;
+        let len = match code {
+            0xc7 => self.len_u8()?,
+            0xc8 => self.len_u16()?,
+            0xc9 => self.len_u32()?,
+            _ => len,
+        };
+        let ext_type = self.byte()? as i8;
+        self.take(len)?;
+        Ok(Some(ext_type))
+    }
+
+    /// Reads a string or binary payload.
+    fn raw_str(&mut self) -> Result<Option<&'a [u8]>, DecodeError> {
+        let code = self.peek()?;
+        let len = match code {
+            0xa0..=0xbf => usize::from(code & 0x1f),
+            0xd9 | 0xc4 => {
+                self.pos += 1;
+                self.len_u8()?
+            }
+            0xda | 0xc5 => {
+                self.pos += 1;
+                self.len_u16()?
+            }
+            0xdb | 0xc6 => {
+                self.pos += 1;
+                self.len_u32()?
+            }
+            _ => return Ok(None),
+        };
+        if code <= 0xbf {
+            self.pos += 1;
+        }
+        self.take(len).map(Some)
+    }
+
+    fn string(&mut self, expected: &Type) -> Result<String, DecodeError> {
+        let code = self.peek()?;
+        let raw = self.raw_str()?.ok_or_else(|| self.mismatch(expected, code))?;
+        match std::str::from_utf8(raw) {
+            Ok(s) => Ok(s.to_string()),
+            Err(_) => Err(self.err("string is not valid UTF-8")),
+        }
+    }
+
+    /// Reads an array header; the count is checked against the input left
+    /// (every element takes at least one byte).
+    fn array_len(&mut self, expected: &Type) -> Result<usize, DecodeError> {
+        let code = self.peek()?;
+        let n = match code {
+            0x90..=0x9f => {
+                self.pos += 1;
+                usize::from(code & 0x0f)
+            }
+            0xdc => {
+                self.pos += 1;
+                self.len_u16()?
+            }
+            0xdd => {
+                self.pos += 1;
+                self.len_u32()?
+            }
+            _ => return Err(self.mismatch(expected, code)),
+        };
+        if n > self.remaining() {
+            return Err(self.err(format!("array of {n} elements exceeds the input")));
+        }
+        Ok(n)
+    }
+
+    fn map_len(&mut self, expected: &Type) -> Result<usize, DecodeError> {
+        let code = self.peek()?;
+        let n = match code {
+            0x80..=0x8f => {
+                self.pos += 1;
+                usize::from(code & 0x0f)
+            }
+            0xde => {
+                self.pos += 1;
+                self.len_u16()?
+            }
+            0xdf => {
+                self.pos += 1;
+                self.len_u32()?
+            }
+            _ => return Err(self.mismatch(expected, code)),
+        };
+        if n.saturating_mul(2) > self.remaining() {
+            return Err(self.err(format!("map of {n} entries exceeds the input")));
+        }
+        Ok(n)
+    }
+
+    fn number(&mut self) -> Result<Number, DecodeError> {
+        let code = self.peek()?;
+        let n = match code {
+            0x00..=0x7f => {
+                self.pos += 1;
+                Number::from(i64::from(code))
+            }
+            0xe0..=0xff => {
+                self.pos += 1;
+                Number::from(i64::from(code as i8))
+            }
+            0xcc..=0xd3 | 0xca | 0xcb => {
+                self.pos += 1;
+                match code {
+                    0xcc => Number::from(u64::from(self.byte()?)),
+                    0xcd => Number::from(u64::from(u16::from_be_bytes(self.be()?))),
+                    0xce => Number::from(u64::from(u32::from_be_bytes(self.be()?))),
+                    0xcf => Number::from(u64::from_be_bytes(self.be()?)),
+                    0xd0 => Number::from(i64::from(self.byte()? as i8)),
+                    0xd1 => Number::from(i64::from(i16::from_be_bytes(self.be()?))),
+                    0xd2 => Number::from(i64::from(i32::from_be_bytes(self.be()?))),
+                    0xd3 => Number::from(i64::from_be_bytes(self.be()?)),
+                    0xca => Number::from(f64::from(f32::from_be_bytes(self.be()?))),
+                    _ => Number::from(f64::from_be_bytes(self.be()?)),
+                }
+            }
+            _ => {
+                let Some(raw) = self.raw_str()? else {
+                    return Err(self.mismatch(&Type::Number, code));
+                };
+                let s = std::str::from_utf8(raw).map_err(|_| self.err("number string is not valid UTF-8"))?;
+                Number::parse(s).map_err(|e| self.err(e.to_string()))?
+            }
+        };
+        if n.is_nan() {
+            return Err(self.err("NaN is not a valid number"));
+        }
+        Ok(n)
+    }
+
+    fn value(&mut self, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err(format!("value nested deeper than {MAX_DEPTH} levels")));
+        }
+        let code = self.peek()?;
+        if code == 0xc0 {
+            self.pos += 1;
+            return Ok(Value::Null);
+        }
+        if let Some(ext) = self.try_ext()? {
+            return match ext {
+                EXT_UNKNOWN | EXT_REFINED_UNKNOWN => Ok(Value::Unknown),
+                other => Err(self.err(format!("unsupported msgpack extension type {other}"))),
+            };
+        }
+        match ty {
+            Type::Bool => match code {
+                0xc2 | 0xc3 => {
+                    self.pos += 1;
+                    Ok(Value::Bool(code == 0xc3))
+                }
+                _ => Err(self.mismatch(ty, code)),
+            },
+            Type::Number => self.number().map(Value::Number),
+            Type::String => self.string(ty).map(Value::String),
+            Type::List(elem) | Type::Set(elem) => {
+                let n = self.array_len(ty)?;
+                let mut xs = Vec::with_capacity(n);
+                for i in 0..n {
+                    self.path.push(PathStep::ElementKeyInt(i as i64));
+                    xs.push(self.value(elem, depth + 1)?);
+                    self.path.pop();
+                }
+                Ok(if matches!(ty, Type::Set(_)) {
+                    Value::Set(dedup_set(xs))
+                } else {
+                    Value::List(xs)
+                })
+            }
+            Type::Tuple(elems) => {
+                let n = self.array_len(ty)?;
+                if n != elems.len() {
+                    return Err(self.err(format!("expected a tuple of {} elements, found {n}", elems.len())));
+                }
+                let mut xs = Vec::with_capacity(n);
+                for (i, et) in elems.iter().enumerate() {
+                    self.path.push(PathStep::ElementKeyInt(i as i64));
+                    xs.push(self.value(et, depth + 1)?);
+                    self.path.pop();
+                }
+                Ok(Value::Tuple(xs))
+            }
+            Type::Map(elem) => {
+                let n = self.map_len(ty)?;
+                let mut m = BTreeMap::new();
+                for _ in 0..n {
+                    let k = self.string(&Type::String)?;
+                    self.path.push(PathStep::ElementKeyString(k));
+                    let v = self.value(elem, depth + 1)?;
+                    let Some(PathStep::ElementKeyString(k)) = self.path.pop() else {
+                        return Err(self.err("internal: path out of step"));
+                    };
+                    if m.insert(k.clone(), v).is_some() {
+                        return Err(self.err(format!("duplicate map key {k:?}")));
+                    }
+                }
+                Ok(Value::Map(m))
+            }
+            Type::Object(ot) => {
+                let n = self.map_len(ty)?;
+                let mut m = BTreeMap::new();
+                for _ in 0..n {
+                    let k = self.string(&Type::String)?;
+                    let Some(at) = ot.attrs.get(&k) else {
+                        return Err(self.err(format!("unsupported attribute {k:?}")));
+                    };
+                    self.path.push(PathStep::Attribute(k));
+                    let v = self.value(at, depth + 1)?;
+                    let Some(PathStep::Attribute(k)) = self.path.pop() else {
+                        return Err(self.err("internal: path out of step"));
+                    };
+                    if m.insert(k.clone(), v).is_some() {
+                        return Err(self.err(format!("duplicate attribute {k:?}")));
+                    }
+                }
+                for name in ot.attrs.keys() {
+                    m.entry(name.clone()).or_insert(Value::Null);
+                }
+                Ok(Value::Object(m))
+            }
+            Type::Dynamic => {
+                let n = self.array_len(ty)?;
+                if n != 2 {
+                    return Err(self.err(format!(
+                        "dynamic value must be a 2-element array [type, value], found {n} elements"
+                    )));
+                }
+                let code = self.peek()?;
+                let raw = self
+                    .raw_str()?
+                    .ok_or_else(|| self.err(format!("dynamic value type must be type JSON bytes, found {}", kind_name(code))))?;
+                let t = Type::from_json(raw).map_err(|e| self.err(e.to_string()))?;
+                let v = self.value(&t, depth + 1)?;
+                Ok(Value::Dynamic(t, Box::new(v)))
+            }
+        }
+    }
+}
+
+struct Encoder {
+    out: Vec<u8>,
+    path: AttributePath,
+}
+
+impl Encoder {
+    fn err(&self, message: impl Into<String>) -> EncodeError {
+        EncodeError {
+            path: self.path.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn mismatch(&self, ty: &Type, v: &Value) -> EncodeError {
+        self.err(format!("expected {ty}, found {}", v.kind_name()))
+    }
+
+    fn len_header(&mut self, n: usize, fix: u8, fix_max: usize, c8: Option<u8>, c16: u8, c32: u8) -> Result<(), EncodeError> {
+        if n <= fix_max {
+            self.out.push(fix | n as u8);
+        } else if let (Some(c), Ok(b)) = (c8, u8::try_from(n)) {
+            self.out.push(c);
+            self.out.push(b);
+        } else if let Ok(b) = u16::try_from(n) {
+            self.out.push(c16);
+            self.out.extend_from_slice(&b.to_be_bytes());
+        } else if let Ok(b) = u32::try_from(n) {
+            self.out.push(c32);
+            self.out.extend_from_slice(&b.to_be_bytes());
+        } else {
+            return Err(self.err("too many elements for msgpack"));
+        }
+        Ok(())
+    }
+
+    fn str(&mut self, s: &str) -> Result<(), EncodeError> {
+        self.len_header(s.len(), 0xa0, 31, Some(0xd9), 0xda, 0xdb)?;
+        self.out.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+
+    fn bin(&mut self, b: &[u8]) -> Result<(), EncodeError> {
+        // bin has no fix form; 0xc4 with fix_max 0 never matches `fix | n`
+        // except for n == 0, which bin8 also covers, so route through c8.
+        if let Ok(n) = u8::try_from(b.len()) {
+            self.out.push(0xc4);
+            self.out.push(n);
+        } else {
+            self.len_header(b.len(), 0, 0, None, 0xc5, 0xc6)?;
+        }
+        self.out.extend_from_slice(b);
+        Ok(())
+    }
+
+    fn array_header(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.len_header(n, 0x90, 15, None, 0xdc, 0xdd)
+    }
+
+    fn map_header(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.len_header(n, 0x80, 15, None, 0xde, 0xdf)
+    }
+
+    fn int(&mut self, i: i64) {
+        if i >= 0 {
+            self.uint(i as u64);
+        } else if i >= -32 {
+            self.out.push(i as u8);
+        } else if let Ok(b) = i8::try_from(i) {
+            self.out.push(0xd0);
+            self.out.push(b as u8);
+        } else if let Ok(b) = i16::try_from(i) {
+            self.out.push(0xd1);
+            self.out.extend_from_slice(&b.to_be_bytes());
+        } else if let Ok(b) = i32::try_from(i) {
+            self.out.push(0xd2);
+            self.out.extend_from_slice(&b.to_be_bytes());
+        } else {
+            self.out.push(0xd3);
+            self.out.extend_from_slice(&i.to_be_bytes());
+        }
+    }
+
+    fn uint(&mut self, u: u64) {
+        if u <= 0x7f {
+            self.out.push(u as u8);
+        } else if let Ok(b) = u8::try_from(u) {
+            self.out.push(0xcc);
+            self.out.push(b);
+        } else if let Ok(b) = u16::try_from(u) {
+            self.out.push(0xcd);
+            self.out.extend_from_slice(&b.to_be_bytes());
+        } else if let Ok(b) = u32::try_from(u) {
+            self.out.push(0xce);
+            self.out.extend_from_slice(&b.to_be_bytes());
+        } else {
+            self.out.push(0xcf);
+            self.out.extend_from_slice(&u.to_be_bytes());
+        }
+    }
+
+    fn number(&mut self, n: &Number) -> Result<(), EncodeError> {
+        // cty: an exact int64 as an integer, else an exact float64, else
+        // the decimal string.
+        if n.is_nan() {
+            return Err(self.err("NaN cannot be encoded"));
+        }
+        if let Some(i) = n.as_i64() {
+            self.int(i);
+        } else if let Some(f) = n.as_f64_exact() {
+            self.out.push(0xcb);
+            self.out.extend_from_slice(&f.to_be_bytes());
+        } else {
+            self.str(&n.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn elems(&mut self, xs: &[Value], elem: &Type, depth: usize) -> Result<(), EncodeError> {
+        self.array_header(xs.len())?;
+        for (i, x) in xs.iter().enumerate() {
+            self.path.push(PathStep::ElementKeyInt(i as i64));
+            self.value(x, elem, depth + 1)?;
+            self.path.pop();
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, v: &Value, ty: &Type, depth: usize) -> Result<(), EncodeError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err(format!("value nested deeper than {MAX_DEPTH} levels")));
+        }
+        match v {
+            Value::Null => {
+                self.out.push(0xc0);
+                return Ok(());
+            }
+            Value::Unknown => {
+                self.out.extend_from_slice(&[0xd4, EXT_UNKNOWN as u8, 0x00]);
+                return Ok(());
+            }
+            Value::Dynamic(t, inner) if ty.is_dynamic() => {
+                if inner.is_null() || inner.is_unknown() {
+                    return self.value(inner.unwrap_dynamic(), ty, depth);
+                }
+                return self.dynamic(t, inner.unwrap_dynamic(), depth);
+            }
+            Value::Dynamic(_, inner) => return self.value(inner, ty, depth),
+            _ => {}
+        }
+        match (ty, v) {
+            (Type::Dynamic, _) => {
+                let t = v
+                    .infer_type()
+                    .ok_or_else(|| self.err("cannot tell the type of this value for a dynamic attribute"))?;
+                self.dynamic(&t, v, depth)
+            }
+            (Type::Bool, Value::Bool(b)) => {
+                self.out.push(if *b { 0xc3 } else { 0xc2 });
+                Ok(())
+            }
+            (Type::Number, Value::Number(n)) => self.number(n),
+            (Type::String, Value::String(s)) => self.str(s),
+            (Type::List(e) | Type::Set(e), Value::List(xs) | Value::Set(xs)) => self.elems(xs, e, depth),
+            (Type::Tuple(ts), Value::Tuple(xs) | Value::List(xs)) => {
+                if ts.len() != xs.len() {
+                    return Err(self.err(format!("expected a tuple of {} elements, found {}", ts.len(), xs.len())));
+                }
+                self.array_header(xs.len())?;
+                for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
+                    self.path.push(PathStep::ElementKeyInt(i as i64));
+                    self.value(x, t, depth + 1)?;
+                    self.path.pop();
+                }
+                Ok(())
+            }
+            (Type::Map(e), Value::Map(m) | Value::Object(m)) => {
+                self.map_header(m.len())?;
+                for (k, x) in m {
+                    self.str(k)?;
+                    self.path.push(PathStep::ElementKeyString(k.clone()));
+                    self.value(x, e, depth + 1)?;
+                    self.path.pop();
+                }
+                Ok(())
+            }
+            (Type::Object(ot), Value::Object(m) | Value::Map(m)) => {
+                if let Some(extra) = m.keys().find(|k| !ot.attrs.contains_key(*k)) {
+                    return Err(self.err(format!("unsupported attribute {extra:?}")));
+                }
+                self.map_header(ot.attrs.len())?;
+                for (k, t) in &ot.attrs {
+                    self.str(k)?;
+                    self.path.push(PathStep::Attribute(k.clone()));
+                    self.value(m.get(k).unwrap_or(&Value::Null), t, depth + 1)?;
+                    self.path.pop();
+                }
+                Ok(())
+            }
+            _ => Err(self.mismatch(ty, v)),
+        }
+    }
+
+    fn dynamic(&mut self, t: &Type, v: &Value, depth: usize) -> Result<(), EncodeError> {
+        self.out.push(0x92);
+        self.bin(&t.to_json_bytes())?;
+        self.value(v, t, depth + 1)
+    }
+}

