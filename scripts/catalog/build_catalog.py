@@ -30,11 +30,10 @@ import csv
 import gzip
 import json
 import math
-import os
 import re
+from datetime import datetime, timezone
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,9 +232,7 @@ def build(sp: Path) -> tuple[dict, list[str]]:
     notes: list[str] = []
     pricing = json.loads((sp / "libcloud/data/pricing.json").read_text())
     compute = pricing["compute"]
-    libcloud_date = __import__("datetime").datetime.fromtimestamp(
-        pricing["updated"], __import__("datetime").timezone.utc
-    ).strftime("%Y-%m-%d")
+    libcloud_date = datetime.fromtimestamp(pricing["updated"], timezone.utc).strftime("%Y-%m-%d")
     cri = {c: json.loads((sp / f"cloud_regions_info/mappings/{c}_regions.json").read_text())
            for c in ("aws", "azure", "gcp")}
     az_coords = json.loads((sp / "az_scout_latency_stats/static/data/region-coordinates.json").read_text())
@@ -274,8 +271,8 @@ def build(sp: Path) -> tuple[dict, list[str]]:
 
     # ---- Azure regions
     az_priced = sorted({r for t in compute["azure_linux"].values() for r, p in t.items() if p > 0})
-    az_codes = sorted(set(cri["azure"]) | set(az_coords) | set(AZURE_GOV))
-    az_codes.remove("southeastasiastandard") if "southeastasiastandard" in az_codes else None
+    # "southeastasiastandard" in cloud-regions-info is not a region (a SKU-tier alias).
+    az_codes = sorted((set(cri["azure"]) | set(az_coords) | set(AZURE_GOV)) - {"southeastasiastandard"})
     for code in az_codes:
         gov = code in AZURE_GOV
         if code in cri["azure"]:
@@ -317,6 +314,18 @@ def build(sp: Path) -> tuple[dict, list[str]]:
         notes.append("GCP regions with libcloud prices but no coordinates in cloud-regions-info, left out: "
                      + ", ".join(missing))
 
+    notes.append("Hand-written coordinates: AWS GovCloud (source has the centre of the USA; "
+                 "us-gov-west-1 uses us-west-2's, us-gov-east-1 uses us-east-2's) and the Azure US "
+                 "Government regions (metro of the region name). Approximate, for latency only.")
+    notes.append("Availability zone counts: AWS from moto's per-AZ offering files (0 where moto "
+                 "has none, e.g. GovCloud and China); Azure and GCP have no registry source, so "
+                 "zones = 0 there means unknown, not none.")
+    notes.append("Azure spot figures are libcloud's 'lowpriority' prices for the same size "
+                 "(low-priority / spot capacity); AWS has no spot figures in the sources; GCP spot "
+                 "is the preemptible core and RAM prices applied to the type.")
+    notes.append("Prices: storage_gb_month_usd is GCP PD-SSD (libcloud gce_disks 'SSD' x 720 h) "
+                 "where priced; AWS/Azure block storage and all egress prices have no registry "
+                 "source and are absent.")
     order = {"aws": 0, "azure": 1, "gcp": 2}
     regions.sort(key=lambda r: (order[r["cloud"]], r["code"]))
     rid = {(r["cloud"], r["code"]): i for i, r in enumerate(regions)}

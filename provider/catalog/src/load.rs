@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The embedded snapshot document, as committed in `data/catalog.json`.
-pub const EMBEDDED_JSON: &str = include_str!("../data/catalog.json");
+pub static EMBEDDED_JSON: &str = include_str!("../data/catalog.json");
 
 /// A parsed snapshot: the catalog plus the generator's notes on what was left out and why.
 #[derive(Clone, Debug, PartialEq)]

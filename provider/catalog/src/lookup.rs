@@ -145,7 +145,10 @@ impl Catalog {
                 errs.push(format!("type {} has no vCPU or memory", t.name));
             }
             if t.gpu_count == 0 && (t.gpu_memory_gib.is_some() || t.gpu_model.is_some()) {
-                errs.push(format!("type {} has a GPU model or memory without GPUs", t.name));
+                errs.push(format!(
+                    "type {} has a GPU model or memory without GPUs",
+                    t.name
+                ));
             }
             if i > 0 {
                 let p = &self.instance_types[i - 1];
@@ -178,7 +181,11 @@ impl Catalog {
             }
         }
         let l = &self.latency;
-        if !pos(l.fibre_km_per_ms) || !pos(l.route_factor) || !(l.base_ms.is_finite() && l.base_ms >= 0.0) {
+        if !(pos(l.fibre_km_per_ms)
+            && pos(l.route_factor)
+            && l.base_ms.is_finite()
+            && l.base_ms >= 0.0)
+        {
             errs.push("latency model parameters are not finite and positive".to_string());
         }
         if self.sources.is_empty() {

@@ -27,7 +27,10 @@ impl ResidencyEntry {
             ResidencyEntry::Region(r) => *r == id,
             ResidencyEntry::Jurisdiction(j) => {
                 region.country.eq_ignore_ascii_case(j)
-                    || region.jurisdictions.iter().any(|x| x.eq_ignore_ascii_case(j))
+                    || region
+                        .jurisdictions
+                        .iter()
+                        .any(|x| x.eq_ignore_ascii_case(j))
             }
         }
     }
@@ -43,10 +46,7 @@ impl Catalog {
             return Ok(ResidencyEntry::Region(id));
         }
         let up = e.to_ascii_uppercase();
-        let known = self
-            .regions
-            .iter()
-            .any(|r| r.jurisdictions.iter().any(|j| *j == up));
+        let known = self.regions.iter().any(|r| r.jurisdictions.contains(&up));
         let country_like = up.len() == 2 && up.bytes().all(|b| b.is_ascii_uppercase());
         if known || country_like {
             Ok(ResidencyEntry::Jurisdiction(up))
@@ -65,7 +65,11 @@ impl Catalog {
 
     /// Whether `region` satisfies a residency list: true when the list is empty (no
     /// constraint) or any entry matches.
-    pub fn region_satisfies_residency<S: AsRef<str>>(&self, region: RegionId, entries: &[S]) -> bool {
+    pub fn region_satisfies_residency<S: AsRef<str>>(
+        &self,
+        region: RegionId,
+        entries: &[S],
+    ) -> bool {
         entries.is_empty()
             || entries
                 .iter()

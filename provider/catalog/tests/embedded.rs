@@ -48,7 +48,9 @@ fn load_time_is_reported() {
 #[test]
 fn aws_m5_large_us_east_1_is_the_libcloud_price() {
     let c = embedded();
-    let t = c.find_instance_type(Cloud::Aws, "m5.large").expect("m5.large");
+    let t = c
+        .find_instance_type(Cloud::Aws, "m5.large")
+        .expect("m5.large");
     let it = c.instance_type(t);
     assert_eq!((it.vcpu, it.memory_gib), (2, 8.0));
     assert_eq!(it.generation, Some(5));
@@ -60,11 +62,23 @@ fn aws_m5_large_us_east_1_is_the_libcloud_price() {
 #[test]
 fn gpu_types_have_their_gpus() {
     let c = embedded();
-    let t = c.instance_type(c.find_instance_type(Cloud::Aws, "p4d.24xlarge").expect("p4d"));
-    assert_eq!((t.gpu_count, t.gpu_model.as_deref()), (8, Some("NVIDIA A100")));
+    let t = c.instance_type(
+        c.find_instance_type(Cloud::Aws, "p4d.24xlarge")
+            .expect("p4d"),
+    );
+    assert_eq!(
+        (t.gpu_count, t.gpu_model.as_deref()),
+        (8, Some("NVIDIA A100"))
+    );
     assert_eq!(t.vcpu, 96);
-    let t = c.instance_type(c.find_instance_type(Cloud::Aws, "g4dn.xlarge").expect("g4dn"));
-    assert_eq!((t.gpu_count, t.gpu_model.as_deref()), (1, Some("NVIDIA T4")));
+    let t = c.instance_type(
+        c.find_instance_type(Cloud::Aws, "g4dn.xlarge")
+            .expect("g4dn"),
+    );
+    assert_eq!(
+        (t.gpu_count, t.gpu_model.as_deref()),
+        (1, Some("NVIDIA T4"))
+    );
     let t = c.instance_type(
         c.find_instance_type(Cloud::Azure, "Standard_NC24s_v3")
             .expect("NC24s_v3"),
@@ -106,9 +120,13 @@ fn lookups() {
     let offers = c.offers_in_region(we);
     assert!(offers.len() > 50);
     assert!(offers.iter().all(|o| o.region == we));
-    assert!(offers.windows(2).all(|w| w[0].instance_type < w[1].instance_type));
+    assert!(offers
+        .windows(2)
+        .all(|w| w[0].instance_type < w[1].instance_type));
     assert!(c.offers_in_region(region("cn-north-1")).is_empty());
-    let d2s = c.find_instance_type(Cloud::Azure, "standard_d2s_v3").expect("case-insensitive");
+    let d2s = c
+        .find_instance_type(Cloud::Azure, "standard_d2s_v3")
+        .expect("case-insensitive");
     assert_eq!(c.instance_type(d2s).name, "Standard_D2s_v3");
     assert_eq!(c.instance_type(d2s).memory_gib, 8.0);
     assert!(c.offer(we, d2s).is_some());
@@ -119,7 +137,9 @@ fn lookups() {
 #[test]
 fn gcp_price_is_core_plus_ram() {
     let c = embedded();
-    let t = c.find_instance_type(Cloud::Gcp, "n2-standard-4").expect("n2");
+    let t = c
+        .find_instance_type(Cloud::Gcp, "n2-standard-4")
+        .expect("n2");
     let it = c.instance_type(t);
     assert_eq!((it.vcpu, it.memory_gib), (4, 16.0));
     let o = c.offer(region("us-central1"), t).expect("priced");
@@ -200,9 +220,16 @@ fn latency_matches_azure_table() {
     errs.sort_by(f64::total_cmp);
     let median = errs[errs.len() / 2];
     let within = errs.iter().filter(|e| **e < 0.25).count();
-    println!("median abs error {:.1}%, {within}/{} within 25%", median * 100.0, errs.len());
+    println!(
+        "median abs error {:.1}%, {within}/{} within 25%",
+        median * 100.0,
+        errs.len()
+    );
     assert!(median < 0.25, "median abs error {median}");
-    assert!(within * 3 >= errs.len() * 2, "fewer than 2/3 of pairs within 25%");
+    assert!(
+        within * 3 >= errs.len() * 2,
+        "fewer than 2/3 of pairs within 25%"
+    );
     // Spot pairs of different lengths: each within 25% of the table. (Pairs whose traffic
     // detours, e.g. Brazil South - South Africa North via Europe, are the model's known misses.)
     for (a, b, table) in [
@@ -213,7 +240,10 @@ fn latency_matches_azure_table() {
         ("westeurope", "australiaeast", 250.5),
     ] {
         let predicted = c.rtt_between(region(a), region(b));
-        assert!((predicted - table).abs() / table < 0.25, "{a}-{b}: {predicted:.1} vs {table}");
+        assert!(
+            (predicted - table).abs() / table < 0.25,
+            "{a}-{b}: {predicted:.1} vs {table}"
+        );
     }
     assert!(c.latency.calibration.contains("region pairs"));
     // London -> Sydney is ~17,000 km: a long-haul RTT in a plausible range.
@@ -237,8 +267,14 @@ fn residency() {
     assert!(ok("us-gov-west-1", "US") && ok("us-gov-west-1", "US-GOV"));
     assert!(!ok("us-east-1", "US-GOV"));
     assert!(!ok("uksouth", "EU"));
-    assert!(matches!(c.parse_residency("EU"), Ok(ResidencyEntry::Jurisdiction(_))));
-    assert!(matches!(c.parse_residency("eu-west-1"), Ok(ResidencyEntry::Region(_))));
+    assert!(matches!(
+        c.parse_residency("EU"),
+        Ok(ResidencyEntry::Jurisdiction(_))
+    ));
+    assert!(matches!(
+        c.parse_residency("eu-west-1"),
+        Ok(ResidencyEntry::Region(_))
+    ));
     assert!(c.parse_residency("Atlantis").is_err());
     assert!(c.region_satisfies_residency::<&str>(region("us-east-1"), &[]));
     assert!(c.region_satisfies_residency(region("francecentral"), &["us-east-1", "FR"]));
@@ -247,7 +283,11 @@ fn residency() {
 #[test]
 fn region_codes_are_unique_across_clouds() {
     let c = embedded();
-    let mut codes: Vec<_> = c.regions.iter().map(|r| r.code.to_ascii_lowercase()).collect();
+    let mut codes: Vec<_> = c
+        .regions
+        .iter()
+        .map(|r| r.code.to_ascii_lowercase())
+        .collect();
     codes.sort();
     let n = codes.len();
     codes.dedup();
