@@ -11,7 +11,7 @@ use catalog::{Compliance, Region};
 use std::fmt;
 
 /// Why one candidate was rejected.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Copy, Clone, Debug, PartialEq)]
 pub enum Rejection {
     InsufficientCpu,
     InsufficientMemory,

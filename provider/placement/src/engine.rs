@@ -23,7 +23,7 @@ pub(crate) enum Src {
     Edge(u32),
 }
 
-/// A feasible candidate with its raw facts and (after normalisation) its scores.
+/// A feasible candidate: 40 bytes, facts shared per region / type are looked up by index.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Cand {
     pub src: Src,
@@ -31,12 +31,9 @@ pub(crate) struct Cand {
     pub group: u32,
     /// Index of the first fallback group it belongs to (0 without fallback groups).
     pub pool: u32,
-    /// Per replica, storage included when its price is known.
-    pub unit_cost: Option<f64>,
-    /// Whole workload (`unit_cost × replicas`).
+    /// Whole workload (`(price + storage) × replicas`); `None` when unknown.
     pub cost: Option<f64>,
-    pub lat_mean: Option<f64>,
-    pub scores: Scores,
+    /// Combined score (after normalisation).
     pub score: f64,
 }
 
@@ -58,6 +55,12 @@ struct TypeCtx {
 /// Everything one filter-and-score pass learned.
 pub(crate) struct Evaluation<'a> {
     pub catalog: &'a Catalog,
+    regions: Vec<RegionCtx>,
+    types: Vec<TypeCtx>,
+    /// Per edge node: (performance, weighted mean RTT).
+    edge_facts: Vec<(f64, Option<f64>)>,
+    cost_bounds: Bounds,
+    lat_bounds: Bounds,
     pub edge: &'a [EdgeCandidate],
     pub req: &'a Requirements,
     pub cands: Vec<Cand>,
@@ -262,9 +265,14 @@ impl<'a> Evaluation<'a> {
 
         let mut ev = Evaluation {
             catalog,
+            regions: Vec::new(),
+            types: Vec::new(),
+            edge_facts: Vec::with_capacity(edge.len()),
+            cost_bounds: Bounds::empty(),
+            lat_bounds: Bounds::empty(),
             edge,
             req,
-            cands: Vec::with_capacity(catalog.offers.len().min(4096) + edge.len()),
+            cands: Vec::with_capacity(catalog.offers.len() + edge.len()),
             considered: catalog.offers.len() + edge.len(),
             counts: RejectionCounts::default(),
             warnings,
@@ -291,8 +299,7 @@ impl<'a> Evaluation<'a> {
                 PricingModel::Spot => o.spot_hourly_usd,
             }
             .filter(|p| p.is_finite() && *p >= 0.0);
-            let unit_cost = price.map(|p| p + r.storage_hourly.unwrap_or(0.0));
-            let cost = unit_cost.map(|u| u * replicas);
+            let cost = price.map(|p| (p + r.storage_hourly.unwrap_or(0.0)) * replicas);
             let rejection = if let Some(x) = t.reject {
                 Some(x)
             } else if let Some(x) = r.reject {
@@ -321,16 +328,9 @@ impl<'a> Evaluation<'a> {
                         src,
                         group: o.region.0,
                         pool: r.pool,
-                        unit_cost,
                         cost,
-                        lat_mean: r.lat_mean,
-                        scores: Scores {
-                            cost: 0.0,
-                            performance: t.perf,
-                            latency: 0.0,
-                            resilience: r.resilience,
-                        },
-                        score: 0.0,
+                        // The bound-independent part; cost and latency are added below.
+                        score: weights.performance * t.perf + weights.resilience * r.resilience,
                     });
                 }
             }
@@ -341,14 +341,15 @@ impl<'a> Evaluation<'a> {
             let is_current = cur_edge == Some(i as u32);
             cur_seen |= is_current;
             let pool = pool_of(&opts.fallback_groups, e.provider, &e.region, &e.country, &e.jurisdictions);
-            let unit_cost = e.hourly_cost.filter(|c| c.is_finite() && *c >= 0.0);
-            let cost = unit_cost.map(|u| u * replicas);
+            let cost = e.hourly_cost.filter(|c| c.is_finite() && *c >= 0.0).map(|u| u * replicas);
             let fits_all = e.schedulable
                 && e.free_cpu >= req.cpu * replicas
                 && e.free_memory_gb >= req.memory_gb * replicas
                 && e.free_storage_gb >= req.storage_gb * replicas
                 && f64::from(e.free_gpu) >= f64::from(req.gpu_count) * replicas;
             let (lat_mean, lat_max) = rtts(&catalog.latency, req, e.lat, e.lng);
+            let gpu = (req.gpu_count > 0).then(|| scoring::gpu_class(e.gpu_model.as_deref()));
+            let perf = scoring::performance(e.free_cpu, e.free_memory_gb, req.cpu, req.memory_gb, None, gpu);
             let rejection = if lacks(e.free_cpu, req.cpu) {
                 Some(Rejection::InsufficientCpu)
             } else if lacks(e.free_memory_gb, req.memory_gb) {
@@ -385,55 +386,92 @@ impl<'a> Evaluation<'a> {
                     if is_current {
                         ev.current = Some(ev.cands.len());
                     }
-                    let gpu = (req.gpu_count > 0).then(|| scoring::gpu_class(e.gpu_model.as_deref()));
                     ev.cands.push(Cand {
                         src,
                         group: (catalog.regions.len() + i) as u32,
                         pool: pool.unwrap_or(0),
-                        unit_cost,
                         cost,
-                        lat_mean,
-                        scores: Scores {
-                            cost: 0.0,
-                            performance: scoring::performance(
-                                e.free_cpu,
-                                e.free_memory_gb,
-                                req.cpu,
-                                req.memory_gb,
-                                None,
-                                gpu,
-                            ),
-                            latency: 0.0,
-                            resilience: scoring::RESILIENCE_EDGE,
-                        },
-                        score: 0.0,
+                        score: weights.performance * perf + weights.resilience * scoring::RESILIENCE_EDGE,
                     });
                 }
             }
+            ev.edge_facts.push((perf, lat_mean));
         }
         if let (Some(cur), false) = (&opts.current, cur_seen) {
             ev.current_problem = Some(format!("{cur} is not among the candidates"));
         }
 
-        // Normalise over the feasible set.
-        let (mut cb, mut lb) = (Bounds::empty(), Bounds::empty());
+        // Normalise over the feasible set: bounds, then per-group latency scores, then one
+        // pass adding the cost and latency terms.
+        let mut cb = Bounds::empty();
+        let mut group_lat = vec![100.0; catalog.regions.len() + edge.len()];
         for c in &ev.cands {
             if let Some(v) = c.cost {
                 cb.add(v);
             }
-            if let Some(v) = c.lat_mean {
-                lb.add(v);
+        }
+        let mut seen = vec![false; group_lat.len()];
+        let mut lbf = Bounds::empty();
+        for c in &ev.cands {
+            let g = c.group as usize;
+            if !seen[g] {
+                seen[g] = true;
+                if let Some(v) = ev.group_lat_mean(&regions, g) {
+                    lbf.add(v);
+                }
             }
         }
-        for c in &mut ev.cands {
-            c.scores.cost = scoring::cost_score(c.cost, cb);
-            c.scores.latency = scoring::latency_score(c.lat_mean, lb);
-            c.score = weights.cost * c.scores.cost
-                + weights.performance * c.scores.performance
-                + weights.latency * c.scores.latency
-                + weights.resilience * c.scores.resilience;
+        for (g, slot) in group_lat.iter_mut().enumerate() {
+            if seen[g] {
+                *slot = scoring::latency_score(ev.group_lat_mean(&regions, g), lbf);
+            }
         }
+        let cost_norm = scoring::CostNorm::new(cb);
+        for c in &mut ev.cands {
+            c.score += weights.cost * cost_norm.score(c.cost) + weights.latency * group_lat[c.group as usize];
+        }
+        ev.cost_bounds = cb;
+        ev.lat_bounds = lbf;
+        ev.regions = regions;
+        ev.types = types;
         ev
+    }
+
+    fn group_lat_mean(&self, regions: &[RegionCtx], g: usize) -> Option<f64> {
+        match regions.get(g) {
+            Some(r) => r.lat_mean,
+            None => self.edge_facts.get(g - regions.len()).and_then(|e| e.1),
+        }
+    }
+
+    /// Weighted mean RTT of a candidate.
+    pub fn lat_mean(&self, c: &Cand) -> Option<f64> {
+        self.group_lat_mean(&self.regions, c.group as usize)
+    }
+
+    /// Per-replica cost (the whole-workload cost divided by the replicas it was computed for).
+    pub fn unit_cost(&self, c: &Cand) -> Option<f64> {
+        c.cost.map(|v| v / f64::from(self.req.replicas))
+    }
+
+    /// The four dimension scores of a candidate (recomputed from the stored facts).
+    pub fn scores(&self, c: &Cand) -> Scores {
+        let (performance, resilience) = match c.src {
+            Src::Offer(i) => {
+                let o = &self.catalog.offers[i as usize];
+                (
+                    self.types[o.instance_type.0 as usize].perf,
+                    self.regions[o.region.0 as usize].resilience,
+                )
+            }
+            Src::Edge(i) => (self.edge_facts[i as usize].0, scoring::RESILIENCE_EDGE),
+        };
+        Scores {
+            cost: scoring::CostNorm::new(self.cost_bounds).score(c.cost),
+            performance,
+            latency: scoring::latency_score(self.lat_mean(c), self.lat_bounds),
+            resilience,
+        }
     }
 
     fn reject(&mut self, src: Src, rej: Rejection, cost: Option<f64>) {
@@ -574,9 +612,9 @@ impl Evaluation<'_> {
             node,
             instance_type,
             estimated_cost_hourly: c.cost.unwrap_or(0.0),
-            estimated_latency_ms: c.lat_mean,
+            estimated_latency_ms: self.lat_mean(c),
             score: c.score,
-            scores: c.scores,
+            scores: self.scores(c),
             reason,
             cost_known: c.cost.is_some(),
         }

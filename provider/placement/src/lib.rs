@@ -161,7 +161,7 @@ pub fn place(
                 c.score,
                 delta,
                 money(c.cost),
-                lat_text(c.lat_mean)
+                lat_text(ev.lat_mean(c))
             );
             ev.placement(i, r)
         })
@@ -189,7 +189,7 @@ pub fn place(
                     "disaster-recovery secondary: best candidate in a different {what} (score {:.1}); {}{}",
                     c.score,
                     money(c.cost),
-                    lat_text(c.lat_mean)
+                    lat_text(ev.lat_mean(c))
                 );
                 Some(ev.placement(i, r))
             }
@@ -230,18 +230,19 @@ fn winner_reason(
     opts: &PlaceOptions,
 ) -> String {
     let c = &ev.cands[i];
+    let scores = ev.scores(c);
     if let Outcome::Kept { best, pct } = outcome {
         let (p, r, n) = ev.ident(ev.cands[*best].src);
         return format!(
             "kept current placement: best alternative {p} {r} {n} scores only {pct:.1}% higher (threshold {}%); {}{}",
             trim_num(opts.replace_threshold_percent),
             money(c.cost),
-            lat_text(c.lat_mean)
+            lat_text(ev.lat_mean(c))
         );
     }
     let lead = match strategy {
-        Strategy::CostOptimized if c.scores.cost >= 100.0 => "cheapest".to_string(),
-        Strategy::LatencyOptimized if c.scores.latency >= 100.0 && c.lat_mean.is_some() => {
+        Strategy::CostOptimized if scores.cost >= 100.0 => "cheapest".to_string(),
+        Strategy::LatencyOptimized if scores.latency >= 100.0 && ev.lat_mean(c).is_some() => {
             "lowest latency".to_string()
         }
         _ => format!("best {strategy} score {:.1}", c.score),
@@ -264,7 +265,7 @@ fn winner_reason(
     format!(
         "{lead} of {} feasible candidates{meeting}{}; {}{tail}",
         thousands(feasible),
-        lat_text(c.lat_mean),
+        lat_text(ev.lat_mean(c)),
         money(c.cost)
     )
 }

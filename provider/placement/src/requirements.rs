@@ -80,10 +80,6 @@ impl Provider {
             Cloud::Gcp => Provider::Gcp,
         }
     }
-
-    pub(crate) fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
 }
 
 impl fmt::Display for Provider {
@@ -109,8 +105,12 @@ pub enum WorkloadType {
     #[default]
     General,
     Web,
+    Api,
     Batch,
     Database,
+    Cache,
+    Streaming,
+    DataAnalytics,
     MlTraining,
     MlInference,
 }
@@ -125,6 +125,10 @@ impl WorkloadType {
         match norm.as_str() {
             "general" => Some(WorkloadType::General),
             "web" => Some(WorkloadType::Web),
+            "api" => Some(WorkloadType::Api),
+            "cache" => Some(WorkloadType::Cache),
+            "streaming" => Some(WorkloadType::Streaming),
+            "dataanalytics" | "analytics" => Some(WorkloadType::DataAnalytics),
             "batch" => Some(WorkloadType::Batch),
             "database" | "db" => Some(WorkloadType::Database),
             "mltraining" | "training" => Some(WorkloadType::MlTraining),
@@ -430,7 +434,7 @@ impl Requirements {
                 errs.push(FieldError::new(
                     "workload_type",
                     format!(
-                        "unknown workload type {w:?}; expected general, web, batch, database, ml_training or ml_inference"
+                        "unknown workload type {w:?}; expected general, web, api, batch, database, cache, streaming, data_analytics, ml_training or ml_inference"
                     ),
                 ));
                 WorkloadType::General

@@ -95,18 +95,29 @@ impl Bounds {
 /// Smallest cost used on the log scale, so a configured $0 edge node stays finite.
 pub const COST_FLOOR: f64 = 1e-6;
 
-/// `100·(ln max − ln c)/(ln max − ln min)`; all equal → 100; unknown cost → 0.
-pub(crate) fn cost_score(cost: Option<f64>, b: Bounds) -> f64 {
-    let Some(c) = cost else { return 0.0 };
-    let (lo, hi, x) = (
-        b.min.max(COST_FLOOR).ln(),
-        b.max.max(COST_FLOOR).ln(),
-        c.max(COST_FLOOR).ln(),
-    );
-    if hi - lo <= 1e-12 {
-        100.0
-    } else {
-        (100.0 * (hi - x) / (hi - lo)).clamp(0.0, 100.0)
+/// `100·(ln max − ln c)/(ln max − ln min)`; all equal → 100; unknown cost → 0. The logs of
+/// the bounds and the scale are computed once per placement.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct CostNorm {
+    hi: f64,
+    scale: Option<f64>,
+}
+
+impl CostNorm {
+    pub fn new(b: Bounds) -> CostNorm {
+        let (lo, hi) = (b.min.max(COST_FLOOR).ln(), b.max.max(COST_FLOOR).ln());
+        CostNorm {
+            hi,
+            scale: (hi - lo > 1e-12).then(|| 100.0 / (hi - lo)),
+        }
+    }
+
+    pub fn score(&self, cost: Option<f64>) -> f64 {
+        match (cost, self.scale) {
+            (None, _) => 0.0,
+            (Some(_), None) => 100.0,
+            (Some(c), Some(k)) => ((self.hi - c.max(COST_FLOOR).ln()) * k).clamp(0.0, 100.0),
+        }
     }
 }
 

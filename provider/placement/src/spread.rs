@@ -203,7 +203,7 @@ pub fn place_spread(
         shares(n)
             .iter()
             .zip(&groups)
-            .map(|(s, (i, _))| ev.cands[*i].unit_cost.unwrap_or(0.0) * f64::from(*s))
+            .map(|(s, (i, _))| ev.unit_cost(&ev.cands[*i]).unwrap_or(0.0) * f64::from(*s))
             .sum()
     };
     if let Some(budget) = req.cost_budget_hourly {
@@ -224,7 +224,7 @@ pub fn place_spread(
     let mut assignments = Vec::with_capacity(n);
     for (k, ((i, zone), count)) in groups.iter().take(n).zip(&sh).enumerate() {
         let c = ev.cands[*i];
-        let cost = c.unit_cost.map(|u| u * f64::from(*count));
+        let cost = ev.unit_cost(&c).map(|u| u * f64::from(*count));
         let reason = format!(
             "spread by {}: group {} of {n}, {count} replica{} ({}); score {:.1}; {}{}",
             rule.spread_by.as_str(),
@@ -236,7 +236,7 @@ pub fn place_spread(
             },
             c.score,
             money(cost),
-            c.lat_mean.map(|l| format!("; {l:.1} ms to users")).unwrap_or_default()
+            ev.lat_mean(&c).map(|l| format!("; {l:.1} ms to users")).unwrap_or_default()
         );
         if k == 0 || groups[..k].iter().all(|(j, _)| j != i) {
             ev.warn_about(*i, "spread group");

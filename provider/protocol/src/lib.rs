@@ -4,8 +4,6 @@
 //! generated gRPC types for `tfplugin6` and go-plugin's helper services, and
 //! [`server`], which performs the go-plugin handshake, AutoMTLS and serving.
 
-#![allow(missing_docs)]
-
 /// Generated from `proto/tfplugin6.proto` (package `tfplugin6`).
 #[allow(clippy::all, clippy::pedantic, clippy::unwrap_used)]
 pub mod tfplugin6 {

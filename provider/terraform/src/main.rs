@@ -1,1 +1,35 @@
-fn main() {}
+//! `terraform-provider-hybrid`: the binary Terraform and OpenTofu start as a plugin.
+//!
+//! Run by Terraform it speaks tfplugin6 over gRPC (see `tfprotocol`); run by a person it says
+//! what it is. Everything it does lives in the library crate next to it.
+
+use std::process::ExitCode;
+
+use terraform_provider_hybrid::{grpc::HybridProvider, logging};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--version" || a == "version") {
+        println!("terraform-provider-hybrid {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("terraform-provider-hybrid: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(tfprotocol::serve(HybridProvider::new())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("terraform-provider-hybrid: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -67,14 +67,23 @@ fn derr(path: &AttributePath, message: impl Into<String>) -> DecodeError {
     }
 }
 
-fn decode(j: &Json, ty: &Type, path: &mut AttributePath, depth: usize) -> Result<Value, DecodeError> {
+fn decode(
+    j: &Json,
+    ty: &Type,
+    path: &mut AttributePath,
+    depth: usize,
+) -> Result<Value, DecodeError> {
     if depth > MAX_DEPTH {
-        return Err(derr(path, format!("value nested deeper than {MAX_DEPTH} levels")));
+        return Err(derr(
+            path,
+            format!("value nested deeper than {MAX_DEPTH} levels"),
+        ));
     }
     if j.is_null() {
         return Ok(Value::Null);
     }
-    let mismatch = |path: &AttributePath| derr(path, format!("expected {ty}, found {}", json_kind(j)));
+    let mismatch =
+        |path: &AttributePath| derr(path, format!("expected {ty}, found {}", json_kind(j)));
     match ty {
         Type::Bool => match j {
             Json::Bool(b) => Ok(Value::Bool(*b)),
@@ -119,7 +128,14 @@ fn decode(j: &Json, ty: &Type, path: &mut AttributePath, depth: usize) -> Result
                 return Err(mismatch(path));
             };
             if xs.len() != ts.len() {
-                return Err(derr(path, format!("expected a tuple of {} elements, found {}", ts.len(), xs.len())));
+                return Err(derr(
+                    path,
+                    format!(
+                        "expected a tuple of {} elements, found {}",
+                        ts.len(),
+                        xs.len()
+                    ),
+                ));
             }
             let mut out = Vec::with_capacity(xs.len());
             for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
@@ -151,8 +167,15 @@ fn decode(j: &Json, ty: &Type, path: &mut AttributePath, depth: usize) -> Result
                 .map(|k| format!("{k:?}"))
                 .collect();
             if !extra.is_empty() {
-                let noun = if extra.len() == 1 { "attribute" } else { "attributes" };
-                return Err(derr(path, format!("unsupported {noun} {}", extra.join(", "))));
+                let noun = if extra.len() == 1 {
+                    "attribute"
+                } else {
+                    "attributes"
+                };
+                return Err(derr(
+                    path,
+                    format!("unsupported {noun} {}", extra.join(", ")),
+                ));
             }
             let mut out = BTreeMap::new();
             for (k, t) in &ot.attrs {
@@ -173,18 +196,24 @@ fn decode(j: &Json, ty: &Type, path: &mut AttributePath, depth: usize) -> Result
             let Json::Object(m) = j else {
                 return Err(derr(
                     path,
-                    format!("dynamic value must be an object with \"value\" and \"type\", found {}", json_kind(j)),
+                    format!(
+                        "dynamic value must be an object with \"value\" and \"type\", found {}",
+                        json_kind(j)
+                    ),
                 ));
             };
             let (Some(tj), Some(vj)) = (m.get("type"), m.get("value")) else {
                 return Err(derr(path, "dynamic value must have \"value\" and \"type\""));
             };
             if let Some(extra) = m.keys().find(|k| *k != "type" && *k != "value") {
-                return Err(derr(path, format!("unsupported key {extra:?} in dynamic value")));
+                return Err(derr(
+                    path,
+                    format!("unsupported key {extra:?} in dynamic value"),
+                ));
             }
             let t = Type::from_json_value(tj).map_err(|e| derr(path, e.to_string()))?;
             let v = decode(vj, &t, path, depth + 1)?;
-            Ok(if v.is_null() { Value::Null } else { Value::Dynamic(t, Box::new(v)) })
+            Ok(Value::Dynamic(t, Box::new(v)))
         }
     }
 }
@@ -196,29 +225,42 @@ fn eerr(path: &AttributePath, message: impl Into<String>) -> EncodeError {
     }
 }
 
-fn encode(v: &Value, ty: &Type, path: &mut AttributePath, depth: usize) -> Result<Json, EncodeError> {
+fn encode(
+    v: &Value,
+    ty: &Type,
+    path: &mut AttributePath,
+    depth: usize,
+) -> Result<Json, EncodeError> {
     if depth > MAX_DEPTH {
-        return Err(eerr(path, format!("value nested deeper than {MAX_DEPTH} levels")));
+        return Err(eerr(
+            path,
+            format!("value nested deeper than {MAX_DEPTH} levels"),
+        ));
     }
     match v {
         Value::Null => return Ok(Json::Null),
-        Value::Unknown => return Err(eerr(path, "value is not known; JSON cannot hold unknown values")),
+        Value::Unknown => {
+            return Err(eerr(
+                path,
+                "value is not known; JSON cannot hold unknown values",
+            ))
+        }
         Value::Dynamic(t, inner) if ty.is_dynamic() => {
-            let inner = inner.unwrap_dynamic();
-            if inner.is_null() || inner.is_unknown() {
-                return encode(inner, ty, path, depth);
-            }
-            return encode_dynamic(t, inner, path, depth);
+            return encode_dynamic(t, inner.unwrap_dynamic(), path, depth);
         }
         Value::Dynamic(_, inner) => return encode(inner, ty, path, depth),
         _ => {}
     }
-    let mismatch = |path: &AttributePath| eerr(path, format!("expected {ty}, found {}", v.kind_name()));
+    let mismatch =
+        |path: &AttributePath| eerr(path, format!("expected {ty}, found {}", v.kind_name()));
     match (ty, v) {
         (Type::Dynamic, _) => {
-            let t = v
-                .infer_type()
-                .ok_or_else(|| eerr(path, "cannot tell the type of this value for a dynamic attribute"))?;
+            let t = v.infer_type().ok_or_else(|| {
+                eerr(
+                    path,
+                    "cannot tell the type of this value for a dynamic attribute",
+                )
+            })?;
             encode_dynamic(&t, v, path, depth)
         }
         (Type::Bool, Value::Bool(b)) => Ok(Json::Bool(*b)),
@@ -243,7 +285,14 @@ fn encode(v: &Value, ty: &Type, path: &mut AttributePath, depth: usize) -> Resul
         }
         (Type::Tuple(ts), Value::Tuple(xs) | Value::List(xs)) => {
             if ts.len() != xs.len() {
-                return Err(eerr(path, format!("expected a tuple of {} elements, found {}", ts.len(), xs.len())));
+                return Err(eerr(
+                    path,
+                    format!(
+                        "expected a tuple of {} elements, found {}",
+                        ts.len(),
+                        xs.len()
+                    ),
+                ));
             }
             let mut out = Vec::with_capacity(xs.len());
             for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
@@ -269,7 +318,10 @@ fn encode(v: &Value, ty: &Type, path: &mut AttributePath, depth: usize) -> Resul
             let mut out = serde_json::Map::new();
             for (k, t) in &ot.attrs {
                 path.push(PathStep::Attribute(k.clone()));
-                out.insert(k.clone(), encode(m.get(k).unwrap_or(&Value::Null), t, path, depth + 1)?);
+                out.insert(
+                    k.clone(),
+                    encode(m.get(k).unwrap_or(&Value::Null), t, path, depth + 1)?,
+                );
                 path.pop();
             }
             Ok(Json::Object(out))
@@ -278,7 +330,12 @@ fn encode(v: &Value, ty: &Type, path: &mut AttributePath, depth: usize) -> Resul
     }
 }
 
-fn encode_dynamic(t: &Type, v: &Value, path: &mut AttributePath, depth: usize) -> Result<Json, EncodeError> {
+fn encode_dynamic(
+    t: &Type,
+    v: &Value,
+    path: &mut AttributePath,
+    depth: usize,
+) -> Result<Json, EncodeError> {
     let mut out = serde_json::Map::new();
     out.insert("value".to_string(), encode(v, t, path, depth + 1)?);
     out.insert("type".to_string(), t.to_json_value());

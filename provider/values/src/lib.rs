@@ -13,6 +13,8 @@
 //! - [`decode_json`]/[`encode_json`]: `DynamicValue.json` and raw state.
 //! - [`changed_attributes`], [`Value::paths_where`]: what plan logic needs.
 
+#![warn(missing_docs)]
+
 mod error;
 mod json;
 mod msgpack;

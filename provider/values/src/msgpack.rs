@@ -7,11 +7,13 @@
 //!
 //! Wire rules (after go-cty's `cty/msgpack`): null is nil; unknown is the
 //! extension type 0 (written as `d4 00 00`), refined unknowns (extension 12)
-//! are read as plain unknowns; numbers are the smallest integer form, else
-//! float64 when exact, else the decimal string; lists, sets and tuples are
+//! are read as plain unknowns (refinements dropped); numbers are the
+//! smallest integer form when they fit int64, float64 for fractions that
+//! are exact float64s, else the decimal string; lists, sets and tuples are
 //! arrays; maps and objects are maps keyed by string (objects carry every
-//! attribute of the type, sorted); a known value at a dynamic position is a
-//! 2-array of its type JSON (as bin) and the value.
+//! attribute of the type, sorted); a value at a dynamic position is a
+//! 2-array of its type JSON (as bin) and the value, except an untyped null
+//! or unknown, which is written bare.
 
 use std::collections::BTreeMap;
 
@@ -36,7 +38,10 @@ pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
     };
     let v = d.value(ty, 0)?;
     if d.pos != bytes.len() {
-        return Err(d.err(format!("{} trailing bytes after the value", bytes.len() - d.pos)));
+        return Err(d.err(format!(
+            "{} trailing bytes after the value",
+            bytes.len() - d.pos
+        )));
     }
     Ok(v)
 }
@@ -130,8 +135,8 @@ impl<'a> Decoder<'a> {
         self.err(format!("expected {expected}, found {}", kind_name(code)))
     }
 
-    /// Reads an extension if one is next; returns its type.
-    fn try_ext(&mut self) -> Result<Option<i8>, DecodeError> {
+    /// Reads an extension if one is next; returns its type and length.
+    fn try_ext(&mut self) -> Result<Option<(i8, usize)>, DecodeError> {
         let code = self.peek()?;
         let len = match code {
             0xd4 => 1,
@@ -151,7 +156,7 @@ impl<'a> Decoder<'a> {
         };
         let ext_type = self.byte()? as i8;
         self.take(len)?;
-        Ok(Some(ext_type))
+        Ok(Some((ext_type, len)))
     }
 
     /// Reads a string or binary payload.
@@ -181,7 +186,9 @@ impl<'a> Decoder<'a> {
 
     fn string(&mut self, expected: &Type) -> Result<String, DecodeError> {
         let code = self.peek()?;
-        let raw = self.raw_str()?.ok_or_else(|| self.mismatch(expected, code))?;
+        let raw = self
+            .raw_str()?
+            .ok_or_else(|| self.mismatch(expected, code))?;
         match std::str::from_utf8(raw) {
             Ok(s) => Ok(s.to_string()),
             Err(_) => Err(self.err("string is not valid UTF-8")),
@@ -247,7 +254,7 @@ impl<'a> Decoder<'a> {
                 self.pos += 1;
                 Number::from(i64::from(code as i8))
             }
-            0xcc..=0xd3 | 0xca | 0xcb => {
+            0xca..=0xd3 => {
                 self.pos += 1;
                 match code {
                     0xcc => Number::from(u64::from(self.byte()?)),
@@ -266,7 +273,8 @@ impl<'a> Decoder<'a> {
                 let Some(raw) = self.raw_str()? else {
                     return Err(self.mismatch(&Type::Number, code));
                 };
-                let s = std::str::from_utf8(raw).map_err(|_| self.err("number string is not valid UTF-8"))?;
+                let s = std::str::from_utf8(raw)
+                    .map_err(|_| self.err("number string is not valid UTF-8"))?;
                 Number::parse(s).map_err(|e| self.err(e.to_string()))?
             }
         };
@@ -285,10 +293,16 @@ impl<'a> Decoder<'a> {
             self.pos += 1;
             return Ok(Value::Null);
         }
-        if let Some(ext) = self.try_ext()? {
+        // As cty: an extension of at most one byte is an unknown whatever its
+        // type code; a longer one must be a refinement map (type 12), whose
+        // refinements we drop.
+        if let Some((ext, len)) = self.try_ext()? {
             return match ext {
-                EXT_UNKNOWN | EXT_REFINED_UNKNOWN => Ok(Value::Unknown),
-                other => Err(self.err(format!("unsupported msgpack extension type {other}"))),
+                _ if len <= 1 => Ok(Value::Unknown),
+                EXT_REFINED_UNKNOWN => Ok(Value::Unknown),
+                other => Err(self.err(format!(
+                    "unsupported msgpack extension type {other} with length {len}"
+                ))),
             };
         }
         match ty {
@@ -318,7 +332,10 @@ impl<'a> Decoder<'a> {
             Type::Tuple(elems) => {
                 let n = self.array_len(ty)?;
                 if n != elems.len() {
-                    return Err(self.err(format!("expected a tuple of {} elements, found {n}", elems.len())));
+                    return Err(self.err(format!(
+                        "expected a tuple of {} elements, found {n}",
+                        elems.len()
+                    )));
                 }
                 let mut xs = Vec::with_capacity(n);
                 for (i, et) in elems.iter().enumerate() {
@@ -374,9 +391,12 @@ impl<'a> Decoder<'a> {
                     )));
                 }
                 let code = self.peek()?;
-                let raw = self
-                    .raw_str()?
-                    .ok_or_else(|| self.err(format!("dynamic value type must be type JSON bytes, found {}", kind_name(code))))?;
+                let raw = self.raw_str()?.ok_or_else(|| {
+                    self.err(format!(
+                        "dynamic value type must be type JSON bytes, found {}",
+                        kind_name(code)
+                    ))
+                })?;
                 let t = Type::from_json(raw).map_err(|e| self.err(e.to_string()))?;
                 let v = self.value(&t, depth + 1)?;
                 Ok(Value::Dynamic(t, Box::new(v)))
@@ -402,7 +422,15 @@ impl Encoder {
         self.err(format!("expected {ty}, found {}", v.kind_name()))
     }
 
-    fn len_header(&mut self, n: usize, fix: u8, fix_max: usize, c8: Option<u8>, c16: u8, c32: u8) -> Result<(), EncodeError> {
+    fn len_header(
+        &mut self,
+        n: usize,
+        fix: u8,
+        fix_max: usize,
+        c8: Option<u8>,
+        c16: u8,
+        c32: u8,
+    ) -> Result<(), EncodeError> {
         if n <= fix_max {
             self.out.push(fix | n as u8);
         } else if let (Some(c), Ok(b)) = (c8, u8::try_from(n)) {
@@ -486,14 +514,15 @@ impl Encoder {
     }
 
     fn number(&mut self, n: &Number) -> Result<(), EncodeError> {
-        // cty: an exact int64 as an integer, else an exact float64, else
-        // the decimal string.
+        // cty: an exact int64 as an integer, else a fraction (or infinity)
+        // that is an exact float64 as float64, else the decimal string;
+        // whole numbers beyond int64 are always strings.
         if n.is_nan() {
             return Err(self.err("NaN cannot be encoded"));
         }
         if let Some(i) = n.as_i64() {
             self.int(i);
-        } else if let Some(f) = n.as_f64_exact() {
+        } else if let Some(f) = n.as_f64_exact().filter(|_| !n.is_integer()) {
             self.out.push(0xcb);
             self.out.extend_from_slice(&f.to_be_bytes());
         } else {
@@ -525,10 +554,9 @@ impl Encoder {
                 self.out.extend_from_slice(&[0xd4, EXT_UNKNOWN as u8, 0x00]);
                 return Ok(());
             }
+            // cty keeps the type of a typed null or unknown at a dynamic
+            // position: [type, nil] / [type, unknown].
             Value::Dynamic(t, inner) if ty.is_dynamic() => {
-                if inner.is_null() || inner.is_unknown() {
-                    return self.value(inner.unwrap_dynamic(), ty, depth);
-                }
                 return self.dynamic(t, inner.unwrap_dynamic(), depth);
             }
             Value::Dynamic(_, inner) => return self.value(inner, ty, depth),
@@ -536,9 +564,9 @@ impl Encoder {
         }
         match (ty, v) {
             (Type::Dynamic, _) => {
-                let t = v
-                    .infer_type()
-                    .ok_or_else(|| self.err("cannot tell the type of this value for a dynamic attribute"))?;
+                let t = v.infer_type().ok_or_else(|| {
+                    self.err("cannot tell the type of this value for a dynamic attribute")
+                })?;
                 self.dynamic(&t, v, depth)
             }
             (Type::Bool, Value::Bool(b)) => {
@@ -547,10 +575,16 @@ impl Encoder {
             }
             (Type::Number, Value::Number(n)) => self.number(n),
             (Type::String, Value::String(s)) => self.str(s),
-            (Type::List(e) | Type::Set(e), Value::List(xs) | Value::Set(xs)) => self.elems(xs, e, depth),
+            (Type::List(e) | Type::Set(e), Value::List(xs) | Value::Set(xs)) => {
+                self.elems(xs, e, depth)
+            }
             (Type::Tuple(ts), Value::Tuple(xs) | Value::List(xs)) => {
                 if ts.len() != xs.len() {
-                    return Err(self.err(format!("expected a tuple of {} elements, found {}", ts.len(), xs.len())));
+                    return Err(self.err(format!(
+                        "expected a tuple of {} elements, found {}",
+                        ts.len(),
+                        xs.len()
+                    )));
                 }
                 self.array_header(xs.len())?;
                 for (i, (x, t)) in xs.iter().zip(ts).enumerate() {

@@ -4,8 +4,9 @@
 //! provider sees is a small integer or an ordinary float. [`Number`] keeps
 //! those in machine form and falls back to an exact decimal for everything
 //! else (2^70, `0.1` as written in configuration, `1e400`), so a value read
-//! from Terraform can be written back unchanged. Equality is by numeric
-//! value, whatever the representation.
+//! from Terraform can be written back unchanged. Equality is by value,
+//! whatever the representation, with cty's allowance for floats that went
+//! through a decimal text form (state JSON) and back.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -21,7 +22,8 @@ const MAX_PLAIN_DIGITS: i64 = 4096;
 /// binary floats stay `f64`, and every other value is kept as a canonical
 /// exact decimal. Conversions out of it say whether they are exact
 /// ([`Number::as_i64`], [`Number::as_u64`], [`Number::as_f64_exact`]) or
-/// rounding ([`Number::as_f64`]).
+/// rounding ([`Number::as_f64`]). Equality follows cty (see the `PartialEq`
+/// impl): exact for whole numbers, by shortest decimal text for fractions.
 #[derive(Clone, Debug)]
 pub struct Number(Repr);
 
@@ -215,15 +217,14 @@ impl Decimal {
         };
         // value = mantissa * 2^exp2
         let mut big = BigUint::from_u64(mantissa);
-        let exp10;
-        if exp2 >= 0 {
+        let exp10 = if exp2 >= 0 {
             let mut left = exp2;
             while left > 0 {
                 let step = left.min(29);
                 big.mul_small(1u32 << step);
                 left -= step;
             }
-            exp10 = 0;
+            0
         } else {
             // m * 2^-k == m * 5^k / 10^k
             let mut left = -exp2;
@@ -232,8 +233,8 @@ impl Decimal {
                 big.mul_small(5u32.pow(step as u32));
                 left -= step;
             }
-            exp10 = exp2;
-        }
+            exp2
+        };
         Some(Decimal::normalised(neg, big.to_digits(), exp10))
     }
 
@@ -362,7 +363,10 @@ impl Number {
             Repr::U64(u) => i64::try_from(*u).ok(),
             Repr::F64(f) => {
                 // 2^63 is exactly representable, so the bounds are exact.
-                if f.fract() == 0.0 && *f >= -9_223_372_036_854_775_808.0 && *f < 9_223_372_036_854_775_808.0 {
+                if f.fract() == 0.0
+                    && *f >= -9_223_372_036_854_775_808.0
+                    && *f < 9_223_372_036_854_775_808.0
+                {
                     Some(*f as i64)
                 } else {
                     None
@@ -472,6 +476,28 @@ impl Number {
         }
     }
 
+    /// A compact text equal for two numbers exactly when they are `==`:
+    /// whole numbers by exact value, fractions by their shortest decimal
+    /// text (cty's rule), written as `[-]digits e exp` so that `1e4000`
+    /// costs six bytes, not four thousand.
+    pub(crate) fn canonical_key(&self) -> String {
+        let d = match &self.0 {
+            Repr::F64(v) if v.is_nan() => return "NaN".to_string(),
+            Repr::F64(v) if v.is_infinite() => return self.to_string(),
+            Repr::F64(v) if v.fract() != 0.0 => Decimal::parse(&format!("{v}")).ok(),
+            _ => self.to_decimal(),
+        };
+        match d {
+            Some(d) => format!(
+                "{}{}e{}",
+                if d.neg { "-" } else { "" },
+                String::from_utf8_lossy(&d.digits),
+                d.exp
+            ),
+            None => self.to_string(),
+        }
+    }
+
     fn infinite_sign(&self) -> Option<i8> {
         match self.0 {
             Repr::F64(f) if f == f64::INFINITY => Some(1),
@@ -490,14 +516,29 @@ impl Number {
 }
 
 impl PartialEq for Number {
-    /// Equal by numeric value: `Number::from(1) == Number::from(1.0)`.
+    /// Equal by value, with cty's rule: whole numbers compare exactly
+    /// (`Number::from(1) == Number::from(1.0)`, `2^70` as f64 equals the
+    /// decimal `1180591620717411303424`); fractions compare by their shortest
+    /// decimal text, so the float `0.1` equals the decimal `0.1` it is
+    /// written as in state. NaN equals nothing.
     fn eq(&self, other: &Number) -> bool {
-        self.partial_cmp_value(other) == Some(Ordering::Equal)
+        if self.is_nan() || other.is_nan() {
+            return false;
+        }
+        match (self.is_integer(), other.is_integer()) {
+            (true, true) => self.partial_cmp_value(other) == Some(Ordering::Equal),
+            (false, false) => self.canonical_key() == other.canonical_key(),
+            _ => false,
+        }
     }
 }
 
 impl PartialOrd for Number {
+    /// Exact numeric order, except that values equal under `==` are `Equal`.
     fn partial_cmp(&self, other: &Number) -> Option<Ordering> {
+        if self == other {
+            return Some(Ordering::Equal);
+        }
         self.partial_cmp_value(other)
     }
 }
@@ -545,7 +586,9 @@ impl From<f64> for Number {
 
 impl fmt::Display for Number {
     /// Plain decimal without exponent, as cty prints numbers (`1e400` is a
-    /// 1 followed by 400 zeros); infinities print as `+Inf`/`-Inf`.
+    /// 1 followed by 400 zeros; a float prints its shortest round-trip
+    /// form, except whole floats of 2^53 and more, which print exactly);
+    /// infinities print as `+Inf`/`-Inf`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Repr::I64(i) => write!(f, "{i}"),
@@ -553,6 +596,17 @@ impl fmt::Display for Number {
             Repr::F64(v) if v.is_nan() => f.write_str("NaN"),
             Repr::F64(v) if *v == f64::INFINITY => f.write_str("+Inf"),
             Repr::F64(v) if *v == f64::NEG_INFINITY => f.write_str("-Inf"),
+            // Whole floats beyond 2^53 print every digit (not the shortest
+            // round-trip form, as cty would), so the text parses back to
+            // exactly the same whole number.
+            Repr::F64(v) if v.fract() == 0.0 && v.abs() >= 9_007_199_254_740_992.0 => {
+                match Decimal::from_f64(*v) {
+                    Some(d) => f.write_str(&d.plain()),
+                    None => write!(f, "{v}"),
+                }
+            }
+            // Terraform has no negative zero (cty encodes it as integer 0).
+            Repr::F64(v) if *v == 0.0 => f.write_str("0"),
             Repr::F64(v) => write!(f, "{v}"),
             Repr::Big(d) => f.write_str(&d.plain()),
         }
@@ -584,7 +638,10 @@ mod tests {
             ("18446744073709551615", "18446744073709551615"),
             ("18446744073709551617", "18446744073709551617"),
             ("1180591620717411303424", "1180591620717411303424"),
-            ("12345678901234567890.123456789", "12345678901234567890.123456789"),
+            (
+                "12345678901234567890.123456789",
+                "12345678901234567890.123456789",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(n(input).to_string(), want, "input {input}");
@@ -596,7 +653,19 @@ mod tests {
 
     #[test]
     fn parse_rejects_garbage_and_huge() {
-        for bad in ["", "-", "abc", "1.2.3", "1e", "1e+", "0x10", " 1", "1 ", "1e999999999", "."] {
+        for bad in [
+            "",
+            "-",
+            "abc",
+            "1.2.3",
+            "1e",
+            "1e+",
+            "0x10",
+            " 1",
+            "1 ",
+            "1e999999999",
+            ".",
+        ] {
             assert!(Number::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -623,7 +692,12 @@ mod tests {
         assert_eq!(Number::from(1), Number::from(1.0));
         assert_eq!(Number::from(u64::MAX), n("18446744073709551615"));
         assert_eq!(Number::from(0.5), n("0.5"));
-        assert_ne!(Number::from(0.1), n("0.1"));
+        // cty: fractions are equal when their shortest decimal text is.
+        assert_eq!(Number::from(0.1), n("0.1"));
+        assert_eq!(Number::from(0.1 + 0.2), n("0.30000000000000004"));
+        assert_ne!(Number::from(0.1 + 0.2), n("0.3"));
+        assert_eq!(Number::from(-0.0), Number::from(0));
+        assert_ne!(n("0.5"), Number::from(1));
         // 2^70 is exactly representable as f64.
         assert_eq!(Number::from(2f64.powi(70)), n("1180591620717411303424"));
         assert_ne!(Number::from(2f64.powi(70)), n("1180591620717411303425"));
@@ -636,12 +710,63 @@ mod tests {
     }
 
     #[test]
+    fn canonical_keys_are_compact_and_match_equality() {
+        assert_eq!(n("1e4000").canonical_key(), "1e4000");
+        assert_eq!(n("-0.25").canonical_key(), "-25e-2");
+        let nums = [
+            Number::from(0.1),
+            n("0.1"),
+            n("0.10000000000000001"),
+            Number::from(1),
+            Number::from(1.0),
+            n("1e0"),
+            Number::from(u64::MAX),
+            n("18446744073709551615"),
+            Number::from(2f64.powi(70)),
+            n("1180591620717411303424"),
+            n("1180591620717411300000"),
+            Number::from(f64::INFINITY),
+            Number::from(f64::NEG_INFINITY),
+            Number::from(-0.0),
+            Number::from(0),
+            n("1e400"),
+        ];
+        for a in &nums {
+            for b in &nums {
+                assert_eq!(
+                    a.canonical_key() == b.canonical_key(),
+                    a == b,
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn big_whole_floats_display_exactly() {
+        assert_eq!(
+            Number::from(2f64.powi(70)).to_string(),
+            "1180591620717411303424"
+        );
+        assert_eq!(Number::from(1e300).to_string().len(), 301);
+        assert_eq!(
+            n(&Number::from(-2.921415268030591e306).to_string()),
+            Number::from(-2.921415268030591e306)
+        );
+        assert_eq!(Number::from(0.1).to_string(), "0.1");
+        assert_eq!(Number::from(1e15).to_string(), "1000000000000000");
+    }
+
+    #[test]
     fn exact_f64_expansion() {
         assert_eq!(
             Decimal::from_f64(0.1).map(|d| d.plain()),
             Some("0.1000000000000000055511151231257827021181583404541015625".to_string())
         );
-        assert_eq!(Decimal::from_f64(-2.0).map(|d| d.plain()), Some("-2".to_string()));
+        assert_eq!(
+            Decimal::from_f64(-2.0).map(|d| d.plain()),
+            Some("-2".to_string())
+        );
         let tiny = Decimal::from_f64(f64::from_bits(1)).map(|d| d.plain());
         assert!(tiny.is_some_and(|s| s.starts_with("0.000") && s.ends_with("625")));
         let max = Decimal::from_f64(f64::MAX).map(|d| d.plain().len());

@@ -102,11 +102,17 @@ mod tests {
             (AttributePath::root(), ""),
             (AttributePath::root().attr("a"), "a"),
             (
-                AttributePath::root().attr("placement").attr("scores").key("cost"),
+                AttributePath::root()
+                    .attr("placement")
+                    .attr("scores")
+                    .key("cost"),
                 "placement.scores[\"cost\"]",
             ),
             (
-                AttributePath::root().attr("user_locations").index(0).attr("lat"),
+                AttributePath::root()
+                    .attr("user_locations")
+                    .index(0)
+                    .attr("lat"),
                 "user_locations[0].lat",
             ),
             (AttributePath::root().key("a\"b"), "[\"a\\\"b\"]"),

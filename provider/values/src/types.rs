@@ -141,7 +141,9 @@ impl Type {
 
 fn type_from_json(v: &Json, depth: usize) -> Result<Type, TypeError> {
     if depth > MAX_TYPE_DEPTH {
-        return Err(TypeError(format!("nested deeper than {MAX_TYPE_DEPTH} levels")));
+        return Err(TypeError(format!(
+            "nested deeper than {MAX_TYPE_DEPTH} levels"
+        )));
     }
     match v {
         Json::String(s) => match s.as_str() {
@@ -158,7 +160,9 @@ fn type_from_json(v: &Json, depth: usize) -> Result<Type, TypeError> {
                 .ok_or_else(|| TypeError("type array must start with a kind string".into()))?;
             let elem = |parts: &[Json]| -> Result<Type, TypeError> {
                 if parts.len() != 2 {
-                    return Err(TypeError(format!("{kind} type needs exactly one element type")));
+                    return Err(TypeError(format!(
+                        "{kind} type needs exactly one element type"
+                    )));
                 }
                 type_from_json(&parts[1], depth + 1)
             };
@@ -169,7 +173,11 @@ fn type_from_json(v: &Json, depth: usize) -> Result<Type, TypeError> {
                 "tuple" => {
                     let elems = match parts.as_slice() {
                         [_, Json::Array(elems)] => elems,
-                        _ => return Err(TypeError("tuple type needs an array of element types".into())),
+                        _ => {
+                            return Err(TypeError(
+                                "tuple type needs an array of element types".into(),
+                            ))
+                        }
                     };
                     elems
                         .iter()
@@ -192,11 +200,13 @@ fn type_from_json(v: &Json, depth: usize) -> Result<Type, TypeError> {
                         ot.attrs.insert(name.clone(), type_from_json(t, depth + 1)?);
                     }
                     for o in optional.into_iter().flatten() {
-                        let name = o
-                            .as_str()
-                            .ok_or_else(|| TypeError("optional attribute names must be strings".into()))?;
+                        let name = o.as_str().ok_or_else(|| {
+                            TypeError("optional attribute names must be strings".into())
+                        })?;
                         if !ot.attrs.contains_key(name) {
-                            return Err(TypeError(format!("optional attribute {name:?} is not an attribute")));
+                            return Err(TypeError(format!(
+                                "optional attribute {name:?} is not an attribute"
+                            )));
                         }
                         ot.optional.insert(name.to_string());
                     }
@@ -240,15 +250,30 @@ mod tests {
             (Type::Dynamic, r#""dynamic""#),
             (Type::list(Type::String), r#"["list","string"]"#),
             (Type::set(Type::Number), r#"["set","number"]"#),
-            (Type::map(Type::list(Type::Bool)), r#"["map",["list","bool"]]"#),
-            (Type::object([("b", Type::String), ("a", Type::Number)]), r#"["object",{"a":"number","b":"string"}]"#),
             (
-                Type::Object(ObjectType::new([("a", Type::Number), ("b", Type::String)]).with_optional(["b"])),
+                Type::map(Type::list(Type::Bool)),
+                r#"["map",["list","bool"]]"#,
+            ),
+            (
+                Type::object([("b", Type::String), ("a", Type::Number)]),
+                r#"["object",{"a":"number","b":"string"}]"#,
+            ),
+            (
+                Type::Object(
+                    ObjectType::new([("a", Type::Number), ("b", Type::String)])
+                        .with_optional(["b"]),
+                ),
                 r#"["object",{"a":"number","b":"string"},["b"]]"#,
             ),
-            (Type::Tuple(vec![Type::String, Type::Dynamic]), r#"["tuple",["string","dynamic"]]"#),
+            (
+                Type::Tuple(vec![Type::String, Type::Dynamic]),
+                r#"["tuple",["string","dynamic"]]"#,
+            ),
             (Type::Tuple(vec![]), r#"["tuple",[]]"#),
-            (Type::object(Vec::<(String, Type)>::new()), r#"["object",{}]"#),
+            (
+                Type::object(Vec::<(String, Type)>::new()),
+                r#"["object",{}]"#,
+            ),
         ];
         for (t, json) in cases {
             assert_eq!(String::from_utf8(t.to_json_bytes()).expect("utf8"), json);
@@ -259,10 +284,22 @@ mod tests {
     #[test]
     fn rejects_bad_type_json() {
         for bad in [
-            "", "1", r#""str""#, r#"["list"]"#, r#"["list","string","x"]"#, r#"["foo","string"]"#,
-            r#"["object",[]]"#, r#"["object",{"a":"string"},["b"]]"#, r#"["tuple","string"]"#, "[]", "{}",
+            "",
+            "1",
+            r#""str""#,
+            r#"["list"]"#,
+            r#"["list","string","x"]"#,
+            r#"["foo","string"]"#,
+            r#"["object",[]]"#,
+            r#"["object",{"a":"string"},["b"]]"#,
+            r#"["tuple","string"]"#,
+            "[]",
+            "{}",
         ] {
-            assert!(Type::from_json(bad.as_bytes()).is_err(), "{bad} should fail");
+            assert!(
+                Type::from_json(bad.as_bytes()).is_err(),
+                "{bad} should fail"
+            );
         }
         let deep = format!("{}\"string\"{}", "[\"list\",".repeat(100), "]".repeat(100));
         assert!(Type::from_json(deep.as_bytes()).is_err());

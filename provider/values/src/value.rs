@@ -6,9 +6,10 @@
 //! type, so repeating it in every value would only add ways to disagree.
 //!
 //! Dynamic positions (attributes of type `dynamic`) are the one place where
-//! the type travels with the value on the wire; decoders wrap such a known
-//! value as [`Value::Dynamic`] holding its concrete type, so it can be
-//! encoded back identically. Accessors and equality look through the wrapper.
+//! the type travels with the value on the wire; decoders wrap such a value
+//! as [`Value::Dynamic`] holding its concrete type, so it can be encoded back
+//! identically. A bare `Null`/`Unknown` at a dynamic position is cty's
+//! untyped null/unknown. Accessors and equality look through the wrapper.
 
 use std::collections::BTreeMap;
 
@@ -41,7 +42,9 @@ pub enum Value {
     Object(BTreeMap<String, Value>),
     /// A tuple.
     Tuple(Vec<Value>),
-    /// A known, non-null value at a `dynamic` position, with its concrete type.
+    /// A value at a `dynamic` position with its concrete type (the inner
+    /// value may be a typed null or unknown). Never produced for positions
+    /// of a concrete type.
     Dynamic(Type, Box<Value>),
 }
 
@@ -81,7 +84,7 @@ impl Value {
         Value::Number(n.into())
     }
 
-    /// A known value at a dynamic position, tagged with its concrete type.
+    /// A value at a dynamic position, tagged with its concrete type.
     pub fn dynamic(ty: Type, v: Value) -> Value {
         Value::Dynamic(ty, Box::new(v))
     }
@@ -90,7 +93,12 @@ impl Value {
     /// planned value of a resource about to be created before any attribute
     /// is filled in.
     pub fn unknown_of(ty: &ObjectType) -> Value {
-        Value::Object(ty.attrs.keys().map(|k| (k.clone(), Value::Unknown)).collect())
+        Value::Object(
+            ty.attrs
+                .keys()
+                .map(|k| (k.clone(), Value::Unknown))
+                .collect(),
+        )
     }
 
     /// An object of type `ty` whose attributes are all null.
@@ -268,7 +276,11 @@ impl Value {
                 }
                 Some(Type::Object(ot))
             }
-            Value::Tuple(xs) => xs.iter().map(or_dynamic).collect::<Option<Vec<_>>>().map(Type::Tuple),
+            Value::Tuple(xs) => xs
+                .iter()
+                .map(or_dynamic)
+                .collect::<Option<Vec<_>>>()
+                .map(Type::Tuple),
             Value::Dynamic(t, _) => Some(t.clone()),
         }
     }
@@ -324,14 +336,76 @@ fn walk_inner<F: FnMut(&AttributePath, &Value)>(v: &Value, path: &mut AttributeP
 
 /// Drops duplicate wholly known elements, keeping the first occurrence.
 /// Unknown-containing elements are kept: they may turn out distinct.
+/// Uses canonical keys so a hostile set of a million elements costs
+/// O(n log n), not O(n^2).
 pub(crate) fn dedup_set(elems: Vec<Value>) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::with_capacity(elems.len());
     let mut out: Vec<Value> = Vec::with_capacity(elems.len());
     for e in elems {
-        if e.is_known() && out.iter().any(|o| o.is_known() && *o == e) {
+        if e.is_known() && !seen.insert(canonical_key(&e)) {
             continue;
         }
         out.push(e);
     }
+    out
+}
+
+/// A string that is equal for two values exactly when they are `==`:
+/// numbers by [`Number::canonical_key`] (cty's equality), set elements
+/// sorted, dynamic wrappers dropped. Every part is self-delimiting.
+fn canonical_key(v: &Value) -> String {
+    fn push(v: &Value, out: &mut String) {
+        match v.unwrap_dynamic() {
+            Value::Null => out.push('n'),
+            Value::Unknown => out.push('u'),
+            Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+            Value::Number(n) => {
+                out.push('#');
+                out.push_str(&n.canonical_key());
+                out.push(';');
+            }
+            Value::String(s) => push_str(s, out),
+            Value::List(xs) | Value::Tuple(xs) => {
+                out.push(if matches!(v.unwrap_dynamic(), Value::List(_)) {
+                    '['
+                } else {
+                    '('
+                });
+                for x in xs {
+                    push(x, out);
+                }
+                out.push(']');
+            }
+            Value::Set(xs) => {
+                let mut keys: Vec<String> = xs.iter().map(canonical_key).collect();
+                keys.sort_unstable();
+                out.push('{');
+                keys.iter().for_each(|k| out.push_str(k));
+                out.push('}');
+            }
+            Value::Map(m) | Value::Object(m) => {
+                out.push(if matches!(v.unwrap_dynamic(), Value::Map(_)) {
+                    'm'
+                } else {
+                    'o'
+                });
+                for (k, x) in m {
+                    push_str(k, out);
+                    push(x, out);
+                }
+                out.push('}');
+            }
+            Value::Dynamic(..) => {}
+        }
+    }
+    fn push_str(s: &str, out: &mut String) {
+        out.push('s');
+        out.push_str(&s.len().to_string());
+        out.push(':');
+        out.push_str(s);
+    }
+    let mut out = String::new();
+    push(v, &mut out);
     out
 }
 
@@ -352,21 +426,17 @@ impl PartialEq for Value {
     }
 }
 
+/// Multiset equality via sorted canonical keys (O(n log n)).
 fn set_eq(a: &[Value], b: &[Value]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let mut used = vec![false; b.len()];
-    'outer: for x in a {
-        for (j, y) in b.iter().enumerate() {
-            if !used[j] && x == y {
-                used[j] = true;
-                continue 'outer;
-            }
-        }
-        return false;
-    }
-    true
+    let keys = |xs: &[Value]| {
+        let mut k: Vec<String> = xs.iter().map(canonical_key).collect();
+        k.sort_unstable();
+        k
+    };
+    keys(a) == keys(b)
 }
 
 /// Names of the top-level attributes whose values differ between two
@@ -461,7 +531,10 @@ mod tests {
             ),
             (
                 "user_locations",
-                Value::list([Value::object([("lat", Value::Unknown)]), Value::object([("lat", 1.0.into())])]),
+                Value::list([
+                    Value::object([("lat", Value::Unknown)]),
+                    Value::object([("lat", 1.0.into())]),
+                ]),
             ),
         ])
     }
@@ -472,11 +545,19 @@ mod tests {
         assert_eq!(v.get("name").and_then(Value::as_str), Some("web"));
         assert_eq!(v.get("cpu").and_then(Value::as_i64), Some(2));
         assert_eq!(v.get("cpu").and_then(Value::as_f64), Some(2.0));
-        assert_eq!(v.get("tags").and_then(Value::as_elements).map(<[Value]>::len), Some(2));
+        assert_eq!(
+            v.get("tags")
+                .and_then(Value::as_elements)
+                .map(<[Value]>::len),
+            Some(2)
+        );
         assert!(!v.is_known());
         assert!(v.get("name").is_some_and(Value::is_known));
         assert!(v.get("missing").is_none());
-        let p = AttributePath::root().attr("user_locations").index(1).attr("lat");
+        let p = AttributePath::root()
+            .attr("user_locations")
+            .index(1)
+            .attr("lat");
         assert_eq!(v.get_path(&p).and_then(Value::as_f64), Some(1.0));
         let dynamic = Value::dynamic(Type::String, "x".into());
         assert_eq!(dynamic.as_str(), Some("x"));
@@ -486,8 +567,15 @@ mod tests {
 
     #[test]
     fn unknown_paths() {
-        let paths: Vec<String> = sample().paths_where(Value::is_unknown).iter().map(ToString::to_string).collect();
-        assert_eq!(paths, vec!["placement.scores[\"cost\"]", "user_locations[0].lat"]);
+        let paths: Vec<String> = sample()
+            .paths_where(Value::is_unknown)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            paths,
+            vec!["placement.scores[\"cost\"]", "user_locations[0].lat"]
+        );
     }
 
     #[test]
@@ -497,14 +585,67 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, Value::set([1i64.into(), 2i64.into()]));
         assert_ne!(a, Value::list([1i64.into(), 2i64.into(), 3i64.into()]));
-        assert_ne!(Value::list([1i64.into(), 2i64.into()]), Value::list([2i64.into(), 1i64.into()]));
+        assert_ne!(
+            Value::list([1i64.into(), 2i64.into()]),
+            Value::list([2i64.into(), 1i64.into()])
+        );
         assert_eq!(Value::from(1i64), Value::from(1.0));
     }
 
     #[test]
+    fn canonical_keys_agree_with_equality() {
+        let vals = vec![
+            Value::Null,
+            Value::Unknown,
+            Value::from(true),
+            Value::from(1i64),
+            Value::from(1.0),
+            Value::from(0.1),
+            Value::Number(Number::parse("0.1").expect("number")),
+            Value::from(""),
+            Value::from("1"),
+            Value::list([1i64.into()]),
+            Value::tuple([1i64.into()]),
+            Value::set([1i64.into(), 2i64.into()]),
+            Value::set([2i64.into(), 1.0.into()]),
+            Value::map([("a", Value::Null)]),
+            Value::object([("a", Value::Null)]),
+            Value::dynamic(Type::String, "1".into()),
+            Value::list([Value::from("ab"), Value::from("c")]),
+            Value::list([Value::from("a"), Value::from("bc")]),
+        ];
+        for a in &vals {
+            for b in &vals {
+                assert_eq!(
+                    canonical_key(a) == canonical_key(b),
+                    a == b,
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn large_sets_are_fast() {
+        let xs: Vec<Value> = (0..50_000i64).map(Value::from).collect();
+        let mut ys = xs.clone();
+        ys.reverse();
+        let a = Value::set(xs);
+        assert_eq!(a, Value::set(ys));
+    }
+
+    #[test]
     fn changed_attributes_table() {
-        let a = Value::object([("x", 1i64.into()), ("s", Value::set(["a".into(), "b".into()])), ("n", Value::Null)]);
-        let b = Value::object([("x", 2i64.into()), ("s", Value::set(["b".into(), "a".into()])), ("y", "new".into())]);
+        let a = Value::object([
+            ("x", 1i64.into()),
+            ("s", Value::set(["a".into(), "b".into()])),
+            ("n", Value::Null),
+        ]);
+        let b = Value::object([
+            ("x", 2i64.into()),
+            ("s", Value::set(["b".into(), "a".into()])),
+            ("y", "new".into()),
+        ]);
         assert_eq!(changed_attributes(&a, &b), vec!["x", "y"]);
         assert_eq!(changed_attributes(&a, &a), Vec::<String>::new());
         assert_eq!(changed_attributes(&Value::Null, &b), vec!["s", "x", "y"]);
@@ -513,8 +654,14 @@ mod tests {
 
     #[test]
     fn infer_types() {
-        assert_eq!(Value::list([]).infer_type(), Some(Type::list(Type::Dynamic)));
-        assert_eq!(Value::list(["a".into(), Value::Null]).infer_type(), Some(Type::list(Type::String)));
+        assert_eq!(
+            Value::list([]).infer_type(),
+            Some(Type::list(Type::Dynamic))
+        );
+        assert_eq!(
+            Value::list(["a".into(), Value::Null]).infer_type(),
+            Some(Type::list(Type::String))
+        );
         assert_eq!(Value::list(["a".into(), 1i64.into()]).infer_type(), None);
         assert_eq!(
             Value::object([("a", Value::Null), ("b", true.into())]).infer_type(),

@@ -3,12 +3,16 @@
 //! name, dynamic values as {"value","type"}.
 #![allow(clippy::unwrap_used)]
 
-use tfvalue::{decode_json, encode_json, encode_msgpack, decode_msgpack, Number, Type, Value};
+use tfvalue::{decode_json, decode_msgpack, encode_json, encode_msgpack, Number, Type, Value};
 
 fn round_trip_bytes(json: &str, ty: &Type) {
     let v = decode_json(json.as_bytes(), ty).unwrap();
     let out = encode_json(&v, ty).unwrap();
-    assert_eq!(String::from_utf8(out).unwrap(), json, "round trip of {json}");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        json,
+        "round trip of {json}"
+    );
 }
 
 #[test]
@@ -26,7 +30,10 @@ fn exact_numbers_round_trip() {
         round_trip_bytes(json, &ty);
     }
     let v = decode_json(br#"{"n":1180591620717411303424}"#, &ty).unwrap();
-    assert_eq!(v.get("n").and_then(Value::as_number), Some(&Number::from(2f64.powi(70))));
+    assert_eq!(
+        v.get("n").and_then(Value::as_number),
+        Some(&Number::from(2f64.powi(70)))
+    );
     // 1e400 keeps its value; it is written back in plain digits.
     let v = decode_json(br#"{"n":1e400}"#, &ty).unwrap();
     let out = String::from_utf8(encode_json(&v, &ty).unwrap()).unwrap();
@@ -45,7 +52,10 @@ fn whole_workload_round_trip() {
         ("labels", Type::map(Type::String)),
         ("pair", Type::Tuple(vec![Type::Bool, Type::Number])),
         ("extra", Type::Dynamic),
-        ("locs", Type::list(Type::object([("lat", Type::Number), ("lon", Type::Number)]))),
+        (
+            "locs",
+            Type::list(Type::object([("lat", Type::Number), ("lon", Type::Number)])),
+        ),
     ]);
     round_trip_bytes(
         r#"{"extra":{"type":["object",{"a":["list","string"]}],"value":{"a":["x"]}},"labels":{"team":"core"},"locs":[{"lat":52.5,"lon":null}],"name":"web","pair":[true,3],"tags":["a","b"]}"#,
@@ -63,7 +73,10 @@ fn missing_attributes_are_null_and_extra_ones_are_named() {
     let v = decode_json(br#"{"a":"x"}"#, &ty).unwrap();
     assert!(v.get("b").is_some_and(Value::is_null));
     let err = decode_json(br#"{"a":"x","old_one":1,"old_two":2}"#, &ty).unwrap_err();
-    assert_eq!(err.to_string(), r#"unsupported attributes "old_one", "old_two""#);
+    assert_eq!(
+        err.to_string(),
+        r#"unsupported attributes "old_one", "old_two""#
+    );
     let nested = Type::object([("p", ty.clone())]);
     let err = decode_json(br#"{"p":{"zz":true}}"#, &nested).unwrap_err();
     assert_eq!(err.to_string(), r#"p: unsupported attribute "zz""#);
@@ -74,24 +87,53 @@ fn missing_attributes_are_null_and_extra_ones_are_named() {
 fn errors_name_the_path() {
     let ty = Type::object([(
         "user_locations",
-        Type::list(Type::object([("lat", Type::Number), ("weight", Type::Number)])),
+        Type::list(Type::object([
+            ("lat", Type::Number),
+            ("weight", Type::Number),
+        ])),
     )]);
-    let err = decode_json(br#"{"user_locations":[{"lat":1,"weight":1},{"lat":2,"weight":[]}]}"#, &ty).unwrap_err();
-    assert_eq!(err.to_string(), "user_locations[1].weight: expected number, found array");
+    let err = decode_json(
+        br#"{"user_locations":[{"lat":1,"weight":1},{"lat":2,"weight":[]}]}"#,
+        &ty,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "user_locations[1].weight: expected number, found array"
+    );
     let err = decode_json(br#"{"user_locations":[{"lat":1,"weight":"heavy"}]}"#, &ty).unwrap_err();
-    assert_eq!(err.to_string(), r#"user_locations[0].weight: invalid number "heavy": no digits"#);
+    assert_eq!(
+        err.to_string(),
+        r#"user_locations[0].weight: invalid number "heavy": no digits"#
+    );
     let err = decode_json(b"{not json", &ty).unwrap_err();
     assert!(err.to_string().starts_with("invalid JSON"));
-    let err = decode_json(br#"{"m":{"k":1}}"#, &Type::object([("m", Type::map(Type::Bool))])).unwrap_err();
+    let err = decode_json(
+        br#"{"m":{"k":1}}"#,
+        &Type::object([("m", Type::map(Type::Bool))]),
+    )
+    .unwrap_err();
     assert_eq!(err.to_string(), r#"m["k"]: expected bool, found number"#);
 }
 
 #[test]
 fn lenient_primitives_like_cty() {
-    assert_eq!(decode_json(br#""12.5""#, &Type::Number).unwrap(), Value::from(12.5));
-    assert_eq!(decode_json(b"12", &Type::String).unwrap(), Value::from("12"));
-    assert_eq!(decode_json(b"true", &Type::String).unwrap(), Value::from("true"));
-    assert_eq!(decode_json(br#""false""#, &Type::Bool).unwrap(), Value::from(false));
+    assert_eq!(
+        decode_json(br#""12.5""#, &Type::Number).unwrap(),
+        Value::from(12.5)
+    );
+    assert_eq!(
+        decode_json(b"12", &Type::String).unwrap(),
+        Value::from("12")
+    );
+    assert_eq!(
+        decode_json(b"true", &Type::String).unwrap(),
+        Value::from("true")
+    );
+    assert_eq!(
+        decode_json(br#""false""#, &Type::Bool).unwrap(),
+        Value::from(false)
+    );
     assert!(decode_json(br#""yes""#, &Type::Bool).is_err());
 }
 
@@ -110,15 +152,31 @@ fn unknown_cannot_be_written() {
 fn dynamic_values() {
     let v = decode_json(br#"{"value":"x","type":"string"}"#, &Type::Dynamic).unwrap();
     assert_eq!(v, Value::dynamic(Type::String, "x".into()));
-    assert_eq!(String::from_utf8(encode_json(&v, &Type::Dynamic).unwrap()).unwrap(), r#"{"type":"string","value":"x"}"#);
+    assert_eq!(
+        String::from_utf8(encode_json(&v, &Type::Dynamic).unwrap()).unwrap(),
+        r#"{"type":"string","value":"x"}"#
+    );
     assert!(decode_json(b"null", &Type::Dynamic).unwrap().is_null());
+    // a typed null keeps its type through a round trip
+    let typed_null = decode_json(br#"{"value":null,"type":"number"}"#, &Type::Dynamic).unwrap();
+    assert_eq!(typed_null, Value::dynamic(Type::Number, Value::Null));
+    assert!(typed_null.is_null());
+    let out = encode_json(&typed_null, &Type::Dynamic).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"{"type":"number","value":null}"#
+    );
+    assert_eq!(encode_json(&Value::Null, &Type::Dynamic).unwrap(), b"null");
     assert!(decode_json(br#"{"value":1}"#, &Type::Dynamic).is_err());
     assert!(decode_json(br#"{"value":1,"type":"strin"}"#, &Type::Dynamic).is_err());
     assert!(decode_json(br#"{"value":"x","type":"number"}"#, &Type::Dynamic).is_err());
     assert!(decode_json(br#""x""#, &Type::Dynamic).is_err());
     // a plain value at a dynamic position gets its inferred type
     let out = encode_json(&Value::list([1i64.into()]), &Type::Dynamic).unwrap();
-    assert_eq!(String::from_utf8(out).unwrap(), r#"{"type":["list","number"],"value":[1]}"#);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"{"type":["list","number"],"value":[1]}"#
+    );
 }
 
 #[test]
@@ -133,5 +191,8 @@ fn sets_deduplicate_and_compare_unordered() {
 fn tuple_length_is_checked() {
     let ty = Type::Tuple(vec![Type::String, Type::Number]);
     assert!(decode_json(br#"["a"]"#, &ty).is_err());
-    assert_eq!(decode_json(br#"["a",1]"#, &ty).unwrap(), Value::tuple(["a".into(), 1i64.into()]));
+    assert_eq!(
+        decode_json(br#"["a",1]"#, &ty).unwrap(),
+        Value::tuple(["a".into(), 1i64.into()])
+    );
 }

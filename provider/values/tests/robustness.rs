@@ -32,7 +32,13 @@ fn types() -> Vec<Type> {
         Type::Tuple(vec![Type::Bool, Type::Dynamic]),
         Type::object([
             ("a", Type::String),
-            ("b", Type::list(Type::object([("c", Type::Number), ("d", Type::map(Type::Bool))]))),
+            (
+                "b",
+                Type::list(Type::object([
+                    ("c", Type::Number),
+                    ("d", Type::map(Type::Bool)),
+                ])),
+            ),
             ("e", Type::Dynamic),
         ]),
     ]
@@ -43,7 +49,9 @@ fn random_bytes_never_panic() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let tys = types();
     // Bias towards msgpack marker bytes so headers are exercised, not just fixints.
-    let markers = [0xc0, 0xc4, 0xc7, 0xd4, 0xd9, 0xdc, 0xdd, 0xde, 0xdf, 0x92, 0x81, 0xa1, 0xcb, 0xff];
+    let markers = [
+        0xc0, 0xc4, 0xc7, 0xd4, 0xd9, 0xdc, 0xdd, 0xde, 0xdf, 0x92, 0x81, 0xa1, 0xcb, 0xff,
+    ];
     for _ in 0..20_000 {
         let len = rng.below(48) as usize;
         let bytes: Vec<u8> = (0..len)
@@ -69,11 +77,17 @@ fn sample_encodings() -> Vec<(Type, Vec<u8>)> {
         (
             "b",
             Value::list([
-                Value::object([("c", Value::Number(Number::parse("1e30").unwrap())), ("d", Value::map([("k", true.into())]))]),
+                Value::object([
+                    ("c", Value::Number(Number::parse("1e30").unwrap())),
+                    ("d", Value::map([("k", true.into())])),
+                ]),
                 Value::object([("c", Value::Unknown), ("d", Value::Null)]),
             ]),
         ),
-        ("e", Value::object([("x", Value::tuple([1.5.into(), "y".into()]))])),
+        (
+            "e",
+            Value::object([("x", Value::tuple([1.5.into(), "y".into()]))]),
+        ),
     ]);
     vec![(ty.clone(), encode_msgpack(&v, &ty).unwrap())]
 }
@@ -84,11 +98,17 @@ fn truncated_and_mutated_encodings_fail_cleanly() {
     for (ty, bytes) in sample_encodings() {
         assert!(decode_msgpack(&bytes, &ty).is_ok());
         for cut in 0..bytes.len() {
-            assert!(decode_msgpack(&bytes[..cut], &ty).is_err(), "prefix of {cut} bytes decoded");
+            assert!(
+                decode_msgpack(&bytes[..cut], &ty).is_err(),
+                "prefix of {cut} bytes decoded"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0xc0);
-        assert!(decode_msgpack(&longer, &ty).is_err(), "trailing bytes must be rejected");
+        assert!(
+            decode_msgpack(&longer, &ty).is_err(),
+            "trailing bytes must be rejected"
+        );
         for _ in 0..20_000 {
             let mut m = bytes.clone();
             for _ in 0..=rng.below(3) {
@@ -104,13 +124,22 @@ fn truncated_and_mutated_encodings_fail_cleanly() {
 fn huge_length_headers_do_not_allocate() {
     let cases: Vec<(Vec<u8>, Type)> = vec![
         (vec![0xdd, 0xff, 0xff, 0xff, 0xff], Type::list(Type::String)),
-        (vec![0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0], Type::set(Type::Number)),
+        (
+            vec![0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0],
+            Type::set(Type::Number),
+        ),
         (vec![0xdf, 0xff, 0xff, 0xff, 0xff], Type::map(Type::String)),
-        (vec![0xdf, 0xff, 0xff, 0xff, 0xff], Type::object([("a", Type::String)])),
+        (
+            vec![0xdf, 0xff, 0xff, 0xff, 0xff],
+            Type::object([("a", Type::String)]),
+        ),
         (vec![0xdb, 0xff, 0xff, 0xff, 0xff, b'a'], Type::String),
         (vec![0xc6, 0xff, 0xff, 0xff, 0xff], Type::String),
         (vec![0xc9, 0xff, 0xff, 0xff, 0xff, 0x00], Type::String),
-        (vec![0xdd, 0x00, 0x01, 0x00, 0x00, 0x01], Type::Tuple(vec![Type::Bool])),
+        (
+            vec![0xdd, 0x00, 0x01, 0x00, 0x00, 0x01],
+            Type::Tuple(vec![Type::Bool]),
+        ),
     ];
     for (bytes, ty) in cases {
         let err = decode_msgpack(&bytes, &ty).unwrap_err();
@@ -150,4 +179,23 @@ fn nesting_depth_is_bounded() {
         v = Value::list([v]);
     }
     assert!(encode_msgpack(&v, &ty).is_err());
+}
+
+#[test]
+fn large_hostile_sets_decode_in_reasonable_time() {
+    // 65,536 distinct uint16 elements plus a duplicate of each: set dedup
+    // must not be quadratic.
+    let n: u32 = 2 * 65_536;
+    let mut bytes = vec![0xdd];
+    bytes.extend_from_slice(&n.to_be_bytes());
+    for _ in 0..2 {
+        for i in 0..=u16::MAX {
+            bytes.push(0xcd);
+            bytes.extend_from_slice(&i.to_be_bytes());
+        }
+    }
+    let start = std::time::Instant::now();
+    let v = decode_msgpack(&bytes, &Type::set(Type::Number)).unwrap();
+    assert_eq!(v.as_elements().map(<[Value]>::len), Some(65_536));
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
 }

@@ -127,6 +127,7 @@ pub async fn bind_loopback(range: Option<(u16, u16)>) -> Result<TcpListener, Ser
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::collections::HashMap;

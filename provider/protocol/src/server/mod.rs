@@ -1,6 +1,6 @@
 //! Serving a provider to Terraform the way go-plugin expects.
 //!
-//! [`serve`] is what the provider binary's `main` calls. [`serve_with`] is the
+//! [`serve()`] is what the provider binary's `main` calls. [`serve_with`] is the
 //! same machinery without the process environment, so tests (and the debug
 //! mode) can run it in-process. Submodules: `handshake` (environment and the
 //! stdout line), `tls` (AutoMTLS), `conn` (accepting TCP/TLS connections),
@@ -13,7 +13,9 @@ pub mod services;
 pub mod tls;
 
 pub use handshake::{HandshakeInfo, PluginEnv};
-pub use serve::{reattach_json, serve, serve_debug, serve_with, ServeOptions};
+pub use serve::{
+    reattach_json, serve, serve_debug, serve_with, HandshakeCallback, ServeOptions, StopFuture,
+};
 pub use services::ShutdownSignal;
 
 /// Why serving the provider failed or could not start.

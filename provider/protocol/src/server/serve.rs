@@ -85,7 +85,10 @@ pub async fn serve<P: Provider>(provider: P) -> Result<(), ServeError> {
 /// `TF_REATTACH_PROVIDERS` value that points Terraform at this process, for a
 /// provider started by hand (e.g. under a debugger). Ctrl-C or SIGTERM stops it.
 /// `provider_address` is e.g. `registry.terraform.io/hybrid/hybrid`.
-pub async fn serve_debug<P: Provider>(provider: P, provider_address: &str) -> Result<(), ServeError> {
+pub async fn serve_debug<P: Provider>(
+    provider: P,
+    provider_address: &str,
+) -> Result<(), ServeError> {
     let stop = install_signal_handlers(true)?;
     let address = provider_address.to_owned();
     serve_with(

@@ -156,8 +156,8 @@ impl crate::health::health_server::Health for Health {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<BoxStream<HealthCheckResponse>>, Status> {
-        let status = Self::status_of(&request.get_ref().service)
-            .unwrap_or(ServingStatus::ServiceUnknown);
+        let status =
+            Self::status_of(&request.get_ref().service).unwrap_or(ServingStatus::ServiceUnknown);
         let first = tokio_stream::once(Ok(HealthCheckResponse {
             status: status as i32,
         }));

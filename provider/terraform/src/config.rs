@@ -1,0 +1,107 @@
+//! The `provider "hybrid" {}` block: its schema and what ConfigureProvider makes of it.
+//!
+//! Everything is optional: with no arguments the provider places onto the catalog and
+//! provisions on the embedded sim cloud, with its state in the user's data directory.
+//! Credentials are never read from HCL: cloud drivers take them from the standard environment
+//! chains when they land.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use tfvalue::{AttributePath, Type, Value};
+
+use crate::attrs;
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::schema::{Attr, Block, Schema};
+
+/// Overrides the default state path (used by tests and the demo to keep runs apart).
+pub const ENV_STATE_PATH: &str = "HYBRID_STATE_PATH";
+/// A fault plan for the sim cloud (see `clouds::faults`), for exercising error paths.
+pub const ENV_SIM_FAULTS: &str = "HYBRID_SIM_FAULTS";
+
+pub fn schema() -> Schema {
+    Schema {
+        version: 0,
+        block: Block {
+            attributes: vec![
+                Attr::optional(
+                    "state_path",
+                    Type::String,
+                    "Path of the embedded database holding the sim cloud and the capacity ledger. Default: $HYBRID_STATE_PATH, else $XDG_DATA_HOME/terraform-provider-hybrid/state.db (~/.local/share/... when unset).",
+                ),
+                Attr::optional(
+                    "default_tags",
+                    Type::map(Type::String),
+                    "Tags added to everything this provider creates; a resource's own tags win.",
+                ),
+                Attr::optional(
+                    "sim_faults",
+                    Type::String,
+                    "Make the sim cloud fail on demand, e.g. \"create:throttle=0.3,delete:error=1\" (kinds: throttle, error, reject, lost_response). Default: $HYBRID_SIM_FAULTS, else none.",
+                ),
+            ],
+            blocks: Vec::new(),
+            description: "Places workloads across AWS, Azure, GCP, on-prem and edge sites; provisions on the embedded sim cloud by default.",
+        },
+    }
+}
+
+/// The provider's settings after ConfigureProvider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub state_path: PathBuf,
+    pub default_tags: BTreeMap<String, String>,
+    pub sim_faults: String,
+}
+
+fn default_state_path() -> PathBuf {
+    if let Some(p) = std::env::var_os(ENV_STATE_PATH).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data_home.join("terraform-provider-hybrid").join("state.db")
+}
+
+/// Checks the block (values may be unknown during validation: skip those).
+pub fn validate(config: &Value) -> Diagnostics {
+    let mut diags = Diagnostics::new();
+    if let Some(spec) = attrs::string(config, "sim_faults") {
+        if let Err(err) = clouds::faults::FaultPlan::parse(&spec) {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr("sim_faults"),
+                "Invalid sim_faults",
+                err.to_string(),
+            ));
+        }
+    }
+    if let Some(path) = attrs::string(config, "state_path") {
+        if path.trim().is_empty() {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr("state_path"),
+                "Invalid state_path",
+                "state_path must not be empty; leave it out to use the default.",
+            ));
+        }
+    }
+    diags
+}
+
+pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
+    let diags = validate(config);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok(Settings {
+        state_path: attrs::string(config, "state_path")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_state_path),
+        default_tags: attrs::string_map(config, "default_tags"),
+        sim_faults: attrs::string(config, "sim_faults")
+            .or_else(|| std::env::var(ENV_SIM_FAULTS).ok())
+            .unwrap_or_default(),
+    })
+}

@@ -1,0 +1,645 @@
+//! The tfplugin6 Provider service: protobuf in, resources called, protobuf out.
+//!
+//! This is the only place that knows protobuf. Each RPC decodes its `DynamicValue`s with the
+//! schema's type (errors become diagnostics with the attribute path), runs inside a span named
+//! after the RPC and resource type, and is guarded so that a crash in a handler returns an error
+//! diagnostic instead of killing the plugin (Terraform would abort the whole run).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tfprotocol::tfplugin6 as pb;
+use tfprotocol::tfplugin6::provider_server::Provider;
+use tfvalue::{AttributePath, PathStep, Type, Value};
+use tokio::sync::RwLock;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::config;
+use crate::diagnostics::{Diagnostic, Diagnostics, Severity};
+use crate::logging::crash_message;
+use crate::resources::{self, ApplyRequest, PlanRequest, ProviderContext, Resource};
+use crate::schema::{Attr, AttrKind, Block, NestedBlock, Nesting, Schema};
+use clouds::retry::StopHandle;
+
+/// The provider as Terraform talks to it.
+pub struct HybridProvider {
+    resources: BTreeMap<&'static str, Arc<dyn Resource>>,
+    provider_schema: Schema,
+    context: RwLock<Option<ProviderContext>>,
+    stop: StopHandle,
+}
+
+impl Default for HybridProvider {
+    fn default() -> Self {
+        HybridProvider::new()
+    }
+}
+
+impl HybridProvider {
+    pub fn new() -> HybridProvider {
+        let (stop, _) = StopHandle::new();
+        HybridProvider {
+            resources: resources::all()
+                .into_iter()
+                .map(|r| (r.type_name(), r))
+                .collect(),
+            provider_schema: config::schema(),
+            context: RwLock::new(None),
+            stop,
+        }
+    }
+
+    fn resource(&self, type_name: &str) -> Result<&Arc<dyn Resource>, Diagnostic> {
+        self.resources.get(type_name).ok_or_else(|| {
+            Diagnostic::error(
+                "Unknown resource type",
+                format!("This provider has no resource type {type_name:?}."),
+            )
+        })
+    }
+
+    async fn context(&self) -> Result<ProviderContext, Diagnostic> {
+        self.context.read().await.clone().ok_or_else(|| {
+            Diagnostic::error(
+                "Provider not configured",
+                "Terraform called the provider before configuring it.",
+            )
+        })
+    }
+
+    /// Every resource's schema as Terraform sees it (also used for schema drift checks).
+    pub fn resource_schemas(&self) -> HashMap<String, pb::Schema> {
+        self.resources
+            .iter()
+            .map(|(name, r)| (name.to_string(), schema_to_pb(r.schema())))
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions
+
+pub fn schema_to_pb(schema: &Schema) -> pb::Schema {
+    pb::Schema {
+        version: schema.version,
+        block: Some(block_to_pb(&schema.block)),
+    }
+}
+
+fn block_to_pb(block: &Block) -> pb::schema::Block {
+    pb::schema::Block {
+        version: 0,
+        attributes: block.attributes.iter().map(attr_to_pb).collect(),
+        block_types: block.blocks.iter().map(nested_block_to_pb).collect(),
+        description: block.description.to_string(),
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecated: false,
+    }
+}
+
+#[allow(deprecated)] // Object.min_items/max_items: deprecated in the protocol, still required fields
+fn attr_to_pb(attr: &Attr) -> pb::schema::Attribute {
+    // A nested attribute sends nested_type and an empty type: Terraform 1.0.3 crashes if a
+    // provider sends both.
+    let (ty, nested) = match &attr.kind {
+        AttrKind::Typed(ty) => (ty.to_json_bytes(), None),
+        AttrKind::Nested(nesting, attrs) => (
+            Vec::new(),
+            Some(pb::schema::Object {
+                attributes: attrs.iter().map(attr_to_pb).collect(),
+                nesting: match nesting {
+                    Nesting::Single => pb::schema::object::NestingMode::Single,
+                    Nesting::List => pb::schema::object::NestingMode::List,
+                    Nesting::Set => pb::schema::object::NestingMode::Set,
+                    Nesting::Map => pb::schema::object::NestingMode::Map,
+                } as i32,
+                min_items: 0,
+                max_items: 0,
+            }),
+        ),
+    };
+    pb::schema::Attribute {
+        name: attr.name.to_string(),
+        r#type: ty,
+        description: attr.description.to_string(),
+        required: attr.required,
+        optional: attr.optional,
+        computed: attr.computed,
+        sensitive: attr.sensitive,
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecated: false,
+        nested_type: nested,
+        write_only: false,
+    }
+}
+
+fn nested_block_to_pb(b: &NestedBlock) -> pb::schema::NestedBlock {
+    pb::schema::NestedBlock {
+        type_name: b.type_name.to_string(),
+        block: Some(block_to_pb(&b.block)),
+        nesting: match b.nesting {
+            Nesting::Single => pb::schema::nested_block::NestingMode::Single,
+            Nesting::List => pb::schema::nested_block::NestingMode::List,
+            Nesting::Set => pb::schema::nested_block::NestingMode::Set,
+            Nesting::Map => pb::schema::nested_block::NestingMode::Map,
+        } as i32,
+        min_items: b.min_items,
+        max_items: b.max_items,
+    }
+}
+
+pub fn path_to_pb(path: &AttributePath) -> pb::AttributePath {
+    use pb::attribute_path::step::Selector;
+    pb::AttributePath {
+        steps: path
+            .steps
+            .iter()
+            .map(|s| pb::attribute_path::Step {
+                selector: Some(match s {
+                    PathStep::Attribute(name) => Selector::AttributeName(name.clone()),
+                    PathStep::ElementKeyString(k) => Selector::ElementKeyString(k.clone()),
+                    PathStep::ElementKeyInt(i) => Selector::ElementKeyInt(*i),
+                }),
+            })
+            .collect(),
+    }
+}
+
+pub fn diagnostics_to_pb(diags: Diagnostics) -> Vec<pb::Diagnostic> {
+    diags
+        .into_iter()
+        .map(|d| pb::Diagnostic {
+            severity: match d.severity {
+                Severity::Error => pb::diagnostic::Severity::Error,
+                Severity::Warning => pb::diagnostic::Severity::Warning,
+            } as i32,
+            summary: d.summary,
+            detail: d.detail,
+            attribute: d.path.filter(|p| !p.is_empty()).map(|p| path_to_pb(&p)),
+        })
+        .collect()
+}
+
+/// Decodes a DynamicValue (msgpack preferred, JSON accepted); absent means null.
+pub fn decode(value: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Value, Diagnostic> {
+    let Some(value) = value else {
+        return Ok(Value::Null);
+    };
+    let result = if !value.msgpack.is_empty() {
+        tfvalue::decode_msgpack(&value.msgpack, ty)
+    } else if !value.json.is_empty() {
+        tfvalue::decode_json(&value.json, ty)
+    } else {
+        return Ok(Value::Null);
+    };
+    result.map_err(|e| Diagnostic::decode(what, &e))
+}
+
+pub fn encode(value: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostic> {
+    tfvalue::encode_msgpack(value, ty)
+        .map(|msgpack| pb::DynamicValue {
+            msgpack,
+            json: Vec::new(),
+        })
+        .map_err(|e| {
+            Diagnostic::error(
+                "Internal provider error",
+                format!("The provider produced a value it cannot encode: {e}"),
+            )
+        })
+}
+
+/// Runs a handler; a crash inside becomes `on_crash(diagnostic)`.
+async fn guarded<T, F>(rpc: &'static str, type_name: &str, fut: F, on_crash: impl FnOnce(Diagnostic) -> T) -> T
+where
+    F: Future<Output = T>,
+{
+    let span = tracing::info_span!("rpc", tf_rpc = rpc, tf_resource_type = type_name);
+    match AssertUnwindSafe(fut).catch_unwind().instrument(span).await {
+        Ok(v) => v,
+        Err(payload) => {
+            let message = crash_message(payload.as_ref());
+            tracing::error!(tf_rpc = rpc, "handler failed with an internal error: {message}");
+            on_crash(Diagnostic::internal(rpc, &message))
+        }
+    }
+}
+
+fn one(d: Diagnostic) -> Vec<pb::Diagnostic> {
+    diagnostics_to_pb(d.into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service
+
+#[tonic::async_trait]
+impl Provider for HybridProvider {
+    async fn get_metadata(
+        &self,
+        _request: Request<pb::get_metadata::Request>,
+    ) -> Result<Response<pb::get_metadata::Response>, Status> {
+        Ok(Response::new(pb::get_metadata::Response {
+            server_capabilities: Some(server_capabilities()),
+            diagnostics: Vec::new(),
+            data_sources: Vec::new(),
+            resources: self
+                .resources
+                .keys()
+                .map(|name| pb::get_metadata::ResourceMetadata {
+                    type_name: name.to_string(),
+                })
+                .collect(),
+            functions: Vec::new(),
+            ephemeral_resources: Vec::new(),
+        }))
+    }
+
+    async fn get_provider_schema(
+        &self,
+        _request: Request<pb::get_provider_schema::Request>,
+    ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
+        Ok(Response::new(pb::get_provider_schema::Response {
+            provider: Some(schema_to_pb(&self.provider_schema)),
+            resource_schemas: self.resource_schemas(),
+            data_source_schemas: HashMap::new(),
+            diagnostics: Vec::new(),
+            provider_meta: None,
+            server_capabilities: Some(server_capabilities()),
+            functions: HashMap::new(),
+            ephemeral_resource_schemas: HashMap::new(),
+        }))
+    }
+
+    async fn validate_provider_config(
+        &self,
+        request: Request<pb::validate_provider_config::Request>,
+    ) -> Result<Response<pb::validate_provider_config::Response>, Status> {
+        let req = request.into_inner();
+        let ty = self.provider_schema.block.value_type();
+        let diagnostics = guarded("ValidateProviderConfig", "provider", async {
+            match decode(req.config.as_ref(), &ty, "provider configuration") {
+                Ok(config) => diagnostics_to_pb(config::validate(&config)),
+                Err(d) => one(d),
+            }
+        }, one)
+        .await;
+        Ok(Response::new(pb::validate_provider_config::Response { diagnostics }))
+    }
+
+    async fn configure_provider(
+        &self,
+        request: Request<pb::configure_provider::Request>,
+    ) -> Result<Response<pb::configure_provider::Response>, Status> {
+        let req = request.into_inner();
+        let ty = self.provider_schema.block.value_type();
+        let diagnostics = guarded("ConfigureProvider", "provider", async {
+            let config = match decode(req.config.as_ref(), &ty, "provider configuration") {
+                Ok(c) => c,
+                Err(d) => return one(d),
+            };
+            let settings = match config::settings(&config) {
+                Ok(s) => s,
+                Err(diags) => return diagnostics_to_pb(diags),
+            };
+            let catalog = match catalog::try_embedded() {
+                Ok(c) => c,
+                Err(e) => {
+                    return one(Diagnostic::error(
+                        "Catalog unavailable",
+                        format!("The embedded catalog could not be loaded: {e}"),
+                    ))
+                }
+            };
+            let faults = match clouds::faults::FaultPlan::parse(&settings.sim_faults) {
+                Ok(f) => f,
+                Err(e) => {
+                    return one(Diagnostic::error(
+                        "Invalid sim fault plan",
+                        format!("{e} (from sim_faults or {})", config::ENV_SIM_FAULTS),
+                    ))
+                }
+            };
+            let sim = match clouds::sim::SimCloud::open(&settings.state_path, faults) {
+                Ok(s) => s,
+                Err(e) => {
+                    return one(Diagnostic::error(
+                        "Cannot open the sim cloud state",
+                        format!("{e}. Set state_path in the provider block (or {}) to a writable file.", config::ENV_STATE_PATH),
+                    )
+                    .at(AttributePath::root().attr("state_path")))
+                }
+            };
+            tracing::info!(terraform_version = %req.terraform_version, state_path = %settings.state_path.display(), "provider configured");
+            *self.context.write().await = Some(ProviderContext {
+                catalog,
+                driver: Arc::new(sim),
+                default_tags: settings.default_tags,
+                stop: self.stop.signal(),
+            });
+            Vec::new()
+        }, one)
+        .await;
+        Ok(Response::new(pb::configure_provider::Response { diagnostics }))
+    }
+
+    async fn validate_resource_config(
+        &self,
+        request: Request<pb::validate_resource_config::Request>,
+    ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
+        let req = request.into_inner();
+        let diagnostics = guarded("ValidateResourceConfig", &req.type_name, async {
+            let resource = match self.resource(&req.type_name) {
+                Ok(r) => r,
+                Err(d) => return one(d),
+            };
+            let ty = resource.schema().block.value_type();
+            match decode(req.config.as_ref(), &ty, "configuration") {
+                Ok(config) => diagnostics_to_pb(resource.validate(&config)),
+                Err(d) => one(d),
+            }
+        }, one)
+        .await;
+        Ok(Response::new(pb::validate_resource_config::Response { diagnostics }))
+    }
+
+    async fn upgrade_resource_state(
+        &self,
+        request: Request<pb::upgrade_resource_state::Request>,
+    ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
+        let req = request.into_inner();
+        let response = guarded("UpgradeResourceState", &req.type_name, async {
+            let mut resp = pb::upgrade_resource_state::Response::default();
+            let resource = match self.resource(&req.type_name) {
+                Ok(r) => r,
+                Err(d) => {
+                    resp.diagnostics = one(d);
+                    return resp;
+                }
+            };
+            let ty = resource.schema().block.value_type();
+            let Some(raw) = req.raw_state.as_ref().filter(|r| !r.json.is_empty()) else {
+                resp.diagnostics = one(Diagnostic::error(
+                    "Unsupported state format",
+                    "This provider reads JSON state only (flatmap state comes from Terraform 0.11 providers).",
+                ));
+                return resp;
+            };
+            match resource.upgrade(req.version, &raw.json) {
+                Ok(value) => match encode(&value, &ty) {
+                    Ok(dv) => resp.upgraded_state = Some(dv),
+                    Err(d) => resp.diagnostics = one(d),
+                },
+                Err(diags) => resp.diagnostics = diagnostics_to_pb(diags),
+            }
+            resp
+        }, |d| pb::upgrade_resource_state::Response { upgraded_state: None, diagnostics: one(d) })
+        .await;
+        Ok(Response::new(response))
+    }
+
+    async fn read_resource(
+        &self,
+        request: Request<pb::read_resource::Request>,
+    ) -> Result<Response<pb::read_resource::Response>, Status> {
+        let req = request.into_inner();
+        let fallback_state = req.current_state.clone();
+        let response = guarded("ReadResource", &req.type_name, async {
+            let mut resp = pb::read_resource::Response {
+                new_state: req.current_state.clone(),
+                private: req.private.clone(),
+                ..Default::default()
+            };
+            let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
+                (Ok(r), Ok(c)) => (r, c),
+                (Err(d), _) | (_, Err(d)) => {
+                    resp.diagnostics = one(d);
+                    return resp;
+                }
+            };
+            let ty = resource.schema().block.value_type();
+            let state = match decode(req.current_state.as_ref(), &ty, "current state") {
+                Ok(s) => s,
+                Err(d) => {
+                    resp.diagnostics = one(d);
+                    return resp;
+                }
+            };
+            let out = resource.read(&ctx, state, req.private.clone()).await;
+            let mut diags = out.diagnostics;
+            match encode(&out.new_state, &ty) {
+                Ok(dv) => resp.new_state = Some(dv),
+                Err(d) => diags.push(d),
+            }
+            resp.private = out.private;
+            resp.diagnostics = diagnostics_to_pb(diags);
+            resp
+        }, |d| pb::read_resource::Response { new_state: fallback_state, diagnostics: one(d), ..Default::default() })
+        .await;
+        Ok(Response::new(response))
+    }
+
+    async fn plan_resource_change(
+        &self,
+        request: Request<pb::plan_resource_change::Request>,
+    ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
+        let req = request.into_inner();
+        let response = guarded("PlanResourceChange", &req.type_name, async {
+            let mut resp = pb::plan_resource_change::Response::default();
+            let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
+                (Ok(r), Ok(c)) => (r, c),
+                (Err(d), _) | (_, Err(d)) => {
+                    resp.diagnostics = one(d);
+                    return resp;
+                }
+            };
+            let ty = resource.schema().block.value_type();
+            let decoded = (
+                decode(req.prior_state.as_ref(), &ty, "prior state"),
+                decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
+                decode(req.config.as_ref(), &ty, "configuration"),
+            );
+            let (prior_state, proposed_new_state, config) = match decoded {
+                (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+                (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => {
+                    resp.diagnostics = one(d);
+                    return resp;
+                }
+            };
+            let out = resource
+                .plan(&ctx, PlanRequest { prior_state, proposed_new_state, config, prior_private: req.prior_private.clone() })
+                .await;
+            let mut diags = out.diagnostics;
+            if !diags.has_errors() {
+                match encode(&out.planned_state, &ty) {
+                    Ok(dv) => resp.planned_state = Some(dv),
+                    Err(d) => diags.push(d),
+                }
+            }
+            resp.requires_replace = out.requires_replace.iter().map(path_to_pb).collect();
+            resp.planned_private = out.planned_private;
+            resp.diagnostics = diagnostics_to_pb(diags);
+            resp
+        }, |d| pb::plan_resource_change::Response { diagnostics: one(d), ..Default::default() })
+        .await;
+        Ok(Response::new(response))
+    }
+
+    async fn apply_resource_change(
+        &self,
+        request: Request<pb::apply_resource_change::Request>,
+    ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
+        let req = request.into_inner();
+        // If the handler crashes, keep the prior state: it is the last truth we know.
+        let fallback_state = req.prior_state.clone();
+        let response = guarded("ApplyResourceChange", &req.type_name, async {
+            let mut resp = pb::apply_resource_change::Response {
+                new_state: req.prior_state.clone(),
+                ..Default::default()
+            };
+            let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
+                (Ok(r), Ok(c)) => (r, c),
+                (Err(d), _) | (_, Err(d)) => {
+                    resp.diagnostics = one(d);
+                    return resp;
+                }
+            };
+            let ty = resource.schema().block.value_type();
+            let decoded = (
+                decode(req.prior_state.as_ref(), &ty, "prior state"),
+                decode(req.planned_state.as_ref(), &ty, "planned state"),
+                decode(req.config.as_ref(), &ty, "configuration"),
+            );
+            let (prior_state, planned_state, config) = match decoded {
+                (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+                (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => {
+                    resp.diagnostics = one(d);
+                    return resp;
+                }
+            };
+            let out = resource
+                .apply(&ctx, ApplyRequest { prior_state, planned_state, config, planned_private: req.planned_private.clone() })
+                .await;
+            let mut diags = out.diagnostics;
+            match encode(&out.new_state, &ty) {
+                Ok(dv) => resp.new_state = Some(dv),
+                Err(d) => diags.push(d),
+            }
+            resp.private = out.private;
+            resp.diagnostics = diagnostics_to_pb(diags);
+            resp
+        }, |d| pb::apply_resource_change::Response { new_state: fallback_state, diagnostics: one(d), ..Default::default() })
+        .await;
+        Ok(Response::new(response))
+    }
+
+    async fn import_resource_state(
+        &self,
+        request: Request<pb::import_resource_state::Request>,
+    ) -> Result<Response<pb::import_resource_state::Response>, Status> {
+        let req = request.into_inner();
+        let response = guarded("ImportResourceState", &req.type_name, async {
+            let mut resp = pb::import_resource_state::Response::default();
+            let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
+                (Ok(r), Ok(c)) => (r, c),
+                (Err(d), _) | (_, Err(d)) => {
+                    resp.diagnostics = one(d);
+                    return resp;
+                }
+            };
+            let ty = resource.schema().block.value_type();
+            let out = resource.import(&ctx, &req.id).await;
+            let mut diags = out.diagnostics;
+            for state in out.states {
+                match encode(&state, &ty) {
+                    Ok(dv) => resp.imported_resources.push(pb::import_resource_state::ImportedResource {
+                        type_name: req.type_name.clone(),
+                        state: Some(dv),
+                        private: Vec::new(),
+                        identity: None,
+                    }),
+                    Err(d) => diags.push(d),
+                }
+            }
+            resp.diagnostics = diagnostics_to_pb(diags);
+            resp
+        }, |d| pb::import_resource_state::Response { diagnostics: one(d), ..Default::default() })
+        .await;
+        Ok(Response::new(response))
+    }
+
+    async fn validate_data_resource_config(
+        &self,
+        request: Request<pb::validate_data_resource_config::Request>,
+    ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
+        let req = request.into_inner();
+        Ok(Response::new(pb::validate_data_resource_config::Response {
+            diagnostics: one(Diagnostic::error(
+                "Unknown data source",
+                format!("This provider has no data source {:?}.", req.type_name),
+            )),
+        }))
+    }
+
+    async fn read_data_source(
+        &self,
+        request: Request<pb::read_data_source::Request>,
+    ) -> Result<Response<pb::read_data_source::Response>, Status> {
+        let req = request.into_inner();
+        Ok(Response::new(pb::read_data_source::Response {
+            diagnostics: one(Diagnostic::error(
+                "Unknown data source",
+                format!("This provider has no data source {:?}.", req.type_name),
+            )),
+            ..Default::default()
+        }))
+    }
+
+    async fn stop_provider(
+        &self,
+        _request: Request<pb::stop_provider::Request>,
+    ) -> Result<Response<pb::stop_provider::Response>, Status> {
+        tracing::info!("Terraform asked the provider to stop: cancelling in-flight operations");
+        self.stop.stop();
+        Ok(Response::new(pb::stop_provider::Response { error: String::new() }))
+    }
+}
+
+fn server_capabilities() -> pb::ServerCapabilities {
+    pb::ServerCapabilities {
+        plan_destroy: false,
+        get_provider_schema_optional: false,
+        move_resource_state: false,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_attributes_never_send_a_type_as_well() {
+        let provider = HybridProvider::new();
+        let schemas = provider.resource_schemas();
+        let workload = &schemas["hybrid_workload"];
+        let block = workload.block.as_ref().expect("block");
+        for attr in &block.attributes {
+            if attr.nested_type.is_some() {
+                assert!(attr.r#type.is_empty(), "{} sends both type and nested_type", attr.name);
+            } else {
+                assert!(!attr.r#type.is_empty(), "{} has no type", attr.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_resource_type_starts_with_the_provider_name() {
+        for name in HybridProvider::new().resource_schemas().keys() {
+            assert!(name.starts_with("hybrid_"), "{name}");
+        }
+    }
+}

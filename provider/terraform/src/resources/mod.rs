@@ -1,0 +1,123 @@
+//! Resources and the one interface the gRPC layer drives them through.
+//!
+//! A resource sees decoded [`Value`]s and returns [`Value`]s and [`Diagnostics`]; it never sees
+//! protobuf or msgpack. That keeps each resource a readable file of schema + plan + CRUD (the
+//! shape of terraform-provider-random), testable without a Terraform binary.
+
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use clouds::retry::StopSignal;
+use clouds::Driver;
+use tfvalue::{AttributePath, Value};
+
+use crate::diagnostics::Diagnostics;
+use crate::schema::Schema;
+
+/// What resources get from the configured provider.
+#[derive(Clone)]
+pub struct ProviderContext {
+    pub catalog: &'static catalog::Catalog,
+    pub driver: Arc<dyn Driver>,
+    pub default_tags: BTreeMap<String, String>,
+    pub stop: StopSignal,
+}
+
+pub struct PlanRequest {
+    pub prior_state: Value,
+    pub proposed_new_state: Value,
+    pub config: Value,
+    pub prior_private: Vec<u8>,
+}
+
+pub struct PlanResponse {
+    pub planned_state: Value,
+    pub requires_replace: Vec<AttributePath>,
+    pub planned_private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+
+pub struct ApplyRequest {
+    pub prior_state: Value,
+    pub planned_state: Value,
+    pub config: Value,
+    pub planned_private: Vec<u8>,
+}
+
+pub struct ApplyResponse {
+    pub new_state: Value,
+    pub private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+
+pub struct ReadResponse {
+    /// `Value::Null` when the object no longer exists (Terraform then plans a re-create).
+    pub new_state: Value,
+    pub private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+
+#[derive(Default)]
+pub struct ImportResponse {
+    /// The imported objects' states (Terraform reads each afterwards).
+    pub states: Vec<Value>,
+    pub diagnostics: Diagnostics,
+}
+
+#[async_trait]
+pub trait Resource: Send + Sync {
+    fn type_name(&self) -> &'static str;
+    fn schema(&self) -> &Schema;
+
+    /// Checks that need only the configuration (values may be unknown: skip those).
+    fn validate(&self, config: &Value) -> Diagnostics;
+
+    async fn plan(&self, ctx: &ProviderContext, req: PlanRequest) -> PlanResponse;
+    async fn apply(&self, ctx: &ProviderContext, req: ApplyRequest) -> ApplyResponse;
+    async fn read(&self, ctx: &ProviderContext, state: Value, private: Vec<u8>) -> ReadResponse;
+    async fn import(&self, ctx: &ProviderContext, id: &str) -> ImportResponse;
+
+    /// Turns stored state JSON written by schema `version` into a value of the current schema.
+    fn upgrade(&self, version: i64, state_json: &[u8]) -> Result<Value, Diagnostics>;
+}
+
+/// Every resource the provider serves, by type name.
+pub fn all() -> Vec<Arc<dyn Resource>> {
+    vec![Arc::new(workload::Workload::new())]
+}
+
+// `Value` has no `Default` (null is not an obvious default for every use), so these are spelled
+// out: an empty response carries a null value and no diagnostics.
+impl Default for PlanResponse {
+    fn default() -> Self {
+        PlanResponse {
+            planned_state: Value::Null,
+            requires_replace: Vec::new(),
+            planned_private: Vec::new(),
+            diagnostics: Diagnostics::new(),
+        }
+    }
+}
+
+impl Default for ApplyResponse {
+    fn default() -> Self {
+        ApplyResponse {
+            new_state: Value::Null,
+            private: Vec::new(),
+            diagnostics: Diagnostics::new(),
+        }
+    }
+}
+
+impl Default for ReadResponse {
+    fn default() -> Self {
+        ReadResponse {
+            new_state: Value::Null,
+            private: Vec::new(),
+            diagnostics: Diagnostics::new(),
+        }
+    }
+}

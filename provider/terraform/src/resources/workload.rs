@@ -1,0 +1,920 @@
+//! `hybrid_workload`: requirements in, a placement decided at plan time, an instance at apply.
+//!
+//! - Plan runs the placement engine and puts the whole decision in the plan (provider, region,
+//!   type, cost, latency, scores, reason, ranked alternatives), so a reviewer sees it before
+//!   anything exists. Same inputs and catalog give the same plan; with state, the engine is
+//!   sticky and an unchanged configuration re-plans empty.
+//! - A change of where the workload runs (provider, region, zone, node or type) is a
+//!   replacement; everything else (tags, estimates) is an in-place update.
+//! - Apply provisions exactly the placement the plan showed. The instance's idempotency key is
+//!   derived from the name and placement, so a retried or interrupted apply finds the instance it
+//!   already made instead of making a second one.
+//! - Read notices an instance deleted outside Terraform (state drops it, plan re-creates) and a
+//!   changed type or tags (plan shows the drift).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clouds::retry::{with_backoff, RetryPolicy};
+use clouds::{Instance, InstanceSpec};
+use placement::{
+    PlaceOptions, Placement, PlacementKey, Provider as PlacementProvider, RawRequirements,
+    RawUserLocation, Requirements, Strategy,
+};
+use sha2::{Digest, Sha256};
+use tfvalue::{AttributePath, ObjectType, Type, Value};
+
+use super::{
+    ApplyRequest, ApplyResponse, ImportResponse, PlanRequest, PlanResponse, ProviderContext,
+    ReadResponse, Resource,
+};
+use crate::attrs;
+use crate::diagnostics::{path_from_field, Diagnostic, Diagnostics};
+use crate::schema::{timeouts_block, Attr, Block, Nesting, Schema};
+
+pub const TYPE_NAME: &str = "hybrid_workload";
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Attributes that feed the placement engine: if any is unknown at plan, placement waits.
+const PLACEMENT_INPUTS: &[&str] = &[
+    "workload_type",
+    "cpu",
+    "memory_gb",
+    "storage_gb",
+    "gpu_count",
+    "gpu_model",
+    "max_latency_ms",
+    "cost_budget_hourly",
+    "compliance",
+    "preferred_providers",
+    "data_residency_regions",
+    "user_locations",
+    "strategy",
+    "weights",
+    "replicas",
+    "spot_allowed",
+    "replace_threshold_percent",
+];
+
+/// The parts of a placement that say *where*; a change to any of them is a replacement.
+const WHERE_FIELDS: &[&str] = &["provider", "region", "zone", "node", "instance_type"];
+
+const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+const DEFAULT_UPDATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+pub struct Workload {
+    schema: Schema,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload::new()
+    }
+}
+
+/// The type of `placement` and of each element of `alternatives`.
+pub fn placement_type() -> Type {
+    Type::object([
+        ("provider".to_string(), Type::String),
+        ("region".to_string(), Type::String),
+        ("zone".to_string(), Type::String),
+        ("node".to_string(), Type::String),
+        ("instance_type".to_string(), Type::String),
+        ("estimated_cost_hourly".to_string(), Type::Number),
+        ("estimated_latency_ms".to_string(), Type::Number),
+        ("score".to_string(), Type::Number),
+        ("scores".to_string(), Type::map(Type::Number)),
+        ("reason".to_string(), Type::String),
+    ])
+}
+
+impl Workload {
+    pub fn new() -> Workload {
+        let s = |xs: Type| xs;
+        let attributes = vec![
+            Attr::computed("id", Type::String, "Stable id of the workload, derived from its name (`wl-` + 16 hex digits)."),
+            Attr::required("name", Type::String, "Name of the workload; unique within one cloud account or sim cloud. Changing it replaces the workload."),
+            Attr::optional("workload_type", Type::String, "web, api, batch, ml_inference, ml_training, data_analytics, database, cache or streaming."),
+            Attr::required("cpu", Type::Number, "vCPUs per replica (> 0)."),
+            Attr::required("memory_gb", Type::Number, "Memory per replica in GB (> 0)."),
+            Attr::optional_computed("storage_gb", Type::Number, "Block storage per replica in GB (default 0); priced into the estimate."),
+            Attr::optional_computed("gpu_count", Type::Number, "GPUs per replica (default 0)."),
+            Attr::optional("gpu_model", Type::String, "Required GPU model, matched case-insensitively as a substring (e.g. \"a100\", \"t4\")."),
+            Attr::optional("max_latency_ms", Type::Number, "Maximum weighted round-trip latency to user_locations, in ms."),
+            Attr::optional("cost_budget_hourly", Type::Number, "Maximum hourly cost in USD for all replicas, storage included."),
+            Attr::optional("compliance", Type::set(Type::String), "Required compliance regimes: gdpr, fedramp, soc2, iso27001, hipaa, pci_dss."),
+            Attr::optional("preferred_providers", Type::list(Type::String), "Providers allowed to host the workload: aws, azure, gcp, edge, onprem. Empty means any."),
+            Attr::optional("data_residency_regions", Type::set(Type::String), "Where the data may live: region codes of any provider (eu-west-1, westeurope, europe-west1) or jurisdictions/countries (EU, EEA, US, DE)."),
+            Attr::nested_optional(
+                "user_locations",
+                Nesting::List,
+                vec![
+                    Attr::required("lat", Type::Number, "Latitude in degrees (-90..90)."),
+                    Attr::required("lng", Type::Number, "Longitude in degrees (-180..180)."),
+                    Attr::optional("weight", Type::Number, "Relative share of users here (> 0, default 1)."),
+                ],
+                "Where users connect from; latency is the weighted mean round trip to these points.",
+            ),
+            Attr::optional_computed("strategy", Type::String, "cost_optimized, performance_optimized, latency_optimized, resilience_optimized, hybrid (default, 25% each) or custom (with weights)."),
+            Attr::optional("weights", s(Type::object([
+                ("cost".to_string(), Type::Number),
+                ("performance".to_string(), Type::Number),
+                ("latency".to_string(), Type::Number),
+                ("resilience".to_string(), Type::Number),
+            ])), "Scoring weights for strategy = \"custom\"; each >= 0, summing to 1."),
+            Attr::optional_computed("replicas", Type::Number, "Number of replicas (default 1); the cost estimate covers all of them."),
+            Attr::optional("spot_allowed", Type::Bool, "Allow spot/preemptible pricing where the catalog has real spot prices."),
+            Attr::optional_computed("replace_threshold_percent", Type::Number, "Keep the current placement unless another scores more than this many percent higher (default 10)."),
+            Attr::optional("image", Type::String, "Machine or container image to run."),
+            Attr::optional("tags", Type::map(Type::String), "Tags for the instance; the provider's default_tags are merged in (these win)."),
+            Attr::computed("tags_all", Type::map(Type::String), "All tags applied: default_tags merged with tags."),
+            Attr::computed("driver", Type::String, "The driver that provisions the placement (sim unless a cloud driver is configured)."),
+            Attr::computed("placement", placement_type(), "Where the workload runs, decided at plan time: provider, region, zone, node, instance_type, estimated_cost_hourly, estimated_latency_ms, score, scores and a one-line reason."),
+            Attr::computed("alternatives", Type::list(placement_type()), "The next best placements, best first, one per provider and region."),
+            Attr::computed("instance_id", Type::String, "The instance's id in the target cloud."),
+            Attr::computed("private_ip", Type::String, "The instance's private IP address."),
+            Attr::computed("status", Type::String, "The instance's state as the cloud reports it (running, stopped, ...)."),
+        ];
+        Workload {
+            schema: Schema {
+                version: SCHEMA_VERSION,
+                block: Block {
+                    attributes,
+                    blocks: vec![timeouts_block(&["create", "update", "delete"])],
+                    description: "A workload placed by the hybrid placement engine: requirements in; at plan time the provider, region, instance type, hourly cost, latency and the reason; at apply time a running instance.",
+                },
+            },
+        }
+    }
+
+    fn object_type(&self) -> ObjectType {
+        self.schema.block.object_type()
+    }
+}
+
+/// `wl-` + 16 hex digits of SHA-256 of the name: stable, so import and re-create agree.
+pub fn workload_id(name: &str) -> String {
+    let digest = Sha256::digest(format!("{TYPE_NAME}|{name}").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("wl-{hex}")
+}
+
+/// The client token for creating this workload at this placement.
+fn idempotency_key(name: &str, placement: &Value) -> String {
+    let mut text = format!("{TYPE_NAME}|{name}");
+    for field in WHERE_FIELDS {
+        text.push('|');
+        text.push_str(&attrs::string(placement, field).unwrap_or_default());
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn placement_value(p: &Placement) -> Value {
+    let scores = Value::map([
+        ("cost", attrs::num_value(Some(attrs::round(p.scores.cost, 2)))),
+        (
+            "performance",
+            attrs::num_value(Some(attrs::round(p.scores.performance, 2))),
+        ),
+        (
+            "latency",
+            attrs::num_value(Some(attrs::round(p.scores.latency, 2))),
+        ),
+        (
+            "resilience",
+            attrs::num_value(Some(attrs::round(p.scores.resilience, 2))),
+        ),
+    ]);
+    Value::object([
+        ("provider", Value::string(p.provider.clone())),
+        ("region", Value::string(p.region.clone())),
+        ("zone", attrs::str_value(p.zone.as_deref())),
+        ("node", attrs::str_value(p.node.as_deref())),
+        ("instance_type", attrs::str_value(p.instance_type.as_deref())),
+        (
+            "estimated_cost_hourly",
+            attrs::num_value(p.cost_known.then(|| attrs::round(p.estimated_cost_hourly, 4))),
+        ),
+        (
+            "estimated_latency_ms",
+            attrs::num_value(p.estimated_latency_ms.map(|ms| attrs::round(ms, 1))),
+        ),
+        ("score", attrs::num_value(Some(attrs::round(p.score, 2)))),
+        ("scores", scores),
+        ("reason", Value::string(p.reason.clone())),
+    ])
+}
+
+fn placement_key(v: &Value) -> Option<PlacementKey> {
+    let provider = PlacementProvider::parse(&attrs::string(v, "provider")?)?;
+    Some(PlacementKey {
+        provider,
+        region: attrs::string(v, "region")?,
+        instance_type: attrs::string(v, "instance_type"),
+        node: attrs::string(v, "node"),
+    })
+}
+
+fn same_where(a: &Value, b: &Value) -> bool {
+    a.is_known()
+        && b.is_known()
+        && WHERE_FIELDS
+            .iter()
+            .all(|f| attrs::string(a, f) == attrs::string(b, f))
+}
+
+fn inputs_equal(a: &Value, b: &Value) -> bool {
+    PLACEMENT_INPUTS.iter().all(|name| a.get(name) == b.get(name))
+}
+
+/// Requirements exactly as configured, plus the strategy name, weights and threshold.
+struct Inputs {
+    raw: RawRequirements,
+    strategy: String,
+    weights: Option<[f64; 4]>,
+    replace_threshold_percent: f64,
+}
+
+fn read_inputs(config: &Value) -> Result<Inputs, Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let mut int = |name: &str| match attrs::integer(config, name) {
+        Ok(v) => v,
+        Err(()) => {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr(name),
+                &format!("Invalid {name}"),
+                format!("{name} must be a whole number."),
+            ));
+            None
+        }
+    };
+    let gpu_count = int("gpu_count");
+    let replicas = int("replicas");
+    let user_locations = attrs::get(config, "user_locations")
+        .and_then(|v| v.as_elements())
+        .map(|elems| {
+            elems
+                .iter()
+                .map(|loc| RawUserLocation {
+                    lat: attrs::number(loc, "lat").unwrap_or(f64::NAN),
+                    lng: attrs::number(loc, "lng").unwrap_or(f64::NAN),
+                    weight: attrs::number(loc, "weight"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let weights = attrs::get(config, "weights").map(|w| {
+        [
+            attrs::number(w, "cost").unwrap_or(f64::NAN),
+            attrs::number(w, "performance").unwrap_or(f64::NAN),
+            attrs::number(w, "latency").unwrap_or(f64::NAN),
+            attrs::number(w, "resilience").unwrap_or(f64::NAN),
+        ]
+    });
+    let preferred_providers = attrs::strings(config, "preferred_providers");
+    for (i, p) in preferred_providers.iter().enumerate() {
+        if p.eq_ignore_ascii_case("sim") {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr("preferred_providers").index(i as i64),
+                "Invalid preferred provider",
+                "\"sim\" is the driver that provisions placements when no cloud is configured, not a place to run: choose among aws, azure, gcp, edge and onprem (every one of them runs on the sim cloud by default).",
+            ));
+        }
+    }
+    let replace_threshold_percent = attrs::number(config, "replace_threshold_percent").unwrap_or(10.0);
+    if !(replace_threshold_percent.is_finite() && (0.0..=1000.0).contains(&replace_threshold_percent)) {
+        diags.push(Diagnostic::attribute_error(
+            AttributePath::root().attr("replace_threshold_percent"),
+            "Invalid replace_threshold_percent",
+            format!("replace_threshold_percent must be between 0 and 1000, got {replace_threshold_percent}."),
+        ));
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok(Inputs {
+        raw: RawRequirements {
+            cpu: attrs::number(config, "cpu"),
+            memory_gb: attrs::number(config, "memory_gb"),
+            storage_gb: attrs::number(config, "storage_gb"),
+            gpu_count,
+            gpu_model: attrs::string(config, "gpu_model"),
+            max_latency_ms: attrs::number(config, "max_latency_ms"),
+            cost_budget_hourly: attrs::number(config, "cost_budget_hourly"),
+            compliance: attrs::strings(config, "compliance"),
+            preferred_providers,
+            data_residency_regions: attrs::strings(config, "data_residency_regions"),
+            user_locations,
+            workload_type: attrs::string(config, "workload_type"),
+            replicas,
+            spot_allowed: attrs::boolean(config, "spot_allowed"),
+            pricing_model: None,
+        },
+        strategy: attrs::string(config, "strategy").unwrap_or_else(|| "hybrid".to_string()),
+        weights,
+        replace_threshold_percent,
+    })
+}
+
+fn field_errors(errors: Vec<placement::FieldError>) -> Diagnostics {
+    errors
+        .into_iter()
+        .map(|e| {
+            let top = e.field.split(['.', '[']).next().unwrap_or("").to_string();
+            Diagnostic::attribute_error(
+                path_from_field(&e.field),
+                &format!("Invalid {top}"),
+                format!("{}: {}", e.field, e.message),
+            )
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
+fn validated(
+    config: &Value,
+    catalog: &catalog::Catalog,
+) -> Result<(Requirements, Strategy, f64), Diagnostics> {
+    let inputs = read_inputs(config)?;
+    let mut errors = Vec::new();
+    let requirements = Requirements::validate(&inputs.raw, catalog).map_err(|e| errors.extend(e));
+    let strategy = Strategy::parse(&inputs.strategy, inputs.weights).map_err(|e| errors.push(e));
+    match (requirements, strategy) {
+        (Ok(r), Ok(s)) if errors.is_empty() => Ok((r, s, inputs.replace_threshold_percent)),
+        _ => Err(field_errors(errors)),
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = 0f64;
+    let mut number = String::new();
+    let mut saw_unit = false;
+    for ch in trimmed.chars() {
+        if ch.is_ascii_digit() || ch == '.' {
+            number.push(ch);
+            continue;
+        }
+        let unit = match ch {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return Err(format!("unexpected {ch:?}; use units h, m and s, e.g. \"1h30m\"")),
+        };
+        let n: f64 = number
+            .parse()
+            .map_err(|_| format!("missing number before {ch:?}"))?;
+        total += n * unit;
+        number.clear();
+        saw_unit = true;
+    }
+    if !number.is_empty() || !saw_unit {
+        return Err("every number needs a unit (h, m or s), e.g. \"20m\"".into());
+    }
+    if total <= 0.0 || total > 7.0 * 86_400.0 {
+        return Err("must be more than 0s and at most 168h".into());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+fn timeout(state: &Value, op: &str, default: Duration) -> Duration {
+    attrs::get(state, "timeouts")
+        .and_then(|t| attrs::string(t, op))
+        .and_then(|text| parse_duration(&text).ok())
+        .unwrap_or(default)
+}
+
+fn driver_error(op: &str, err: &clouds::DriverError) -> Diagnostic {
+    Diagnostic::error(
+        format!("Could not {op} the workload"),
+        format!("{err}. The state records only what is known to exist; running apply again resumes safely (creates are idempotent)."),
+    )
+}
+
+/// State value with the instance's facts filled in.
+fn with_instance(mut state: Value, inst: &Instance) -> Value {
+    attrs::set(&mut state, "instance_id", Value::string(inst.instance_id.clone()));
+    attrs::set(&mut state, "private_ip", Value::string(inst.private_ip.clone()));
+    attrs::set(&mut state, "status", Value::string(inst.status.clone()));
+    state
+}
+
+/// Replaces unknowns by nulls (for storing a planned value as metadata).
+fn known_or_null(v: &Value) -> Value {
+    match v {
+        Value::Unknown => Value::Null,
+        Value::List(xs) => Value::List(xs.iter().map(known_or_null).collect()),
+        Value::Set(xs) => Value::Set(xs.iter().map(known_or_null).collect()),
+        Value::Tuple(xs) => Value::Tuple(xs.iter().map(known_or_null).collect()),
+        Value::Map(m) => Value::Map(m.iter().map(|(k, v)| (k.clone(), known_or_null(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), known_or_null(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+impl Workload {
+    fn metadata(&self, state: &Value) -> Option<serde_json::Value> {
+        let ty = Type::Object(self.object_type());
+        let bytes = tfvalue::encode_json(&known_or_null(state), &ty).ok()?;
+        let state_json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        Some(serde_json::json!({ "schema_version": SCHEMA_VERSION, "state": state_json }))
+    }
+
+    fn merged_tags(ctx: &ProviderContext, planned: &Value) -> BTreeMap<String, String> {
+        let mut tags = ctx.default_tags.clone();
+        tags.extend(attrs::string_map(planned, "tags"));
+        tags
+    }
+
+    async fn create(&self, ctx: &ProviderContext, planned: Value) -> ApplyResponse {
+        let mut resp = ApplyResponse::default();
+        let (Some(name), Some(id), Some(placement)) = (
+            attrs::string(&planned, "name"),
+            attrs::string(&planned, "id"),
+            attrs::get(&planned, "placement").cloned(),
+        ) else {
+            resp.diagnostics.push(Diagnostic::error(
+                "Placement not decided",
+                "The plan has no placement for this workload (its inputs were unknown at plan time and are still unknown). Run terraform apply again once the inputs are known.",
+            ));
+            return resp;
+        };
+        let spec = InstanceSpec {
+            idempotency_key: idempotency_key(&name, &placement),
+            workload_id: id,
+            name,
+            provider: attrs::string(&placement, "provider").unwrap_or_default(),
+            region: attrs::string(&placement, "region").unwrap_or_default(),
+            zone: attrs::string(&placement, "zone"),
+            instance_type: attrs::string(&placement, "instance_type"),
+            node: attrs::string(&placement, "node"),
+            image: attrs::string(&planned, "image"),
+            tags: Self::merged_tags(ctx, &planned),
+            metadata: self.metadata(&planned),
+        };
+        let policy = RetryPolicy::with_timeout(timeout(&planned, "create", DEFAULT_CREATE_TIMEOUT));
+        let driver = ctx.driver.clone();
+        let result = with_backoff(driver.name(), "create", &policy, &ctx.stop, |_| {
+            let driver = driver.clone();
+            let spec = spec.clone();
+            async move { driver.create(&spec).await }
+        })
+        .await;
+        match result {
+            Ok(inst) => {
+                tracing::info!(workload_id = %inst.workload_id, instance_id = %inst.instance_id, "workload created");
+                resp.new_state = with_instance(planned, &inst);
+            }
+            Err(err) => {
+                // Nothing known to exist: no state. A repeat apply with the same placement
+                // uses the same idempotency key and adopts anything this attempt left behind.
+                resp.new_state = Value::Null;
+                resp.diagnostics.push(driver_error("create", &err));
+            }
+        }
+        resp
+    }
+
+    async fn update(&self, ctx: &ProviderContext, prior: Value, planned: Value) -> ApplyResponse {
+        let mut resp = ApplyResponse::default();
+        let Some(instance_id) = attrs::string(&prior, "instance_id") else {
+            resp.new_state = prior;
+            resp.diagnostics.push(Diagnostic::error(
+                "Workload has no instance",
+                "The state of this workload has no instance_id; run terraform apply -replace to create it again.",
+            ));
+            return resp;
+        };
+        let tags = Self::merged_tags(ctx, &planned);
+        let mut new_state = planned.clone();
+        for computed in ["instance_id", "private_ip", "status"] {
+            if let Some(v) = prior.get(computed) {
+                attrs::set(&mut new_state, computed, v.clone());
+            }
+        }
+        let metadata = self.metadata(&new_state);
+        let policy = RetryPolicy::with_timeout(timeout(&planned, "update", DEFAULT_UPDATE_TIMEOUT));
+        let driver = ctx.driver.clone();
+        let result = with_backoff(driver.name(), "update", &policy, &ctx.stop, |_| {
+            let driver = driver.clone();
+            let tags = tags.clone();
+            let metadata = metadata.clone();
+            let instance_id = instance_id.clone();
+            async move { driver.update_tags(&instance_id, &tags, metadata.as_ref()).await }
+        })
+        .await;
+        match result {
+            Ok(inst) => resp.new_state = with_instance(new_state, &inst),
+            Err(err) => {
+                resp.new_state = prior;
+                resp.diagnostics.push(driver_error("update", &err));
+            }
+        }
+        resp
+    }
+
+    async fn delete(&self, ctx: &ProviderContext, prior: Value) -> ApplyResponse {
+        let mut resp = ApplyResponse::default();
+        let Some(instance_id) = attrs::string(&prior, "instance_id") else {
+            resp.new_state = Value::Null;
+            return resp;
+        };
+        let policy = RetryPolicy::with_timeout(timeout(&prior, "delete", DEFAULT_DELETE_TIMEOUT));
+        let driver = ctx.driver.clone();
+        let result = with_backoff(driver.name(), "delete", &policy, &ctx.stop, |_| {
+            let driver = driver.clone();
+            let instance_id = instance_id.clone();
+            async move { driver.delete(&instance_id).await }
+        })
+        .await;
+        match result {
+            Ok(()) => resp.new_state = Value::Null,
+            Err(err) => {
+                resp.new_state = prior;
+                resp.diagnostics.push(driver_error("delete", &err));
+            }
+        }
+        resp
+    }
+}
+
+#[async_trait]
+impl Resource for Workload {
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn validate(&self, config: &Value) -> Diagnostics {
+        let mut diags = Diagnostics::new();
+        if let Some(timeouts) = attrs::get(config, "timeouts") {
+            for op in ["create", "update", "delete"] {
+                if let Some(text) = attrs::string(timeouts, op) {
+                    if let Err(why) = parse_duration(&text) {
+                        diags.push(Diagnostic::attribute_error(
+                            AttributePath::root().attr("timeouts").attr(op),
+                            "Invalid timeout",
+                            format!("timeouts.{op} = {text:?}: {why}."),
+                        ));
+                    }
+                }
+            }
+        }
+        // Requirements can be checked only when every input is known.
+        if PLACEMENT_INPUTS.iter().any(|n| attrs::is_unknown(config, n)) {
+            return diags;
+        }
+        match catalog::try_embedded() {
+            Ok(catalog) => {
+                if let Err(errors) = validated(config, catalog) {
+                    diags.extend(errors);
+                }
+            }
+            Err(err) => diags.push(Diagnostic::error(
+                "Catalog unavailable",
+                format!("The embedded catalog could not be loaded: {err}"),
+            )),
+        }
+        diags
+    }
+
+    async fn plan(&self, ctx: &ProviderContext, req: PlanRequest) -> PlanResponse {
+        let mut resp = PlanResponse::default();
+        if req.proposed_new_state.is_null() {
+            resp.planned_state = Value::Null;
+            return resp;
+        }
+        let prior = req.prior_state;
+        let config = req.config;
+        let mut planned = req.proposed_new_state;
+        let has_prior = !prior.is_null();
+
+        // Defaults for optional attributes the user left out.
+        for (name, default) in [
+            ("strategy", Value::string("hybrid")),
+            ("replicas", Value::number(1i64)),
+            ("storage_gb", Value::number(0i64)),
+            ("gpu_count", Value::number(0i64)),
+            ("replace_threshold_percent", Value::number(10i64)),
+        ] {
+            if config.get(name).is_none_or(Value::is_null) {
+                attrs::set(&mut planned, name, default);
+            }
+        }
+        attrs::set(&mut planned, "driver", Value::string(ctx.driver.name()));
+        let tags_all = if attrs::is_unknown(&config, "tags") {
+            Value::Unknown
+        } else {
+            attrs::string_map_value(&Self::merged_tags(ctx, &planned))
+        };
+        attrs::set(&mut planned, "tags_all", tags_all);
+
+        let name = attrs::string(&planned, "name");
+        let name_changed = has_prior && attrs::string(&prior, "name") != name;
+        attrs::set(
+            &mut planned,
+            "id",
+            match &name {
+                Some(n) => Value::string(workload_id(n)),
+                None => Value::Unknown,
+            },
+        );
+
+        // Placement, at plan time, whenever the inputs are known.
+        if PLACEMENT_INPUTS.iter().any(|n| attrs::is_unknown(&planned, n)) {
+            attrs::set(&mut planned, "placement", Value::Unknown);
+            attrs::set(&mut planned, "alternatives", Value::Unknown);
+        } else {
+            let (requirements, strategy, threshold) = match validated(&planned, ctx.catalog) {
+                Ok(v) => v,
+                Err(diags) => {
+                    resp.diagnostics = diags;
+                    return resp;
+                }
+            };
+            let prior_placement = prior.get("placement").cloned().unwrap_or(Value::Null);
+            let options = PlaceOptions {
+                top_k: 3,
+                current: if has_prior { placement_key(&prior_placement) } else { None },
+                replace_threshold_percent: threshold,
+                ..PlaceOptions::default()
+            };
+            match placement::place(ctx.catalog, &[], &requirements, &strategy, &options) {
+                Ok(decision) => {
+                    let chosen = placement_value(&decision.placement);
+                    let alternatives =
+                        Value::list(decision.alternatives.iter().map(placement_value));
+                    tracing::debug!(
+                        provider = %decision.placement.provider,
+                        region = %decision.placement.region,
+                        considered = decision.considered,
+                        feasible = decision.feasible,
+                        "placement decided"
+                    );
+                    for warning in &decision.warnings {
+                        resp.diagnostics
+                            .push(Diagnostic::warning("Placement warning", warning.clone()));
+                    }
+                    // No churn: same inputs and same place keep the recorded decision verbatim.
+                    if has_prior
+                        && inputs_equal(&prior, &planned)
+                        && same_where(&prior_placement, &chosen)
+                    {
+                        attrs::set(&mut planned, "placement", prior_placement.clone());
+                        attrs::set(
+                            &mut planned,
+                            "alternatives",
+                            prior.get("alternatives").cloned().unwrap_or(Value::Null),
+                        );
+                    } else {
+                        attrs::set(&mut planned, "placement", chosen);
+                        attrs::set(&mut planned, "alternatives", alternatives);
+                    }
+                }
+                Err(no_fit) => {
+                    resp.diagnostics.push(Diagnostic::error(
+                        "No placement satisfies the requirements",
+                        no_fit.to_string(),
+                    ));
+                    return resp;
+                }
+            }
+        }
+
+        let new_placement = planned.get("placement").cloned().unwrap_or(Value::Null);
+        let prior_placement = prior.get("placement").cloned().unwrap_or(Value::Null);
+        let replacing = has_prior && (name_changed || !same_where(&prior_placement, &new_placement));
+        for computed in ["instance_id", "private_ip", "status"] {
+            let value = if !has_prior || replacing {
+                Value::Unknown
+            } else {
+                prior.get(computed).cloned().unwrap_or(Value::Null)
+            };
+            attrs::set(&mut planned, computed, value);
+        }
+        if has_prior {
+            resp.requires_replace.push(AttributePath::root().attr("name"));
+            for field in WHERE_FIELDS {
+                resp.requires_replace
+                    .push(AttributePath::root().attr("placement").attr(*field));
+            }
+        }
+        resp.planned_private = req.prior_private;
+        resp.planned_state = planned;
+        resp
+    }
+
+    async fn apply(&self, ctx: &ProviderContext, req: ApplyRequest) -> ApplyResponse {
+        let mut resp = match (req.prior_state.is_null(), req.planned_state.is_null()) {
+            (_, true) => self.delete(ctx, req.prior_state).await,
+            (true, false) => self.create(ctx, req.planned_state).await,
+            (false, false) => self.update(ctx, req.prior_state, req.planned_state).await,
+        };
+        resp.private = req.planned_private;
+        resp
+    }
+
+    async fn read(&self, ctx: &ProviderContext, state: Value, private: Vec<u8>) -> ReadResponse {
+        let mut resp = ReadResponse {
+            private,
+            ..ReadResponse::default()
+        };
+        if state.is_null() {
+            return resp;
+        }
+        let found = match attrs::string(&state, "instance_id") {
+            Some(instance_id) => ctx.driver.read(&instance_id).await,
+            None => match attrs::string(&state, "id") {
+                Some(id) => ctx.driver.find_by_workload(&id).await,
+                None => Ok(None),
+            },
+        };
+        match found {
+            Ok(None) => {
+                tracing::info!("instance no longer exists; removing the workload from state");
+                resp.new_state = Value::Null;
+            }
+            Ok(Some(inst)) => {
+                let mut new_state = with_instance(state, &inst);
+                // Drift: the cloud's view of type and tags wins in state, so plan shows it.
+                if let Some(mut placement) = attrs::get(&new_state, "placement").cloned() {
+                    if let Some(actual) = &inst.instance_type {
+                        if attrs::string(&placement, "instance_type").as_deref() != Some(actual) {
+                            attrs::set(&mut placement, "instance_type", Value::string(actual.clone()));
+                            attrs::set(&mut new_state, "placement", placement);
+                        }
+                    }
+                }
+                let user_tags: BTreeMap<String, String> = inst
+                    .tags
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("hybrid:"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                attrs::set(&mut new_state, "tags_all", attrs::string_map_value(&user_tags));
+                resp.new_state = new_state;
+            }
+            Err(err) => {
+                resp.new_state = state;
+                resp.diagnostics.push(driver_error("read", &err));
+            }
+        }
+        resp
+    }
+
+    async fn import(&self, ctx: &ProviderContext, id: &str) -> ImportResponse {
+        let mut resp = ImportResponse::default();
+        let found = if id.starts_with("wl-") {
+            ctx.driver.find_by_workload(id).await
+        } else {
+            ctx.driver.read(id).await
+        };
+        let inst = match found {
+            Ok(Some(inst)) => inst,
+            Ok(None) => {
+                resp.diagnostics.push(Diagnostic::error(
+                    "Cannot import non-existent workload",
+                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id.", ctx.driver.name()),
+                ));
+                return resp;
+            }
+            Err(err) => {
+                resp.diagnostics.push(driver_error("import", &err));
+                return resp;
+            }
+        };
+        let stored = inst
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("state"))
+            .map(|s| s.to_string());
+        let Some(stored) = stored else {
+            resp.diagnostics.push(Diagnostic::error(
+                "Workload cannot be imported",
+                format!("Instance {} carries no workload description, so its requirements cannot be recovered.", inst.instance_id),
+            ));
+            return resp;
+        };
+        match tfvalue::decode_json(stored.as_bytes(), &Type::Object(self.object_type())) {
+            Ok(state) => {
+                let mut state = with_instance(state, &inst);
+                attrs::set(&mut state, "timeouts", Value::Null);
+                resp.states.push(state);
+            }
+            Err(err) => resp.diagnostics.push(Diagnostic::decode("stored workload", &err)),
+        }
+        resp
+    }
+
+    fn upgrade(&self, version: i64, state_json: &[u8]) -> Result<Value, Diagnostics> {
+        let ty = Type::Object(self.object_type());
+        let bytes = match version {
+            SCHEMA_VERSION => state_json.to_vec(),
+            0 => upgrade_v0(state_json)?,
+            newer => {
+                return Err(Diagnostic::error(
+                    "State written by a newer provider",
+                    format!("This hybrid_workload state has schema version {newer}; this provider understands up to {SCHEMA_VERSION}. Use the provider version that wrote it."),
+                )
+                .into())
+            }
+        };
+        tfvalue::decode_json(&bytes, &ty).map_err(|e| Diagnostic::decode("stored state", &e).into())
+    }
+}
+
+/// Schema version 0 (the prototype) kept the placement as flat top-level attributes
+/// (`placement_provider`, `placement_region`, `instance_type`, `estimated_cost_hourly`,
+/// `placement_reason`). Version 1 nests them in `placement`.
+fn upgrade_v0(state_json: &[u8]) -> Result<Vec<u8>, Diagnostics> {
+    let mut state: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(state_json).map_err(|e| {
+            Diagnostics::from(Diagnostic::error(
+                "Unreadable state",
+                format!("hybrid_workload state version 0 is not a JSON object: {e}"),
+            ))
+        })?;
+    let mut take = |k: &str| state.remove(k).unwrap_or(serde_json::Value::Null);
+    let placement = serde_json::json!({
+        "provider": take("placement_provider"),
+        "region": take("placement_region"),
+        "zone": null,
+        "node": null,
+        "instance_type": take("instance_type"),
+        "estimated_cost_hourly": take("estimated_cost_hourly"),
+        "estimated_latency_ms": null,
+        "score": null,
+        "scores": null,
+        "reason": take("placement_reason"),
+    });
+    state.insert("placement".into(), placement);
+    serde_json::to_vec(&state).map_err(|e| {
+        Diagnostics::from(Diagnostic::error("Unwritable state", e.to_string()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_terraform_timeouts() {
+        assert_eq!(parse_duration("20m"), Ok(Duration::from_secs(1200)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45s"), Ok(Duration::from_secs(45)));
+        for bad in ["", "20", "m", "5d", "0s", "200h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn workload_ids_are_stable_and_distinct() {
+        assert_eq!(workload_id("api"), workload_id("api"));
+        assert_ne!(workload_id("api"), workload_id("web"));
+        assert!(workload_id("api").starts_with("wl-"));
+        assert_eq!(workload_id("api").len(), 19);
+    }
+
+    #[test]
+    fn idempotency_key_changes_with_the_place() {
+        let a = Value::object([("provider", Value::string("aws")), ("region", Value::string("eu-west-1"))]);
+        let b = Value::object([("provider", Value::string("aws")), ("region", Value::string("eu-west-2"))]);
+        assert_ne!(idempotency_key("x", &a), idempotency_key("x", &b));
+        assert_eq!(idempotency_key("x", &a), idempotency_key("x", &a));
+    }
+
+    #[test]
+    fn version_zero_state_upgrades_into_the_placement_object() {
+        let v0 = serde_json::json!({
+            "id": "wl-0123456789abcdef", "name": "api", "cpu": 2, "memory_gb": 4,
+            "placement_provider": "aws", "placement_region": "eu-west-1",
+            "instance_type": "m5.large", "estimated_cost_hourly": 0.107,
+            "placement_reason": "cheapest", "instance_id": "sim-1", "status": "running"
+        });
+        let upgraded = Workload::new()
+            .upgrade(0, v0.to_string().as_bytes())
+            .expect("upgrade");
+        let placement = upgraded.get("placement").expect("placement");
+        assert_eq!(attrs::string(placement, "provider").as_deref(), Some("aws"));
+        assert_eq!(attrs::string(placement, "instance_type").as_deref(), Some("m5.large"));
+        assert_eq!(attrs::number(placement, "estimated_cost_hourly"), Some(0.107));
+        assert_eq!(attrs::string(&upgraded, "instance_id").as_deref(), Some("sim-1"));
+    }
+
+    #[test]
+    fn newer_state_versions_are_refused_with_a_reason() {
+        let err = Workload::new().upgrade(7, b"{}").expect_err("newer");
+        assert!(err.0[0].detail.contains("schema version 7"));
+    }
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests: the real Terraform CLI drives the provider binary cargo built.
+//! See `harness.rs` for how each test is isolated.
+
+mod harness;
+mod workload;
