@@ -70,7 +70,7 @@ fn workload_lifecycle_plan_apply_update_replace_import_destroy() {
     assert!(planned["placement"]["reason"].as_str().is_some_and(|r| !r.is_empty()));
     assert!(planned["id"].as_str().is_some_and(|id| id.starts_with("wl-")));
     assert_eq!(change["change"]["after_unknown"]["instance_id"], true);
-    assert!(change["change"]["after_unknown"].get("placement").is_none());
+    assert_ne!(change["change"]["after_unknown"]["placement"], true, "placement is known at plan");
 
     ws.apply();
     let applied = ws.resource("hybrid_workload.api");
@@ -149,7 +149,7 @@ fn an_instance_deleted_outside_terraform_is_planned_for_re_creation() {
 fn bad_input_gets_a_diagnostic_that_names_the_attribute() {
     let ws = Workspace::new("bad-input");
     let cases: &[(&str, &str, &[&str])] = &[
-        ("cpu = 2", "cpu = -1", &["Invalid cpu", "cpu"]),
+        ("cpu                    = 2", "cpu = -1", &["Invalid cpu", "cpu"]),
         ("compliance             = [\"gdpr\"]", "compliance = [\"gdpr\", \"sox\"]", &["compliance", "sox"]),
         ("data_residency_regions = [\"EU\"]", "data_residency_regions = [\"mars-north-1\"]", &["data_residency_regions", "mars-north-1"]),
         ("workload_type          = \"api\"", "workload_type = \"api\"\n  strategy = \"custom\"\n  weights = { cost = 0.5, performance = 0.5, latency = 0.5, resilience = 0.5 }", &["weights", "sum"]),
@@ -157,11 +157,15 @@ fn bad_input_gets_a_diagnostic_that_names_the_attribute() {
         ("tags = { team = \"payments\" }", "tags = { team = \"payments\" }\n  timeouts {\n    create = \"soon\"\n  }", &["timeouts.create"]),
     ];
     for (from, to, patterns) in cases {
+        assert!(API.contains(from), "test case must change the config: {from:?}");
         ws.config(&API.replace(from, to));
         ws.expect_error(&["plan", "-input=false"], patterns);
     }
     // Impossible constraints: says how many candidates failed on what.
-    ws.config(&API.replace("cpu = 2", "cpu = 2\n  gpu_count = 8\n  cost_budget_hourly = 0.01"));
+    ws.config(&API.replace(
+        "storage_gb             = 20",
+        "storage_gb = 20\n  gpu_count = 8\n  cost_budget_hourly = 0.01",
+    ));
     ws.expect_error(&["plan", "-input=false"], &["No placement satisfies the requirements"]);
     assert!(ws.sim_instances().is_empty());
 }

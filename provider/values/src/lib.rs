@@ -12,6 +12,33 @@
 //! - [`decode_msgpack`]/[`encode_msgpack`]: `DynamicValue.msgpack`.
 //! - [`decode_json`]/[`encode_json`]: `DynamicValue.json` and raw state.
 //! - [`changed_attributes`], [`Value::paths_where`]: what plan logic needs.
+//!
+//! # Decisions
+//!
+//! - `Null` and `Unknown` carry no type: the codecs always get the type, and
+//!   so does every caller through the schema. Values at `dynamic` positions
+//!   are wrapped as [`Value::Dynamic`] with their concrete type, as they are
+//!   on the wire; accessors and `==` look through the wrapper.
+//! - Refined unknowns (cty >= 1.13, msgpack extension 12) decode as plain
+//!   `Unknown`; refinements are dropped and never written.
+//! - Numbers keep every digit ([`Number`]). Equality follows cty: whole
+//!   numbers exactly, fractions by shortest decimal text.
+//! - Decoding is lenient where it is safe: a msgpack object may omit
+//!   attributes (null), JSON state may hold primitives as strings as cty
+//!   allows. Attributes the type does not have are errors naming them.
+//! - Hostile input: lengths are checked against the bytes left before any
+//!   allocation, nesting is limited to [`MAX_DEPTH`], and set dedup and
+//!   set equality are O(n log n).
+//!
+//! # Differences from go-cty (checked against v1.14.4 built from source)
+//!
+//! - A float that is a whole number beyond int64 (say 2^70 received as a
+//!   float64) is written with all its digits, where cty writes its shortest
+//!   round-trip digits followed by zeros, which would change the value.
+//! - Collections of `dynamic` elements are not required to hold values of
+//!   one concrete type (cty requires it and rejects such values).
+//! - JSON objects are written with sorted keys, so a dynamic value is
+//!   `{"type":..,"value":..}` (cty writes `value` first; readers don't care).
 
 #![warn(missing_docs)]
 
