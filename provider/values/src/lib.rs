@@ -13,6 +13,24 @@
 //! - [`decode_json`]/[`encode_json`]: `DynamicValue.json` and raw state.
 //! - [`changed_attributes`], [`Value::paths_where`]: what plan logic needs.
 //!
+//! ```
+//! use tfvalue::{decode_msgpack, encode_msgpack, changed_attributes, Type, Value};
+//!
+//! let ty = Type::object([("name", Type::String), ("cpu", Type::Number)]);
+//! let planned = Value::object([("name", "web".into()), ("cpu", Value::Unknown)]);
+//! let bytes = encode_msgpack(&planned, &ty)?;
+//! let back = decode_msgpack(&bytes, &ty)?;
+//! assert_eq!(back.get("name").and_then(Value::as_str), Some("web"));
+//! let unknown: Vec<String> = back.paths_where(Value::is_unknown).iter().map(ToString::to_string).collect();
+//! assert_eq!(unknown, ["cpu"]);
+//! let prior = Value::object([("name", "web".into()), ("cpu", 2i64.into())]);
+//! assert_eq!(changed_attributes(&prior, &back), ["cpu"]);
+//!
+//! let err = decode_msgpack(&[0x81, 0xa3, b'c', b'p', b'u', 0xa1, b'x'], &ty).unwrap_err();
+//! assert_eq!(err.to_string(), "cpu: invalid number \"x\": no digits");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Decisions
 //!
 //! - `Null` and `Unknown` carry no type: the codecs always get the type, and
