@@ -63,7 +63,11 @@ pub(crate) struct Evaluation<'a> {
     lat_bounds: Bounds,
     pub edge: &'a [EdgeCandidate],
     pub req: &'a Requirements,
+    /// The best feasible candidate of each (provider, region) group / edge node, plus the
+    /// current placement when it is feasible but not its group's best.
     pub cands: Vec<Cand>,
+    /// Number of feasible candidates.
+    pub feasible: usize,
     pub considered: usize,
     pub counts: RejectionCounts,
     pub warnings: Vec<String>,
@@ -272,7 +276,8 @@ impl<'a> Evaluation<'a> {
             lat_bounds: Bounds::empty(),
             edge,
             req,
-            cands: Vec::with_capacity(catalog.offers.len() + edge.len()),
+            cands: Vec::new(),
+            feasible: 0,
             considered: catalog.offers.len() + edge.len(),
             counts: RejectionCounts::default(),
             warnings,
@@ -283,59 +288,103 @@ impl<'a> Evaluation<'a> {
         };
         let mut cur_seen = false;
 
-        for (i, o) in catalog.offers.iter().enumerate() {
-            let src = Src::Offer(i as u32);
-            let (Some(r), Some(t)) = (
-                regions.get(o.region.0 as usize),
-                types.get(o.instance_type.0 as usize),
-            ) else {
-                ev.considered -= 1;
-                continue;
-            };
-            let is_current = cur_region == Some(o.region.0) && cur_type == Some(o.instance_type.0);
-            cur_seen |= is_current;
-            let price = match req.pricing_model {
+        // Pass 1 over offers: classify. Region and type verdicts are one byte each so the common
+        // rejections cost a look-up and a counter; the closest-miss bookkeeping runs only for
+        // candidates that got at least as far as the closest miss so far.
+        const OK: u8 = u8::MAX;
+        let t_stage: Vec<u8> = types
+            .iter()
+            .map(|t| t.reject.map_or(OK, |r| r.stage() as u8))
+            .collect();
+        let r_stage: Vec<u8> = regions
+            .iter()
+            .map(|r| r.reject.map_or(OK, |x| x.stage() as u8))
+            .collect();
+        let mut stage_counts = [0usize; 7];
+        let mut region_compliance_fails = vec![0usize; regions.len()];
+        let mut feasible_offers: Vec<u32> = Vec::new();
+        let mut group_feasible = vec![false; regions.len() + edge.len()];
+        let mut cb = Bounds::empty();
+        let cur_pair = cur_region.zip(cur_type);
+        let offer_cost = |o: &catalog::Offer, r: &RegionCtx| -> Option<f64> {
+            match req.pricing_model {
                 PricingModel::OnDemand => Some(o.on_demand_hourly_usd),
                 PricingModel::Spot => o.spot_hourly_usd,
             }
-            .filter(|p| p.is_finite() && *p >= 0.0);
-            let cost = price.map(|p| (p + r.storage_hourly.unwrap_or(0.0)) * replicas);
-            let rejection = if let Some(x) = t.reject {
-                Some(x)
-            } else if let Some(x) = r.reject {
-                Some(x)
-            } else if price.is_none() {
-                Some(Rejection::NoPrice)
-            } else if let (Some(b), Some(c)) = (budget, cost.filter(|c| Some(*c) > budget)) {
-                Some(Rejection::OverBudget { cost: c, budget: b })
-            } else if let (Some(max), Some(ms)) = (latency_limit, r.lat_max.filter(|m| Some(*m) > latency_limit)) {
-                Some(Rejection::OverLatency { ms, max })
-            } else {
-                None
+            .filter(|p| p.is_finite() && *p >= 0.0)
+            .map(|p| (p + r.storage_hourly.unwrap_or(0.0)) * replicas)
+        };
+        for (i, o) in catalog.offers.iter().enumerate() {
+            let (ri, ti) = (o.region.0 as usize, o.instance_type.0 as usize);
+            if ri >= regions.len() || ti >= types.len() {
+                ev.considered -= 1;
+                continue;
+            }
+            let is_current = cur_pair == Some((o.region.0, o.instance_type.0));
+            cur_seen |= is_current;
+            let ts = t_stage[ti];
+            let stage = if ts != OK { ts } else { r_stage[ri] };
+            let src = Src::Offer(i as u32);
+            let r = &regions[ri];
+            if stage != OK {
+                stage_counts[stage as usize] += 1;
+                if stage == 4 {
+                    region_compliance_fails[ri] += 1;
+                }
+                let rej = if ts != OK { types[ti].reject } else { r.reject };
+                if let Some(rej) = rej {
+                    if ev.closest.is_none_or(|c| stage as usize >= c.0) {
+                        ev.track_closest(src, rej, offer_cost(o, r));
+                    }
+                    if is_current {
+                        ev.current_problem = Some(rej.to_string());
+                    }
+                }
+                continue;
+            }
+            let cost = offer_cost(o, r);
+            let rejection = match cost {
+                None => Some(Rejection::NoPrice),
+                Some(c) if budget.is_some_and(|b| c > b) => Some(Rejection::OverBudget {
+                    cost: c,
+                    budget: budget.unwrap_or(0.0),
+                }),
+                Some(_) => match (latency_limit, r.lat_max) {
+                    (Some(max), Some(ms)) if ms > max => Some(Rejection::OverLatency { ms, max }),
+                    _ => None,
+                },
             };
-            match rejection {
-                Some(rej) => {
+            match (rejection, cost) {
+                (None, Some(c)) => {
+                    feasible_offers.push(i as u32);
+                    group_feasible[ri] = true;
+                    cb.add(c);
+                }
+                (rej, _) => {
+                    let rej = rej.unwrap_or(Rejection::NoPrice);
                     ev.reject(src, rej, cost);
                     if is_current {
                         ev.current_problem = Some(rej.to_string());
                     }
                 }
-                None => {
-                    if is_current {
-                        ev.current = Some(ev.cands.len());
-                    }
-                    ev.cands.push(Cand {
-                        src,
-                        group: o.region.0,
-                        pool: r.pool,
-                        cost,
-                        // The bound-independent part; cost and latency are added below.
-                        score: weights.performance * t.perf + weights.resilience * r.resilience,
-                    });
+            }
+        }
+        ev.counts.insufficient_cpu += stage_counts[0];
+        ev.counts.insufficient_memory += stage_counts[1];
+        ev.counts.no_gpu += stage_counts[2];
+        ev.counts.gpu_model += stage_counts[3];
+        ev.counts.data_residency += stage_counts[5];
+        ev.counts.provider_not_preferred += stage_counts[6];
+        for (r, n) in regions.iter().zip(&region_compliance_fails) {
+            if let (Some(rej @ Rejection::Compliance(_)), true) = (r.reject, *n > 0) {
+                for _ in 0..*n {
+                    ev.counts.add(&rej);
                 }
             }
         }
 
+        // Edge nodes: few, checked directly.
+        let mut edge_feasible: Vec<(u32, u32, Option<f64>, f64)> = Vec::new();
         for (i, e) in edge.iter().enumerate() {
             let src = Src::Edge(i as u32);
             let is_current = cur_edge == Some(i as u32);
@@ -350,6 +399,7 @@ impl<'a> Evaluation<'a> {
             let (lat_mean, lat_max) = rtts(&catalog.latency, req, e.lat, e.lng);
             let gpu = (req.gpu_count > 0).then(|| scoring::gpu_class(e.gpu_model.as_deref()));
             let perf = scoring::performance(e.free_cpu, e.free_memory_gb, req.cpu, req.memory_gb, None, gpu);
+            ev.edge_facts.push((perf, lat_mean));
             let rejection = if lacks(e.free_cpu, req.cpu) {
                 Some(Rejection::InsufficientCpu)
             } else if lacks(e.free_memory_gb, req.memory_gb) {
@@ -383,58 +433,103 @@ impl<'a> Evaluation<'a> {
                     }
                 }
                 None => {
-                    if is_current {
-                        ev.current = Some(ev.cands.len());
+                    if let Some(c) = cost {
+                        cb.add(c);
                     }
-                    ev.cands.push(Cand {
-                        src,
-                        group: (catalog.regions.len() + i) as u32,
-                        pool: pool.unwrap_or(0),
-                        cost,
-                        score: weights.performance * perf + weights.resilience * scoring::RESILIENCE_EDGE,
-                    });
+                    group_feasible[regions.len() + i] = true;
+                    edge_feasible.push((i as u32, pool.unwrap_or(0), cost, perf));
                 }
             }
-            ev.edge_facts.push((perf, lat_mean));
         }
         if let (Some(cur), false) = (&opts.current, cur_seen) {
             ev.current_problem = Some(format!("{cur} is not among the candidates"));
         }
+        ev.feasible = feasible_offers.len() + edge_feasible.len();
 
-        // Normalise over the feasible set: bounds, then per-group latency scores, then one
-        // pass adding the cost and latency terms.
-        let mut cb = Bounds::empty();
-        let mut group_lat = vec![100.0; catalog.regions.len() + edge.len()];
-        for c in &ev.cands {
-            if let Some(v) = c.cost {
-                cb.add(v);
-            }
-        }
-        let mut seen = vec![false; group_lat.len()];
-        let mut lbf = Bounds::empty();
-        for c in &ev.cands {
-            let g = c.group as usize;
-            if !seen[g] {
-                seen[g] = true;
+        // Normalisation bounds over the feasible set; latency scores once per group.
+        let mut lb = Bounds::empty();
+        for (g, ok) in group_feasible.iter().enumerate() {
+            if *ok {
                 if let Some(v) = ev.group_lat_mean(&regions, g) {
-                    lbf.add(v);
+                    lb.add(v);
                 }
             }
         }
-        for (g, slot) in group_lat.iter_mut().enumerate() {
-            if seen[g] {
-                *slot = scoring::latency_score(ev.group_lat_mean(&regions, g), lbf);
-            }
-        }
+        let group_lat: Vec<f64> = (0..group_feasible.len())
+            .map(|g| scoring::latency_score(ev.group_lat_mean(&regions, g), lb))
+            .collect();
         let cost_norm = scoring::CostNorm::new(cb);
-        for c in &mut ev.cands {
-            c.score += weights.cost * cost_norm.score(c.cost) + weights.latency * group_lat[c.group as usize];
-        }
         ev.cost_bounds = cb;
-        ev.lat_bounds = lbf;
+        ev.lat_bounds = lb;
+
+        // Pass 2: score the feasible candidates and keep the best per group (plus the
+        // current placement). A candidate whose score cannot reach its group's best even with
+        // a perfect cost score skips the logarithm.
+        let mut best: Vec<Option<Cand>> = vec![None; group_feasible.len()];
+        let mut current: Option<Cand> = None;
+        for &i in &feasible_offers {
+            let o = &catalog.offers[i as usize];
+            let (ri, ti) = (o.region.0 as usize, o.instance_type.0 as usize);
+            let r = &regions[ri];
+            let base = weights.performance * types[ti].perf
+                + weights.resilience * r.resilience
+                + weights.latency * group_lat[ri];
+            let is_current = cur_pair == Some((o.region.0, o.instance_type.0));
+            if let Some(b) = &best[ri] {
+                if !is_current && base + weights.cost * 100.0 < b.score {
+                    continue;
+                }
+            }
+            let cost = offer_cost(o, r);
+            let cand = Cand {
+                src: Src::Offer(i),
+                group: ri as u32,
+                pool: r.pool,
+                cost,
+                score: base + weights.cost * cost_norm.score(cost),
+            };
+            if is_current {
+                current = Some(cand);
+            }
+            ev.keep_best(&mut best[ri], cand);
+        }
+        for &(i, pool, cost, perf) in &edge_feasible {
+            let g = regions.len() + i as usize;
+            let cand = Cand {
+                src: Src::Edge(i),
+                group: g as u32,
+                pool,
+                cost,
+                score: weights.performance * perf
+                    + weights.resilience * scoring::RESILIENCE_EDGE
+                    + weights.latency * group_lat[g]
+                    + weights.cost * cost_norm.score(cost),
+            };
+            if cur_edge == Some(i) {
+                current = Some(cand);
+            }
+            best[g] = Some(cand);
+        }
+        ev.cands = best.into_iter().flatten().collect();
+        if let Some(c) = current {
+            ev.current = match ev.cands.iter().position(|x| x.src == c.src) {
+                Some(p) => Some(p),
+                None => {
+                    ev.cands.push(c);
+                    Some(ev.cands.len() - 1)
+                }
+            };
+        }
         ev.regions = regions;
         ev.types = types;
         ev
+    }
+
+    fn keep_best(&self, slot: &mut Option<Cand>, cand: Cand) {
+        match slot {
+            Some(b) if self.rank_cmp(b, &cand).is_le() => {}
+            _ => *slot = Some(cand),
+        }
     }
 
     fn group_lat_mean(&self, regions: &[RegionCtx], g: usize) -> Option<f64> {
@@ -476,6 +571,10 @@ impl<'a> Evaluation<'a> {
 
     fn reject(&mut self, src: Src, rej: Rejection, cost: Option<f64>) {
         self.counts.add(&rej);
+        self.track_closest(src, rej, cost);
+    }
+
+    fn track_closest(&mut self, src: Src, rej: Rejection, cost: Option<f64>) {
         let stage = rej.stage();
         let c = cost.unwrap_or(f64::INFINITY);
         let better = match &self.closest {

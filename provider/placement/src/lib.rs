@@ -128,7 +128,7 @@ pub fn place(
     };
     let ranked = ev.group_bests(|c| c.pool == pool);
     let (chosen, outcome) = sticky::choose(&ev, &ranked, pool, opts);
-    let feasible = ev.cands.len();
+    let feasible = ev.feasible;
     let pool_note = if opts.fallback_groups.len() > 1 {
         let g = &opts.fallback_groups[pool as usize];
         let name = if g.name.is_empty() {

@@ -254,7 +254,7 @@ pub fn place_spread(
         total_cost_hourly: total_cost,
         warnings: ev.warnings,
         considered: ev.considered,
-        feasible: ev.cands.len(),
+        feasible: ev.feasible,
         rejected: ev.counts,
     })
 }
