@@ -163,8 +163,8 @@ impl Workspace {
         // Flags must precede positional arguments (Go's flag parsing stops at the first one).
         let mut full: Vec<&str> = Vec::with_capacity(args.len() + 1);
         match args {
-            ["state", sub, rest @ ..] => {
-                full.extend(["state", sub]);
+            [group @ ("state" | "providers"), sub, rest @ ..] => {
+                full.extend([*group, sub]);
                 full.extend(rest);
             }
             [sub, rest @ ..] => {

@@ -2,4 +2,5 @@
 //! See `harness.rs` for how each test is isolated.
 
 mod harness;
+mod schema;
 mod workload;

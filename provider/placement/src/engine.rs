@@ -331,13 +331,17 @@ impl<'a> Evaluation<'a> {
                 if stage == 4 {
                     region_compliance_fails[ri] += 1;
                 }
-                let rej = if ts != OK { types[ti].reject } else { r.reject };
-                if let Some(rej) = rej {
-                    if ev.closest.is_none_or(|c| stage as usize >= c.0) {
-                        ev.track_closest(src, rej, offer_cost(o, r));
-                    }
-                    if is_current {
-                        ev.current_problem = Some(rej.to_string());
+                let interesting = is_current || ev.closest.as_ref().is_none_or(|c| stage as usize >= c.0);
+                if interesting {
+                    // Rare path: materialise the rejection only when it is needed.
+                    let rej = if ts != OK { &types[ti].reject } else { &r.reject };
+                    if let Some(rej) = *rej {
+                        if ev.closest.as_ref().is_none_or(|c| stage as usize >= c.0) {
+                            ev.track_closest(src, rej, offer_cost(o, r));
+                        }
+                        if is_current {
+                            ev.current_problem = Some(rej.to_string());
+                        }
                     }
                 }
                 continue;

@@ -311,7 +311,28 @@ async fn plaintext_without_client_cert() {
     assert!(running.info.line().ends_with("|grpc|"));
     let channel = plain_channel(&running.info).await;
     schema_of(channel.clone()).await.unwrap();
+
+    let mut health = HealthClient::new(channel.clone());
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "plugin".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status(), ServingStatus::Serving);
+
     shutdown_and_join(channel, running.task).await;
+    // The watch stream ends with the server instead of holding it open.
+    assert!(matches!(watch.message().await, Ok(None) | Err(_)));
 }
 
 #[tokio::test]
