@@ -2,5 +2,6 @@
 //! See `harness.rs` for how each test is isolated.
 
 mod harness;
+mod protocol;
 mod schema;
 mod workload;

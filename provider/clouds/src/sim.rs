@@ -29,6 +29,7 @@ pub struct SimCloud {
     path: PathBuf,
     conn: Mutex<Connection>,
     faults: FaultPlan,
+    catalog: Option<&'static catalog::Catalog>,
 }
 
 impl std::fmt::Debug for SimCloud {
@@ -113,7 +114,49 @@ impl SimCloud {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
             faults,
+            catalog: None,
         })
+    }
+
+    /// Makes the sim cloud behave like the clouds it stands in for: a create in a region or of
+    /// an instance type the catalog does not offer is rejected, as AWS rejects an unknown
+    /// instance type.
+    pub fn with_catalog(mut self, catalog: &'static catalog::Catalog) -> SimCloud {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    fn check_offer(&self, spec: &InstanceSpec) -> Result<(), DriverError> {
+        let Some(catalog) = self.catalog else {
+            return Ok(());
+        };
+        let cloud = match spec.provider.as_str() {
+            "aws" => catalog::Cloud::Aws,
+            "azure" => catalog::Cloud::Azure,
+            "gcp" => catalog::Cloud::Gcp,
+            // Edge and on-prem capacity is described by the user's nodes, not the catalog.
+            _ => return Ok(()),
+        };
+        let reject = |message: String| DriverError::Rejected {
+            target: TARGET.into(),
+            operation: "create",
+            message,
+        };
+        let region = catalog
+            .find_region_in(cloud, &spec.region)
+            .ok_or_else(|| reject(format!("{} has no region {:?}", spec.provider, spec.region)))?;
+        if let Some(type_name) = &spec.instance_type {
+            let offered = catalog
+                .find_instance_type(cloud, type_name)
+                .and_then(|t| catalog.offer(region, t));
+            if offered.is_none() {
+                return Err(reject(format!(
+                    "instance type {type_name:?} is not offered in {} {}",
+                    spec.provider, spec.region
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -289,6 +332,7 @@ impl Driver for SimCloud {
 
     async fn create(&self, spec: &InstanceSpec) -> Result<Instance, DriverError> {
         self.inject("create")?;
+        self.check_offer(spec)?;
         let instance = self.create_now(spec)?;
         self.lost_response("create")?;
         Ok(instance)
@@ -521,6 +565,24 @@ mod tests {
             sim.read("sim-x").await,
             Err(DriverError::Throttled { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn with_a_catalog_unknown_regions_and_types_are_rejected() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sim = open(&dir, "").with_catalog(catalog::embedded());
+        sim.create(&spec("ok")).await.expect("m5.large is offered in eu-west-1");
+        let mut bad_type = spec("t");
+        bad_type.instance_type = Some("m5.gigantic".into());
+        assert!(matches!(sim.create(&bad_type).await, Err(DriverError::Rejected { .. })));
+        let mut bad_region = spec("r");
+        bad_region.region = "mars-north-1".into();
+        let err = sim.create(&bad_region).await.expect_err("unknown region");
+        assert!(err.to_string().contains("mars-north-1"), "{err}");
+        let mut edge = spec("e");
+        edge.provider = "edge".into();
+        edge.region = "berlin".into();
+        sim.create(&edge).await.expect("edge placements are not checked against the catalog");
     }
 
     #[test]

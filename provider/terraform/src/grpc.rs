@@ -336,7 +336,7 @@ impl Provider for HybridProvider {
             tracing::info!(terraform_version = %req.terraform_version, state_path = %settings.state_path.display(), "provider configured");
             *self.context.write().await = Some(ProviderContext {
                 catalog,
-                driver: Arc::new(sim),
+                driver: Arc::new(sim.with_catalog(catalog)),
                 default_tags: settings.default_tags,
                 stop: self.stop.signal(),
             });

@@ -836,7 +836,7 @@ impl Resource for Workload {
 
 /// Schema version 0 (the prototype) kept the placement as flat top-level attributes
 /// (`placement_provider`, `placement_region`, `instance_type`, `estimated_cost_hourly`,
-/// `placement_reason`). Version 1 nests them in `placement`.
+/// `placement_reason`) and had no `driver` or `tags_all`. Version 1 nests them in `placement`.
 fn upgrade_v0(state_json: &[u8]) -> Result<Vec<u8>, Diagnostics> {
     let mut state: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(state_json).map_err(|e| {
@@ -859,6 +859,12 @@ fn upgrade_v0(state_json: &[u8]) -> Result<Vec<u8>, Diagnostics> {
         "reason": take("placement_reason"),
     });
     state.insert("placement".into(), placement);
+    // Version 0 provisioned on the sim cloud only and had no default_tags.
+    state.entry("driver").or_insert_with(|| serde_json::Value::String("sim".into()));
+    if state.get("tags_all").is_none_or(serde_json::Value::is_null) {
+        let tags = state.get("tags").cloned().unwrap_or(serde_json::Value::Null);
+        state.insert("tags_all".into(), tags);
+    }
     serde_json::to_vec(&state).map_err(|e| {
         Diagnostics::from(Diagnostic::error("Unwritable state", e.to_string()))
     })

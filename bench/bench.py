@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""Benchmark terraform-provider-hybrid against the Go terraform-provider-null under one Terraform.
+
+Called by bench/run.sh, which builds the provider and the shim and installs the null provider.
+For each provider: a work directory with its own HOME, CLI config (filesystem mirror only) and a
+configuration of BENCH_COUNT resources; the provider in the mirror is bench-provider-shim, which
+runs the real binary and logs its rusage per process. `terraform init` runs before timing (after
+the shim is in place, so the lock file matches it); then, alternating between the two providers
+so that both see the same machine load, the phases plan -out, apply, plan -detailed-exitcode
+(must be 0) and destroy -auto-approve. Then the go-plugin handshake time of both binaries, run
+directly. Prints a table and writes bench/results/latest.json.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+COOKIE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
+PHASES = ["plan", "apply", "replan", "destroy"]
+TARGETS = {"wall": 1.0, "cpu": 0.5, "rss": 0.5, "handshake": 1.0}
+
+
+def hybrid_config(count):
+    return f"""terraform {{
+  required_providers {{
+    hybrid = {{
+      source  = "hybrid/hybrid"
+      version = "0.1.0"
+    }}
+  }}
+}}
+
+provider "hybrid" {{}}
+
+resource "hybrid_workload" "bench" {{
+  count     = {count}
+  name      = "bench-${{count.index}}"
+  cpu       = 1
+  memory_gb = 2
+
+  compliance             = ["gdpr"]
+  data_residency_regions = ["EU"]
+}}
+"""
+
+
+def null_config(count):
+    return f"""terraform {{
+  required_providers {{
+    null = {{
+      source  = "hashicorp/null"
+      version = "2.1.2"
+    }}
+  }}
+}}
+
+resource "null_resource" "bench" {{
+  count = {count}
+
+  triggers = {{
+    name = "bench-${{count.index}}"
+  }}
+}}
+"""
+
+
+class Side:
+    """One provider's work directory, mirror and environment."""
+
+    def __init__(self, name, work, terraform, shim, real_binary, source, version, filename, config):
+        self.name = name
+        self.work = work
+        self.terraform = terraform
+        self.real = real_binary
+        self.source = source
+        self.home = os.path.join(work, "home")
+        self.logs = os.path.join(work, "logs")
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(self.home)
+        os.makedirs(self.logs)
+        mirror = os.path.join(work, "mirror")
+        pkg = os.path.join(mirror, source, version, "linux_amd64")
+        os.makedirs(pkg)
+        shutil.copy2(shim, os.path.join(pkg, filename))
+        with open(os.path.join(pkg, "bench-shim.target"), "w") as f:
+            f.write(real_binary + "\n")
+        with open(os.path.join(work, "terraformrc"), "w") as f:
+            f.write(
+                "provider_installation {\n"
+                f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["{source}"]\n  }}\n'
+                f'  direct {{\n    exclude = ["{source}"]\n  }}\n'
+                "}\n"
+            )
+        with open(os.path.join(work, "main.tf"), "w") as f:
+            f.write(config)
+        self.results = {}
+
+    def env(self, phase):
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": self.home,
+            "TF_CLI_CONFIG_FILE": os.path.join(self.work, "terraformrc"),
+            "TF_IN_AUTOMATION": "1",
+            "CHECKPOINT_DISABLE": "1",
+            "HYBRID_STATE_PATH": os.path.join(self.work, "hybrid-state.db"),
+            "BENCH_RUSAGE_LOG": os.path.join(self.logs, f"rusage-{phase}.jsonl"),
+            "BENCH_LABEL": f"{self.name}:{phase}",
+        }
+        for key in ("RUST_BACKTRACE", "TMPDIR"):
+            if os.environ.get(key):
+                env[key] = os.environ[key]
+        tf_log = os.environ.get("BENCH_TF_LOG")
+        if tf_log:
+            env["TF_LOG"] = tf_log
+            env["TF_LOG_PATH"] = os.path.join(self.logs, f"tf-{phase}.log")
+        return env
+
+    def run(self, phase, args, expect=(0,)):
+        out_path = os.path.join(self.logs, f"{phase}.out")
+        rusage_log = os.path.join(self.logs, f"rusage-{phase}.jsonl")
+        if os.path.exists(rusage_log):
+            os.remove(rusage_log)
+        with open(out_path, "wb") as out:
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [self.terraform] + args,
+                cwd=self.work,
+                env=self.env(phase),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            wall = time.perf_counter() - t0
+        if proc.returncode not in expect:
+            with open(out_path, "rb") as f:
+                tail = f.read()[-4000:].decode("utf-8", "replace")
+            sys.exit(
+                f"bench: {self.name}: terraform {' '.join(args)} exited {proc.returncode} "
+                f"(expected {expect}); output in {out_path}:\n{tail}"
+            )
+        procs = []
+        if os.path.exists(rusage_log):
+            with open(rusage_log) as f:
+                procs = [json.loads(line) for line in f if line.strip()]
+        if not procs:
+            sys.exit(f"bench: {self.name}: {phase}: no provider process went through the shim")
+        bad = [p for p in procs if p["exit"] != 0]
+        result = {
+            "wall_s": wall,
+            "cpu_s": sum(p["utime"] + p["stime"] for p in procs),
+            "user_s": sum(p["utime"] for p in procs),
+            "sys_s": sum(p["stime"] for p in procs),
+            "peak_rss_mb": max(p["maxrss_kb"] for p in procs) / 1024.0,
+            "provider_processes": len(procs),
+            "provider_exit_codes": sorted({p["exit"] for p in procs}),
+            "terraform_exit": proc.returncode,
+        }
+        if bad:
+            print(f"bench: warning: {self.name} {phase}: provider exits {result['provider_exit_codes']}",
+                  file=sys.stderr)
+        return result
+
+
+def handshake_times(binary, protocol, env_extra, runs):
+    """Process start to the first stdout line (the go-plugin handshake), `runs` times."""
+    times = []
+    line = ""
+    for _ in range(runs):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "TF_PLUGIN_MAGIC_COOKIE": COOKIE,
+               "PLUGIN_PROTOCOL_VERSIONS": str(protocol)}
+        env.update(env_extra)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([binary], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=env)
+        raw = proc.stdout.readline()
+        t1 = time.perf_counter()
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        line = raw.decode("utf-8", "replace").strip()
+        if not line.startswith("1|"):
+            sys.exit(f"bench: {binary} printed no handshake line (got {line!r})")
+        times.append(t1 - t0)
+    return times, line
+
+
+def ratio(a, b):
+    return a / b if b else float("inf")
+
+
+def verdict(r, target):
+    return "PASS" if r <= target else "MISS"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--terraform", required=True)
+    ap.add_argument("--hybrid", required=True, help="the real terraform-provider-hybrid binary")
+    ap.add_argument("--null", required=True, help="the real terraform-provider-null binary")
+    ap.add_argument("--shim", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--parallelism", type=int, default=10)
+    ap.add_argument("--handshakes", type=int, default=20)
+    a = ap.parse_args()
+
+    tf_version = subprocess.run([a.terraform, "version"], capture_output=True, text=True,
+                                env={"PATH": os.environ.get("PATH", ""), "CHECKPOINT_DISABLE": "1",
+                                     "HOME": a.work}).stdout.splitlines()[0]
+    print(f"bench: {tf_version}; {a.count} resources each; parallelism {a.parallelism}", flush=True)
+
+    sides = [
+        Side("hybrid", os.path.join(a.work, "hybrid"), a.terraform, a.shim, a.hybrid,
+             "registry.terraform.io/hybrid/hybrid", "0.1.0", "terraform-provider-hybrid_v0.1.0",
+             hybrid_config(a.count)),
+        Side("null", os.path.join(a.work, "null"), a.terraform, a.shim, a.null,
+             "registry.terraform.io/hashicorp/null", "2.1.2", "terraform-provider-null_v2.1.2_x4",
+             null_config(a.count)),
+    ]
+    par = f"-parallelism={a.parallelism}"
+    commands = {
+        "plan": (["plan", "-input=false", "-no-color", par, "-out=bench.tfplan"], (0,)),
+        "apply": (["apply", "-input=false", "-no-color", par, "bench.tfplan"], (0,)),
+        "replan": (["plan", "-input=false", "-no-color", par, "-detailed-exitcode"], (0,)),
+        "destroy": (["destroy", "-input=false", "-no-color", par, "-auto-approve"], (0,)),
+    }
+    for side in sides:
+        print(f"bench: {side.name}: terraform init (not timed)", flush=True)
+        side.run("init", ["init", "-input=false", "-no-color"])
+    # Alternate the providers phase by phase so both see the same background load.
+    for phase in PHASES:
+        args, expect = commands[phase]
+        for side in sides:
+            r = side.run(phase, args, expect)
+            side.results[phase] = r
+            print(f"bench: {side.name:6} {phase:7} wall {r['wall_s']:7.2f} s  provider cpu "
+                  f"{r['cpu_s']:6.2f} s  peak rss {r['peak_rss_mb']:6.1f} MB  "
+                  f"({r['provider_processes']} provider processes)", flush=True)
+
+    hs_env = {"HOME": sides[0].home, "HYBRID_STATE_PATH": os.path.join(a.work, "handshake-state.db")}
+    hs_ours, line_ours = handshake_times(a.hybrid, 6, hs_env, a.handshakes)
+    hs_null, line_null = handshake_times(a.null, 5, {"HOME": sides[1].home}, a.handshakes)
+
+    ours, null = sides
+    rows = []
+    all_pass = True
+    for phase in PHASES:
+        o, n = ours.results[phase], null.results[phase]
+        row = {"phase": phase, "ours": o, "null": n,
+               "wall_ratio": ratio(o["wall_s"], n["wall_s"]),
+               "cpu_ratio": ratio(o["cpu_s"], n["cpu_s"]),
+               "rss_ratio": ratio(o["peak_rss_mb"], n["peak_rss_mb"])}
+        row["wall_verdict"] = verdict(row["wall_ratio"], TARGETS["wall"])
+        row["cpu_verdict"] = verdict(row["cpu_ratio"], TARGETS["cpu"])
+        row["rss_verdict"] = verdict(row["rss_ratio"], TARGETS["rss"])
+        all_pass &= all(row[k] == "PASS" for k in ("wall_verdict", "cpu_verdict", "rss_verdict"))
+        rows.append(row)
+    hs = {"runs": a.handshakes,
+          "ours_median_ms": statistics.median(hs_ours) * 1000,
+          "null_median_ms": statistics.median(hs_null) * 1000,
+          "ours_all_ms": [t * 1000 for t in hs_ours],
+          "null_all_ms": [t * 1000 for t in hs_null],
+          "ours_line_prefix": "|".join(line_ours.split("|")[:5]),
+          "null_line_prefix": "|".join(line_null.split("|")[:5])}
+    hs["ratio"] = ratio(hs["ours_median_ms"], hs["null_median_ms"])
+    hs["verdict"] = verdict(hs["ratio"], TARGETS["handshake"])
+    all_pass &= hs["verdict"] == "PASS"
+
+    head = ["phase", "ours wall s", "null wall s", "wall ratio", "ours CPU s", "null CPU s",
+            "CPU ratio", "ours RSS MB", "null RSS MB", "RSS ratio"]
+    table = [head]
+    for row in rows:
+        o, n = row["ours"], row["null"]
+        table.append([
+            row["phase"],
+            f"{o['wall_s']:.2f}", f"{n['wall_s']:.2f}", f"{row['wall_ratio']:.2f}x {row['wall_verdict']}",
+            f"{o['cpu_s']:.2f}", f"{n['cpu_s']:.2f}", f"{row['cpu_ratio']:.2f}x {row['cpu_verdict']}",
+            f"{o['peak_rss_mb']:.1f}", f"{n['peak_rss_mb']:.1f}", f"{row['rss_ratio']:.2f}x {row['rss_verdict']}",
+        ])
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    print()
+    print(f"{a.count} hybrid_workload (ours, sim driver) vs {a.count} null_resource "
+          f"(terraform-provider-null 2.1.2), {tf_version}, parallelism {a.parallelism}")
+    print("targets: wall ratio <= 1.0x, provider CPU ratio <= 0.5x, provider peak RSS ratio <= 0.5x")
+    for i, r in enumerate(table):
+        print("  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    print(f"handshake (process start to go-plugin line, median of {a.handshakes}): ours "
+          f"{hs['ours_median_ms']:.1f} ms, null {hs['null_median_ms']:.1f} ms, ratio "
+          f"{hs['ratio']:.2f}x {hs['verdict']} (target <= 1.0x)")
+    print(f"  ours: {hs['ours_line_prefix']}|...   null: {hs['null_line_prefix']}|...")
+    procs = ", ".join(f"{p} {ours.results[p]['provider_processes']}/{null.results[p]['provider_processes']}"
+                      for p in PHASES)
+    print(f"provider processes per phase (ours/null): {procs}")
+    print(f"overall: {'ALL TARGETS MET' if all_pass else 'SOME TARGETS MISSED'}")
+
+    doc = {
+        "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
+                 "kernel": platform.release()},
+        "terraform": tf_version,
+        "count": a.count,
+        "parallelism": a.parallelism,
+        "ours": {"provider": "registry.terraform.io/hybrid/hybrid 0.1.0 (sim driver)",
+                 "binary": a.hybrid, "resource": "hybrid_workload"},
+        "peer": {"provider": "registry.terraform.io/hashicorp/null 2.1.2 (Go, protocol 5)",
+                 "binary": a.null, "resource": "null_resource"},
+        "targets": TARGETS,
+        "phases": rows,
+        "handshake": hs,
+        "all_targets_met": all_pass,
+        "method": "wall: the terraform command; CPU: user+sys summed over every provider process "
+                  "Terraform started in the phase; RSS: max ru_maxrss over those processes "
+                  "(both from wait4 in bench-provider-shim); handshake: start of the binary "
+                  "to its first stdout line, run directly with the go-plugin env vars",
+    }
+    os.makedirs(os.path.dirname(a.results), exist_ok=True)
+    with open(a.results, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    print(f"results: {a.results}")
+
+
+if __name__ == "__main__":
+    main()
