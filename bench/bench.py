@@ -247,9 +247,15 @@ def main():
                   f"{r['cpu_s']:6.2f} s  peak rss {r['peak_rss_mb']:6.1f} MB  "
                   f"({r['provider_processes']} provider processes)", flush=True)
 
-    hs_env = {"HOME": sides[0].home, "HYBRID_STATE_PATH": os.path.join(a.work, "handshake-state.db")}
+    # TMPDIR: go-plugin servers killed mid-handshake leave their unix sockets behind.
+    hs_tmp = os.path.join(a.work, "handshake-tmp")
+    shutil.rmtree(hs_tmp, ignore_errors=True)
+    os.makedirs(hs_tmp)
+    hs_env = {"HOME": sides[0].home, "TMPDIR": hs_tmp,
+              "HYBRID_STATE_PATH": os.path.join(a.work, "handshake-state.db")}
     hs_ours, line_ours = handshake_times(a.hybrid, 6, hs_env, a.handshakes)
-    hs_null, line_null = handshake_times(a.null, 5, {"HOME": sides[1].home}, a.handshakes)
+    hs_null, line_null = handshake_times(a.null, 5, {"HOME": sides[1].home, "TMPDIR": hs_tmp},
+                                         a.handshakes)
 
     ours, null = sides
     rows = []

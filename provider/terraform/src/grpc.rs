@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::config;
+use crate::data_sources::{self, DataSource};
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity};
 use crate::logging::crash_message;
 use crate::resources::{self, ApplyRequest, PlanRequest, ProviderContext, Resource};
@@ -28,6 +29,7 @@ use clouds::retry::StopHandle;
 /// The provider as Terraform talks to it.
 pub struct HybridProvider {
     resources: BTreeMap<&'static str, Arc<dyn Resource>>,
+    data_sources: BTreeMap<&'static str, Arc<dyn DataSource>>,
     provider_schema: Schema,
     context: RwLock<Option<ProviderContext>>,
     stop: StopHandle,
@@ -47,6 +49,10 @@ impl HybridProvider {
                 .into_iter()
                 .map(|r| (r.type_name(), r))
                 .collect(),
+            data_sources: data_sources::all()
+                .into_iter()
+                .map(|d| (d.type_name(), d))
+                .collect(),
             provider_schema: config::schema(),
             context: RwLock::new(None),
             stop,
@@ -60,6 +66,23 @@ impl HybridProvider {
                 format!("This provider has no resource type {type_name:?}."),
             )
         })
+    }
+
+    fn data_source(&self, type_name: &str) -> Result<&Arc<dyn DataSource>, Diagnostic> {
+        self.data_sources.get(type_name).ok_or_else(|| {
+            Diagnostic::error(
+                "Unknown data source",
+                format!("This provider has no data source {type_name:?}."),
+            )
+        })
+    }
+
+    /// Every data source's schema as Terraform sees it.
+    pub fn data_source_schemas(&self) -> HashMap<String, pb::Schema> {
+        self.data_sources
+            .iter()
+            .map(|(name, d)| (name.to_string(), schema_to_pb(d.schema())))
+            .collect()
     }
 
     async fn context(&self) -> Result<ProviderContext, Diagnostic> {
@@ -245,7 +268,13 @@ impl Provider for HybridProvider {
         Ok(Response::new(pb::get_metadata::Response {
             server_capabilities: Some(server_capabilities()),
             diagnostics: Vec::new(),
-            data_sources: Vec::new(),
+            data_sources: self
+                .data_sources
+                .keys()
+                .map(|name| pb::get_metadata::DataSourceMetadata {
+                    type_name: name.to_string(),
+                })
+                .collect(),
             resources: self
                 .resources
                 .keys()
@@ -265,7 +294,7 @@ impl Provider for HybridProvider {
         Ok(Response::new(pb::get_provider_schema::Response {
             provider: Some(schema_to_pb(&self.provider_schema)),
             resource_schemas: self.resource_schemas(),
-            data_source_schemas: HashMap::new(),
+            data_source_schemas: self.data_source_schemas(),
             diagnostics: Vec::new(),
             provider_meta: None,
             server_capabilities: Some(server_capabilities()),
@@ -576,12 +605,19 @@ impl Provider for HybridProvider {
         request: Request<pb::validate_data_resource_config::Request>,
     ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
         let req = request.into_inner();
-        Ok(Response::new(pb::validate_data_resource_config::Response {
-            diagnostics: one(Diagnostic::error(
-                "Unknown data source",
-                format!("This provider has no data source {:?}.", req.type_name),
-            )),
-        }))
+        let diagnostics = guarded("ValidateDataResourceConfig", &req.type_name, async {
+            let source = match self.data_source(&req.type_name) {
+                Ok(d) => d,
+                Err(d) => return one(d),
+            };
+            let ty = source.schema().block.value_type();
+            match decode(req.config.as_ref(), &ty, "configuration") {
+                Ok(config) => diagnostics_to_pb(source.validate(&config)),
+                Err(d) => one(d),
+            }
+        }, one)
+        .await;
+        Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics }))
     }
 
     async fn read_data_source(
@@ -589,13 +625,36 @@ impl Provider for HybridProvider {
         request: Request<pb::read_data_source::Request>,
     ) -> Result<Response<pb::read_data_source::Response>, Status> {
         let req = request.into_inner();
-        Ok(Response::new(pb::read_data_source::Response {
-            diagnostics: one(Diagnostic::error(
-                "Unknown data source",
-                format!("This provider has no data source {:?}.", req.type_name),
-            )),
-            ..Default::default()
-        }))
+        let response = guarded("ReadDataSource", &req.type_name, async {
+            let mut resp = pb::read_data_source::Response::default();
+            let (source, ctx) = match (self.data_source(&req.type_name), self.context().await) {
+                (Ok(d), Ok(c)) => (d, c),
+                (Err(d), _) | (_, Err(d)) => {
+                    resp.diagnostics = one(d);
+                    return resp;
+                }
+            };
+            let ty = source.schema().block.value_type();
+            let config = match decode(req.config.as_ref(), &ty, "configuration") {
+                Ok(c) => c,
+                Err(d) => {
+                    resp.diagnostics = one(d);
+                    return resp;
+                }
+            };
+            let out = source.read(&ctx, config).await;
+            let mut diags = out.diagnostics;
+            if !diags.has_errors() {
+                match encode(&out.state, &ty) {
+                    Ok(dv) => resp.state = Some(dv),
+                    Err(d) => diags.push(d),
+                }
+            }
+            resp.diagnostics = diagnostics_to_pb(diags);
+            resp
+        }, |d| pb::read_data_source::Response { diagnostics: one(d), ..Default::default() })
+        .await;
+        Ok(Response::new(response))
     }
 
     async fn stop_provider(

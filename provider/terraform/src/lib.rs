@@ -7,6 +7,7 @@
 
 pub mod attrs;
 pub mod config;
+pub mod data_sources;
 pub mod diagnostics;
 pub mod grpc;
 pub mod logging;

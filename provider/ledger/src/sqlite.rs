@@ -1,0 +1,516 @@
+//! SQLite backend: the default, sharing the file of the `sim` cloud so that separate terraform
+//! runs on one machine see one ledger.
+//!
+//! Tables `ledger_meta`, `ledger_nodes` and `ledger_reservations` (one row per reservation;
+//! released rows are deleted; expired pending rows are kept for [`EXPIRED_GRACE`] so `commit` can
+//! say "lease expired"). Multi-process safety: WAL journal, a busy timeout, and every
+//! read-check-write in a `BEGIN IMMEDIATE` transaction, which takes the database write lock
+//! before reading, so two processes can never both see the same free capacity. The file is
+//! created with mode 0600 (SQLite gives its `-wal`/`-shm` files the same mode). Lease times use
+//! this machine's wall clock.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::types::{
+    lease_millis, ms_to_time, now_ms, HolderId, NodeId, NodeUsage, Reservation, ReservationId,
+    ReservationState, Resources, EXPIRED_GRACE,
+};
+use crate::{Ledger, LedgerError};
+
+/// How long a call waits for another process holding the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ledger_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('schema_version', '1');
+CREATE TABLE IF NOT EXISTS ledger_nodes (
+    node          TEXT PRIMARY KEY,
+    cpu_millis    INTEGER NOT NULL CHECK (cpu_millis >= 0),
+    memory_mb     INTEGER NOT NULL CHECK (memory_mb >= 0),
+    storage_gb    INTEGER NOT NULL CHECK (storage_gb >= 0),
+    gpu           INTEGER NOT NULL CHECK (gpu >= 0),
+    network_mbps  INTEGER NOT NULL CHECK (network_mbps >= 0),
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_reservations (
+    id            TEXT PRIMARY KEY,
+    node          TEXT NOT NULL,
+    holder        TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('pending', 'committed')),
+    cpu_millis    INTEGER NOT NULL CHECK (cpu_millis >= 0),
+    memory_mb     INTEGER NOT NULL CHECK (memory_mb >= 0),
+    storage_gb    INTEGER NOT NULL CHECK (storage_gb >= 0),
+    gpu           INTEGER NOT NULL CHECK (gpu >= 0),
+    network_mbps  INTEGER NOT NULL CHECK (network_mbps >= 0),
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER,
+    CHECK ((state = 'pending') = (expires_at_ms IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS ledger_reservations_node ON ledger_reservations (node);
+CREATE INDEX IF NOT EXISTS ledger_reservations_holder ON ledger_reservations (holder);
+";
+
+const COLUMNS: &str = "id, node, holder, state, cpu_millis, memory_mb, storage_gb, gpu, \
+                       network_mbps, created_at_ms, expires_at_ms";
+
+/// A ledger in a SQLite file. One connection per instance (behind a mutex); open one instance
+/// per process and share it (`Arc`), or several — both are safe.
+pub struct SqliteLedger {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLedger")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sq<'a>(path: &'a Path, context: &'static str) -> impl FnOnce(rusqlite::Error) -> LedgerError + 'a {
+    move |source| LedgerError::Sqlite {
+        path: path.display().to_string(),
+        context,
+        source,
+    }
+}
+
+fn to_u64(v: i64, what: &str) -> Result<u64, LedgerError> {
+    u64::try_from(v).map_err(|_| LedgerError::Corrupt {
+        detail: format!("negative {what} {v}"),
+    })
+}
+
+fn to_i64(v: u64) -> i64 {
+    // Amounts are validated <= MAX_AMOUNT (2^48) and times are milliseconds since 1970.
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+type RawRow = (String, String, String, String, [i64; 5], i64, Option<i64>);
+
+fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        [row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?],
+        row.get(9)?,
+        row.get(10)?,
+    ))
+}
+
+fn from_raw(raw: RawRow) -> Result<Reservation, LedgerError> {
+    let (id, node, holder, state, amounts, created, expires) = raw;
+    let mut vals = [0u64; 5];
+    for (v, a) in vals.iter_mut().zip(amounts) {
+        *v = to_u64(a, "amount")?;
+    }
+    Ok(Reservation {
+        id: ReservationId::new(id)?,
+        node: NodeId::new(node)?,
+        holder: HolderId::new(holder)?,
+        amounts: Resources::from_array(vals)?,
+        state: ReservationState::parse(&state)?,
+        created_at: ms_to_time(to_u64(created, "created_at_ms")?),
+        expires_at: match expires {
+            Some(e) => Some(ms_to_time(to_u64(e, "expires_at_ms")?)),
+            None => None,
+        },
+    })
+}
+
+impl SqliteLedger {
+    /// Opens (creating with mode 0600 if missing) the database file at `path` and creates the
+    /// `ledger_` tables if needed. The parent directory must exist.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        let path = path.as_ref().to_path_buf();
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(LedgerError::Io {
+                    path: path.display().to_string(),
+                    context: "creating the database file",
+                    source,
+                })
+            }
+        }
+        let conn = Connection::open(&path).map_err(sq(&path, "opening"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(sq(&path, "setting busy_timeout"))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(sq(&path, "switching to WAL"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(LedgerError::Corrupt {
+                detail: format!("{} refused WAL journal mode (got {mode})", path.display()),
+            });
+        }
+        let ledger = SqliteLedger {
+            path,
+            conn: Mutex::new(conn),
+        };
+        ledger.with_tx("creating tables", |tx, path| {
+            tx.execute_batch(SCHEMA)
+                .map_err(sq(path, "creating tables"))
+        })?;
+        Ok(ledger)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic in another thread cannot leave a half-done transaction behind (it is rolled
+        // back when dropped), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is held from the first read.
+    fn with_tx<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq(&self.path, context))?;
+        let out = f(&tx, &self.path)?;
+        tx.commit().map_err(sq(&self.path, context))?;
+        Ok(out)
+    }
+
+    fn capacity_of(
+        tx: &Transaction<'_>,
+        path: &Path,
+        node: &NodeId,
+    ) -> Result<Option<Resources>, LedgerError> {
+        let raw: Option<[i64; 5]> = tx
+            .query_row(
+                "SELECT cpu_millis, memory_mb, storage_gb, gpu, network_mbps \
+                 FROM ledger_nodes WHERE node = ?1",
+                [node.as_str()],
+                |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]),
+            )
+            .optional()
+            .map_err(sq(path, "reading node capacity"))?;
+        match raw {
+            None => Ok(None),
+            Some(raw) => {
+                let mut vals = [0u64; 5];
+                for (v, a) in vals.iter_mut().zip(raw) {
+                    *v = to_u64(a, "capacity")?;
+                }
+                Ok(Some(Resources::from_array(vals)?))
+            }
+        }
+    }
+
+    fn query(
+        tx: &Transaction<'_>,
+        path: &Path,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Reservation>, LedgerError> {
+        let mut stmt = tx.prepare(sql).map_err(sq(path, "listing reservations"))?;
+        let raws = stmt
+            .query_map(params, read_raw)
+            .map_err(sq(path, "listing reservations"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sq(path, "listing reservations"))?;
+        raws.into_iter().map(from_raw).collect()
+    }
+
+    fn active_on(
+        tx: &Transaction<'_>,
+        path: &Path,
+        node: &NodeId,
+        now: u64,
+    ) -> Result<Vec<Reservation>, LedgerError> {
+        Self::query(
+            tx,
+            path,
+            &format!(
+                "SELECT {COLUMNS} FROM ledger_reservations WHERE node = ?1 \
+                 AND (state = 'committed' OR expires_at_ms > ?2) ORDER BY created_at_ms, id"
+            ),
+            params![node.as_str(), to_i64(now)],
+        )
+    }
+
+    fn apply_capacity(
+        &self,
+        node: &NodeId,
+        capacity: &Resources,
+        force: bool,
+    ) -> Result<NodeUsage, LedgerError> {
+        capacity.validate()?;
+        self.with_tx("setting capacity", |tx, path| {
+            let now = now_ms();
+            let active = Self::active_on(tx, path, node, now)?;
+            let usage = NodeUsage::new(node.clone(), *capacity, &active);
+            if !force && !usage.reserved.fits_within(capacity) {
+                return Err(LedgerError::CapacityBelowReserved {
+                    node: node.clone(),
+                    requested_capacity: *capacity,
+                    reserved: usage.reserved,
+                    holders: usage.holders,
+                });
+            }
+            let c = capacity.to_array().map(to_i64);
+            tx.execute(
+                "INSERT INTO ledger_nodes \
+                 (node, cpu_millis, memory_mb, storage_gb, gpu, network_mbps, updated_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (node) DO UPDATE SET cpu_millis = excluded.cpu_millis, \
+                 memory_mb = excluded.memory_mb, storage_gb = excluded.storage_gb, \
+                 gpu = excluded.gpu, network_mbps = excluded.network_mbps, \
+                 updated_at_ms = excluded.updated_at_ms",
+                params![node.as_str(), c[0], c[1], c[2], c[3], c[4], to_i64(now)],
+            )
+            .map_err(sq(path, "setting capacity"))?;
+            Ok(usage)
+        })
+    }
+}
+
+impl Ledger for SqliteLedger {
+    fn location(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+
+    fn set_capacity(&self, node: &NodeId, capacity: &Resources) -> Result<NodeUsage, LedgerError> {
+        self.apply_capacity(node, capacity, false)
+    }
+
+    fn force_capacity(
+        &self,
+        node: &NodeId,
+        capacity: &Resources,
+    ) -> Result<NodeUsage, LedgerError> {
+        self.apply_capacity(node, capacity, true)
+    }
+
+    fn remove_node(&self, node: &NodeId) -> Result<bool, LedgerError> {
+        self.with_tx("removing node", |tx, path| {
+            if Self::capacity_of(tx, path, node)?.is_none() {
+                return Ok(false);
+            }
+            let active = Self::active_on(tx, path, node, now_ms())?;
+            if !active.is_empty() {
+                let usage = NodeUsage::new(node.clone(), Resources::ZERO, &active);
+                return Err(LedgerError::NodeInUse {
+                    node: node.clone(),
+                    holders: usage.holders,
+                });
+            }
+            tx.execute(
+                "DELETE FROM ledger_reservations WHERE node = ?1",
+                [node.as_str()],
+            )
+            .map_err(sq(path, "removing node"))?;
+            tx.execute("DELETE FROM ledger_nodes WHERE node = ?1", [node.as_str()])
+                .map_err(sq(path, "removing node"))?;
+            Ok(true)
+        })
+    }
+
+    fn reserve(
+        &self,
+        node: &NodeId,
+        amounts: &Resources,
+        holder: &HolderId,
+        lease: Option<Duration>,
+    ) -> Result<Reservation, LedgerError> {
+        amounts.validate()?;
+        let lease_ms = lease_millis(lease)?;
+        self.with_tx("reserving", |tx, path| {
+            let now = now_ms();
+            let capacity =
+                Self::capacity_of(tx, path, node)?.ok_or_else(|| LedgerError::UnknownNode {
+                    node: node.clone(),
+                })?;
+            let grace = u64::try_from(EXPIRED_GRACE.as_millis()).unwrap_or(u64::MAX);
+            tx.execute(
+                "DELETE FROM ledger_reservations WHERE state = 'pending' AND expires_at_ms <= ?1",
+                [to_i64(now.saturating_sub(grace))],
+            )
+            .map_err(sq(path, "purging expired leases"))?;
+            let active = Self::active_on(tx, path, node, now)?;
+            if let Some(existing) = active.iter().find(|r| &r.holder == holder) {
+                if existing.amounts == *amounts {
+                    return Ok(existing.clone());
+                }
+                return Err(LedgerError::HolderConflict {
+                    node: node.clone(),
+                    holder: holder.clone(),
+                    existing_id: existing.id.clone(),
+                    existing: existing.amounts,
+                    requested: *amounts,
+                });
+            }
+            let usage = NodeUsage::new(node.clone(), capacity, &active);
+            let wanted = usage.reserved.saturating_add(amounts);
+            if !wanted.fits_within(&capacity) {
+                return Err(LedgerError::InsufficientCapacity {
+                    node: node.clone(),
+                    requested: *amounts,
+                    free: usage.free,
+                    capacity,
+                    short: wanted.exceeding(&capacity),
+                    holders: usage.holders,
+                });
+            }
+            let reservation = Reservation {
+                id: ReservationId::generate(),
+                node: node.clone(),
+                holder: holder.clone(),
+                amounts: *amounts,
+                state: ReservationState::Pending,
+                created_at: ms_to_time(now),
+                expires_at: Some(ms_to_time(now.saturating_add(lease_ms))),
+            };
+            let a = amounts.to_array().map(to_i64);
+            tx.execute(
+                &format!(
+                    "INSERT INTO ledger_reservations ({COLUMNS}) \
+                     VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ),
+                params![
+                    reservation.id.as_str(),
+                    node.as_str(),
+                    holder.as_str(),
+                    a[0],
+                    a[1],
+                    a[2],
+                    a[3],
+                    a[4],
+                    to_i64(now),
+                    to_i64(now.saturating_add(lease_ms)),
+                ],
+            )
+            .map_err(sq(path, "reserving"))?;
+            Ok(reservation)
+        })
+    }
+
+    fn commit(&self, id: &ReservationId) -> Result<Reservation, LedgerError> {
+        self.with_tx("committing", |tx, path| {
+            let mut found = Self::query(
+                tx,
+                path,
+                &format!("SELECT {COLUMNS} FROM ledger_reservations WHERE id = ?1"),
+                [id.as_str()],
+            )?;
+            let Some(mut r) = found.pop() else {
+                return Err(LedgerError::ReservationNotFound { id: id.clone() });
+            };
+            if r.state == ReservationState::Committed {
+                return Ok(r);
+            }
+            let expires_at = r.expires_at.unwrap_or(r.created_at);
+            if expires_at <= ms_to_time(now_ms()) {
+                return Err(LedgerError::LeaseExpired {
+                    id: r.id,
+                    node: r.node,
+                    holder: r.holder,
+                    expired_at: expires_at,
+                });
+            }
+            tx.execute(
+                "UPDATE ledger_reservations SET state = 'committed', expires_at_ms = NULL \
+                 WHERE id = ?1",
+                [id.as_str()],
+            )
+            .map_err(sq(path, "committing"))?;
+            r.state = ReservationState::Committed;
+            r.expires_at = None;
+            Ok(r)
+        })
+    }
+
+    fn release(&self, id: &ReservationId) -> Result<bool, LedgerError> {
+        self.with_tx("releasing", |tx, path| {
+            let n = tx
+                .execute(
+                    "DELETE FROM ledger_reservations WHERE id = ?1",
+                    [id.as_str()],
+                )
+                .map_err(sq(path, "releasing"))?;
+            Ok(n > 0)
+        })
+    }
+
+    fn release_holder(&self, holder: &HolderId) -> Result<usize, LedgerError> {
+        self.with_tx("releasing holder", |tx, path| {
+            tx.execute(
+                "DELETE FROM ledger_reservations WHERE holder = ?1",
+                [holder.as_str()],
+            )
+            .map_err(sq(path, "releasing holder"))
+        })
+    }
+
+    fn list(&self, node: Option<&NodeId>) -> Result<Vec<Reservation>, LedgerError> {
+        self.with_tx("listing", |tx, path| {
+            let now = now_ms();
+            match node {
+                Some(node) => Self::active_on(tx, path, node, now),
+                None => Self::query(
+                    tx,
+                    path,
+                    &format!(
+                        "SELECT {COLUMNS} FROM ledger_reservations \
+                         WHERE state = 'committed' OR expires_at_ms > ?1 \
+                         ORDER BY node, created_at_ms, id"
+                    ),
+                    [to_i64(now)],
+                ),
+            }
+        })
+    }
+
+    fn usage(&self, node: &NodeId) -> Result<NodeUsage, LedgerError> {
+        self.with_tx("reading usage", |tx, path| {
+            let capacity =
+                Self::capacity_of(tx, path, node)?.ok_or_else(|| LedgerError::UnknownNode {
+                    node: node.clone(),
+                })?;
+            let active = Self::active_on(tx, path, node, now_ms())?;
+            Ok(NodeUsage::new(node.clone(), capacity, &active))
+        })
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeId>, LedgerError> {
+        self.with_tx("listing nodes", |tx, path| {
+            let mut stmt = tx
+                .prepare("SELECT node FROM ledger_nodes ORDER BY node")
+                .map_err(sq(path, "listing nodes"))?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(sq(path, "listing nodes"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq(path, "listing nodes"))?;
+            names.into_iter().map(NodeId::new).collect()
+        })
+    }
+}
