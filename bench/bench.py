@@ -103,6 +103,13 @@ class Side:
             f.write(config)
         self.results = {}
 
+    def reset_sim(self):
+        """Between rounds (state is empty after destroy): a fresh sim cloud database."""
+        for suffix in ("", "-wal", "-shm"):
+            path = os.path.join(self.work, "hybrid-state.db" + suffix)
+            if os.path.exists(path):
+                os.remove(path)
+
     def env(self, phase):
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -212,6 +219,8 @@ def main():
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--parallelism", type=int, default=10)
     ap.add_argument("--handshakes", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat plan/apply/replan/destroy; the table shows medians")
     a = ap.parse_args()
 
     tf_version = subprocess.run([a.terraform, "version"], capture_output=True, text=True,
@@ -237,15 +246,31 @@ def main():
     for side in sides:
         print(f"bench: {side.name}: terraform init (not timed)", flush=True)
         side.run("init", ["init", "-input=false", "-no-color"])
-    # Alternate the providers phase by phase so both see the same background load.
-    for phase in PHASES:
-        args, expect = commands[phase]
+    # Alternate the providers phase by phase (and who goes first, round by round) so that both
+    # see the same background load.
+    raw = {side.name: {phase: [] for phase in PHASES} for side in sides}
+    for rnd in range(a.rounds):
+        if a.rounds > 1:
+            print(f"bench: round {rnd + 1} of {a.rounds}", flush=True)
         for side in sides:
-            r = side.run(phase, args, expect)
-            side.results[phase] = r
-            print(f"bench: {side.name:6} {phase:7} wall {r['wall_s']:7.2f} s  provider cpu "
-                  f"{r['cpu_s']:6.2f} s  peak rss {r['peak_rss_mb']:6.1f} MB  "
-                  f"({r['provider_processes']} provider processes)", flush=True)
+            side.reset_sim()
+        order = sides if rnd % 2 == 0 else list(reversed(sides))
+        for phase in PHASES:
+            args, expect = commands[phase]
+            for side in order:
+                r = side.run(phase, args, expect)
+                raw[side.name][phase].append(r)
+                print(f"bench: {side.name:6} {phase:7} wall {r['wall_s']:7.2f} s  provider cpu "
+                      f"{r['cpu_s']:6.2f} s  peak rss {r['peak_rss_mb']:6.1f} MB  "
+                      f"({r['provider_processes']} provider processes)", flush=True)
+    for side in sides:
+        for phase in PHASES:
+            runs = raw[side.name][phase]
+            merged = {k: statistics.median(r[k] for r in runs)
+                      for k in ("wall_s", "cpu_s", "user_s", "sys_s", "peak_rss_mb")}
+            merged["provider_processes"] = runs[-1]["provider_processes"]
+            merged["rounds"] = runs
+            side.results[phase] = merged
 
     # TMPDIR: go-plugin servers killed mid-handshake leave their unix sockets behind.
     hs_tmp = os.path.join(a.work, "handshake-tmp")
@@ -296,7 +321,8 @@ def main():
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     print()
     print(f"{a.count} hybrid_workload (ours, sim driver) vs {a.count} null_resource "
-          f"(terraform-provider-null 2.1.2), {tf_version}, parallelism {a.parallelism}")
+          f"(terraform-provider-null 2.1.2), {tf_version}, parallelism {a.parallelism}"
+          + (f", median of {a.rounds} rounds" if a.rounds > 1 else ""))
     print("targets: wall ratio <= 1.0x, provider CPU ratio <= 0.5x, provider peak RSS ratio <= 0.5x")
     for i, r in enumerate(table):
         print("  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))))
@@ -319,6 +345,7 @@ def main():
         "terraform": tf_version,
         "count": a.count,
         "parallelism": a.parallelism,
+        "rounds": a.rounds,
         "ours": {"provider": "registry.terraform.io/hybrid/hybrid 0.1.0 (sim driver)",
                  "binary": a.hybrid, "resource": "hybrid_workload"},
         "peer": {"provider": "registry.terraform.io/hashicorp/null 2.1.2 (Go, protocol 5)",

@@ -9,6 +9,7 @@
 #   BENCH_COUNT=50        resources per provider (default 1000); 50 is a quick smoke test
 #   BENCH_PARALLELISM=10  terraform -parallelism (default 10, Terraform's default)
 #   BENCH_HANDSHAKES=20   handshake runs per provider (median reported)
+#   BENCH_ROUNDS=1        repeat the four phases; the table shows per-phase medians
 #   BENCH_TF_LOG=trace    also write TF_LOG output per phase to .scratch/bench/*/logs/tf-*.log
 #                         (slows both sides down; for finding where time goes, not for figures)
 #   CARGO_TARGET_DIR      where cargo builds (default ./target)
@@ -68,4 +69,5 @@ exec python3 "$ROOT/bench/bench.py" \
   --results "$ROOT/bench/results/latest.json" \
   --count "${BENCH_COUNT:-1000}" \
   --parallelism "${BENCH_PARALLELISM:-10}" \
-  --handshakes "${BENCH_HANDSHAKES:-20}"
+  --handshakes "${BENCH_HANDSHAKES:-20}" \
+  --rounds "${BENCH_ROUNDS:-1}"

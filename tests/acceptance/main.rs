@@ -1,7 +1,9 @@
 //! End-to-end tests: the real Terraform CLI drives the provider binary cargo built.
 //! See `harness.rs` for how each test is isolated.
 
+mod data_sources;
 mod harness;
 mod protocol;
+mod review;
 mod schema;
 mod workload;

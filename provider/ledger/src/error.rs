@@ -13,7 +13,7 @@ const MAX_LISTED_HOLDERS: usize = 8;
 #[non_exhaustive]
 pub enum LedgerError {
     /// The node does not fit the request; nothing was reserved.
-    #[error("{}", insufficient_message(node, requested, free, short, holders))]
+    #[error("{}", insufficient_message(node, requested, free, capacity, short, holders))]
     InsufficientCapacity {
         /// The node.
         node: NodeId,
@@ -186,6 +186,11 @@ pub enum LedgerError {
 }
 
 fn list_holders(holders: &[HolderUsage], dims: &[Dimension]) -> String {
+    // Only holders that hold something in the dimensions being talked about.
+    let holders: Vec<&HolderUsage> = holders
+        .iter()
+        .filter(|h| dims.iter().any(|&d| h.amounts.get(d) > 0))
+        .collect();
     if holders.is_empty() {
         return "nobody".to_string();
     }
@@ -211,14 +216,20 @@ fn insufficient_message(
     node: &NodeId,
     requested: &Resources,
     free: &Resources,
+    capacity: &Resources,
     short: &[Dimension],
     holders: &[HolderUsage],
 ) -> String {
+    let held = list_holders(holders, short);
+    let held = if held == "nobody" {
+        format!("nobody (its capacity is {})", capacity.describe(short))
+    } else {
+        held
+    };
     format!(
-        "node {node} has {} free, {} requested; held by {}",
+        "node {node} has {} free, {} requested; held by {held}",
         free.describe(short),
         requested.describe(short),
-        list_holders(holders, short)
     )
 }
 

@@ -41,7 +41,15 @@ pub struct EdgeCandidate {
 
 impl EdgeCandidate {
     /// A schedulable edge node with no GPU, no cost and no compliance; fill the rest as needed.
-    pub fn new(id: &str, region: &str, country: &str, lat: f64, lng: f64, free_cpu: f64, free_memory_gb: f64) -> Self {
+    pub fn new(
+        id: &str,
+        region: &str,
+        country: &str,
+        lat: f64,
+        lng: f64,
+        free_cpu: f64,
+        free_memory_gb: f64,
+    ) -> Self {
         EdgeCandidate {
             id: id.to_string(),
             provider: Provider::Edge,

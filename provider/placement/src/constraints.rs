@@ -1,6 +1,6 @@
 //! Hard constraints: why a candidate cannot host the workload.
 //!
-//! Constraints are checked in one documented order (the order of [`Rejection::ORDER`]):
+//! Constraints are checked in one documented order (see [`Rejection::stage`]):
 //! resources first (cpu, memory, GPU count, GPU model), then the place (compliance, data
 //! residency, preferred provider), then money and capacity (price known, capacity left,
 //! budget) and last latency. Only the FIRST failing constraint of a candidate is counted, so
@@ -27,9 +27,15 @@ pub enum Rejection {
     NoPrice,
     /// Edge node cordoned, or too little free capacity for all replicas / storage.
     NoCapacity,
-    OverBudget { cost: f64, budget: f64 },
+    OverBudget {
+        cost: f64,
+        budget: f64,
+    },
     /// `ms` is the worst RTT to any user location.
-    OverLatency { ms: f64, max: f64 },
+    OverLatency {
+        ms: f64,
+        max: f64,
+    },
 }
 
 impl Rejection {
@@ -66,7 +72,9 @@ impl fmt::Display for Rejection {
             Rejection::OverBudget { cost, budget } => {
                 write!(f, "${cost:.3}/h exceeds the budget ${budget:.3}/h")
             }
-            Rejection::OverLatency { ms, max } => write!(f, "{ms:.1} ms exceeds max latency {max:.1} ms"),
+            Rejection::OverLatency { ms, max } => {
+                write!(f, "{ms:.1} ms exceeds max latency {max:.1} ms")
+            }
         }
     }
 }
@@ -90,18 +98,23 @@ pub struct RejectionCounts {
 
 impl RejectionCounts {
     pub fn add(&mut self, r: &Rejection) {
+        self.add_n(r, 1);
+    }
+
+    /// Counts `n` candidates rejected for `r`.
+    pub fn add_n(&mut self, r: &Rejection, n: usize) {
         match r {
-            Rejection::InsufficientCpu => self.insufficient_cpu += 1,
-            Rejection::InsufficientMemory => self.insufficient_memory += 1,
-            Rejection::NoGpu => self.no_gpu += 1,
-            Rejection::GpuModel => self.gpu_model += 1,
-            Rejection::Compliance(c) => self.compliance[compliance_index(*c)] += 1,
-            Rejection::DataResidency => self.data_residency += 1,
-            Rejection::ProviderNotPreferred => self.provider_not_preferred += 1,
-            Rejection::NoPrice => self.no_price += 1,
-            Rejection::NoCapacity => self.no_capacity += 1,
-            Rejection::OverBudget { .. } => self.over_budget += 1,
-            Rejection::OverLatency { .. } => self.over_latency += 1,
+            Rejection::InsufficientCpu => self.insufficient_cpu += n,
+            Rejection::InsufficientMemory => self.insufficient_memory += n,
+            Rejection::NoGpu => self.no_gpu += n,
+            Rejection::GpuModel => self.gpu_model += n,
+            Rejection::Compliance(c) => self.compliance[compliance_index(*c)] += n,
+            Rejection::DataResidency => self.data_residency += n,
+            Rejection::ProviderNotPreferred => self.provider_not_preferred += n,
+            Rejection::NoPrice => self.no_price += n,
+            Rejection::NoCapacity => self.no_capacity += n,
+            Rejection::OverBudget { .. } => self.over_budget += n,
+            Rejection::OverLatency { .. } => self.over_latency += n,
         }
     }
 
@@ -132,10 +145,19 @@ impl RejectionCounts {
         push(self.no_gpu, "lack a GPU");
         push(self.gpu_model, "have the wrong GPU model");
         for (i, c) in Compliance::ALL.iter().enumerate() {
-            push(self.compliance[i], &format!("are outside {} regions", c.as_str().to_uppercase()));
+            push(
+                self.compliance[i],
+                &format!("are outside {} regions", c.as_str().to_uppercase()),
+            );
         }
-        push(self.data_residency, "are outside the data-residency regions");
-        push(self.provider_not_preferred, "are not from a preferred provider");
+        push(
+            self.data_residency,
+            "are outside the data-residency regions",
+        );
+        push(
+            self.provider_not_preferred,
+            "are not from a preferred provider",
+        );
         push(self.no_price, "have no price");
         push(self.no_capacity, "have no capacity left");
         push(self.over_budget, "exceed the budget");
@@ -153,7 +175,7 @@ pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -162,13 +184,24 @@ pub fn thousands(n: usize) -> String {
 }
 
 /// The first requested regime the place lacks.
-pub(crate) fn first_missing_compliance(have: &[Compliance], req: &Requirements) -> Option<Compliance> {
+pub(crate) fn first_missing_compliance(
+    have: &[Compliance],
+    req: &Requirements,
+) -> Option<Compliance> {
     req.compliance.iter().copied().find(|c| !have.contains(c))
 }
 
 /// Does the place satisfy the residency list (empty list = anywhere)?
-pub(crate) fn residency_ok(res: &[Residency], code: &str, country: &str, jurisdictions: &[String]) -> bool {
-    res.is_empty() || res.iter().any(|r| residency_matches(r, code, country, jurisdictions))
+pub(crate) fn residency_ok(
+    res: &[Residency],
+    code: &str,
+    country: &str,
+    jurisdictions: &[String],
+) -> bool {
+    res.is_empty()
+        || res
+            .iter()
+            .any(|r| residency_matches(r, code, country, jurisdictions))
 }
 
 /// A compliance or residency rule a placement breaks.
@@ -196,7 +229,12 @@ pub fn validate_compliance(region: &Region, req: &Requirements) -> Vec<Complianc
             regime: *c,
         })
         .collect();
-    if !residency_ok(&req.data_residency, &region.code, &region.country, &region.jurisdictions) {
+    if !residency_ok(
+        &req.data_residency,
+        &region.code,
+        &region.country,
+        &region.jurisdictions,
+    ) {
         out.push(ComplianceViolation::OutsideResidency {
             region: region.code.clone(),
             country: region.country.clone(),

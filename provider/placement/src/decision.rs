@@ -134,9 +134,10 @@ pub struct Decision {
 #[error("{}", self.render())]
 pub struct NoFeasiblePlacement {
     pub considered: usize,
-    pub rejected: RejectionCounts,
+    /// Boxed to keep `Result<Decision, NoFeasiblePlacement>` small.
+    pub rejected: Box<RejectionCounts>,
     /// The candidate that passed the most checks (cheapest among equals) and why it failed.
-    pub closest: Option<ClosestMiss>,
+    pub closest: Option<Box<ClosestMiss>>,
     /// Extra explanation (e.g. spread rules that could not be met).
     pub detail: Option<String>,
 }

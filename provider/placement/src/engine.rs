@@ -105,15 +105,29 @@ fn pool_of(
             (g.providers.is_empty() || g.providers.contains(&p))
                 && (g.regions.is_empty()
                     || g.regions.iter().any(|r| {
-                        residency_matches(&Residency::Region(r.clone()), code, country, jurisdictions)
-                            || residency_matches(&Residency::Token(r.clone()), code, country, jurisdictions)
+                        residency_matches(
+                            &Residency::Region(r.clone()),
+                            code,
+                            country,
+                            jurisdictions,
+                        ) || residency_matches(
+                            &Residency::Token(r.clone()),
+                            code,
+                            country,
+                            jurisdictions,
+                        )
                     }))
         })
         .map(|i| i as u32)
 }
 
 /// Weighted mean and maximum RTT from a point to the user locations.
-fn rtts(model: &LatencyModel, req: &Requirements, lat: f64, lng: f64) -> (Option<f64>, Option<f64>) {
+fn rtts(
+    model: &LatencyModel,
+    req: &Requirements,
+    lat: f64,
+    lng: f64,
+) -> (Option<f64>, Option<f64>) {
     if req.user_locations.is_empty() {
         return (None, None);
     }
@@ -171,10 +185,17 @@ impl<'a> Evaluation<'a> {
             .enumerate()
             .map(|(i, r)| {
                 let p = Provider::from_cloud(r.cloud);
-                let pool = pool_of(&opts.fallback_groups, p, &r.code, &r.country, &r.jurisdictions);
+                let pool = pool_of(
+                    &opts.fallback_groups,
+                    p,
+                    &r.code,
+                    &r.country,
+                    &r.jurisdictions,
+                );
                 let reject = if let Some(c) = first_missing_compliance(&r.compliance, req) {
                     Some(Rejection::Compliance(c))
-                } else if !residency_ok(&req.data_residency, &r.code, &r.country, &r.jurisdictions) {
+                } else if !residency_ok(&req.data_residency, &r.code, &r.country, &r.jurisdictions)
+                {
                     Some(Rejection::DataResidency)
                 } else if !provider_ok(req, p) || pool.is_none() {
                     Some(Rejection::ProviderNotPreferred)
@@ -183,7 +204,10 @@ impl<'a> Evaluation<'a> {
                 };
                 let (lat_mean, lat_max) = rtts(&catalog.latency, req, r.lat, r.lng);
                 let storage_hourly = if req.storage_gb > 0.0 {
-                    match r.storage_gb_month_usd.filter(|p| p.is_finite() && *p >= 0.0) {
+                    match r
+                        .storage_gb_month_usd
+                        .filter(|p| p.is_finite() && *p >= 0.0)
+                    {
                         Some(p) => Some(req.storage_gb * p / 730.0),
                         None => {
                             unpriced_storage[i] = true;
@@ -229,7 +253,14 @@ impl<'a> Evaluation<'a> {
                 let gpu = (req.gpu_count > 0).then(|| scoring::gpu_class(t.gpu_model.as_deref()));
                 TypeCtx {
                     reject,
-                    perf: scoring::performance(f64::from(t.vcpu), t.memory_gib, req.cpu, req.memory_gb, gen, gpu),
+                    perf: scoring::performance(
+                        f64::from(t.vcpu),
+                        t.memory_gib,
+                        req.cpu,
+                        req.memory_gb,
+                        gen,
+                        gpu,
+                    ),
                 }
             })
             .collect();
@@ -331,10 +362,15 @@ impl<'a> Evaluation<'a> {
                 if stage == 4 {
                     region_compliance_fails[ri] += 1;
                 }
-                let interesting = is_current || ev.closest.as_ref().is_none_or(|c| stage as usize >= c.0);
+                let interesting =
+                    is_current || ev.closest.as_ref().is_none_or(|c| stage as usize >= c.0);
                 if interesting {
                     // Rare path: materialise the rejection only when it is needed.
-                    let rej = if ts != OK { &types[ti].reject } else { &r.reject };
+                    let rej = if ts != OK {
+                        &types[ti].reject
+                    } else {
+                        &r.reject
+                    };
                     if let Some(rej) = *rej {
                         if ev.closest.as_ref().is_none_or(|c| stage as usize >= c.0) {
                             ev.track_closest(src, rej, offer_cost(o, r));
@@ -381,9 +417,7 @@ impl<'a> Evaluation<'a> {
         ev.counts.provider_not_preferred += stage_counts[6];
         for (r, n) in regions.iter().zip(&region_compliance_fails) {
             if let (Some(rej @ Rejection::Compliance(_)), true) = (r.reject, *n > 0) {
-                for _ in 0..*n {
-                    ev.counts.add(&rej);
-                }
+                ev.counts.add_n(&rej, *n);
             }
         }
 
@@ -393,8 +427,17 @@ impl<'a> Evaluation<'a> {
             let src = Src::Edge(i as u32);
             let is_current = cur_edge == Some(i as u32);
             cur_seen |= is_current;
-            let pool = pool_of(&opts.fallback_groups, e.provider, &e.region, &e.country, &e.jurisdictions);
-            let cost = e.hourly_cost.filter(|c| c.is_finite() && *c >= 0.0).map(|u| u * replicas);
+            let pool = pool_of(
+                &opts.fallback_groups,
+                e.provider,
+                &e.region,
+                &e.country,
+                &e.jurisdictions,
+            );
+            let cost = e
+                .hourly_cost
+                .filter(|c| c.is_finite() && *c >= 0.0)
+                .map(|u| u * replicas);
             let fits_all = e.schedulable
                 && e.free_cpu >= req.cpu * replicas
                 && e.free_memory_gb >= req.memory_gb * replicas
@@ -402,7 +445,14 @@ impl<'a> Evaluation<'a> {
                 && f64::from(e.free_gpu) >= f64::from(req.gpu_count) * replicas;
             let (lat_mean, lat_max) = rtts(&catalog.latency, req, e.lat, e.lng);
             let gpu = (req.gpu_count > 0).then(|| scoring::gpu_class(e.gpu_model.as_deref()));
-            let perf = scoring::performance(e.free_cpu, e.free_memory_gb, req.cpu, req.memory_gb, None, gpu);
+            let perf = scoring::performance(
+                e.free_cpu,
+                e.free_memory_gb,
+                req.cpu,
+                req.memory_gb,
+                None,
+                gpu,
+            );
             ev.edge_facts.push((perf, lat_mean));
             let rejection = if lacks(e.free_cpu, req.cpu) {
                 Some(Rejection::InsufficientCpu)
@@ -424,7 +474,9 @@ impl<'a> Evaluation<'a> {
                 Some(Rejection::NoCapacity)
             } else if let (Some(b), Some(c)) = (budget, cost.filter(|c| Some(*c) > budget)) {
                 Some(Rejection::OverBudget { cost: c, budget: b })
-            } else if let (Some(max), Some(ms)) = (latency_limit, lat_max.filter(|m| Some(*m) > latency_limit)) {
+            } else if let (Some(max), Some(ms)) =
+                (latency_limit, lat_max.filter(|m| Some(*m) > latency_limit))
+            {
                 Some(Rejection::OverLatency { ms, max })
             } else {
                 None
@@ -479,12 +531,15 @@ impl<'a> Evaluation<'a> {
                 + weights.resilience * r.resilience
                 + weights.latency * group_lat[ri];
             let is_current = cur_pair == Some((o.region.0, o.instance_type.0));
-            if let Some(b) = &best[ri] {
-                if !is_current && base + weights.cost * 100.0 < b.score {
+            let cost = offer_cost(o, r);
+            if let (Some(b), Some(c)) = (&best[ri], cost) {
+                // 1e-9 of slack keeps near-ties on the exact path.
+                if !is_current
+                    && base + weights.cost * cost_norm.score_upper_bound(c) + 1e-9 < b.score
+                {
                     continue;
                 }
             }
-            let cost = offer_cost(o, r);
             let cand = Cand {
                 src: Src::Offer(i),
                 group: ri as u32,
@@ -586,7 +641,8 @@ impl<'a> Evaluation<'a> {
             Some((s, bc, bsrc, _)) => {
                 stage > *s
                     || (stage == *s
-                        && (c.total_cmp(bc).is_lt() || (c.total_cmp(bc).is_eq() && self.ident_cmp(src, *bsrc).is_lt())))
+                        && (c.total_cmp(bc).is_lt()
+                            || (c.total_cmp(bc).is_eq() && self.ident_cmp(src, *bsrc).is_lt())))
             }
         };
         if better {
@@ -601,7 +657,11 @@ impl<'a> Evaluation<'a> {
                 let o = &self.catalog.offers[i as usize];
                 let r = self.catalog.region(o.region);
                 let t = self.catalog.instance_type(o.instance_type);
-                (Provider::from_cloud(r.cloud), r.code.as_str(), t.name.as_str())
+                (
+                    Provider::from_cloud(r.cloud),
+                    r.code.as_str(),
+                    t.name.as_str(),
+                )
             }
             Src::Edge(i) => {
                 let e = &self.edge[i as usize];
@@ -668,15 +728,15 @@ impl<'a> Evaluation<'a> {
     pub fn no_feasible(&self, detail: Option<String>) -> NoFeasiblePlacement {
         NoFeasiblePlacement {
             considered: self.considered,
-            rejected: self.counts.clone(),
+            rejected: Box::new(self.counts.clone()),
             closest: self.closest.map(|(_, cost, src, rejection)| {
                 let (p, r, n) = self.ident(src);
-                ClosestMiss {
+                Box::new(ClosestMiss {
                     candidate: format!("{p} {r} {n}"),
                     cost_hourly: cost.is_finite().then_some(cost),
                     rejection,
                     passed: passed_phrase(self.req, rejection.stage()),
-                }
+                })
             }),
             detail,
         }

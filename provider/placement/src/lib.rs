@@ -78,6 +78,18 @@
 //! ([`spread`]) names zones deterministically: AWS `<region>a/b/c…`, GCP `<region>-a/-b…`,
 //! Azure `1/2/3`.
 //!
+//! # Pricing
+//! `pricing_model = on_demand` (default) uses `Offer::on_demand_hourly_usd`; `spot` (requires
+//! `spot_allowed`) uses `Offer::spot_hourly_usd` and rejects offers without a real spot figure
+//! (`NoPrice`); edge nodes always use their configured cost.
+//!
+//! # Performance
+//! Per call: one pass over regions and types to precompute every pair-independent fact, a
+//! first pass over the offers that classifies each with byte look-ups and counters, and a
+//! second pass over the feasible ones that scores them and keeps only the best per (provider,
+//! region) group, skipping the logarithm when an upper bound already loses. Nothing is
+//! allocated per candidate. About 0.8 ms for 50k offers; see `benches/placement.rs`.
+//!
 //! # Secondary and fallback groups
 //! A [`SecondaryRule`] asks for a disaster-recovery placement: the best feasible candidate of
 //! any fallback group in a different (provider, region) pair or a different provider.
@@ -98,15 +110,17 @@ pub mod testutil;
 pub use candidates::{great_circle_km, rtt_ms, EdgeCandidate};
 pub use constraints::{validate_compliance, ComplianceViolation, Rejection, RejectionCounts};
 pub use decision::{
-    ClosestMiss, Decision, FallbackGroup, NoFeasiblePlacement, PlaceOptions, Placement, PlacementKey,
-    SecondaryRule,
+    ClosestMiss, Decision, FallbackGroup, NoFeasiblePlacement, PlaceOptions, Placement,
+    PlacementKey, SecondaryRule,
 };
 pub use requirements::{
     FieldError, PricingModel, Provider, RawRequirements, RawUserLocation, Requirements, Residency,
     UserLocation, WorkloadType,
 };
 pub use scoring::Scores;
-pub use spread::{place_spread, Assignment, ReplicaScheduling, SpreadBy, SpreadDecision, SpreadRule};
+pub use spread::{
+    place_spread, Assignment, ReplicaScheduling, SpreadBy, SpreadDecision, SpreadRule,
+};
 pub use strategy::{Strategy, Weights};
 
 use catalog::Catalog;
@@ -136,11 +150,18 @@ pub fn place(
         } else {
             format!("'{}'", g.name)
         };
-        format!("fallback group {name} ({} of {}): ", pool + 1, opts.fallback_groups.len())
+        format!(
+            "fallback group {name} ({} of {}): ",
+            pool + 1,
+            opts.fallback_groups.len()
+        )
     } else {
         String::new()
     };
-    let reason = format!("{pool_note}{}", winner_reason(&ev, chosen, &outcome, strategy, feasible, opts));
+    let reason = format!(
+        "{pool_note}{}",
+        winner_reason(&ev, chosen, &outcome, strategy, feasible, opts)
+    );
     ev.warn_about(chosen, "placement");
     let placement = ev.placement(chosen, reason);
 
@@ -218,7 +239,8 @@ pub fn place(
 }
 
 fn lat_text(lat: Option<f64>) -> String {
-    lat.map(|l| format!("; {l:.1} ms to users")).unwrap_or_default()
+    lat.map(|l| format!("; {l:.1} ms to users"))
+        .unwrap_or_default()
 }
 
 fn winner_reason(
@@ -247,7 +269,12 @@ fn winner_reason(
         }
         _ => format!("best {strategy} score {:.1}", c.score),
     };
-    let mut meeting: Vec<String> = ev.req.compliance.iter().map(|c| c.as_str().to_string()).collect();
+    let mut meeting: Vec<String> = ev
+        .req
+        .compliance
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
     if !ev.req.data_residency.is_empty() {
         meeting.push("data residency".to_string());
     }
@@ -257,7 +284,9 @@ fn winner_reason(
         format!(" meeting {}", meeting.join(", "))
     };
     let tail = match outcome {
-        Outcome::Replaced { pct } => format!("; replaces current placement (scores {pct:.1}% higher)"),
+        Outcome::Replaced { pct } => {
+            format!("; replaces current placement (scores {pct:.1}% higher)")
+        }
         Outcome::Gone(why) => format!("; replaces current placement: {why}"),
         Outcome::CurrentIsBest => "; current placement is still the best".to_string(),
         _ => String::new(),

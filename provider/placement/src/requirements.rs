@@ -284,7 +284,10 @@ impl Requirements {
 
     /// Validates raw input against the catalog (region codes in `data_residency_regions` must
     /// exist in it). Returns every problem found, in attribute order.
-    pub fn validate(raw: &RawRequirements, catalog: &Catalog) -> Result<Requirements, Vec<FieldError>> {
+    pub fn validate(
+        raw: &RawRequirements,
+        catalog: &Catalog,
+    ) -> Result<Requirements, Vec<FieldError>> {
         let mut errs = Vec::new();
         let positive = |name: &str, v: Option<f64>, errs: &mut Vec<FieldError>| -> f64 {
             match v {
@@ -293,29 +296,42 @@ impl Requirements {
                     0.0
                 }
                 Some(x) if !x.is_finite() => {
-                    errs.push(FieldError::new(name, format!("must be a finite number, got {x}")));
+                    errs.push(FieldError::new(
+                        name,
+                        format!("must be a finite number, got {x}"),
+                    ));
                     0.0
                 }
                 Some(x) if x <= 0.0 => {
-                    errs.push(FieldError::new(name, format!("must be greater than 0, got {x}")));
+                    errs.push(FieldError::new(
+                        name,
+                        format!("must be greater than 0, got {x}"),
+                    ));
                     0.0
                 }
                 Some(x) => x,
             }
         };
-        let optional_positive = |name: &str, v: Option<f64>, errs: &mut Vec<FieldError>| -> Option<f64> {
-            match v {
-                Some(x) if !x.is_finite() => {
-                    errs.push(FieldError::new(name, format!("must be a finite number, got {x}")));
-                    None
+        let optional_positive =
+            |name: &str, v: Option<f64>, errs: &mut Vec<FieldError>| -> Option<f64> {
+                match v {
+                    Some(x) if !x.is_finite() => {
+                        errs.push(FieldError::new(
+                            name,
+                            format!("must be a finite number, got {x}"),
+                        ));
+                        None
+                    }
+                    Some(x) if x <= 0.0 => {
+                        errs.push(FieldError::new(
+                            name,
+                            format!("must be greater than 0, got {x}"),
+                        ));
+                        None
+                    }
+                    other => other,
                 }
-                Some(x) if x <= 0.0 => {
-                    errs.push(FieldError::new(name, format!("must be greater than 0, got {x}")));
-                    None
-                }
-                other => other,
-            }
-        };
+            };
 
         let cpu = positive("cpu", raw.cpu, &mut errs);
         let memory_gb = positive("memory_gb", raw.memory_gb, &mut errs);
@@ -333,7 +349,10 @@ impl Requirements {
         let gpu_count = match raw.gpu_count {
             None => 0,
             Some(n) if !(0..=u32::MAX as i64).contains(&n) => {
-                errs.push(FieldError::new("gpu_count", format!("must be >= 0, got {n}")));
+                errs.push(FieldError::new(
+                    "gpu_count",
+                    format!("must be >= 0, got {n}"),
+                ));
                 0
             }
             Some(n) => n as u32,
@@ -372,7 +391,9 @@ impl Requirements {
                 Some(_) => {}
                 None => errs.push(FieldError::new(
                     format!("preferred_providers[{i}]"),
-                    format!("unknown provider {p:?}; expected one of aws, azure, gcp, edge, onprem"),
+                    format!(
+                        "unknown provider {p:?}; expected one of aws, azure, gcp, edge, onprem"
+                    ),
                 )),
             }
         }
@@ -444,7 +465,10 @@ impl Requirements {
         let replicas = match raw.replicas {
             None => 1,
             Some(n) if !(1..=u32::MAX as i64).contains(&n) => {
-                errs.push(FieldError::new("replicas", format!("must be >= 1, got {n}")));
+                errs.push(FieldError::new(
+                    "replicas",
+                    format!("must be >= 1, got {n}"),
+                ));
                 1
             }
             Some(n) => n as u32,
@@ -452,7 +476,9 @@ impl Requirements {
 
         let pricing_model = match raw.pricing_model.as_deref().map(|s| s.to_ascii_lowercase()) {
             None => PricingModel::OnDemand,
-            Some(s) if s == "on_demand" || s == "on-demand" || s == "ondemand" => PricingModel::OnDemand,
+            Some(s) if s == "on_demand" || s == "on-demand" || s == "ondemand" => {
+                PricingModel::OnDemand
+            }
             Some(s) if s == "spot" => PricingModel::Spot,
             Some(s) => {
                 errs.push(FieldError::new(
@@ -462,7 +488,9 @@ impl Requirements {
                 PricingModel::OnDemand
             }
         };
-        let spot_allowed = raw.spot_allowed.unwrap_or(pricing_model == PricingModel::Spot);
+        let spot_allowed = raw
+            .spot_allowed
+            .unwrap_or(pricing_model == PricingModel::Spot);
         if pricing_model == PricingModel::Spot && !spot_allowed {
             errs.push(FieldError::new(
                 "pricing_model",
@@ -503,24 +531,35 @@ pub fn resolve_residency(text: &str, catalog: &Catalog) -> Option<Residency> {
     if t.is_empty() {
         return None;
     }
-    if catalog.regions.iter().any(|r| r.code.eq_ignore_ascii_case(t)) {
+    if catalog
+        .regions
+        .iter()
+        .any(|r| r.code.eq_ignore_ascii_case(t))
+    {
         return Some(Residency::Region(t.to_ascii_lowercase()));
     }
     let upper = t.to_ascii_uppercase();
     let known = KNOWN_JURISDICTIONS.contains(&upper.as_str())
         || catalog.regions.iter().any(|r| {
-            r.country.eq_ignore_ascii_case(t) || r.jurisdictions.iter().any(|j| j.eq_ignore_ascii_case(t))
+            r.country.eq_ignore_ascii_case(t)
+                || r.jurisdictions.iter().any(|j| j.eq_ignore_ascii_case(t))
         })
         || (upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase()));
     known.then_some(Residency::Token(upper))
 }
 
 /// Does a place with this code / country / jurisdictions satisfy one residency entry?
-pub(crate) fn residency_matches(res: &Residency, code: &str, country: &str, jurisdictions: &[String]) -> bool {
+pub(crate) fn residency_matches(
+    res: &Residency,
+    code: &str,
+    country: &str,
+    jurisdictions: &[String],
+) -> bool {
     match res {
         Residency::Region(r) => code.eq_ignore_ascii_case(r),
         Residency::Token(t) => {
-            country.eq_ignore_ascii_case(t) || jurisdictions.iter().any(|j| j.eq_ignore_ascii_case(t))
+            country.eq_ignore_ascii_case(t)
+                || jurisdictions.iter().any(|j| j.eq_ignore_ascii_case(t))
         }
     }
 }

@@ -42,7 +42,14 @@ pub fn gpu_class(model: Option<&str>) -> f64 {
 /// `h = clamp(log2(min(vcpu/cpu, mem/memory_gb)) / 2, 0, 1)` (1x → 0, 4x or more → 1);
 /// `g = generation / newest generation of that cloud in the catalog`, 0.5 when unknown;
 /// without a GPU request `100·(0.6h + 0.4g)`, with one `100·(0.4h + 0.2g + 0.4·gpu_class)`.
-pub fn performance(vcpu: f64, mem: f64, req_cpu: f64, req_mem: f64, gen_ratio: Option<f64>, gpu: Option<f64>) -> f64 {
+pub fn performance(
+    vcpu: f64,
+    mem: f64,
+    req_cpu: f64,
+    req_mem: f64,
+    gen_ratio: Option<f64>,
+    gpu: Option<f64>,
+) -> f64 {
     let ratio = (vcpu / req_cpu).min(mem / req_mem);
     let h = if ratio.is_finite() && ratio > 0.0 {
         (ratio.log2() / 2.0).clamp(0.0, 1.0)
@@ -112,6 +119,23 @@ impl CostNorm {
         }
     }
 
+    /// A cheap upper bound of `score(Some(cost))` (never below it by more than rounding):
+    /// uses `ln(2^e·(1+x)) >= e·ln2 + 2x/(2+x)` instead of the logarithm, so the engine can
+    /// skip candidates that cannot beat their group's best.
+    pub fn score_upper_bound(&self, cost: f64) -> f64 {
+        let Some(k) = self.scale else { return 100.0 };
+        let c = cost.max(COST_FLOOR);
+        if !c.is_finite() {
+            return 100.0;
+        }
+        let bits = c.to_bits();
+        let e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+        let m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+        let x = m - 1.0;
+        let ln_low = e as f64 * std::f64::consts::LN_2 + 2.0 * x / (2.0 + x);
+        ((self.hi - ln_low) * k).clamp(0.0, 100.0)
+    }
+
     pub fn score(&self, cost: Option<f64>) -> f64 {
         match (cost, self.scale) {
             (None, _) => 0.0,
@@ -128,5 +152,26 @@ pub(crate) fn latency_score(lat: Option<f64>, b: Bounds) -> f64 {
         100.0
     } else {
         (100.0 * (b.max - x) / (b.max - b.min)).clamp(0.0, 100.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_upper_bound_is_an_upper_bound() {
+        let n = CostNorm::new(Bounds {
+            min: 0.004,
+            max: 98.0,
+        });
+        let mut c = 0.004;
+        while c <= 98.0 {
+            let exact = n.score(Some(c));
+            let ub = n.score_upper_bound(c);
+            assert!(ub + 1e-12 >= exact, "{c}: {ub} < {exact}");
+            assert!(ub - exact < 1.0, "{c}: bound too loose {ub} vs {exact}");
+            c *= 1.013;
+        }
     }
 }

@@ -172,7 +172,9 @@ pub fn place_spread(
         n = n.min(req.replicas as usize);
     }
     if n < rule.min_groups as usize {
-        let why = if rule.scheduling == ReplicaScheduling::Divided && (req.replicas as usize) < groups.len() {
+        let why = if rule.scheduling == ReplicaScheduling::Divided
+            && (req.replicas as usize) < groups.len()
+        {
             format!(
                 "spread by {} needs at least {} groups but only {} replicas are divided",
                 rule.spread_by.as_str(),
@@ -236,7 +238,9 @@ pub fn place_spread(
             },
             c.score,
             money(cost),
-            ev.lat_mean(&c).map(|l| format!("; {l:.1} ms to users")).unwrap_or_default()
+            ev.lat_mean(&c)
+                .map(|l| format!("; {l:.1} ms to users"))
+                .unwrap_or_default()
         );
         if k == 0 || groups[..k].iter().all(|(j, _)| j != i) {
             ev.warn_about(*i, "spread group");

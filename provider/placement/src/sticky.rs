@@ -35,7 +35,12 @@ fn pct_higher(best: &Cand, cur: &Cand) -> f64 {
 }
 
 /// Picks the index (into `ev.cands`) to place on, given the ranked group bests of the pool.
-pub(crate) fn choose(ev: &Evaluation, ranked: &[usize], pool: u32, opts: &PlaceOptions) -> (usize, Outcome) {
+pub(crate) fn choose(
+    ev: &Evaluation,
+    ranked: &[usize],
+    pool: u32,
+    opts: &PlaceOptions,
+) -> (usize, Outcome) {
     let best = ranked[0];
     if opts.current.is_none() {
         return (best, Outcome::Fresh);
@@ -50,7 +55,9 @@ pub(crate) fn choose(ev: &Evaluation, ranked: &[usize], pool: u32, opts: &PlaceO
     if ev.cands[cur].pool != pool {
         return (
             best,
-            Outcome::Gone("a higher-priority fallback group now has a feasible candidate".to_string()),
+            Outcome::Gone(
+                "a higher-priority fallback group now has a feasible candidate".to_string(),
+            ),
         );
     }
     if cur == best {

@@ -18,7 +18,12 @@ pub struct Weights {
 impl Weights {
     /// Validates user weights. Errors use the field names `weights.cost`, ... for a bad single
     /// weight and `weights` for a bad sum.
-    pub fn new(cost: f64, performance: f64, latency: f64, resilience: f64) -> Result<Weights, FieldError> {
+    pub fn new(
+        cost: f64,
+        performance: f64,
+        latency: f64,
+        resilience: f64,
+    ) -> Result<Weights, FieldError> {
         for (name, v) in [
             ("weights.cost", cost),
             ("weights.performance", performance),
@@ -26,7 +31,10 @@ impl Weights {
             ("weights.resilience", resilience),
         ] {
             if !v.is_finite() || v < 0.0 {
-                return Err(FieldError::new(name, format!("must be a finite number >= 0, got {v}")));
+                return Err(FieldError::new(
+                    name,
+                    format!("must be a finite number >= 0, got {v}"),
+                ));
             }
         }
         let sum = cost + performance + latency + resilience;
@@ -115,7 +123,10 @@ impl Strategy {
         if weights.is_some() {
             return Err(FieldError::new(
                 "weights",
-                format!("weights are only used with strategy custom, not {}", s.name()),
+                format!(
+                    "weights are only used with strategy custom, not {}",
+                    s.name()
+                ),
             ));
         }
         Ok(s)

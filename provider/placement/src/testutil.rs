@@ -2,7 +2,9 @@
 //! filled in by another crate; the engine's tests must not depend on its data, so they build
 //! small hand-written catalogs and large deterministic pseudo-random ones here.
 
-use catalog::{Arch, Catalog, Cloud, Compliance, InstanceType, LatencyModel, Offer, Region, RegionId, TypeId};
+use catalog::{
+    Arch, Catalog, Cloud, Compliance, InstanceType, LatencyModel, Offer, Region, RegionId, TypeId,
+};
 
 /// `rtt = 2·km/200·1.5 + 2`.
 pub fn latency_model() -> LatencyModel {
@@ -41,11 +43,22 @@ pub fn region(
     }
 }
 
-pub fn itype(cloud: Cloud, name: &str, vcpu: u32, mem: f64, gpus: u32, gpu_model: Option<&str>, gen: Option<u32>) -> InstanceType {
+pub fn itype(
+    cloud: Cloud,
+    name: &str,
+    vcpu: u32,
+    mem: f64,
+    gpus: u32,
+    gpu_model: Option<&str>,
+    gen: Option<u32>,
+) -> InstanceType {
     InstanceType {
         cloud,
         name: name.to_string(),
-        family: name.chars().take_while(|c| c.is_ascii_alphabetic()).collect(),
+        family: name
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect(),
         vcpu,
         memory_gib: mem,
         gpu_count: gpus,
@@ -75,9 +88,22 @@ impl CatalogBuilder {
         self
     }
     /// Adds an offer; unknown names are ignored (test helper, never panics).
-    pub fn offer(mut self, cloud: Cloud, region: &str, ty: &str, price: f64, spot: Option<f64>) -> Self {
-        let r = self.regions.iter().position(|x| x.cloud == cloud && x.code == region);
-        let t = self.types.iter().position(|x| x.cloud == cloud && x.name == ty);
+    pub fn offer(
+        mut self,
+        cloud: Cloud,
+        region: &str,
+        ty: &str,
+        price: f64,
+        spot: Option<f64>,
+    ) -> Self {
+        let r = self
+            .regions
+            .iter()
+            .position(|x| x.cloud == cloud && x.code == region);
+        let t = self
+            .types
+            .iter()
+            .position(|x| x.cloud == cloud && x.name == ty);
         if let (Some(r), Some(t)) = (r, t) {
             self.offers.push(Offer {
                 region: RegionId(r as u32),
@@ -103,28 +129,123 @@ impl CatalogBuilder {
 
 /// A small hand-written catalog resembling real data (prices are illustrative).
 pub fn small_catalog() -> Catalog {
-    use Compliance::*;
     use Cloud::*;
+    use Compliance::*;
     let b = CatalogBuilder::default()
-        .region(region(Aws, "us-east-1", "US", &["US"], 38.9, -77.4, 6, &[Soc2, Iso27001, Hipaa, PciDss, Fedramp]))
-        .region(region(Aws, "eu-west-1", "IE", &["EU", "EEA"], 53.3, -6.3, 3, &[Gdpr, Soc2, Iso27001, Hipaa, PciDss]))
-        .region(region(Aws, "ap-southeast-1", "SG", &["APAC"], 1.35, 103.8, 3, &[Soc2, Iso27001, PciDss]))
-        .region(region(Azure, "westeurope", "NL", &["EU", "EEA"], 52.4, 4.9, 3, &[Gdpr, Soc2, Iso27001, Hipaa]))
-        .region(region(Azure, "eastus", "US", &["US"], 37.4, -79.2, 3, &[Soc2, Iso27001, Hipaa, Fedramp]))
-        .region(region(Gcp, "europe-west3", "DE", &["EU", "EEA"], 50.1, 8.7, 3, &[Gdpr, Soc2, Iso27001]))
-        .region(region(Gcp, "us-central1", "US", &["US"], 41.3, -95.9, 4, &[Soc2, Iso27001, Hipaa]))
+        .region(region(
+            Aws,
+            "us-east-1",
+            "US",
+            &["US"],
+            38.9,
+            -77.4,
+            6,
+            &[Soc2, Iso27001, Hipaa, PciDss, Fedramp],
+        ))
+        .region(region(
+            Aws,
+            "eu-west-1",
+            "IE",
+            &["EU", "EEA"],
+            53.3,
+            -6.3,
+            3,
+            &[Gdpr, Soc2, Iso27001, Hipaa, PciDss],
+        ))
+        .region(region(
+            Aws,
+            "ap-southeast-1",
+            "SG",
+            &["APAC"],
+            1.35,
+            103.8,
+            3,
+            &[Soc2, Iso27001, PciDss],
+        ))
+        .region(region(
+            Azure,
+            "westeurope",
+            "NL",
+            &["EU", "EEA"],
+            52.4,
+            4.9,
+            3,
+            &[Gdpr, Soc2, Iso27001, Hipaa],
+        ))
+        .region(region(
+            Azure,
+            "eastus",
+            "US",
+            &["US"],
+            37.4,
+            -79.2,
+            3,
+            &[Soc2, Iso27001, Hipaa, Fedramp],
+        ))
+        .region(region(
+            Gcp,
+            "europe-west3",
+            "DE",
+            &["EU", "EEA"],
+            50.1,
+            8.7,
+            3,
+            &[Gdpr, Soc2, Iso27001],
+        ))
+        .region(region(
+            Gcp,
+            "us-central1",
+            "US",
+            &["US"],
+            41.3,
+            -95.9,
+            4,
+            &[Soc2, Iso27001, Hipaa],
+        ))
         .region(region(Gcp, "me-west1", "IL", &[], 32.1, 34.8, 1, &[Soc2]))
         .itype(itype(Aws, "m5.large", 2, 8.0, 0, None, Some(5)))
         .itype(itype(Aws, "m7i.xlarge", 4, 16.0, 0, None, Some(7)))
         .itype(itype(Aws, "c5.2xlarge", 8, 16.0, 0, None, Some(5)))
-        .itype(itype(Aws, "g4dn.xlarge", 4, 16.0, 1, Some("NVIDIA T4"), Some(4)))
-        .itype(itype(Aws, "p4d.24xlarge", 96, 1152.0, 8, Some("NVIDIA A100"), Some(4)))
+        .itype(itype(
+            Aws,
+            "g4dn.xlarge",
+            4,
+            16.0,
+            1,
+            Some("NVIDIA T4"),
+            Some(4),
+        ))
+        .itype(itype(
+            Aws,
+            "p4d.24xlarge",
+            96,
+            1152.0,
+            8,
+            Some("NVIDIA A100"),
+            Some(4),
+        ))
         .itype(itype(Azure, "Standard_D2s_v5", 2, 8.0, 0, None, Some(5)))
         .itype(itype(Azure, "Standard_D4s_v5", 4, 16.0, 0, None, Some(5)))
-        .itype(itype(Azure, "Standard_NC4as_T4_v3", 4, 28.0, 1, Some("NVIDIA T4"), Some(3)))
+        .itype(itype(
+            Azure,
+            "Standard_NC4as_T4_v3",
+            4,
+            28.0,
+            1,
+            Some("NVIDIA T4"),
+            Some(3),
+        ))
         .itype(itype(Gcp, "e2-standard-2", 2, 8.0, 0, None, None))
         .itype(itype(Gcp, "n2-standard-4", 4, 16.0, 0, None, Some(2)))
-        .itype(itype(Gcp, "g2-standard-4", 4, 16.0, 1, Some("NVIDIA L4"), Some(2)));
+        .itype(itype(
+            Gcp,
+            "g2-standard-4",
+            4,
+            16.0,
+            1,
+            Some("NVIDIA L4"),
+            Some(2),
+        ));
     let b = b
         .offer(Aws, "us-east-1", "m5.large", 0.096, Some(0.035))
         .offer(Aws, "us-east-1", "m7i.xlarge", 0.2016, Some(0.08))
@@ -179,8 +300,21 @@ impl Rng {
 pub fn synthetic_catalog(n_regions: usize, n_types: usize, density: f64, seed: u64) -> Catalog {
     let mut rng = Rng(seed);
     let clouds = Cloud::ALL;
-    let jur = [("US", "US"), ("DE", "EU"), ("IE", "EU"), ("JP", "APAC"), ("BR", "LATAM"), ("GB", "UK")];
-    let gpus = ["NVIDIA T4", "NVIDIA A10G", "NVIDIA L4", "NVIDIA A100", "NVIDIA H100"];
+    let jur = [
+        ("US", "US"),
+        ("DE", "EU"),
+        ("IE", "EU"),
+        ("JP", "APAC"),
+        ("BR", "LATAM"),
+        ("GB", "UK"),
+    ];
+    let gpus = [
+        "NVIDIA T4",
+        "NVIDIA A10G",
+        "NVIDIA L4",
+        "NVIDIA A100",
+        "NVIDIA H100",
+    ];
     let mut b = CatalogBuilder::default();
     for i in 0..n_regions {
         let cloud = clouds[i % 3];
@@ -215,12 +349,23 @@ pub fn synthetic_catalog(n_regions: usize, n_types: usize, density: f64, seed: u
         let vcpu = 1u32 << rng.below(8);
         let mem = f64::from(vcpu) * [1.0, 2.0, 4.0, 8.0][rng.below(4) as usize];
         let (g, gm) = if rng.unit() < 0.1 {
-            (1u32 << rng.below(4), Some(gpus[rng.below(gpus.len() as u64) as usize]))
+            (
+                1u32 << rng.below(4),
+                Some(gpus[rng.below(gpus.len() as u64) as usize]),
+            )
         } else {
             (0, None)
         };
         let gen = (rng.unit() < 0.9).then(|| 1 + rng.below(7) as u32);
-        b.types.push(itype(cloud, &format!("{}-type-{i}", cloud.as_str()), vcpu, mem, g, gm, gen));
+        b.types.push(itype(
+            cloud,
+            &format!("{}-type-{i}", cloud.as_str()),
+            vcpu,
+            mem,
+            g,
+            gm,
+            gen,
+        ));
     }
     for (ri, r) in b.regions.iter().enumerate() {
         let factor = 0.9 + rng.unit() * 0.4;
@@ -228,7 +373,8 @@ pub fn synthetic_catalog(n_regions: usize, n_types: usize, density: f64, seed: u
             if t.cloud != r.cloud || rng.unit() >= density {
                 continue;
             }
-            let base = 0.012 * f64::from(t.vcpu) + 0.004 * t.memory_gib + 0.5 * f64::from(t.gpu_count);
+            let base =
+                0.012 * f64::from(t.vcpu) + 0.004 * t.memory_gib + 0.5 * f64::from(t.gpu_count);
             let price = (base * factor * 1000.0).round() / 1000.0 + 0.001;
             let spot = (rng.unit() < 0.6).then(|| (price * 0.35 * 1000.0).round() / 1000.0 + 0.001);
             b.offers.push(Offer {

@@ -68,18 +68,56 @@ struct ReqSpec {
 }
 
 fn compliance_set(mask: u8) -> Vec<Compliance> {
-    Compliance::ALL.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, c)| *c).collect()
+    Compliance::ALL
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 fn region_spec() -> impl Gen<Value = RegionSpec> {
-    (0..3usize, 0..4usize, 0..5u32, any::<u8>(), -60.0..60.0f64, -180.0..180.0f64, prop::option::of(0.01..0.2f64)).prop_map(
-        |(cloud, country, zones, compliance, lat, lng, storage)| RegionSpec { cloud, country, zones, compliance, lat, lng, storage },
+    (
+        0..3usize,
+        0..4usize,
+        0..5u32,
+        any::<u8>(),
+        -60.0..60.0f64,
+        -180.0..180.0f64,
+        prop::option::of(0.01..0.2f64),
     )
+        .prop_map(
+            |(cloud, country, zones, compliance, lat, lng, storage)| RegionSpec {
+                cloud,
+                country,
+                zones,
+                compliance,
+                lat,
+                lng,
+                storage,
+            },
+        )
 }
 
 fn type_spec() -> impl Gen<Value = TypeSpec> {
-    (0..3usize, 0..5u32, prop::sample::select(vec![1.0, 2.0, 4.0, 8.0]), prop_oneof![4 => Just(0u32), 1 => 1..3u32], 0..3usize, prop::option::of(1..6u32))
-        .prop_map(|(cloud, vcpu_pow, mem_mult, gpus, gpu_model, gen)| TypeSpec { cloud, vcpu_pow, mem_mult, gpus, gpu_model, gen })
+    (
+        0..3usize,
+        0..5u32,
+        prop::sample::select(vec![1.0, 2.0, 4.0, 8.0]),
+        prop_oneof![4 => Just(0u32), 1 => 1..3u32],
+        0..3usize,
+        prop::option::of(1..6u32),
+    )
+        .prop_map(
+            |(cloud, vcpu_pow, mem_mult, gpus, gpu_model, gen)| TypeSpec {
+                cloud,
+                vcpu_pow,
+                mem_mult,
+                gpus,
+                gpu_model,
+                gen,
+            },
+        )
 }
 
 fn edge_spec() -> impl Gen<Value = EdgeSpec> {
@@ -95,46 +133,74 @@ fn edge_spec() -> impl Gen<Value = EdgeSpec> {
         any::<u8>(),
         any::<bool>(),
     )
-        .prop_map(|(country, lat, lng, cpu, mem, gpus, cost, schedulable, compliance, onprem)| EdgeSpec {
-            country,
-            lat,
-            lng,
-            cpu,
-            mem,
-            gpus,
-            cost,
-            schedulable,
-            compliance,
-            onprem,
-        })
+        .prop_map(
+            |(country, lat, lng, cpu, mem, gpus, cost, schedulable, compliance, onprem)| EdgeSpec {
+                country,
+                lat,
+                lng,
+                cpu,
+                mem,
+                gpus,
+                cost,
+                schedulable,
+                compliance,
+                onprem,
+            },
+        )
 }
 
 fn req_spec() -> impl Gen<Value = ReqSpec> {
     (
-        (0.5..8.0f64, 0.5..32.0f64, prop_oneof![Just(0.0), 10.0..200.0f64], prop_oneof![4 => Just(0u32), 1 => Just(1u32)], prop::option::of(0..3usize)),
-        (prop_oneof![3 => Just(0u8), 1 => 0..64u8], prop::option::weighted(0.3, 0..8usize), prop_oneof![3 => Just(0u8), 1 => 0..32u8]),
-        (prop::option::weighted(0.3, 0.05..10.0f64), prop::collection::vec((-60.0..60.0f64, -180.0..180.0f64, 0.1..5.0f64), 0..3), prop::option::weighted(0.3, 5.0..250.0f64)),
-        (1..4u32, prop::bool::weighted(0.2), 0..6usize, [0.0..1.0f64, 0.0..1.0f64, 0.0..1.0f64, 0.01..1.0f64]),
+        (
+            0.5..8.0f64,
+            0.5..32.0f64,
+            prop_oneof![Just(0.0), 10.0..200.0f64],
+            prop_oneof![4 => Just(0u32), 1 => Just(1u32)],
+            prop::option::of(0..3usize),
+        ),
+        (
+            prop_oneof![3 => Just(0u8), 1 => 0..64u8],
+            prop::option::weighted(0.3, 0..8usize),
+            prop_oneof![3 => Just(0u8), 1 => 0..32u8],
+        ),
+        (
+            prop::option::weighted(0.3, 0.05..10.0f64),
+            prop::collection::vec((-60.0..60.0f64, -180.0..180.0f64, 0.1..5.0f64), 0..3),
+            prop::option::weighted(0.3, 5.0..250.0f64),
+        ),
+        (
+            1..4u32,
+            prop::bool::weighted(0.2),
+            0..6usize,
+            [0.0..1.0f64, 0.0..1.0f64, 0.0..1.0f64, 0.01..1.0f64],
+        ),
     )
-        .prop_map(|((cpu, mem, storage, gpu, gpu_model), (compliance, residency, providers), (budget, users, max_latency), (replicas, spot, strategy, weights))| {
-            ReqSpec {
-                cpu,
-                mem,
-                storage,
-                gpu,
-                gpu_model: if gpu > 0 { gpu_model } else { None },
-                compliance,
-                residency,
-                providers,
-                budget,
-                users,
-                max_latency,
-                replicas,
-                spot,
-                strategy,
-                weights,
-            }
-        })
+        .prop_map(
+            |(
+                (cpu, mem, storage, gpu, gpu_model),
+                (compliance, residency, providers),
+                (budget, users, max_latency),
+                (replicas, spot, strategy, weights),
+            )| {
+                ReqSpec {
+                    cpu,
+                    mem,
+                    storage,
+                    gpu,
+                    gpu_model: if gpu > 0 { gpu_model } else { None },
+                    compliance,
+                    residency,
+                    providers,
+                    budget,
+                    users,
+                    max_latency,
+                    replicas,
+                    spot,
+                    strategy,
+                    weights,
+                }
+            },
+        )
 }
 
 type Offers = Vec<(bool, f64, Option<f64>)>;
@@ -144,7 +210,16 @@ fn build(regions: &[RegionSpec], types: &[TypeSpec], offers: &Offers) -> Catalog
     for (i, r) in regions.iter().enumerate() {
         let cloud = Cloud::ALL[r.cloud];
         let (country, j) = COUNTRIES[r.country];
-        let mut reg = region(cloud, &format!("r{i}"), country, &[j], r.lat, r.lng, r.zones, &compliance_set(r.compliance));
+        let mut reg = region(
+            cloud,
+            &format!("r{i}"),
+            country,
+            &[j],
+            r.lat,
+            r.lng,
+            r.zones,
+            &compliance_set(r.compliance),
+        );
         reg.storage_gb_month_usd = r.storage;
         b = b.region(reg);
     }
@@ -152,13 +227,27 @@ fn build(regions: &[RegionSpec], types: &[TypeSpec], offers: &Offers) -> Catalog
         let cloud = Cloud::ALL[t.cloud];
         let vcpu = 1u32 << t.vcpu_pow;
         let model = (t.gpus > 0).then(|| GPUS[t.gpu_model]);
-        b = b.itype(itype(cloud, &format!("t{i}"), vcpu, f64::from(vcpu) * t.mem_mult, t.gpus, model, t.gen));
+        b = b.itype(itype(
+            cloud,
+            &format!("t{i}"),
+            vcpu,
+            f64::from(vcpu) * t.mem_mult,
+            t.gpus,
+            model,
+            t.gen,
+        ));
     }
     for (ri, r) in regions.iter().enumerate() {
         for (ti, t) in types.iter().enumerate() {
             let (present, price, spot) = offers[(ri * 8 + ti) % offers.len()];
             if present && r.cloud == t.cloud {
-                b = b.offer(Cloud::ALL[r.cloud], &format!("r{ri}"), &format!("t{ti}"), price, spot);
+                b = b.offer(
+                    Cloud::ALL[r.cloud],
+                    &format!("r{ri}"),
+                    &format!("t{ti}"),
+                    price,
+                    spot,
+                );
             }
         }
     }
@@ -171,8 +260,20 @@ fn edges(specs: &[EdgeSpec]) -> Vec<EdgeCandidate> {
         .enumerate()
         .map(|(i, s)| {
             let (country, j) = COUNTRIES[s.country];
-            let mut e = EdgeCandidate::new(&format!("node{i}"), &format!("site{}", i % 2), country, s.lat, s.lng, s.cpu, s.mem);
-            e.provider = if s.onprem { Provider::Onprem } else { Provider::Edge };
+            let mut e = EdgeCandidate::new(
+                &format!("node{i}"),
+                &format!("site{}", i % 2),
+                country,
+                s.lat,
+                s.lng,
+                s.cpu,
+                s.mem,
+            );
+            e.provider = if s.onprem {
+                Provider::Onprem
+            } else {
+                Provider::Edge
+            };
             e.jurisdictions = vec![j.to_string()];
             e.free_gpu = s.gpus;
             e.gpu_model = (s.gpus > 0).then(|| GPUS[i % 3].to_string());
@@ -190,8 +291,20 @@ fn requirements(s: &ReqSpec, cat: &Catalog) -> (Requirements, placement::Strateg
         .with_storage_gb(s.storage)
         .with_gpu(s.gpu, s.gpu_model.map(|i| ["t4", "a100", "l4"][i]))
         .with_compliance(&compliance_set(s.compliance & 0b111))
-        .with_providers(&Provider::ALL.iter().enumerate().filter(|(i, _)| s.providers & (1 << i) != 0).map(|(_, p)| *p).collect::<Vec<_>>())
-        .with_users(&s.users.iter().map(|&(lat, lng, weight)| UserLocation { lat, lng, weight }).collect::<Vec<_>>())
+        .with_providers(
+            &Provider::ALL
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| s.providers & (1 << i) != 0)
+                .map(|(_, p)| *p)
+                .collect::<Vec<_>>(),
+        )
+        .with_users(
+            &s.users
+                .iter()
+                .map(|&(lat, lng, weight)| UserLocation { lat, lng, weight })
+                .collect::<Vec<_>>(),
+        )
         .with_replicas(s.replicas);
     if let Some(i) = s.residency {
         r = r.with_residency(vec![match i {
@@ -199,7 +312,12 @@ fn requirements(s: &ReqSpec, cat: &Catalog) -> (Requirements, placement::Strateg
             1 => Residency::Token("US".into()),
             2 => Residency::Token("DE".into()),
             3 => Residency::Token("APAC".into()),
-            n => Residency::Region(cat.regions.get(n - 4).map(|r| r.code.clone()).unwrap_or_else(|| "r0".into())),
+            n => Residency::Region(
+                cat.regions
+                    .get(n - 4)
+                    .map(|r| r.code.clone())
+                    .unwrap_or_else(|| "r0".into()),
+            ),
         }]);
     }
     if let Some(b) = s.budget {
@@ -221,12 +339,14 @@ fn requirements(s: &ReqSpec, cat: &Catalog) -> (Requirements, placement::Strateg
             let sum: f64 = s.weights.iter().sum();
             let w = s.weights.map(|x| x / sum);
             let last = 1.0 - w[0] - w[1] - w[2];
-            placement::Strategy::Custom(Weights::new(w[0], w[1], w[2], last.max(0.0)).unwrap_or(Weights {
-                cost: 0.25,
-                performance: 0.25,
-                latency: 0.25,
-                resilience: 0.25,
-            }))
+            placement::Strategy::Custom(Weights::new(w[0], w[1], w[2], last.max(0.0)).unwrap_or(
+                Weights {
+                    cost: 0.25,
+                    performance: 0.25,
+                    latency: 0.25,
+                    resilience: 0.25,
+                },
+            ))
         }
     };
     (r, strat)
@@ -247,11 +367,17 @@ struct OracleCand {
 fn haversine(a: (f64, f64), b: (f64, f64)) -> f64 {
     let r = 6371.0088;
     let (la1, la2) = (a.0.to_radians(), b.0.to_radians());
-    let h = ((la2 - la1) / 2.0).sin().powi(2) + la1.cos() * la2.cos() * ((b.1 - a.1).to_radians() / 2.0).sin().powi(2);
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((b.1 - a.1).to_radians() / 2.0).sin().powi(2);
     2.0 * r * h.clamp(0.0, 1.0).sqrt().asin()
 }
 
-fn oracle(cat: &Catalog, edge: &[EdgeCandidate], req: &Requirements, w: Weights) -> Vec<OracleCand> {
+fn oracle(
+    cat: &Catalog,
+    edge: &[EdgeCandidate],
+    req: &Requirements,
+    w: Weights,
+) -> Vec<OracleCand> {
     let rtt = |p: (f64, f64)| -> (Option<f64>, Option<f64>) {
         if req.user_locations.is_empty() {
             return (None, None);
@@ -259,20 +385,35 @@ fn oracle(cat: &Catalog, edge: &[EdgeCandidate], req: &Requirements, w: Weights)
         let ms: Vec<(f64, f64)> = req
             .user_locations
             .iter()
-            .map(|u| (2.0 * haversine(p, (u.lat, u.lng)) / cat.latency.fibre_km_per_ms * cat.latency.route_factor + cat.latency.base_ms, u.weight))
+            .map(|u| {
+                (
+                    2.0 * haversine(p, (u.lat, u.lng)) / cat.latency.fibre_km_per_ms
+                        * cat.latency.route_factor
+                        + cat.latency.base_ms,
+                    u.weight,
+                )
+            })
             .collect();
-        let mean = ms.iter().map(|(m, w)| m * w).sum::<f64>() / ms.iter().map(|(_, w)| w).sum::<f64>();
+        let mean =
+            ms.iter().map(|(m, w)| m * w).sum::<f64>() / ms.iter().map(|(_, w)| w).sum::<f64>();
         (Some(mean), ms.iter().map(|(m, _)| *m).reduce(f64::max))
     };
     let res_ok = |code: &str, country: &str, jur: &[String]| {
         req.data_residency.is_empty()
             || req.data_residency.iter().any(|r| match r {
                 Residency::Region(c) => c.eq_ignore_ascii_case(code),
-                Residency::Token(t) => t.eq_ignore_ascii_case(country) || jur.iter().any(|j| j.eq_ignore_ascii_case(t)),
+                Residency::Token(t) => {
+                    t.eq_ignore_ascii_case(country) || jur.iter().any(|j| j.eq_ignore_ascii_case(t))
+                }
             })
     };
-    let prov_ok = |p: Provider| req.preferred_providers.is_empty() || req.preferred_providers.contains(&p);
-    let model_ok = |m: Option<&str>| req.gpu_model.as_ref().is_none_or(|want| m.is_some_and(|m| m.to_lowercase().contains(want.as_str())));
+    let prov_ok =
+        |p: Provider| req.preferred_providers.is_empty() || req.preferred_providers.contains(&p);
+    let model_ok = |m: Option<&str>| {
+        req.gpu_model
+            .as_ref()
+            .is_none_or(|want| m.is_some_and(|m| m.to_lowercase().contains(want.as_str())))
+    };
     let lat_ok = |max: Option<f64>| match (req.max_latency_ms, max) {
         (Some(limit), Some(m)) => m <= limit,
         _ => true,
@@ -298,8 +439,18 @@ fn oracle(cat: &Catalog, edge: &[EdgeCandidate], req: &Requirements, w: Weights)
         let r = cat.region(o.region);
         let t = cat.instance_type(o.instance_type);
         let p = Provider::from_cloud(r.cloud);
-        let price = if req.pricing_model == PricingModel::Spot { o.spot_hourly_usd } else { Some(o.on_demand_hourly_usd) };
-        let storage = if req.storage_gb > 0.0 { r.storage_gb_month_usd.map(|s| req.storage_gb * s / 730.0).unwrap_or(0.0) } else { 0.0 };
+        let price = if req.pricing_model == PricingModel::Spot {
+            o.spot_hourly_usd
+        } else {
+            Some(o.on_demand_hourly_usd)
+        };
+        let storage = if req.storage_gb > 0.0 {
+            r.storage_gb_month_usd
+                .map(|s| req.storage_gb * s / 730.0)
+                .unwrap_or(0.0)
+        } else {
+            0.0
+        };
         let cost = price.map(|p| (p + storage) * reps);
         let (mean, max) = rtt((r.lat, r.lng));
         let ok = f64::from(t.vcpu) >= req.cpu
@@ -313,8 +464,17 @@ fn oracle(cat: &Catalog, edge: &[EdgeCandidate], req: &Requirements, w: Weights)
             && budget_ok(cost)
             && lat_ok(max);
         if ok {
-            let newest = cat.instance_types.iter().filter(|x| x.cloud == t.cloud).filter_map(|x| x.generation).max().unwrap_or(0);
-            let gen = t.generation.filter(|_| newest > 0).map(|g| f64::from(g) / f64::from(newest));
+            let newest = cat
+                .instance_types
+                .iter()
+                .filter(|x| x.cloud == t.cloud)
+                .filter_map(|x| x.generation)
+                .max()
+                .unwrap_or(0);
+            let gen = t
+                .generation
+                .filter(|_| newest > 0)
+                .map(|g| f64::from(g) / f64::from(newest));
             let res = match r.zones {
                 0 => 40.0,
                 1 => 50.0,
@@ -350,7 +510,11 @@ fn oracle(cat: &Catalog, edge: &[EdgeCandidate], req: &Requirements, w: Weights)
             && lat_ok(max);
         if ok {
             out.push(OracleCand {
-                key: (e.provider.as_str().to_string(), e.region.clone(), e.id.clone()),
+                key: (
+                    e.provider.as_str().to_string(),
+                    e.region.clone(),
+                    e.id.clone(),
+                ),
                 cost,
                 lat: mean,
                 perf: perf(e.free_cpu, e.free_memory_gb, None, e.gpu_model.as_deref()),
@@ -359,10 +523,20 @@ fn oracle(cat: &Catalog, edge: &[EdgeCandidate], req: &Requirements, w: Weights)
             });
         }
     }
-    let costs: Vec<f64> = out.iter().filter_map(|c| c.cost).map(|c| c.max(1e-6).ln()).collect();
+    let costs: Vec<f64> = out
+        .iter()
+        .filter_map(|c| c.cost)
+        .map(|c| c.max(1e-6).ln())
+        .collect();
     let lats: Vec<f64> = out.iter().filter_map(|c| c.lat).collect();
-    let (cmin, cmax) = (costs.iter().copied().fold(f64::INFINITY, f64::min), costs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
-    let (lmin, lmax) = (lats.iter().copied().fold(f64::INFINITY, f64::min), lats.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    let (cmin, cmax) = (
+        costs.iter().copied().fold(f64::INFINITY, f64::min),
+        costs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (lmin, lmax) = (
+        lats.iter().copied().fold(f64::INFINITY, f64::min),
+        lats.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
     for c in &mut out {
         let cs = match c.cost {
             None => 0.0,
@@ -380,7 +554,14 @@ fn oracle(cat: &Catalog, edge: &[EdgeCandidate], req: &Requirements, w: Weights)
 }
 
 fn key_of(p: &Placement) -> (String, String, String) {
-    (p.provider.clone(), p.region.clone(), p.instance_type.clone().or_else(|| p.node.clone()).unwrap_or_default())
+    (
+        p.provider.clone(),
+        p.region.clone(),
+        p.instance_type
+            .clone()
+            .or_else(|| p.node.clone())
+            .unwrap_or_default(),
+    )
 }
 
 proptest! {
@@ -512,13 +693,21 @@ fn generators_produce_feasible_cases() {
     let gen = (
         prop::collection::vec(region_spec(), 0..7),
         prop::collection::vec(type_spec(), 1..9),
-        prop::collection::vec((prop::bool::weighted(0.8), 0.01..3.0f64, prop::option::of(0.005..1.0f64)), 64),
+        prop::collection::vec(
+            (
+                prop::bool::weighted(0.8),
+                0.01..3.0f64,
+                prop::option::of(0.005..1.0f64),
+            ),
+            64,
+        ),
         prop::collection::vec(edge_spec(), 0..4),
         req_spec(),
     );
     let (mut ok, mut total) = (0, 0);
     for _ in 0..400 {
-        let (regions, types, offers, edge_specs, rs) = gen.new_tree(&mut runner).expect("tree").current();
+        let (regions, types, offers, edge_specs, rs) =
+            gen.new_tree(&mut runner).expect("tree").current();
         let cat = build(&regions, &types, &offers);
         let edge = edges(&edge_specs);
         let (req, strat) = requirements(&rs, &cat);
@@ -528,5 +717,66 @@ fn generators_produce_feasible_cases() {
         }
     }
     eprintln!("{ok} of {total} random cases feasible");
-    assert!(ok * 4 >= total, "only {ok} of {total} random cases are feasible");
+    assert!(
+        ok * 4 >= total,
+        "only {ok} of {total} random cases are feasible"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Spreading: group count within [min, max], distinct groups, replicas conserved (divided)
+    /// or repeated (duplicated), every group feasible per the oracle, budget respected.
+    #[test]
+    fn spread_respects_its_rule(
+        regions in prop::collection::vec(region_spec(), 1..7),
+        types in prop::collection::vec(type_spec(), 1..9),
+        offers in prop::collection::vec((prop::bool::weighted(0.9), 0.01..3.0f64, prop::option::of(0.005..1.0f64)), 64),
+        mut rs in req_spec(),
+        by in 0..3usize,
+        min in 1..4u32,
+        extra in 0..3u32,
+        divided in any::<bool>(),
+    ) {
+        (rs.compliance, rs.residency, rs.providers, rs.gpu, rs.spot, rs.max_latency) = (0, None, 0, 0, false, None);
+        let cat = build(&regions, &types, &offers);
+        let (req, strat) = requirements(&rs, &cat);
+        let spread_by = [SpreadBy::Provider, SpreadBy::Region, SpreadBy::Zone][by];
+        let scheduling = if divided { ReplicaScheduling::Divided } else { ReplicaScheduling::Duplicated };
+        let rule = SpreadRule::new(spread_by, min, min + extra, scheduling).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let Ok(d) = place_spread(&cat, &[], &req, &strat, &PlaceOptions::default(), &rule) else {
+            return Ok(());
+        };
+        let n = d.assignments.len() as u32;
+        prop_assert!(n >= min && n <= min + extra);
+        let total: u32 = d.assignments.iter().map(|a| a.replicas).sum();
+        if divided {
+            prop_assert_eq!(total, req.replicas);
+        } else {
+            prop_assert!(d.assignments.iter().all(|a| a.replicas == req.replicas));
+        }
+        let mut keys: Vec<String> = d
+            .assignments
+            .iter()
+            .map(|a| match spread_by {
+                SpreadBy::Provider => a.placement.provider.clone(),
+                SpreadBy::Region => format!("{}/{}", a.placement.provider, a.placement.region),
+                SpreadBy::Zone => format!("{}/{}/{:?}", a.placement.provider, a.placement.region, a.placement.zone),
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        prop_assert_eq!(keys.len() as u32, n, "groups are distinct");
+        if let Some(b) = req.cost_budget_hourly {
+            prop_assert!(d.total_cost_hourly <= b + 1e-9);
+        }
+        // Each group's candidate satisfies the hard constraints for its share of replicas.
+        for a in &d.assignments {
+            let share = req.clone().with_replicas(a.replicas).with_budget(f64::MAX);
+            let truth = oracle(&cat, &[], &share, strat.weights());
+            let k = key_of(&a.placement);
+            prop_assert!(truth.iter().any(|c| c.key == k), "{:?} infeasible", k);
+        }
+    }
 }

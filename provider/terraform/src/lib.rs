@@ -12,4 +12,5 @@ pub mod diagnostics;
 pub mod grpc;
 pub mod logging;
 pub mod resources;
+pub mod review;
 pub mod schema;

@@ -5,10 +5,14 @@
 
 use std::process::ExitCode;
 
-use terraform_provider_hybrid::{grpc::HybridProvider, logging};
+use terraform_provider_hybrid::{grpc::HybridProvider, logging, review};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `review PLAN.json`: the CI plan reviewer, a plain command (no logging, no plugin server).
+    if args.first().map(String::as_str) == Some("review") {
+        return ExitCode::from(review::cli::main(&args[1..]));
+    }
     if args.iter().any(|a| a == "--version" || a == "version") {
         println!("terraform-provider-hybrid {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;

@@ -3,6 +3,12 @@
 //! Same shape as resources: a data source sees decoded values and returns a value and
 //! diagnostics; `grpc.rs` does the protobuf. Each one lives in its own file.
 
+pub mod common;
+pub mod cost_report;
+pub mod placement;
+pub mod region_recommendation;
+pub mod regions;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,5 +37,10 @@ pub trait DataSource: Send + Sync {
 
 /// Every data source the provider serves.
 pub fn all() -> Vec<Arc<dyn DataSource>> {
-    Vec::new()
+    vec![
+        Arc::new(placement::PlacementSource::new()),
+        Arc::new(regions::Regions::new()),
+        Arc::new(region_recommendation::RegionRecommendation::new()),
+        Arc::new(cost_report::CostReport::new()),
+    ]
 }

@@ -1,0 +1,312 @@
+//! What the data sources share: the requirement inputs (read the way `hybrid_workload` reads
+//! them), engine errors turned into diagnostics on the attribute path, and the value shape of a
+//! placement (the same object type as `hybrid_workload.placement`).
+//!
+//! `placement_value` and `field_errors` mirror the private helpers of `resources/workload.rs`
+//! (that file is not ours to change); they produce the identical shape so the two can be merged.
+
+use placement::{FieldError, Placement, RawRequirements, RawUserLocation, RejectionCounts};
+use tfvalue::{AttributePath, Type, Value};
+
+use crate::attrs;
+use crate::diagnostics::{path_from_field, Diagnostic, Diagnostics};
+use crate::schema::{Attr, Nesting};
+
+/// The `user_locations` nested attribute, optionally with a `name` label per location.
+pub fn user_locations_attr(required: bool, with_name: bool, description: &'static str) -> Attr {
+    let mut inner = vec![
+        Attr::required("lat", Type::Number, "Latitude in degrees (-90..90)."),
+        Attr::required("lng", Type::Number, "Longitude in degrees (-180..180)."),
+        Attr::optional(
+            "weight",
+            Type::Number,
+            "Relative share of users here (> 0, default 1).",
+        ),
+    ];
+    if with_name {
+        inner.push(Attr::optional(
+            "name",
+            Type::String,
+            "A label for this group of users (default `lat,lng`).",
+        ));
+    }
+    let mut attr = Attr::nested_optional("user_locations", Nesting::List, inner, description);
+    if required {
+        attr.optional = false;
+        attr.required = true;
+    }
+    attr
+}
+
+pub fn compliance_attr() -> Attr {
+    Attr::optional(
+        "compliance",
+        Type::list(Type::String),
+        "Required compliance regimes: gdpr, fedramp, soc2, iso27001, hipaa, pci_dss.",
+    )
+}
+
+pub fn residency_attr() -> Attr {
+    Attr::optional(
+        "data_residency_regions",
+        Type::list(Type::String),
+        "Where the data may live: region codes of any provider (eu-west-1, westeurope, europe-west1) or jurisdictions/countries (EU, EEA, US, DE).",
+    )
+}
+
+pub fn preferred_providers_attr() -> Attr {
+    Attr::optional(
+        "preferred_providers",
+        Type::list(Type::String),
+        "Providers allowed: aws, azure, gcp, edge, onprem. Empty means any.",
+    )
+}
+
+pub fn top_k_attr(description: &'static str) -> Attr {
+    Attr::optional_computed("top_k", Type::Number, description)
+}
+
+/// Reads `top_k` (a whole number in 1..=50), or the default.
+pub fn top_k(config: &Value, default: usize, diags: &mut Diagnostics) -> usize {
+    match attrs::integer(config, "top_k") {
+        Ok(None) => default,
+        Ok(Some(n)) if (1..=50).contains(&n) => n as usize,
+        Ok(Some(n)) => {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr("top_k"),
+                "Invalid top_k",
+                format!("top_k must be between 1 and 50, got {n}."),
+            ));
+            default
+        }
+        Err(()) => {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr("top_k"),
+                "Invalid top_k",
+                "top_k must be a whole number.",
+            ));
+            default
+        }
+    }
+}
+
+/// Reads an optional whole-number attribute; a fraction is a diagnostic on the attribute.
+pub fn whole(config: &Value, name: &str, diags: &mut Diagnostics) -> Option<i64> {
+    match attrs::integer(config, name) {
+        Ok(v) => v,
+        Err(()) => {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr(name),
+                &format!("Invalid {name}"),
+                format!("{name} must be a whole number."),
+            ));
+            None
+        }
+    }
+}
+
+pub fn user_locations(config: &Value) -> Vec<RawUserLocation> {
+    attrs::get(config, "user_locations")
+        .and_then(|v| v.as_elements())
+        .map(|elems| {
+            elems
+                .iter()
+                .map(|loc| RawUserLocation {
+                    lat: attrs::number(loc, "lat").unwrap_or(f64::NAN),
+                    lng: attrs::number(loc, "lng").unwrap_or(f64::NAN),
+                    weight: attrs::number(loc, "weight"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `preferred_providers` with the same "sim is a driver, not a place" diagnostic as the
+/// workload resource.
+pub fn preferred_providers(config: &Value, name: &str, diags: &mut Diagnostics) -> Vec<String> {
+    let providers = attrs::strings(config, name);
+    for (i, p) in providers.iter().enumerate() {
+        if p.eq_ignore_ascii_case("sim") {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr(name).index(i as i64),
+                "Invalid preferred provider",
+                "\"sim\" is the driver that provisions placements when no cloud is configured, not a place to run: choose among aws, azure, gcp, edge and onprem.",
+            ));
+        }
+    }
+    providers
+}
+
+/// The requirement inputs shared with `hybrid_workload`, as configured.
+pub fn raw_requirements(config: &Value, diags: &mut Diagnostics) -> RawRequirements {
+    let gpu_count = whole(config, "gpu_count", diags);
+    let replicas = whole(config, "replicas", diags);
+    RawRequirements {
+        cpu: attrs::number(config, "cpu"),
+        memory_gb: attrs::number(config, "memory_gb"),
+        storage_gb: attrs::number(config, "storage_gb"),
+        gpu_count,
+        gpu_model: attrs::string(config, "gpu_model"),
+        max_latency_ms: attrs::number(config, "max_latency_ms"),
+        cost_budget_hourly: attrs::number(config, "cost_budget_hourly"),
+        compliance: attrs::strings(config, "compliance"),
+        preferred_providers: preferred_providers(config, "preferred_providers", diags),
+        data_residency_regions: attrs::strings(config, "data_residency_regions"),
+        user_locations: user_locations(config),
+        workload_type: attrs::string(config, "workload_type"),
+        replicas,
+        spot_allowed: attrs::boolean(config, "spot_allowed"),
+        pricing_model: None,
+    }
+}
+
+/// Engine field errors as diagnostics on their attribute paths (as `hybrid_workload` does).
+/// `rename` maps an engine field name to this data source's attribute name.
+pub fn field_errors(errors: Vec<FieldError>, rename: &[(&str, &str)]) -> Diagnostics {
+    errors
+        .into_iter()
+        .map(|e| {
+            let mut field = e.field.clone();
+            for (from, to) in rename {
+                if let Some(rest) = field.strip_prefix(from) {
+                    if rest.is_empty() || rest.starts_with(['.', '[']) {
+                        field = format!("{to}{rest}");
+                    }
+                }
+            }
+            let top = field.split(['.', '[']).next().unwrap_or("").to_string();
+            Diagnostic::attribute_error(
+                path_from_field(&field),
+                &format!("Invalid {top}"),
+                format!("{field}: {}", e.message),
+            )
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// True when any of `names` is unknown in `config` (validation then waits for apply).
+pub fn any_unknown(config: &Value, names: &[&str]) -> bool {
+    names.iter().any(|n| {
+        config.get(n).is_some_and(|v| {
+            let mut unknown = false;
+            v.walk(|_, x| unknown |= x.is_unknown());
+            unknown
+        })
+    })
+}
+
+/// The same object as `hybrid_workload.placement` (see `resources::workload::placement_type`).
+pub fn placement_value(p: &Placement) -> Value {
+    let scores = Value::map([
+        (
+            "cost",
+            attrs::num_value(Some(attrs::round(p.scores.cost, 2))),
+        ),
+        (
+            "performance",
+            attrs::num_value(Some(attrs::round(p.scores.performance, 2))),
+        ),
+        (
+            "latency",
+            attrs::num_value(Some(attrs::round(p.scores.latency, 2))),
+        ),
+        (
+            "resilience",
+            attrs::num_value(Some(attrs::round(p.scores.resilience, 2))),
+        ),
+    ]);
+    Value::object([
+        ("provider", Value::string(p.provider.clone())),
+        ("region", Value::string(p.region.clone())),
+        ("zone", attrs::str_value(p.zone.as_deref())),
+        ("node", attrs::str_value(p.node.as_deref())),
+        ("instance_type", attrs::str_value(p.instance_type.as_deref())),
+        (
+            "estimated_cost_hourly",
+            attrs::num_value(
+                p.cost_known
+                    .then(|| attrs::round(p.estimated_cost_hourly, 4)),
+            ),
+        ),
+        (
+            "estimated_latency_ms",
+            attrs::num_value(p.estimated_latency_ms.map(|ms| attrs::round(ms, 1))),
+        ),
+        ("score", attrs::num_value(Some(attrs::round(p.score, 2)))),
+        ("scores", scores),
+        ("reason", Value::string(p.reason.clone())),
+    ])
+}
+
+/// The rejection reasons, in the engine's check order, with their counts (zeros included so
+/// the map has the same keys every time).
+pub fn rejection_counts(r: &RejectionCounts) -> Vec<(String, usize)> {
+    let mut out = vec![
+        ("insufficient_cpu".to_string(), r.insufficient_cpu),
+        ("insufficient_memory".to_string(), r.insufficient_memory),
+        ("no_gpu".to_string(), r.no_gpu),
+        ("gpu_model".to_string(), r.gpu_model),
+    ];
+    for (i, c) in catalog::Compliance::ALL.iter().enumerate() {
+        out.push((
+            format!("compliance_{}", c.as_str()),
+            r.compliance.get(i).copied().unwrap_or(0),
+        ));
+    }
+    out.extend([
+        ("data_residency".to_string(), r.data_residency),
+        (
+            "provider_not_preferred".to_string(),
+            r.provider_not_preferred,
+        ),
+        ("no_price".to_string(), r.no_price),
+        ("no_capacity".to_string(), r.no_capacity),
+        ("over_budget".to_string(), r.over_budget),
+        ("over_latency".to_string(), r.over_latency),
+    ]);
+    out
+}
+
+pub fn rejection_counts_value(r: &RejectionCounts) -> Value {
+    Value::map(
+        rejection_counts(r)
+            .into_iter()
+            .map(|(k, n)| (k, Value::number(n as u64))),
+    )
+}
+
+pub fn strings_value<S: AsRef<str>>(items: &[S]) -> Value {
+    Value::list(items.iter().map(|s| Value::string(s.as_ref())))
+}
+
+/// Hours in a month, as the product guide and cloud price pages count them.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_errors_rename_and_keep_indices() {
+        let diags = field_errors(
+            vec![FieldError::new("preferred_providers[2]", "unknown provider")],
+            &[("preferred_providers", "providers")],
+        );
+        let d = &diags.0[0];
+        assert_eq!(
+            d.path,
+            Some(AttributePath::root().attr("providers").index(2))
+        );
+        assert_eq!(d.summary, "Invalid providers");
+    }
+
+    #[test]
+    fn rejection_counts_have_every_reason() {
+        let mut r = RejectionCounts::default();
+        r.add(&placement::Rejection::Compliance(catalog::Compliance::Gdpr));
+        let counts = rejection_counts(&r);
+        assert_eq!(counts.len(), 16);
+        assert!(counts.contains(&("compliance_gdpr".to_string(), 1)));
+    }
+}
