@@ -8,7 +8,11 @@ use crate::harness::Workspace;
 
 fn strs(v: &Json) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -52,7 +56,10 @@ output "gdpr_codes" {
     assert_eq!(strs(&gdpr["codes"]), expected, "{gdpr:#}");
     assert!(regions.len() > 10);
     for r in &regions {
-        assert!(strs(&r["jurisdictions"]).iter().any(|j| j == "EEA"), "{r:#}");
+        assert!(
+            strs(&r["jurisdictions"]).iter().any(|j| j == "EEA"),
+            "{r:#}"
+        );
         assert!(strs(&r["compliance"]).iter().any(|c| c == "gdpr"), "{r:#}");
         let code = r["code"].as_str().unwrap_or_default();
         let id = catalog.find_region(code).expect("region in catalog");
@@ -80,7 +87,9 @@ output "gdpr_codes" {
     assert!(!a100_regions.is_empty(), "{a100:#}");
     for r in a100_regions {
         assert!(
-            strs(&r["gpu_models"]).iter().any(|m| m.to_ascii_lowercase().contains("a100")),
+            strs(&r["gpu_models"])
+                .iter()
+                .any(|m| m.to_ascii_lowercase().contains("a100")),
             "{r:#}"
         );
     }
@@ -91,13 +100,24 @@ output "gdpr_codes" {
 fn regions_report_bad_input_on_the_element() {
     let ws = Workspace::new("ds-regions-bad");
     ws.config("data \"hybrid_regions\" \"x\" {\n  compliance = [\"gdpr\", \"sox\"]\n}\n");
-    let out = ws.expect_error(&["plan", "-input=false"], &["Invalid compliance", "compliance[1]", "sox"]);
+    let out = ws.expect_error(
+        &["plan", "-input=false"],
+        &["Invalid compliance", "compliance[1]", "sox"],
+    );
     // Terraform points at the attribute in the configuration.
     assert!(out.contains("compliance = [\"gdpr\", \"sox\"]"), "{out}");
     ws.config("data \"hybrid_regions\" \"x\" {\n  providers = [\"aws\", \"edge\"]\n}\n");
-    ws.expect_error(&["plan", "-input=false"], &["Invalid providers", "providers[1]"]);
-    ws.config("data \"hybrid_regions\" \"x\" {\n  data_residency_regions = [\"mars-north-1\"]\n}\n");
-    ws.expect_error(&["plan", "-input=false"], &["data_residency_regions[0]", "mars-north-1"]);
+    ws.expect_error(
+        &["plan", "-input=false"],
+        &["Invalid providers", "providers[1]"],
+    );
+    ws.config(
+        "data \"hybrid_regions\" \"x\" {\n  data_residency_regions = [\"mars-north-1\"]\n}\n",
+    );
+    ws.expect_error(
+        &["plan", "-input=false"],
+        &["data_residency_regions[0]", "mars-north-1"],
+    );
 }
 
 const REQUIREMENTS: &str = r#"
@@ -121,19 +141,38 @@ fn placement_data_source_agrees_with_the_workload_resource() {
     let p = ws.resource("data.hybrid_placement.p");
     let w = ws.resource("hybrid_workload.w");
     let chosen = &p["placement"];
-    for field in ["provider", "region", "instance_type", "estimated_cost_hourly", "estimated_latency_ms", "score", "scores"] {
-        assert_eq!(chosen[field], w["placement"][field], "{field}: {p:#}\n{w:#}");
+    for field in [
+        "provider",
+        "region",
+        "instance_type",
+        "estimated_cost_hourly",
+        "estimated_latency_ms",
+        "score",
+        "scores",
+    ] {
+        assert_eq!(
+            chosen[field], w["placement"][field],
+            "{field}: {p:#}\n{w:#}"
+        );
     }
     assert_eq!(p["strategy"], "hybrid");
     let ranked = p["ranked"].as_array().expect("ranked");
     assert_eq!(ranked.len(), 4);
     assert_eq!(&ranked[0], chosen);
     for pair in ranked.windows(2) {
-        assert!(pair[0]["score"].as_f64() >= pair[1]["score"].as_f64(), "{pair:#?}");
+        assert!(
+            pair[0]["score"].as_f64() >= pair[1]["score"].as_f64(),
+            "{pair:#?}"
+        );
     }
     for r in ranked {
         for dim in ["cost", "performance", "latency", "resilience"] {
-            assert!(r["scores"][dim].as_f64().is_some_and(|s| (0.0..=100.0).contains(&s)), "{r:#}");
+            assert!(
+                r["scores"][dim]
+                    .as_f64()
+                    .is_some_and(|s| (0.0..=100.0).contains(&s)),
+                "{r:#}"
+            );
         }
     }
     // Counts add up: considered = feasible + every rejection.
@@ -146,7 +185,12 @@ fn placement_data_source_agrees_with_the_workload_resource() {
         .filter_map(Json::as_u64)
         .sum();
     assert_eq!(considered, feasible + rejected, "{p:#}");
-    assert!(p["rejections"]["compliance_gdpr"].as_u64().is_some_and(|n| n > 0), "{p:#}");
+    assert!(
+        p["rejections"]["compliance_gdpr"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{p:#}"
+    );
     assert_eq!(considered as usize, catalog::embedded().offers.len());
     // The winner is in the EU and priced from the catalog.
     let region = chosen["region"].as_str().unwrap_or_default();
@@ -155,7 +199,10 @@ fn placement_data_source_agrees_with_the_workload_resource() {
     assert!(r.jurisdictions.iter().any(|j| j == "EU"), "{region}");
     let monthly = p["estimated_cost_monthly"].as_f64().expect("monthly");
     let hourly = chosen["estimated_cost_hourly"].as_f64().expect("hourly");
-    assert!((monthly - hourly * 730.0).abs() < 0.01, "{monthly} vs {hourly}");
+    assert!(
+        (monthly - hourly * 730.0).abs() < 0.01,
+        "{monthly} vs {hourly}"
+    );
     ws.expect_empty_plan();
     ws.destroy();
 }
@@ -173,7 +220,9 @@ fn placement_data_source_reports_bad_input_and_impossible_requirements() {
         ("cpu = 2\n  memory_gb = 8\n  gpu_count = 8\n  cost_budget_hourly = 0.01", &["No placement satisfies the requirements", "exceed the budget"]),
     ];
     for (body, patterns) in cases {
-        ws.config(&format!("data \"hybrid_placement\" \"p\" {{\n  {body}\n}}\n"));
+        ws.config(&format!(
+            "data \"hybrid_placement\" \"p\" {{\n  {body}\n}}\n"
+        ));
         ws.expect_error(&["plan", "-input=false"], patterns);
     }
 }
@@ -204,7 +253,9 @@ data "hybrid_region_recommendation" "eu" {
     let mut last = 0.0;
     for (i, r) in list.iter().enumerate() {
         assert_eq!(r["rank"].as_u64(), Some(i as u64 + 1));
-        let id = catalog.find_region(r["region"].as_str().unwrap_or_default()).expect("region");
+        let id = catalog
+            .find_region(r["region"].as_str().unwrap_or_default())
+            .expect("region");
         let region = catalog.region(id);
         assert!(region.compliance.contains(&catalog::Compliance::Gdpr));
         // Latency per group and the weighted mean, from the catalog's model.
@@ -221,10 +272,15 @@ data "hybrid_region_recommendation" "eu" {
         last = weighted;
         // The cheapest fitting type and its real price.
         let ty = r["instance_type"].as_str().expect("type");
-        let t = catalog.find_instance_type(region.cloud, ty).expect("type in catalog");
+        let t = catalog
+            .find_instance_type(region.cloud, ty)
+            .expect("type in catalog");
         let offer = catalog.offer(id, t).expect("offer");
         assert!(catalog.instance_type(t).vcpu >= 2 && catalog.instance_type(t).memory_gib >= 4.0);
-        assert!((r["hourly_price"].as_f64().unwrap_or_default() - offer.on_demand_hourly_usd).abs() < 1e-4);
+        assert!(
+            (r["hourly_price"].as_f64().unwrap_or_default() - offer.on_demand_hourly_usd).abs()
+                < 1e-4
+        );
     }
     // Berlin dominates: the best region is in Germany.
     assert_eq!(list[0]["country"], "DE", "{rec:#}");
@@ -283,15 +339,24 @@ fn cost_report_prices_managed_workloads_from_the_catalog() {
             .into_iter()
             .find(|c| w["provider"] == c.as_str())
             .expect("cloud");
-        let rid = catalog.find_region_in(cloud, w["region"].as_str().unwrap_or_default()).expect("region");
-        let tid = catalog.find_instance_type(cloud, w["instance_type"].as_str().unwrap_or_default()).expect("type");
+        let rid = catalog
+            .find_region_in(cloud, w["region"].as_str().unwrap_or_default())
+            .expect("region");
+        let tid = catalog
+            .find_instance_type(cloud, w["instance_type"].as_str().unwrap_or_default())
+            .expect("type");
         let unit = catalog.offer(rid, tid).expect("offer").on_demand_hourly_usd;
         let hourly = w["hourly_cost"].as_f64().expect("hourly");
         assert!((hourly - unit * replicas).abs() < 1e-4, "{w:#}");
-        assert!((w["monthly_cost"].as_f64().unwrap_or_default() - unit * replicas * 730.0).abs() < 0.01);
+        assert!(
+            (w["monthly_cost"].as_f64().unwrap_or_default() - unit * replicas * 730.0).abs() < 0.01
+        );
         total += unit * replicas;
     }
-    assert!((report["total_hourly"].as_f64().unwrap_or_default() - total).abs() < 1e-3, "{report:#}");
+    assert!(
+        (report["total_hourly"].as_f64().unwrap_or_default() - total).abs() < 1e-3,
+        "{report:#}"
+    );
     assert!((report["total_monthly"].as_f64().unwrap_or_default() - total * 730.0).abs() < 0.1);
     assert_eq!(report["unpriced_workloads"], serde_json::json!([]));
     let by_region_total: f64 = report["by_region"]
@@ -301,22 +366,35 @@ fn cost_report_prices_managed_workloads_from_the_catalog() {
         .filter_map(|g| g["hourly_cost"].as_f64())
         .sum();
     assert!((by_region_total - total).abs() < 1e-3);
-    assert!(!report["by_provider"].as_array().expect("by_provider").is_empty());
+    assert!(!report["by_provider"]
+        .as_array()
+        .expect("by_provider")
+        .is_empty());
 
     // Right-sizing for the under-used api workload: fewer vCPUs, same region, a real saving.
-    let recs = report["recommendations"].as_array().expect("recommendations");
+    let recs = report["recommendations"]
+        .as_array()
+        .expect("recommendations");
     let right = recs
         .iter()
         .find(|r| r["kind"] == "right_size" && r["workload_id"] == api_id.as_str())
         .unwrap_or_else(|| panic!("right-size suggestion for {api_id}: {report:#}"));
     assert_eq!(right["suggested_region"], api["placement"]["region"]);
-    assert!(right["savings_percentage"].as_f64().is_some_and(|p| p > 0.0 && p < 100.0), "{right:#}");
+    assert!(
+        right["savings_percentage"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0 && p < 100.0),
+        "{right:#}"
+    );
     for r in recs {
         let current = r["current_hourly"].as_f64().unwrap_or_default();
         let suggested = r["suggested_hourly"].as_f64().unwrap_or_default();
         assert!(suggested < current, "{r:#}");
         let pct = r["savings_percentage"].as_f64().unwrap_or_default();
-        assert!((pct - (current - suggested) / current * 100.0).abs() < 0.2, "{r:#}");
+        assert!(
+            (pct - (current - suggested) / current * 100.0).abs() < 0.2,
+            "{r:#}"
+        );
         if r["kind"] == "spot" {
             assert_ne!(r["provider"], "aws", "the snapshot has no AWS spot figures");
         }
@@ -326,7 +404,10 @@ fn cost_report_prices_managed_workloads_from_the_catalog() {
     ws.config(&format!(
         "{TWO_WORKLOADS}\ndata \"hybrid_cost_report\" \"all\" {{\n  utilization = [\n    {{ workload_id = \"{api_id}\", cpu_utilization = 45, memory_utilization = 0.2 }},\n  ]\n}}\n"
     ));
-    ws.expect_error(&["plan", "-input=false"], &["Invalid cpu_utilization", "utilization[0].cpu_utilization"]);
+    ws.expect_error(
+        &["plan", "-input=false"],
+        &["Invalid cpu_utilization", "utilization[0].cpu_utilization"],
+    );
     ws.config(TWO_WORKLOADS);
     ws.destroy();
 }

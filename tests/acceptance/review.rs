@@ -69,21 +69,56 @@ fn plan_json_text(ws: &Workspace, extra: &[&str]) -> String {
         .find(|l| l.trim_start().starts_with('{'))
         .expect("plan JSON line");
     let value: serde_json::Value = serde_json::from_str(line).expect("plan JSON");
-    format!("{}\n", serde_json::to_string_pretty(&value).expect("pretty"))
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&value).expect("pretty")
+    )
 }
-
-/// The four recorded plans, in order.
-const STEPS: &[&str] = &["create", "update", "replace", "destroy"];
 
 /// Golden cases: (plan, output file, arguments, expected exit code).
 const CASES: &[(&str, &str, &[&str], u8)] = &[
     ("create", "create.md", &[], 0),
-    ("create", "create.json", &["--format", "json", "--max-monthly-increase", "1000"], 0),
-    ("create", "create-over-budget.md", &["--max-monthly-increase", "10"], 1),
-    ("update", "update.md", &["--fail-on-compliance-change", "--require-migration-plan"], 0),
+    (
+        "create",
+        "create.json",
+        &["--format", "json", "--max-monthly-increase", "1000"],
+        0,
+    ),
+    (
+        "create",
+        "create-over-budget.md",
+        &["--max-monthly-increase", "10"],
+        1,
+    ),
+    (
+        "update",
+        "update.md",
+        &["--fail-on-compliance-change", "--require-migration-plan"],
+        0,
+    ),
     ("update", "update.json", &["--format", "json"], 0),
-    ("replace", "replace.md", &["--max-monthly-increase", "0", "--fail-on-compliance-change", "--require-migration-plan"], 1),
-    ("replace", "replace.json", &["--format", "json", "--fail-on-compliance-change", "--require-migration-plan"], 1),
+    (
+        "replace",
+        "replace.md",
+        &[
+            "--max-monthly-increase",
+            "0",
+            "--fail-on-compliance-change",
+            "--require-migration-plan",
+        ],
+        1,
+    ),
+    (
+        "replace",
+        "replace.json",
+        &[
+            "--format",
+            "json",
+            "--fail-on-compliance-change",
+            "--require-migration-plan",
+        ],
+        1,
+    ),
     ("destroy", "destroy.md", &["--max-monthly-increase", "0"], 0),
     ("destroy", "destroy.json", &["--format", "json"], 0),
 ];
@@ -94,8 +129,9 @@ fn run_case(plan: &str, args: &[&str]) -> (u8, String) {
     let Ok(Parsed::Run(parsed)) = parse_args(&list) else {
         unreachable!("golden case arguments are valid: {list:?}")
     };
-    let input = std::fs::read(testdata().join(format!("{plan}.plan.json")))
-        .unwrap_or_else(|e| panic!("recorded plan {plan}.plan.json: {e} (record with UPDATE_GOLDEN=1)"));
+    let input = std::fs::read(testdata().join(format!("{plan}.plan.json"))).unwrap_or_else(|e| {
+        panic!("recorded plan {plan}.plan.json: {e} (record with UPDATE_GOLDEN=1)")
+    });
     let (code, out, _) = run_on(&parsed, &input, &format!("{plan}.plan.json"));
     (code, out)
 }
@@ -117,7 +153,12 @@ fn review_outputs_match_the_golden_files() {
         let (got_code, out) = run_case(plan, args);
         let expected = std::fs::read_to_string(testdata().join(file))
             .unwrap_or_else(|e| panic!("golden {file}: {e} (record with UPDATE_GOLDEN=1)"));
-        assert_eq!(out, expected, "{file} differs from `review {}`; re-record with UPDATE_GOLDEN=1 and review the diff", args.join(" "));
+        assert_eq!(
+            out,
+            expected,
+            "{file} differs from `review {}`; re-record with UPDATE_GOLDEN=1 and review the diff",
+            args.join(" ")
+        );
         assert_eq!(got_code, *code, "{file}: exit code");
         assert!(!out.to_lowercase().contains("panic"), "{file}");
     }
@@ -130,7 +171,10 @@ fn review_outputs_match_the_golden_files() {
         .as_array()
         .and_then(|l| l.iter().find(|rc| rc["address"] == "hybrid_workload.api"))
         .expect("api change");
-    assert_eq!(api["change"]["actions"], serde_json::json!(["delete", "create"]));
+    assert_eq!(
+        api["change"]["actions"],
+        serde_json::json!(["delete", "create"])
+    );
     assert_ne!(
         api["change"]["before"]["placement"]["region"],
         api["change"]["after"]["placement"]["region"]
@@ -162,7 +206,8 @@ fn review_gates_live_plans_through_the_binary() {
         std::fs::write(ws.dir.join(format!("{step}.plan.json")), text).expect("write plan");
         if updating() {
             std::fs::create_dir_all(testdata()).expect("testdata dir");
-            std::fs::write(testdata().join(format!("{step}.plan.json")), text).expect("record plan");
+            std::fs::write(testdata().join(format!("{step}.plan.json")), text)
+                .expect("record plan");
         }
     };
 
@@ -173,9 +218,15 @@ fn review_gates_live_plans_through_the_binary() {
     assert_eq!(code, 0, "{all}");
     assert!(md.contains("| `hybrid_workload.api` | create |"), "{md}");
     let (code, _, all) = review("create", &["--max-monthly-increase", "1"]);
-    assert_eq!(code, 1, "creating two workloads costs more than $1/month: {all}");
+    assert_eq!(
+        code, 1,
+        "creating two workloads costs more than $1/month: {all}"
+    );
     assert!(all.contains("policy violated"), "{all}");
-    let (code, json, all) = review("create", &["--format", "json", "--max-monthly-increase", "100000"]);
+    let (code, json, all) = review(
+        "create",
+        &["--format", "json", "--max-monthly-increase", "100000"],
+    );
     assert_eq!(code, 0, "{all}");
     let doc: serde_json::Value = serde_json::from_str(&json).expect("review JSON");
     assert_eq!(doc["ok"], true);
@@ -185,7 +236,15 @@ fn review_gates_live_plans_through_the_binary() {
     // In-place update (tags only): no cost change, no move.
     ws.config(&API.replace("team = \"payments\"", "team = \"checkout\""));
     record("update", &plan_json_text(&ws, &[]));
-    let (code, md, all) = review("update", &["--max-monthly-increase", "0", "--fail-on-compliance-change", "--require-migration-plan"]);
+    let (code, md, all) = review(
+        "update",
+        &[
+            "--max-monthly-increase",
+            "0",
+            "--fail-on-compliance-change",
+            "--require-migration-plan",
+        ],
+    );
     assert_eq!(code, 0, "{all}");
     assert!(md.contains("| update |"), "{md}");
     ws.apply();
@@ -198,7 +257,10 @@ fn review_gates_live_plans_through_the_binary() {
     assert!(md.contains("| replace |"), "{md}");
     let (code, _, all) = review("replace", &["--fail-on-compliance-change"]);
     assert_eq!(code, 1, "{all}");
-    assert!(all.contains("hybrid_workload.api changes compliance"), "{all}");
+    assert!(
+        all.contains("hybrid_workload.api changes compliance"),
+        "{all}"
+    );
     let (code, _, all) = review("replace", &["--require-migration-plan"]);
     assert_eq!(code, 1, "{all}");
     assert!(all.contains("without a hybrid_migration_plan"), "{all}");
@@ -214,11 +276,19 @@ fn review_gates_live_plans_through_the_binary() {
     let (code, _, all) = review("destroy", &["--format", "yaml"]);
     assert_eq!(code, 2, "{all}");
     assert!(all.contains("markdown or json"), "{all}");
-    std::fs::write(ws.dir.join("state.plan.json"), ws.show_json().to_string()).expect("write state");
+    std::fs::write(ws.dir.join("state.plan.json"), ws.show_json().to_string())
+        .expect("write state");
     let (code, _, all) = review("state", &[]);
     assert_eq!(code, 2, "{all}");
-    assert!(all.contains("state JSON") || all.contains("not a plan"), "{all}");
-    std::fs::write(ws.dir.join("garbage.plan.json"), "Terraform will perform the following actions").expect("write");
+    assert!(
+        all.contains("state JSON") || all.contains("not a plan"),
+        "{all}"
+    );
+    std::fs::write(
+        ws.dir.join("garbage.plan.json"),
+        "Terraform will perform the following actions",
+    )
+    .expect("write");
     let (code, _, all) = review("garbage", &[]);
     assert_eq!(code, 2, "{all}");
     assert!(all.contains("not valid JSON"), "{all}");
@@ -230,4 +300,53 @@ fn review_gates_live_plans_through_the_binary() {
     if updating() {
         write_goldens();
     }
+}
+
+#[test]
+fn ci_review_example_applies_and_passes_its_gate() {
+    let ws = Workspace::new("ci-review-example");
+    let example = std::fs::read_to_string(repo_root().join("examples/terraform/ci-review/main.tf"))
+        .expect("ci-review example");
+    ws.write("main.tf", &example);
+    std::fs::write(ws.dir.join("plan.plan.json"), plan_json_text(&ws, &[])).expect("write plan");
+    let out = Command::new(env!("CARGO_BIN_EXE_terraform-provider-hybrid"))
+        .args([
+            "review",
+            "--max-monthly-increase",
+            "200",
+            "--fail-on-compliance-change",
+            "--require-migration-plan",
+        ])
+        .arg(ws.dir.join("plan.plan.json"))
+        .output()
+        .expect("run review");
+    let text = combined(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("| `hybrid_workload.checkout_api` | create |"),
+        "{text}"
+    );
+    assert!(text.contains("All checks passed"), "{text}");
+    ws.apply();
+    let placement = ws.resource("data.hybrid_placement.checkout_api");
+    let workload = ws.resource("hybrid_workload.checkout_api");
+    assert_eq!(
+        placement["placement"]["region"],
+        workload["placement"]["region"]
+    );
+    // The cost report was read before the workload existed; the next apply prices it, and
+    // then the configuration is stable.
+    ws.apply();
+    let report = ws.resource("data.hybrid_cost_report.fleet");
+    assert_eq!(
+        report["workloads"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
+    assert!(
+        report["total_monthly"].as_f64().is_some_and(|m| m > 0.0),
+        "{report:#}"
+    );
+    ws.expect_empty_plan();
+    ws.destroy();
 }

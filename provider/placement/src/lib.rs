@@ -36,20 +36,24 @@
 //! # Scores (0..100 each, higher is better)
 //! * **cost** = whole-workload USD/h: `price × replicas + storage_gb × storage_usd_gb_month /
 //!   730 × replicas` (price = on-demand, or spot with `pricing_model = spot`; edge: configured
-//!   cost × replicas). Normalised on a log scale over the feasible set:
-//!   `100 × (ln max − ln c) / (ln max − ln min)` (cheapest = 100; all equal = 100). A
+//!   cost × replicas). As a ratio to the cheapest feasible candidate: `100 × min / c`
+//!   (cheapest = 100, twice the price = 50), independent of how expensive the priciest
+//!   feasible candidate is. A
 //!   candidate with unknown cost is left out of the min/max, scores 0 and gets a warning; it
 //!   is never priced $0. Unpriced storage is left out of the estimate with a warning.
-//! * **performance** (absolute scale): `h = clamp(log2(min(vcpu/cpu, mem/memory_gb)) / 2, 0,
-//!   1)` (headroom; 4× or more = 1), `g = generation / newest generation of that cloud in the
+//! * **performance** (absolute scale): `h = clamp(log2(min(vcpu/cpu, mem/memory_gb)), 0,
+//!   1)` (headroom; 2× or more = 1), `g = generation / newest generation of that cloud in the
 //!   catalog` (0.5 unknown, always 0.5 for edge), `q = gpu class` ([`scoring::gpu_class`]:
 //!   H100 1.0, A100 0.85, L40 0.7, A10 0.6, L4 0.55, V100 0.5, T4 0.4, ...). Without a GPU
-//!   request `100 × (0.6h + 0.4g)`, with one `100 × (0.4h + 0.2g + 0.4q)`.
+//!   request `100 × (0.3h + 0.7g)`, with one `100 × (0.2h + 0.3g + 0.5q)`. Headroom earns
+//!   little on purpose: under balanced weights a right-sized type beats one twice its size
+//!   at twice the price (the cost ratio loses 50 points, headroom gains at most 30).
 //! * **latency** = weighted mean RTT to `user_locations`, RTT from the catalog's model
 //!   `2 × great_circle_km / fibre_km_per_ms × route_factor + base_ms`, linear min-max over
 //!   the feasible set (lowest = 100). Without user locations every candidate scores 100 (the
 //!   dimension cannot discriminate and does not change the ranking).
-//! * **resilience** (absolute): region zones ≥ 3 → 100, 2 → 75, 1 → 50, 0 → 40; an edge or
+//! * **resilience** (absolute): region zones ≥ 3 → 100, 2 → 75, 1 → 50, unknown (0 in the
+//!   catalog) → 60; an edge or
 //!   on-prem node → 25.
 //!
 //! Combined score = `Σ weight × dimension score` (0..100).

@@ -39,7 +39,8 @@ pub fn gpu_class(model: Option<&str>) -> f64 {
 }
 
 /// Performance score, 0..100 on an absolute scale (not min-max):
-/// `h = clamp(log2(min(vcpu/cpu, mem/memory_gb)) / 2, 0, 1)` (1x → 0, 4x or more → 1);
+/// `h = clamp(log2(min(vcpu/cpu, mem/memory_gb)), 0, 1)` (1x → 0, 2x or more → 1: headroom
+/// earns a little, never enough to pay for an oversized type under balanced weights);
 /// `g = generation / newest generation of that cloud in the catalog`, 0.5 when unknown;
 /// without a GPU request `100·(0.6h + 0.4g)`, with one `100·(0.4h + 0.2g + 0.4·gpu_class)`.
 pub fn performance(
@@ -52,7 +53,7 @@ pub fn performance(
 ) -> f64 {
     let ratio = (vcpu / req_cpu).min(mem / req_mem);
     let h = if ratio.is_finite() && ratio > 0.0 {
-        (ratio.log2() / 2.0).clamp(0.0, 1.0)
+        ratio.log2().clamp(0.0, 1.0)
     } else if ratio.is_infinite() {
         1.0
     } else {
@@ -60,16 +61,18 @@ pub fn performance(
     };
     let g = gen_ratio.unwrap_or(0.5).clamp(0.0, 1.0);
     match gpu {
-        None => 100.0 * (0.6 * h + 0.4 * g),
-        Some(q) => 100.0 * (0.4 * h + 0.2 * g + 0.4 * q.clamp(0.0, 1.0)),
+        None => 100.0 * (0.3 * h + 0.7 * g),
+        Some(q) => 100.0 * (0.2 * h + 0.3 * g + 0.5 * q.clamp(0.0, 1.0)),
     }
 }
 
-/// Resilience score, absolute: zones >= 3 → 100, 2 → 75, 1 → 50, 0 → 40; an edge/on-prem
-/// node (one machine) → 25.
+/// Resilience score, absolute: zones >= 3 → 100, 2 → 75, 1 → 50; 0 means the catalog does
+/// not know the zone count (no registry source has it for Azure, GCP and AWS GovCloud) → 60,
+/// between one and two zones, so unknown is neither rewarded nor punished as "no zones";
+/// an edge/on-prem node (one machine) → 25.
 pub fn resilience_cloud(zones: u32) -> f64 {
     match zones {
-        0 => 40.0,
+        0 => 60.0,
         1 => 50.0,
         2 => 75.0,
         _ => 100.0,
@@ -99,48 +102,41 @@ impl Bounds {
     }
 }
 
-/// Smallest cost used on the log scale, so a configured $0 edge node stays finite.
+/// Smallest cost used in ratios, so a configured $0 edge node stays finite.
 pub const COST_FLOOR: f64 = 1e-6;
 
-/// `100·(ln max − ln c)/(ln max − ln min)`; all equal → 100; unknown cost → 0. The logs of
-/// the bounds and the scale are computed once per placement.
+/// `100 · cheapest / cost` over the feasible set: the cheapest scores 100, one twice as
+/// expensive 50, four times 25. A ratio (not a min-max) keeps the score independent of how
+/// expensive the priciest feasible candidate happens to be, so a candidate costing four times
+/// the cheapest can never look "almost as cheap" because a $30/h type is also feasible.
+/// Unknown cost scores 0.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct CostNorm {
-    hi: f64,
-    scale: Option<f64>,
+    min: f64,
 }
 
 impl CostNorm {
     pub fn new(b: Bounds) -> CostNorm {
-        let (lo, hi) = (b.min.max(COST_FLOOR).ln(), b.max.max(COST_FLOOR).ln());
         CostNorm {
-            hi,
-            scale: (hi - lo > 1e-12).then(|| 100.0 / (hi - lo)),
+            min: if b.min.is_finite() {
+                b.min.max(COST_FLOOR)
+            } else {
+                COST_FLOOR
+            },
         }
     }
 
-    /// A cheap upper bound of `score(Some(cost))` (never below it by more than rounding):
-    /// uses `ln(2^e·(1+x)) >= e·ln2 + 2x/(2+x)` instead of the logarithm, so the engine can
-    /// skip candidates that cannot beat their group's best.
+    /// An upper bound of `score(Some(cost))`; the ratio is cheap, so it is the score itself.
+    /// The engine uses it to skip candidates that cannot beat their group's best.
     pub fn score_upper_bound(&self, cost: f64) -> f64 {
-        let Some(k) = self.scale else { return 100.0 };
-        let c = cost.max(COST_FLOOR);
-        if !c.is_finite() {
-            return 100.0;
-        }
-        let bits = c.to_bits();
-        let e = ((bits >> 52) & 0x7ff) as i64 - 1023;
-        let m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
-        let x = m - 1.0;
-        let ln_low = e as f64 * std::f64::consts::LN_2 + 2.0 * x / (2.0 + x);
-        ((self.hi - ln_low) * k).clamp(0.0, 100.0)
+        self.score(Some(cost))
     }
 
     pub fn score(&self, cost: Option<f64>) -> f64 {
-        match (cost, self.scale) {
-            (None, _) => 0.0,
-            (Some(_), None) => 100.0,
-            (Some(c), Some(k)) => ((self.hi - c.max(COST_FLOOR).ln()) * k).clamp(0.0, 100.0),
+        match cost {
+            None => 0.0,
+            Some(c) if !c.is_finite() => 0.0,
+            Some(c) => (100.0 * self.min / c.max(COST_FLOOR)).clamp(0.0, 100.0),
         }
     }
 }
@@ -160,18 +156,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cost_upper_bound_is_an_upper_bound() {
+    fn cost_score_is_the_ratio_to_the_cheapest() {
         let n = CostNorm::new(Bounds {
-            min: 0.004,
+            min: 0.1,
             max: 98.0,
         });
-        let mut c = 0.004;
-        while c <= 98.0 {
-            let exact = n.score(Some(c));
-            let ub = n.score_upper_bound(c);
-            assert!(ub + 1e-12 >= exact, "{c}: {ub} < {exact}");
-            assert!(ub - exact < 1.0, "{c}: bound too loose {ub} vs {exact}");
-            c *= 1.013;
-        }
+        assert_eq!(n.score(Some(0.1)), 100.0);
+        assert!((n.score(Some(0.2)) - 50.0).abs() < 1e-9);
+        assert!((n.score(Some(0.4)) - 25.0).abs() < 1e-9);
+        assert_eq!(n.score(None), 0.0);
+        assert_eq!(n.score(Some(f64::INFINITY)), 0.0);
+        assert_eq!(n.score_upper_bound(0.3), n.score(Some(0.3)));
+    }
+
+    #[test]
+    fn headroom_never_pays_for_doubling_the_price_under_balanced_weights() {
+        let right = performance(2.0, 8.0, 2.0, 8.0, Some(1.0), None);
+        let double = performance(4.0, 16.0, 2.0, 8.0, Some(1.0), None);
+        let cost = CostNorm::new(Bounds { min: 0.1, max: 0.2 });
+        let balanced = |perf: f64, price: f64| 0.25 * perf + 0.25 * cost.score(Some(price));
+        assert!(balanced(right, 0.1) > balanced(double, 0.2));
     }
 }

@@ -425,12 +425,12 @@ fn oracle(
     };
     let perf = |vcpu: f64, mem: f64, gen: Option<f64>, gpu_model: Option<&str>| {
         let ratio = (vcpu / req.cpu).min(mem / req.memory_gb);
-        let h = (ratio.log2() / 2.0).clamp(0.0, 1.0);
+        let h = ratio.log2().clamp(0.0, 1.0);
         let g = gen.unwrap_or(0.5);
         if req.gpu_count > 0 {
-            100.0 * (0.4 * h + 0.2 * g + 0.4 * placement::scoring::gpu_class(gpu_model))
+            100.0 * (0.2 * h + 0.3 * g + 0.5 * placement::scoring::gpu_class(gpu_model))
         } else {
-            100.0 * (0.6 * h + 0.4 * g)
+            100.0 * (0.3 * h + 0.7 * g)
         }
     };
     let reps = f64::from(req.replicas);
@@ -476,7 +476,7 @@ fn oracle(
                 .filter(|_| newest > 0)
                 .map(|g| f64::from(g) / f64::from(newest));
             let res = match r.zones {
-                0 => 40.0,
+                0 => 60.0,
                 1 => 50.0,
                 2 => 75.0,
                 _ => 100.0,
@@ -523,16 +523,9 @@ fn oracle(
             });
         }
     }
-    let costs: Vec<f64> = out
-        .iter()
-        .filter_map(|c| c.cost)
-        .map(|c| c.max(1e-6).ln())
-        .collect();
+    let costs: Vec<f64> = out.iter().filter_map(|c| c.cost).collect();
     let lats: Vec<f64> = out.iter().filter_map(|c| c.lat).collect();
-    let (cmin, cmax) = (
-        costs.iter().copied().fold(f64::INFINITY, f64::min),
-        costs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    );
+    let cmin = costs.iter().copied().fold(f64::INFINITY, f64::min).max(1e-6);
     let (lmin, lmax) = (
         lats.iter().copied().fold(f64::INFINITY, f64::min),
         lats.iter().copied().fold(f64::NEG_INFINITY, f64::max),
@@ -540,8 +533,7 @@ fn oracle(
     for c in &mut out {
         let cs = match c.cost {
             None => 0.0,
-            Some(_) if cmax - cmin <= 1e-12 => 100.0,
-            Some(v) => 100.0 * (cmax - v.max(1e-6).ln()) / (cmax - cmin),
+            Some(v) => (100.0 * cmin / v.max(1e-6)).clamp(0.0, 100.0),
         };
         let ls = match c.lat {
             None => 100.0,

@@ -221,7 +221,10 @@ pub fn placement_value(p: &Placement) -> Value {
         ("region", Value::string(p.region.clone())),
         ("zone", attrs::str_value(p.zone.as_deref())),
         ("node", attrs::str_value(p.node.as_deref())),
-        ("instance_type", attrs::str_value(p.instance_type.as_deref())),
+        (
+            "instance_type",
+            attrs::str_value(p.instance_type.as_deref()),
+        ),
         (
             "estimated_cost_hourly",
             attrs::num_value(
@@ -290,7 +293,10 @@ mod tests {
     #[test]
     fn field_errors_rename_and_keep_indices() {
         let diags = field_errors(
-            vec![FieldError::new("preferred_providers[2]", "unknown provider")],
+            vec![FieldError::new(
+                "preferred_providers[2]",
+                "unknown provider",
+            )],
             &[("preferred_providers", "providers")],
         );
         let d = &diags.0[0];

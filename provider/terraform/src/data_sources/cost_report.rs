@@ -492,7 +492,10 @@ fn workload_value(w: &Priced) -> Value {
         ("name", Value::string(w.name.clone())),
         ("provider", Value::string(w.provider.clone())),
         ("region", Value::string(w.region.clone())),
-        ("instance_type", attrs::str_value(w.instance_type.as_deref())),
+        (
+            "instance_type",
+            attrs::str_value(w.instance_type.as_deref()),
+        ),
         ("replicas", Value::number(w.replicas)),
         ("hourly_cost", w.hourly().map_or(Value::Null, money)),
         ("monthly_cost", w.hourly().map_or(Value::Null, monthly)),
@@ -534,7 +537,10 @@ fn recommendation_value(r: &Recommendation) -> Value {
             "current_instance_type",
             Value::string(r.current_instance_type.clone()),
         ),
-        ("suggested_region", Value::string(r.suggested_region.clone())),
+        (
+            "suggested_region",
+            Value::string(r.suggested_region.clone()),
+        ),
         (
             "suggested_instance_type",
             Value::string(r.suggested_instance_type.clone()),
@@ -660,12 +666,7 @@ impl DataSource for CostReport {
         let mut state = config;
         let inputs = match inputs(&state) {
             Ok(i) => i,
-            Err(diagnostics) => {
-                return ReadResult {
-                    state,
-                    diagnostics,
-                }
-            }
+            Err(diagnostics) => return ReadResult { state, diagnostics },
         };
         let instances = match ctx.driver.list_managed().await {
             Ok(list) => list,
@@ -777,8 +778,11 @@ mod tests {
             .iter()
             .find(|r| r.kind == "right_size")
             .expect("right-size suggestion");
-        let t = catalog
-            .instance_type(catalog.find_instance_type(Cloud::Aws, &rs.suggested_instance_type).expect("type"));
+        let t = catalog.instance_type(
+            catalog
+                .find_instance_type(Cloud::Aws, &rs.suggested_instance_type)
+                .expect("type"),
+        );
         // The snapshot has no m5.xlarge price in eu-central-1: the next lower m5 is m5.large.
         assert_eq!((t.family.as_str(), t.vcpu), ("m5", 2), "{rs:?}");
         // AWS has no spot figures in the snapshot: no spot suggestion.

@@ -160,12 +160,7 @@ impl DataSource for PlacementSource {
         let mut state = config;
         let v = match validated(&state, ctx.catalog) {
             Ok(v) => v,
-            Err(diagnostics) => {
-                return ReadResult {
-                    state,
-                    diagnostics,
-                }
-            }
+            Err(diagnostics) => return ReadResult { state, diagnostics },
         };
         let mut diagnostics = Diagnostics::new();
         let options = PlaceOptions {
@@ -178,11 +173,18 @@ impl DataSource for PlacementSource {
                 let mut ranked = vec![winner.clone()];
                 ranked.extend(decision.alternatives.iter().map(common::placement_value));
                 let monthly = decision.placement.cost_known.then(|| {
-                    attrs::round(decision.placement.estimated_cost_hourly * HOURS_PER_MONTH, 2)
+                    attrs::round(
+                        decision.placement.estimated_cost_hourly * HOURS_PER_MONTH,
+                        2,
+                    )
                 });
                 attrs::set(&mut state, "placement", winner);
                 attrs::set(&mut state, "ranked", Value::list(ranked));
-                attrs::set(&mut state, "estimated_cost_monthly", attrs::num_value(monthly));
+                attrs::set(
+                    &mut state,
+                    "estimated_cost_monthly",
+                    attrs::num_value(monthly),
+                );
                 attrs::set(
                     &mut state,
                     "considered",

@@ -210,7 +210,12 @@ struct Ranked<'a> {
 
 /// The cheapest priced type in the region with at least `cpu` vCPUs and `memory_gb` GiB
 /// (ties by name).
-fn cheapest_fit(catalog: &Catalog, id: RegionId, cpu: f64, memory_gb: f64) -> Option<(String, f64)> {
+fn cheapest_fit(
+    catalog: &Catalog,
+    id: RegionId,
+    cpu: f64,
+    memory_gb: f64,
+) -> Option<(String, f64)> {
     catalog
         .offers_in_region(id)
         .iter()
@@ -338,12 +343,7 @@ impl DataSource for RegionRecommendation {
         let mut state = config;
         let q = match query(&state, ctx.catalog) {
             Ok(q) => q,
-            Err(diagnostics) => {
-                return ReadResult {
-                    state,
-                    diagnostics,
-                }
-            }
+            Err(diagnostics) => return ReadResult { state, diagnostics },
         };
         let ranked = rank(&q, ctx.catalog);
         let mut diagnostics = Diagnostics::new();
@@ -407,7 +407,9 @@ mod tests {
         .expect("valid");
         let ranked = rank(&q, catalog);
         assert!(ranked.len() > 100);
-        assert!(ranked.windows(2).all(|w| w[0].weighted <= w[1].weighted + 0.05));
+        assert!(ranked
+            .windows(2)
+            .all(|w| w[0].weighted <= w[1].weighted + 0.05));
         assert_eq!(ranked[0].region.country, "DE", "{}", ranked[0].region.code);
     }
 

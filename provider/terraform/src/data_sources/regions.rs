@@ -187,7 +187,10 @@ pub fn region_value(catalog: &Catalog, id: RegionId, r: &Region) -> Value {
         ("zones", Value::number(r.zones)),
         ("government", Value::Bool(r.government)),
         ("compliance", common::strings_value(&compliance)),
-        ("gpu_models", common::strings_value(&gpu_models(catalog, id))),
+        (
+            "gpu_models",
+            common::strings_value(&gpu_models(catalog, id)),
+        ),
     ])
 }
 
@@ -219,12 +222,7 @@ impl DataSource for Regions {
         let mut state = config;
         let f = match filter(&state, ctx.catalog) {
             Ok(f) => f,
-            Err(diagnostics) => {
-                return ReadResult {
-                    state,
-                    diagnostics,
-                }
-            }
+            Err(diagnostics) => return ReadResult { state, diagnostics },
         };
         let catalog = ctx.catalog;
         let found: Vec<(RegionId, &Region)> = catalog

@@ -60,18 +60,20 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
                 format = match value("--format")?.to_ascii_lowercase().as_str() {
                     "markdown" | "md" => Format::Markdown,
                     "json" => Format::Json,
-                    other => return Err(format!("--format must be markdown or json, got {other:?}")),
+                    other => {
+                        return Err(format!("--format must be markdown or json, got {other:?}"))
+                    }
                 }
             }
             "--max-monthly-increase" => {
                 let text = value("--max-monthly-increase")?;
-                let usd: f64 = text
-                    .trim()
-                    .trim_start_matches('$')
-                    .parse()
-                    .map_err(|_| format!("--max-monthly-increase must be a number of USD, got {text:?}"))?;
+                let usd: f64 = text.trim().trim_start_matches('$').parse().map_err(|_| {
+                    format!("--max-monthly-increase must be a number of USD, got {text:?}")
+                })?;
                 if !usd.is_finite() || usd < 0.0 {
-                    return Err(format!("--max-monthly-increase must be a number >= 0, got {text:?}"));
+                    return Err(format!(
+                        "--max-monthly-increase must be a number >= 0, got {text:?}"
+                    ));
                 }
                 policy.max_monthly_increase = Some(usd);
             }
@@ -82,11 +84,19 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
             path => plan = set_plan(plan, Some(PathBuf::from(path)))?,
         }
     }
-    let plan = plan.ok_or("missing the plan JSON file (the output of `terraform show -json plan.tfplan`)")?;
-    Ok(Parsed::Run(Args { format, policy, plan }))
+    let plan = plan
+        .ok_or("missing the plan JSON file (the output of `terraform show -json plan.tfplan`)")?;
+    Ok(Parsed::Run(Args {
+        format,
+        policy,
+        plan,
+    }))
 }
 
-fn set_plan(current: Option<Option<PathBuf>>, new: Option<PathBuf>) -> Result<Option<Option<PathBuf>>, String> {
+fn set_plan(
+    current: Option<Option<PathBuf>>,
+    new: Option<PathBuf>,
+) -> Result<Option<Option<PathBuf>>, String> {
     match current {
         Some(_) => Err("more than one plan file given".to_string()),
         None => Ok(Some(new)),
@@ -117,7 +127,11 @@ pub fn run_on(args: &Args, input: &[u8], source: &str) -> (u8, String, String) {
             } else {
                 format!(
                     "review: policy violated:\n{}\n",
-                    r.violations.iter().map(|v| format!("  - {v}")).collect::<Vec<_>>().join("\n")
+                    r.violations
+                        .iter()
+                        .map(|v| format!("  - {v}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 )
             };
             (r.exit_code(), out, err)
@@ -175,7 +189,13 @@ mod tests {
 
     #[test]
     fn flags_parse() {
-        let Ok(Parsed::Run(a)) = args(&["--format", "json", "--max-monthly-increase=50", "--fail-on-compliance-change", "plan.json"]) else {
+        let Ok(Parsed::Run(a)) = args(&[
+            "--format",
+            "json",
+            "--max-monthly-increase=50",
+            "--fail-on-compliance-change",
+            "plan.json",
+        ]) else {
             unreachable!("valid arguments")
         };
         assert_eq!(a.format, Format::Json);
@@ -190,7 +210,10 @@ mod tests {
     fn usage_errors_say_what_is_wrong() {
         for (list, needle) in [
             (&["--format", "yaml", "p.json"][..], "markdown or json"),
-            (&["--max-monthly-increase", "lots", "p.json"][..], "number of USD"),
+            (
+                &["--max-monthly-increase", "lots", "p.json"][..],
+                "number of USD",
+            ),
             (&["--max-monthly-increase"][..], "needs a value"),
             (&["--frobnicate", "p.json"][..], "unknown option"),
             (&[][..], "missing the plan"),
@@ -203,7 +226,11 @@ mod tests {
 
     #[test]
     fn bad_input_exits_2() {
-        let a = Args { format: Format::Markdown, policy: Policy::default(), plan: None };
+        let a = Args {
+            format: Format::Markdown,
+            policy: Policy::default(),
+            plan: None,
+        };
         let (code, _, err) = run_on(&a, b"not json", "plan.json");
         assert_eq!(code, 2);
         assert!(err.contains("not valid JSON"), "{err}");

@@ -209,7 +209,11 @@ fn action_of(actions: &Json) -> Result<&'static str, String> {
 
 fn str_list(v: &Json) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -451,7 +455,9 @@ fn violations(r: &Review) -> Vec<String> {
 fn signed(v: Option<f64>, decimals: usize) -> String {
     match v {
         None => "unknown".to_string(),
-        Some(v) if v.abs() < 0.5 * 10f64.powi(-(decimals as i32)) => format!("{:.*}", decimals, 0.0),
+        Some(v) if v.abs() < 0.5 * 10f64.powi(-(decimals as i32)) => {
+            format!("{:.*}", decimals, 0.0)
+        }
         Some(v) if v > 0.0 => format!("+{v:.decimals$}"),
         Some(v) => format!("{v:.decimals$}"),
     }
@@ -462,11 +468,13 @@ fn plain(v: Option<f64>, decimals: usize) -> String {
 }
 
 fn latency_text(w: &WorkloadChange) -> String {
-    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let ms = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} ms"));
+    let (before, after) = (w.before.latency(), w.after.latency());
     match w.action {
-        "create" => format!("{} ms", ms(w.after.latency())),
-        "delete" => format!("{} ms", ms(w.before.latency())),
-        _ => format!("{} → {} ms", ms(w.before.latency()), ms(w.after.latency())),
+        "create" => ms(after),
+        "delete" => ms(before),
+        _ if before == after => ms(after),
+        _ => format!("{} → {}", ms(before), ms(after)),
     }
 }
 
@@ -481,15 +489,17 @@ fn compliance_text(w: &WorkloadChange) -> String {
     match w.action {
         "create" => list(&w.compliance_after),
         "delete" => list(&w.compliance_before),
-        _ if w.compliance_changed() => format!(
-            "**{} → {}**",
-            list(&w.compliance_before),
-            list(&w.compliance_after)
-        ) + if sorted(&w.residency_before) != sorted(&w.residency_after) {
-            " (residency changes)"
-        } else {
-            ""
-        },
+        _ if w.compliance_changed() => {
+            format!(
+                "**{} → {}**",
+                list(&w.compliance_before),
+                list(&w.compliance_after)
+            ) + if sorted(&w.residency_before) != sorted(&w.residency_after) {
+                " (residency changes)"
+            } else {
+                ""
+            }
+        }
         _ => list(&w.compliance_after),
     }
 }
@@ -564,7 +574,11 @@ pub fn render_markdown(r: &Review) -> String {
     }
 
     let _ = writeln!(s, "### Migrations\n");
-    let listed: Vec<&MigrationChange> = r.migrations.iter().filter(|m| m.action != "no-op").collect();
+    let listed: Vec<&MigrationChange> = r
+        .migrations
+        .iter()
+        .filter(|m| m.action != "no-op")
+        .collect();
     if listed.is_empty() {
         let _ = writeln!(s, "No `hybrid_migration_plan` changes.\n");
     } else {
@@ -628,7 +642,9 @@ pub fn render_markdown(r: &Review) -> String {
         checks.push("no compliance or data-residency change".to_string());
     }
     if r.policy.require_migration_plan {
-        checks.push("a hybrid_migration_plan for every move to another provider or region".to_string());
+        checks.push(
+            "a hybrid_migration_plan for every move to another provider or region".to_string(),
+        );
     }
     if checks.is_empty() {
         let _ = writeln!(s, "No policy checks requested.");
@@ -747,10 +763,34 @@ mod tests {
     #[test]
     fn cost_deltas_and_actions() {
         let p = plan(vec![
-            rc("hybrid_workload.a", WORKLOAD_TYPE, &["create"], Json::Null, workload("a", "eu-west-1", 0.1, &[])),
-            rc("hybrid_workload.b", WORKLOAD_TYPE, &["delete", "create"], workload("b", "eu-west-1", 0.1, &["gdpr"]), workload("b", "us-east-1", 0.3, &["soc2"])),
-            rc("hybrid_workload.c", WORKLOAD_TYPE, &["delete"], workload("c", "eu-west-1", 0.05, &[]), Json::Null),
-            rc("hybrid_workload.d", WORKLOAD_TYPE, &["no-op"], workload("d", "eu-west-1", 0.05, &[]), workload("d", "eu-west-1", 0.05, &[])),
+            rc(
+                "hybrid_workload.a",
+                WORKLOAD_TYPE,
+                &["create"],
+                Json::Null,
+                workload("a", "eu-west-1", 0.1, &[]),
+            ),
+            rc(
+                "hybrid_workload.b",
+                WORKLOAD_TYPE,
+                &["delete", "create"],
+                workload("b", "eu-west-1", 0.1, &["gdpr"]),
+                workload("b", "us-east-1", 0.3, &["soc2"]),
+            ),
+            rc(
+                "hybrid_workload.c",
+                WORKLOAD_TYPE,
+                &["delete"],
+                workload("c", "eu-west-1", 0.05, &[]),
+                Json::Null,
+            ),
+            rc(
+                "hybrid_workload.d",
+                WORKLOAD_TYPE,
+                &["no-op"],
+                workload("d", "eu-west-1", 0.05, &[]),
+                workload("d", "eu-west-1", 0.05, &[]),
+            ),
         ]);
         let r = review(&p, &Policy::default()).expect("review");
         assert_eq!(r.workloads.len(), 3);
@@ -761,7 +801,10 @@ mod tests {
         assert!((delta - (0.1 + 0.2 - 0.05)).abs() < 1e-9);
         assert_eq!(r.exit_code(), 0);
         let md = render_markdown(&r);
-        assert!(md.contains("aws eu-west-1 m5.large → aws us-east-1 m5.large"), "{md}");
+        assert!(
+            md.contains("aws eu-west-1 m5.large → aws us-east-1 m5.large"),
+            "{md}"
+        );
         assert!(md.contains("+182.50"), "{md}");
         assert!(!md.to_lowercase().contains("panic"));
     }
@@ -796,7 +839,10 @@ mod tests {
         }
         let r = review(&with_migration, &policy).expect("review");
         assert_eq!(r.violations.len(), 2, "{:?}", r.violations);
-        assert_eq!(r.migrations[0].downtime, Some(("estimated_downtime_seconds".into(), "0".into())));
+        assert_eq!(
+            r.migrations[0].downtime,
+            Some(("estimated_downtime_seconds".into(), "0".into()))
+        );
         let md = render_markdown(&r);
         assert!(md.contains("| `hybrid_migration_plan.b` | create | blue_green | 0 (estimated_downtime_seconds) |"), "{md}");
     }
@@ -805,8 +851,21 @@ mod tests {
     fn unknown_costs_are_not_zero() {
         let mut after = workload("a", "eu-west-1", 0.1, &[]);
         after["placement"]["estimated_cost_hourly"] = Json::Null;
-        let p = plan(vec![rc("hybrid_workload.a", WORKLOAD_TYPE, &["create"], Json::Null, after)]);
-        let r = review(&p, &Policy { max_monthly_increase: Some(1000.0), ..Policy::default() }).expect("review");
+        let p = plan(vec![rc(
+            "hybrid_workload.a",
+            WORKLOAD_TYPE,
+            &["create"],
+            Json::Null,
+            after,
+        )]);
+        let r = review(
+            &p,
+            &Policy {
+                max_monthly_increase: Some(1000.0),
+                ..Policy::default()
+            },
+        )
+        .expect("review");
         assert_eq!(r.workloads[0].delta_hourly(), None);
         assert_eq!(r.violations.len(), 1);
         assert!(r.violations[0].contains("unknown"));
@@ -819,7 +878,10 @@ mod tests {
             (json!([1, 2]), "not an object"),
             (json!({"a": 1}), "format_version"),
             (json!({"format_version": "0.2", "values": {}}), "state JSON"),
-            (json!({"format_version": "0.2", "planned_values": {}, "resource_changes": 3}), "not a list"),
+            (
+                json!({"format_version": "0.2", "planned_values": {}, "resource_changes": 3}),
+                "not a list",
+            ),
         ] {
             let err = review(&doc, &Policy::default()).expect_err("invalid");
             assert!(err.0.contains(needle), "{err}");
@@ -828,7 +890,11 @@ mod tests {
 
     #[test]
     fn empty_plans_render() {
-        let r = review(&json!({"format_version": "0.2", "planned_values": {}}), &Policy::default()).expect("review");
+        let r = review(
+            &json!({"format_version": "0.2", "planned_values": {}}),
+            &Policy::default(),
+        )
+        .expect("review");
         assert!(render_markdown(&r).contains("No `hybrid_workload` changes"));
         let j: Json = serde_json::from_str(&render_json(&r)).expect("json");
         assert_eq!(j["ok"], true);
