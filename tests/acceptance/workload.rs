@@ -34,18 +34,32 @@ fn placement(values: &Json) -> &Json {
 #[test]
 fn quickstart_example_inits_from_a_mirror_and_applies() {
     let ws = Workspace::with_mirror("quickstart", "0.1.0");
-    let example = std::fs::read_to_string(repo_root().join("examples/terraform/quickstart/main.tf"))
-        .expect("quickstart example");
+    let example =
+        std::fs::read_to_string(repo_root().join("examples/terraform/quickstart/main.tf"))
+            .expect("quickstart example");
     ws.write("main.tf", &example);
     ws.init();
     let plan = ws.plan();
-    assert!(plan.contains("hybrid_workload.checkout_api will be created"), "{plan}");
+    assert!(
+        plan.contains("hybrid_workload.checkout_api will be created"),
+        "{plan}"
+    );
     ws.apply();
     let api = ws.resource("hybrid_workload.checkout_api");
     let p = placement(&api);
     assert!(p["region"].is_string(), "{api:#}");
-    assert!(p["estimated_cost_hourly"].as_f64().is_some_and(|c| c > 0.0 && c <= 0.5), "{p:#}");
-    assert!(p["estimated_latency_ms"].as_f64().is_some_and(|ms| ms <= 60.0), "{p:#}");
+    assert!(
+        p["estimated_cost_hourly"]
+            .as_f64()
+            .is_some_and(|c| c > 0.0 && c <= 0.5),
+        "{p:#}"
+    );
+    assert!(
+        p["estimated_latency_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms <= 60.0),
+        "{p:#}"
+    );
     assert_eq!(ws.sim_instances().len(), 1);
     ws.expect_empty_plan();
     ws.destroy();
@@ -67,22 +81,41 @@ fn workload_lifecycle_plan_apply_update_replace_import_destroy() {
     assert_eq!(change["change"]["actions"], serde_json::json!(["create"]));
     let planned = &change["change"]["after"];
     assert!(planned["placement"]["provider"].is_string(), "{planned:#}");
-    assert!(planned["placement"]["reason"].as_str().is_some_and(|r| !r.is_empty()));
-    assert!(planned["id"].as_str().is_some_and(|id| id.starts_with("wl-")));
+    assert!(planned["placement"]["reason"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
+    assert!(planned["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("wl-")));
     assert_eq!(change["change"]["after_unknown"]["instance_id"], true);
-    assert_ne!(change["change"]["after_unknown"]["placement"], true, "placement is known at plan");
+    assert_ne!(
+        change["change"]["after_unknown"]["placement"], true,
+        "placement is known at plan"
+    );
 
     ws.apply();
     let applied = ws.resource("hybrid_workload.api");
-    assert_eq!(placement(&applied), &planned["placement"], "apply used the plan's placement");
+    assert_eq!(
+        placement(&applied),
+        &planned["placement"],
+        "apply used the plan's placement"
+    );
     assert_eq!(applied["status"], "running");
-    assert!(applied["instance_id"].as_str().is_some_and(|i| i.starts_with("sim-")));
+    assert!(applied["instance_id"]
+        .as_str()
+        .is_some_and(|i| i.starts_with("sim-")));
     assert_eq!(applied["tags_all"]["owner"], "acceptance");
     assert_eq!(applied["tags_all"]["team"], "payments");
     let instances = ws.sim_instances();
     assert_eq!(instances.len(), 1);
-    assert_eq!(instances[0].tags["hybrid:workload-id"], applied["id"].as_str().unwrap_or_default());
-    assert_eq!(instances[0].region, placement(&applied)["region"].as_str().unwrap_or_default());
+    assert_eq!(
+        instances[0].tags["hybrid:workload-id"],
+        applied["id"].as_str().unwrap_or_default()
+    );
+    assert_eq!(
+        instances[0].region,
+        placement(&applied)["region"].as_str().unwrap_or_default()
+    );
     ws.expect_empty_plan();
 
     // Tags change in place: same instance.
@@ -98,15 +131,24 @@ fn workload_lifecycle_plan_apply_update_replace_import_destroy() {
     // Import round-trips to the same state.
     let before = ws.resource("hybrid_workload.api");
     ws.state_rm("hybrid_workload.api");
-    ws.import("hybrid_workload.api", before["id"].as_str().unwrap_or_default());
+    ws.import(
+        "hybrid_workload.api",
+        before["id"].as_str().unwrap_or_default(),
+    );
     let imported = ws.resource("hybrid_workload.api");
     assert_eq!(imported, before, "import reproduces the applied state");
     ws.expect_empty_plan();
 
     // A requirement that moves the workload out of the EU is a replacement.
     let us = API
-        .replace("compliance             = [\"gdpr\"]", "compliance = [\"fedramp\"]")
-        .replace("data_residency_regions = [\"EU\"]", "data_residency_regions = [\"US\"]");
+        .replace(
+            "compliance             = [\"gdpr\"]",
+            "compliance = [\"fedramp\"]",
+        )
+        .replace(
+            "data_residency_regions = [\"EU\"]",
+            "data_residency_regions = [\"US\"]",
+        );
     ws.config(&us);
     let plan = ws.expect_changes();
     assert!(plan.contains("must be replaced"), "{plan}");
@@ -114,7 +156,12 @@ fn workload_lifecycle_plan_apply_update_replace_import_destroy() {
     ws.apply();
     let moved = ws.resource("hybrid_workload.api");
     assert_ne!(moved["instance_id"], applied["instance_id"]);
-    assert!(moved["placement"]["region"].as_str().is_some_and(|r| r.contains("gov")), "{moved:#}");
+    assert!(
+        moved["placement"]["region"]
+            .as_str()
+            .is_some_and(|r| r.contains("gov")),
+        "{moved:#}"
+    );
     let live = ws.sim_instances();
     assert_eq!(live.len(), 1, "the old instance is gone: {live:?}");
     ws.expect_empty_plan();
@@ -157,7 +204,10 @@ fn bad_input_gets_a_diagnostic_that_names_the_attribute() {
         ("tags = { team = \"payments\" }", "tags = { team = \"payments\" }\n  timeouts {\n    create = \"soon\"\n  }", &["timeouts.create"]),
     ];
     for (from, to, patterns) in cases {
-        assert!(API.contains(from), "test case must change the config: {from:?}");
+        assert!(
+            API.contains(from),
+            "test case must change the config: {from:?}"
+        );
         ws.config(&API.replace(from, to));
         ws.expect_error(&["plan", "-input=false"], patterns);
     }
@@ -166,7 +216,10 @@ fn bad_input_gets_a_diagnostic_that_names_the_attribute() {
         "storage_gb             = 20",
         "storage_gb = 20\n  gpu_count = 8\n  cost_budget_hourly = 0.01",
     ));
-    ws.expect_error(&["plan", "-input=false"], &["No placement satisfies the requirements"]);
+    ws.expect_error(
+        &["plan", "-input=false"],
+        &["No placement satisfies the requirements"],
+    );
     assert!(ws.sim_instances().is_empty());
 }
 
@@ -180,11 +233,17 @@ fn a_failed_create_leaves_no_state_and_a_retry_converges() {
         &["Could not create the workload", "injected fault"],
     );
     let state = ws.show_json();
-    assert!(state["values"].is_null() || state["values"]["root_module"]["resources"].is_null(), "{state:#}");
+    assert!(
+        state["values"].is_null() || state["values"]["root_module"]["resources"].is_null(),
+        "{state:#}"
+    );
     assert!(ws.sim_instances().is_empty());
 
     // Throttling and lost responses half the time: apply converges on exactly one instance.
-    ws.set_env("HYBRID_SIM_FAULTS", "create:throttle=0.5,create:lost_response=0.5");
+    ws.set_env(
+        "HYBRID_SIM_FAULTS",
+        "create:throttle=0.5,create:lost_response=0.5",
+    );
     ws.apply();
     assert_eq!(ws.sim_instances().len(), 1);
     ws.remove_env("HYBRID_SIM_FAULTS");
@@ -202,12 +261,18 @@ fn placement_is_known_at_plan_even_when_other_attributes_are_not() {
     let plan = ws.plan_json();
     let worker = plan["resource_changes"]
         .as_array()
-        .and_then(|rcs| rcs.iter().find(|rc| rc["address"] == "hybrid_workload.worker"))
+        .and_then(|rcs| {
+            rcs.iter()
+                .find(|rc| rc["address"] == "hybrid_workload.worker")
+        })
         .expect("worker change")
         .clone();
     assert_eq!(worker["change"]["after_unknown"]["name"], true);
     assert_eq!(worker["change"]["after_unknown"]["id"], true);
-    assert!(worker["change"]["after"]["placement"]["provider"].is_string(), "{worker:#}");
+    assert!(
+        worker["change"]["after"]["placement"]["provider"].is_string(),
+        "{worker:#}"
+    );
     ws.apply();
     ws.expect_empty_plan();
     assert_eq!(ws.sim_instances().len(), 2);

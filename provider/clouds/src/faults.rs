@@ -88,7 +88,9 @@ impl FaultPlan {
                 .split_once(':')
                 .ok_or_else(|| err("expected operation:kind=rate"))?;
             if !OPERATIONS.contains(&operation) {
-                return Err(err("operation must be one of create, read, update, delete, list"));
+                return Err(err(
+                    "operation must be one of create, read, update, delete, list",
+                ));
             }
             let kind = FaultKind::parse(kind)
                 .ok_or_else(|| err("kind must be one of throttle, error, reject, lost_response"))?;
@@ -134,12 +136,21 @@ mod tests {
         let hits = (0..1000)
             .filter(|_| plan.hits("create", FaultKind::Throttle))
             .count();
-        assert!((350..650).contains(&hits), "about half of the calls: {hits}");
+        assert!(
+            (350..650).contains(&hits),
+            "about half of the calls: {hits}"
+        );
     }
 
     #[test]
     fn rejects_bad_entries_with_a_reason() {
-        for bad in ["create", "create:boom=1", "fly:error=1", "create:error=2", "create:error=x"] {
+        for bad in [
+            "create",
+            "create:boom=1",
+            "fly:error=1",
+            "create:error=2",
+            "create:error=x",
+        ] {
             let err = FaultPlan::parse(bad).expect_err(bad);
             assert_eq!(err.entry, bad);
         }

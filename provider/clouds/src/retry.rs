@@ -215,16 +215,22 @@ mod tests {
     #[tokio::test]
     async fn retries_throttling_until_success() {
         let calls = AtomicU32::new(0);
-        let out = with_backoff("sim", "create", &fast_policy(), &StopSignal::never(), |_| {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n < 3 {
-                    Err(throttled())
-                } else {
-                    Ok(n)
+        let out = with_backoff(
+            "sim",
+            "create",
+            &fast_policy(),
+            &StopSignal::never(),
+            |_| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 3 {
+                        Err(throttled())
+                    } else {
+                        Ok(n)
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         assert_eq!(out.ok(), Some(3));
         assert_eq!(calls.load(Ordering::SeqCst), 4);
@@ -233,8 +239,12 @@ mod tests {
     #[tokio::test]
     async fn final_errors_are_not_retried() {
         let calls = AtomicU32::new(0);
-        let out: Result<(), _> =
-            with_backoff("sim", "create", &fast_policy(), &StopSignal::never(), |_| {
+        let out: Result<(), _> = with_backoff(
+            "sim",
+            "create",
+            &fast_policy(),
+            &StopSignal::never(),
+            |_| {
                 calls.fetch_add(1, Ordering::SeqCst);
                 async {
                     Err(DriverError::Rejected {
@@ -243,8 +253,9 @@ mod tests {
                         message: "no".into(),
                     })
                 }
-            })
-            .await;
+            },
+        )
+        .await;
         assert!(matches!(out, Err(DriverError::Rejected { .. })));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -255,10 +266,11 @@ mod tests {
             timeout: Duration::from_millis(30),
             ..fast_policy()
         };
-        let out: Result<(), _> = with_backoff("sim", "create", &policy, &StopSignal::never(), |_| async {
-            Err(throttled())
-        })
-        .await;
+        let out: Result<(), _> =
+            with_backoff("sim", "create", &policy, &StopSignal::never(), |_| async {
+                Err(throttled())
+            })
+            .await;
         assert!(matches!(out, Err(DriverError::Throttled { .. })));
     }
 

@@ -571,10 +571,15 @@ mod tests {
     async fn with_a_catalog_unknown_regions_and_types_are_rejected() {
         let dir = tempfile::tempdir().expect("tmp");
         let sim = open(&dir, "").with_catalog(catalog::embedded());
-        sim.create(&spec("ok")).await.expect("m5.large is offered in eu-west-1");
+        sim.create(&spec("ok"))
+            .await
+            .expect("m5.large is offered in eu-west-1");
         let mut bad_type = spec("t");
         bad_type.instance_type = Some("m5.gigantic".into());
-        assert!(matches!(sim.create(&bad_type).await, Err(DriverError::Rejected { .. })));
+        assert!(matches!(
+            sim.create(&bad_type).await,
+            Err(DriverError::Rejected { .. })
+        ));
         let mut bad_region = spec("r");
         bad_region.region = "mars-north-1".into();
         let err = sim.create(&bad_region).await.expect_err("unknown region");
@@ -582,7 +587,9 @@ mod tests {
         let mut edge = spec("e");
         edge.provider = "edge".into();
         edge.region = "berlin".into();
-        sim.create(&edge).await.expect("edge placements are not checked against the catalog");
+        sim.create(&edge)
+            .await
+            .expect("edge placements are not checked against the catalog");
     }
 
     #[test]

@@ -525,7 +525,11 @@ fn oracle(
     }
     let costs: Vec<f64> = out.iter().filter_map(|c| c.cost).collect();
     let lats: Vec<f64> = out.iter().filter_map(|c| c.lat).collect();
-    let cmin = costs.iter().copied().fold(f64::INFINITY, f64::min).max(1e-6);
+    let cmin = costs
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-6);
     let (lmin, lmax) = (
         lats.iter().copied().fold(f64::INFINITY, f64::min),
         lats.iter().copied().fold(f64::NEG_INFINITY, f64::max),

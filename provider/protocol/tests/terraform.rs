@@ -14,7 +14,9 @@ fn terraform() -> Option<PathBuf> {
     let path = std::env::var_os("TF_ACC_TERRAFORM_PATH")
         .map(PathBuf::from)
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/terraform"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/terraform")
+        });
     path.is_file().then_some(path)
 }
 

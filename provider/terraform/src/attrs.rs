@@ -24,11 +24,15 @@ pub fn number(obj: &Value, name: &str) -> Option<f64> {
     get(obj, name).and_then(|v| v.as_f64())
 }
 
-/// A whole number, or `Err(())` when the value is a number with a fraction or out of range.
-pub fn integer(obj: &Value, name: &str) -> Result<Option<i64>, ()> {
+/// The value was a number but not a whole one that fits in 64 bits.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct NotAWholeNumber;
+
+/// A whole number, or an error when the value is a number with a fraction or out of range.
+pub fn integer(obj: &Value, name: &str) -> Result<Option<i64>, NotAWholeNumber> {
     match get(obj, name) {
         None => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or(()),
+        Some(v) => v.as_i64().map(Some).ok_or(NotAWholeNumber),
     }
 }
 
@@ -78,7 +82,10 @@ pub fn num_value(n: Option<f64>) -> Value {
 }
 
 pub fn string_map_value(map: &BTreeMap<String, String>) -> Value {
-    Value::map(map.iter().map(|(k, v)| (k.clone(), Value::string(v.clone()))))
+    Value::map(
+        map.iter()
+            .map(|(k, v)| (k.clone(), Value::string(v.clone()))),
+    )
 }
 
 /// Rounds to a fixed number of decimals so values shown in plans are stable and readable.
@@ -107,7 +114,7 @@ mod tests {
         assert!(!is_unknown(&obj, "b"));
         assert_eq!(number(&obj, "n"), Some(2.5));
         assert_eq!(integer(&obj, "i"), Ok(Some(3)));
-        assert_eq!(integer(&obj, "n"), Err(()));
+        assert_eq!(integer(&obj, "n"), Err(NotAWholeNumber));
     }
 
     #[test]

@@ -208,7 +208,11 @@ pub fn diagnostics_to_pb(diags: Diagnostics) -> Vec<pb::Diagnostic> {
 }
 
 /// Decodes a DynamicValue (msgpack preferred, JSON accepted); absent means null.
-pub fn decode(value: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Value, Diagnostic> {
+pub fn decode(
+    value: Option<&pb::DynamicValue>,
+    ty: &Type,
+    what: &str,
+) -> Result<Value, Diagnostic> {
     let Some(value) = value else {
         return Ok(Value::Null);
     };
@@ -237,7 +241,12 @@ pub fn encode(value: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostic> 
 }
 
 /// Runs a handler; a crash inside becomes `on_crash(diagnostic)`.
-async fn guarded<T, F>(rpc: &'static str, type_name: &str, fut: F, on_crash: impl FnOnce(Diagnostic) -> T) -> T
+async fn guarded<T, F>(
+    rpc: &'static str,
+    type_name: &str,
+    fut: F,
+    on_crash: impl FnOnce(Diagnostic) -> T,
+) -> T
 where
     F: Future<Output = T>,
 {
@@ -246,7 +255,10 @@ where
         Ok(v) => v,
         Err(payload) => {
             let message = crash_message(payload.as_ref());
-            tracing::error!(tf_rpc = rpc, "handler failed with an internal error: {message}");
+            tracing::error!(
+                tf_rpc = rpc,
+                "handler failed with an internal error: {message}"
+            );
             on_crash(Diagnostic::internal(rpc, &message))
         }
     }
@@ -309,14 +321,21 @@ impl Provider for HybridProvider {
     ) -> Result<Response<pb::validate_provider_config::Response>, Status> {
         let req = request.into_inner();
         let ty = self.provider_schema.block.value_type();
-        let diagnostics = guarded("ValidateProviderConfig", "provider", async {
-            match decode(req.config.as_ref(), &ty, "provider configuration") {
-                Ok(config) => diagnostics_to_pb(config::validate(&config)),
-                Err(d) => one(d),
-            }
-        }, one)
+        let diagnostics = guarded(
+            "ValidateProviderConfig",
+            "provider",
+            async {
+                match decode(req.config.as_ref(), &ty, "provider configuration") {
+                    Ok(config) => diagnostics_to_pb(config::validate(&config)),
+                    Err(d) => one(d),
+                }
+            },
+            one,
+        )
         .await;
-        Ok(Response::new(pb::validate_provider_config::Response { diagnostics }))
+        Ok(Response::new(pb::validate_provider_config::Response {
+            diagnostics,
+        }))
     }
 
     async fn configure_provider(
@@ -372,7 +391,9 @@ impl Provider for HybridProvider {
             Vec::new()
         }, one)
         .await;
-        Ok(Response::new(pb::configure_provider::Response { diagnostics }))
+        Ok(Response::new(pb::configure_provider::Response {
+            diagnostics,
+        }))
     }
 
     async fn validate_resource_config(
@@ -380,19 +401,26 @@ impl Provider for HybridProvider {
         request: Request<pb::validate_resource_config::Request>,
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
         let req = request.into_inner();
-        let diagnostics = guarded("ValidateResourceConfig", &req.type_name, async {
-            let resource = match self.resource(&req.type_name) {
-                Ok(r) => r,
-                Err(d) => return one(d),
-            };
-            let ty = resource.schema().block.value_type();
-            match decode(req.config.as_ref(), &ty, "configuration") {
-                Ok(config) => diagnostics_to_pb(resource.validate(&config)),
-                Err(d) => one(d),
-            }
-        }, one)
+        let diagnostics = guarded(
+            "ValidateResourceConfig",
+            &req.type_name,
+            async {
+                let resource = match self.resource(&req.type_name) {
+                    Ok(r) => r,
+                    Err(d) => return one(d),
+                };
+                let ty = resource.schema().block.value_type();
+                match decode(req.config.as_ref(), &ty, "configuration") {
+                    Ok(config) => diagnostics_to_pb(resource.validate(&config)),
+                    Err(d) => one(d),
+                }
+            },
+            one,
+        )
         .await;
-        Ok(Response::new(pb::validate_resource_config::Response { diagnostics }))
+        Ok(Response::new(pb::validate_resource_config::Response {
+            diagnostics,
+        }))
     }
 
     async fn upgrade_resource_state(
@@ -436,37 +464,46 @@ impl Provider for HybridProvider {
     ) -> Result<Response<pb::read_resource::Response>, Status> {
         let req = request.into_inner();
         let fallback_state = req.current_state.clone();
-        let response = guarded("ReadResource", &req.type_name, async {
-            let mut resp = pb::read_resource::Response {
-                new_state: req.current_state.clone(),
-                private: req.private.clone(),
+        let response = guarded(
+            "ReadResource",
+            &req.type_name,
+            async {
+                let mut resp = pb::read_resource::Response {
+                    new_state: req.current_state.clone(),
+                    private: req.private.clone(),
+                    ..Default::default()
+                };
+                let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
+                    (Ok(r), Ok(c)) => (r, c),
+                    (Err(d), _) | (_, Err(d)) => {
+                        resp.diagnostics = one(d);
+                        return resp;
+                    }
+                };
+                let ty = resource.schema().block.value_type();
+                let state = match decode(req.current_state.as_ref(), &ty, "current state") {
+                    Ok(s) => s,
+                    Err(d) => {
+                        resp.diagnostics = one(d);
+                        return resp;
+                    }
+                };
+                let out = resource.read(&ctx, state, req.private.clone()).await;
+                let mut diags = out.diagnostics;
+                match encode(&out.new_state, &ty) {
+                    Ok(dv) => resp.new_state = Some(dv),
+                    Err(d) => diags.push(d),
+                }
+                resp.private = out.private;
+                resp.diagnostics = diagnostics_to_pb(diags);
+                resp
+            },
+            |d| pb::read_resource::Response {
+                new_state: fallback_state,
+                diagnostics: one(d),
                 ..Default::default()
-            };
-            let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
-                (Ok(r), Ok(c)) => (r, c),
-                (Err(d), _) | (_, Err(d)) => {
-                    resp.diagnostics = one(d);
-                    return resp;
-                }
-            };
-            let ty = resource.schema().block.value_type();
-            let state = match decode(req.current_state.as_ref(), &ty, "current state") {
-                Ok(s) => s,
-                Err(d) => {
-                    resp.diagnostics = one(d);
-                    return resp;
-                }
-            };
-            let out = resource.read(&ctx, state, req.private.clone()).await;
-            let mut diags = out.diagnostics;
-            match encode(&out.new_state, &ty) {
-                Ok(dv) => resp.new_state = Some(dv),
-                Err(d) => diags.push(d),
-            }
-            resp.private = out.private;
-            resp.diagnostics = diagnostics_to_pb(diags);
-            resp
-        }, |d| pb::read_resource::Response { new_state: fallback_state, diagnostics: one(d), ..Default::default() })
+            },
+        )
         .await;
         Ok(Response::new(response))
     }
@@ -476,43 +513,59 @@ impl Provider for HybridProvider {
         request: Request<pb::plan_resource_change::Request>,
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
         let req = request.into_inner();
-        let response = guarded("PlanResourceChange", &req.type_name, async {
-            let mut resp = pb::plan_resource_change::Response::default();
-            let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
-                (Ok(r), Ok(c)) => (r, c),
-                (Err(d), _) | (_, Err(d)) => {
-                    resp.diagnostics = one(d);
-                    return resp;
+        let response = guarded(
+            "PlanResourceChange",
+            &req.type_name,
+            async {
+                let mut resp = pb::plan_resource_change::Response::default();
+                let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
+                    (Ok(r), Ok(c)) => (r, c),
+                    (Err(d), _) | (_, Err(d)) => {
+                        resp.diagnostics = one(d);
+                        return resp;
+                    }
+                };
+                let ty = resource.schema().block.value_type();
+                let decoded = (
+                    decode(req.prior_state.as_ref(), &ty, "prior state"),
+                    decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
+                    decode(req.config.as_ref(), &ty, "configuration"),
+                );
+                let (prior_state, proposed_new_state, config) = match decoded {
+                    (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+                    (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => {
+                        resp.diagnostics = one(d);
+                        return resp;
+                    }
+                };
+                let out = resource
+                    .plan(
+                        &ctx,
+                        PlanRequest {
+                            prior_state,
+                            proposed_new_state,
+                            config,
+                            prior_private: req.prior_private.clone(),
+                        },
+                    )
+                    .await;
+                let mut diags = out.diagnostics;
+                if !diags.has_errors() {
+                    match encode(&out.planned_state, &ty) {
+                        Ok(dv) => resp.planned_state = Some(dv),
+                        Err(d) => diags.push(d),
+                    }
                 }
-            };
-            let ty = resource.schema().block.value_type();
-            let decoded = (
-                decode(req.prior_state.as_ref(), &ty, "prior state"),
-                decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
-                decode(req.config.as_ref(), &ty, "configuration"),
-            );
-            let (prior_state, proposed_new_state, config) = match decoded {
-                (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-                (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => {
-                    resp.diagnostics = one(d);
-                    return resp;
-                }
-            };
-            let out = resource
-                .plan(&ctx, PlanRequest { prior_state, proposed_new_state, config, prior_private: req.prior_private.clone() })
-                .await;
-            let mut diags = out.diagnostics;
-            if !diags.has_errors() {
-                match encode(&out.planned_state, &ty) {
-                    Ok(dv) => resp.planned_state = Some(dv),
-                    Err(d) => diags.push(d),
-                }
-            }
-            resp.requires_replace = out.requires_replace.iter().map(path_to_pb).collect();
-            resp.planned_private = out.planned_private;
-            resp.diagnostics = diagnostics_to_pb(diags);
-            resp
-        }, |d| pb::plan_resource_change::Response { diagnostics: one(d), ..Default::default() })
+                resp.requires_replace = out.requires_replace.iter().map(path_to_pb).collect();
+                resp.planned_private = out.planned_private;
+                resp.diagnostics = diagnostics_to_pb(diags);
+                resp
+            },
+            |d| pb::plan_resource_change::Response {
+                diagnostics: one(d),
+                ..Default::default()
+            },
+        )
         .await;
         Ok(Response::new(response))
     }
@@ -524,43 +577,60 @@ impl Provider for HybridProvider {
         let req = request.into_inner();
         // If the handler crashes, keep the prior state: it is the last truth we know.
         let fallback_state = req.prior_state.clone();
-        let response = guarded("ApplyResourceChange", &req.type_name, async {
-            let mut resp = pb::apply_resource_change::Response {
-                new_state: req.prior_state.clone(),
+        let response = guarded(
+            "ApplyResourceChange",
+            &req.type_name,
+            async {
+                let mut resp = pb::apply_resource_change::Response {
+                    new_state: req.prior_state.clone(),
+                    ..Default::default()
+                };
+                let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
+                    (Ok(r), Ok(c)) => (r, c),
+                    (Err(d), _) | (_, Err(d)) => {
+                        resp.diagnostics = one(d);
+                        return resp;
+                    }
+                };
+                let ty = resource.schema().block.value_type();
+                let decoded = (
+                    decode(req.prior_state.as_ref(), &ty, "prior state"),
+                    decode(req.planned_state.as_ref(), &ty, "planned state"),
+                    decode(req.config.as_ref(), &ty, "configuration"),
+                );
+                let (prior_state, planned_state, config) = match decoded {
+                    (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+                    (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => {
+                        resp.diagnostics = one(d);
+                        return resp;
+                    }
+                };
+                let out = resource
+                    .apply(
+                        &ctx,
+                        ApplyRequest {
+                            prior_state,
+                            planned_state,
+                            config,
+                            planned_private: req.planned_private.clone(),
+                        },
+                    )
+                    .await;
+                let mut diags = out.diagnostics;
+                match encode(&out.new_state, &ty) {
+                    Ok(dv) => resp.new_state = Some(dv),
+                    Err(d) => diags.push(d),
+                }
+                resp.private = out.private;
+                resp.diagnostics = diagnostics_to_pb(diags);
+                resp
+            },
+            |d| pb::apply_resource_change::Response {
+                new_state: fallback_state,
+                diagnostics: one(d),
                 ..Default::default()
-            };
-            let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
-                (Ok(r), Ok(c)) => (r, c),
-                (Err(d), _) | (_, Err(d)) => {
-                    resp.diagnostics = one(d);
-                    return resp;
-                }
-            };
-            let ty = resource.schema().block.value_type();
-            let decoded = (
-                decode(req.prior_state.as_ref(), &ty, "prior state"),
-                decode(req.planned_state.as_ref(), &ty, "planned state"),
-                decode(req.config.as_ref(), &ty, "configuration"),
-            );
-            let (prior_state, planned_state, config) = match decoded {
-                (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-                (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => {
-                    resp.diagnostics = one(d);
-                    return resp;
-                }
-            };
-            let out = resource
-                .apply(&ctx, ApplyRequest { prior_state, planned_state, config, planned_private: req.planned_private.clone() })
-                .await;
-            let mut diags = out.diagnostics;
-            match encode(&out.new_state, &ty) {
-                Ok(dv) => resp.new_state = Some(dv),
-                Err(d) => diags.push(d),
-            }
-            resp.private = out.private;
-            resp.diagnostics = diagnostics_to_pb(diags);
-            resp
-        }, |d| pb::apply_resource_change::Response { new_state: fallback_state, diagnostics: one(d), ..Default::default() })
+            },
+        )
         .await;
         Ok(Response::new(response))
     }
@@ -570,32 +640,42 @@ impl Provider for HybridProvider {
         request: Request<pb::import_resource_state::Request>,
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
         let req = request.into_inner();
-        let response = guarded("ImportResourceState", &req.type_name, async {
-            let mut resp = pb::import_resource_state::Response::default();
-            let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
-                (Ok(r), Ok(c)) => (r, c),
-                (Err(d), _) | (_, Err(d)) => {
-                    resp.diagnostics = one(d);
-                    return resp;
+        let response = guarded(
+            "ImportResourceState",
+            &req.type_name,
+            async {
+                let mut resp = pb::import_resource_state::Response::default();
+                let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
+                    (Ok(r), Ok(c)) => (r, c),
+                    (Err(d), _) | (_, Err(d)) => {
+                        resp.diagnostics = one(d);
+                        return resp;
+                    }
+                };
+                let ty = resource.schema().block.value_type();
+                let out = resource.import(&ctx, &req.id).await;
+                let mut diags = out.diagnostics;
+                for state in out.states {
+                    match encode(&state, &ty) {
+                        Ok(dv) => resp.imported_resources.push(
+                            pb::import_resource_state::ImportedResource {
+                                type_name: req.type_name.clone(),
+                                state: Some(dv),
+                                private: Vec::new(),
+                                identity: None,
+                            },
+                        ),
+                        Err(d) => diags.push(d),
+                    }
                 }
-            };
-            let ty = resource.schema().block.value_type();
-            let out = resource.import(&ctx, &req.id).await;
-            let mut diags = out.diagnostics;
-            for state in out.states {
-                match encode(&state, &ty) {
-                    Ok(dv) => resp.imported_resources.push(pb::import_resource_state::ImportedResource {
-                        type_name: req.type_name.clone(),
-                        state: Some(dv),
-                        private: Vec::new(),
-                        identity: None,
-                    }),
-                    Err(d) => diags.push(d),
-                }
-            }
-            resp.diagnostics = diagnostics_to_pb(diags);
-            resp
-        }, |d| pb::import_resource_state::Response { diagnostics: one(d), ..Default::default() })
+                resp.diagnostics = diagnostics_to_pb(diags);
+                resp
+            },
+            |d| pb::import_resource_state::Response {
+                diagnostics: one(d),
+                ..Default::default()
+            },
+        )
         .await;
         Ok(Response::new(response))
     }
@@ -605,19 +685,26 @@ impl Provider for HybridProvider {
         request: Request<pb::validate_data_resource_config::Request>,
     ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
         let req = request.into_inner();
-        let diagnostics = guarded("ValidateDataResourceConfig", &req.type_name, async {
-            let source = match self.data_source(&req.type_name) {
-                Ok(d) => d,
-                Err(d) => return one(d),
-            };
-            let ty = source.schema().block.value_type();
-            match decode(req.config.as_ref(), &ty, "configuration") {
-                Ok(config) => diagnostics_to_pb(source.validate(&config)),
-                Err(d) => one(d),
-            }
-        }, one)
+        let diagnostics = guarded(
+            "ValidateDataResourceConfig",
+            &req.type_name,
+            async {
+                let source = match self.data_source(&req.type_name) {
+                    Ok(d) => d,
+                    Err(d) => return one(d),
+                };
+                let ty = source.schema().block.value_type();
+                match decode(req.config.as_ref(), &ty, "configuration") {
+                    Ok(config) => diagnostics_to_pb(source.validate(&config)),
+                    Err(d) => one(d),
+                }
+            },
+            one,
+        )
         .await;
-        Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics }))
+        Ok(Response::new(pb::validate_data_resource_config::Response {
+            diagnostics,
+        }))
     }
 
     async fn read_data_source(
@@ -625,34 +712,42 @@ impl Provider for HybridProvider {
         request: Request<pb::read_data_source::Request>,
     ) -> Result<Response<pb::read_data_source::Response>, Status> {
         let req = request.into_inner();
-        let response = guarded("ReadDataSource", &req.type_name, async {
-            let mut resp = pb::read_data_source::Response::default();
-            let (source, ctx) = match (self.data_source(&req.type_name), self.context().await) {
-                (Ok(d), Ok(c)) => (d, c),
-                (Err(d), _) | (_, Err(d)) => {
-                    resp.diagnostics = one(d);
-                    return resp;
+        let response = guarded(
+            "ReadDataSource",
+            &req.type_name,
+            async {
+                let mut resp = pb::read_data_source::Response::default();
+                let (source, ctx) = match (self.data_source(&req.type_name), self.context().await) {
+                    (Ok(d), Ok(c)) => (d, c),
+                    (Err(d), _) | (_, Err(d)) => {
+                        resp.diagnostics = one(d);
+                        return resp;
+                    }
+                };
+                let ty = source.schema().block.value_type();
+                let config = match decode(req.config.as_ref(), &ty, "configuration") {
+                    Ok(c) => c,
+                    Err(d) => {
+                        resp.diagnostics = one(d);
+                        return resp;
+                    }
+                };
+                let out = source.read(&ctx, config).await;
+                let mut diags = out.diagnostics;
+                if !diags.has_errors() {
+                    match encode(&out.state, &ty) {
+                        Ok(dv) => resp.state = Some(dv),
+                        Err(d) => diags.push(d),
+                    }
                 }
-            };
-            let ty = source.schema().block.value_type();
-            let config = match decode(req.config.as_ref(), &ty, "configuration") {
-                Ok(c) => c,
-                Err(d) => {
-                    resp.diagnostics = one(d);
-                    return resp;
-                }
-            };
-            let out = source.read(&ctx, config).await;
-            let mut diags = out.diagnostics;
-            if !diags.has_errors() {
-                match encode(&out.state, &ty) {
-                    Ok(dv) => resp.state = Some(dv),
-                    Err(d) => diags.push(d),
-                }
-            }
-            resp.diagnostics = diagnostics_to_pb(diags);
-            resp
-        }, |d| pb::read_data_source::Response { diagnostics: one(d), ..Default::default() })
+                resp.diagnostics = diagnostics_to_pb(diags);
+                resp
+            },
+            |d| pb::read_data_source::Response {
+                diagnostics: one(d),
+                ..Default::default()
+            },
+        )
         .await;
         Ok(Response::new(response))
     }
@@ -663,7 +758,9 @@ impl Provider for HybridProvider {
     ) -> Result<Response<pb::stop_provider::Response>, Status> {
         tracing::info!("Terraform asked the provider to stop: cancelling in-flight operations");
         self.stop.stop();
-        Ok(Response::new(pb::stop_provider::Response { error: String::new() }))
+        Ok(Response::new(pb::stop_provider::Response {
+            error: String::new(),
+        }))
     }
 }
 
@@ -672,7 +769,6 @@ fn server_capabilities() -> pb::ServerCapabilities {
         plan_destroy: false,
         get_provider_schema_optional: false,
         move_resource_state: false,
-        ..Default::default()
     }
 }
 
@@ -688,7 +784,11 @@ mod tests {
         let block = workload.block.as_ref().expect("block");
         for attr in &block.attributes {
             if attr.nested_type.is_some() {
-                assert!(attr.r#type.is_empty(), "{} sends both type and nested_type", attr.name);
+                assert!(
+                    attr.r#type.is_empty(),
+                    "{} sends both type and nested_type",
+                    attr.name
+                );
             } else {
                 assert!(!attr.r#type.is_empty(), "{} has no type", attr.name);
             }

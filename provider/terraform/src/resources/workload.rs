@@ -174,7 +174,10 @@ fn idempotency_key(name: &str, placement: &Value) -> String {
 
 fn placement_value(p: &Placement) -> Value {
     let scores = Value::map([
-        ("cost", attrs::num_value(Some(attrs::round(p.scores.cost, 2)))),
+        (
+            "cost",
+            attrs::num_value(Some(attrs::round(p.scores.cost, 2))),
+        ),
         (
             "performance",
             attrs::num_value(Some(attrs::round(p.scores.performance, 2))),
@@ -193,10 +196,16 @@ fn placement_value(p: &Placement) -> Value {
         ("region", Value::string(p.region.clone())),
         ("zone", attrs::str_value(p.zone.as_deref())),
         ("node", attrs::str_value(p.node.as_deref())),
-        ("instance_type", attrs::str_value(p.instance_type.as_deref())),
+        (
+            "instance_type",
+            attrs::str_value(p.instance_type.as_deref()),
+        ),
         (
             "estimated_cost_hourly",
-            attrs::num_value(p.cost_known.then(|| attrs::round(p.estimated_cost_hourly, 4))),
+            attrs::num_value(
+                p.cost_known
+                    .then(|| attrs::round(p.estimated_cost_hourly, 4)),
+            ),
         ),
         (
             "estimated_latency_ms",
@@ -227,7 +236,9 @@ fn same_where(a: &Value, b: &Value) -> bool {
 }
 
 fn inputs_equal(a: &Value, b: &Value) -> bool {
-    PLACEMENT_INPUTS.iter().all(|name| a.get(name) == b.get(name))
+    PLACEMENT_INPUTS
+        .iter()
+        .all(|name| a.get(name) == b.get(name))
 }
 
 /// Requirements exactly as configured, plus the strategy name, weights and threshold.
@@ -242,7 +253,7 @@ fn read_inputs(config: &Value) -> Result<Inputs, Diagnostics> {
     let mut diags = Diagnostics::new();
     let mut int = |name: &str| match attrs::integer(config, name) {
         Ok(v) => v,
-        Err(()) => {
+        Err(attrs::NotAWholeNumber) => {
             diags.push(Diagnostic::attribute_error(
                 AttributePath::root().attr(name),
                 &format!("Invalid {name}"),
@@ -284,8 +295,11 @@ fn read_inputs(config: &Value) -> Result<Inputs, Diagnostics> {
             ));
         }
     }
-    let replace_threshold_percent = attrs::number(config, "replace_threshold_percent").unwrap_or(10.0);
-    if !(replace_threshold_percent.is_finite() && (0.0..=1000.0).contains(&replace_threshold_percent)) {
+    let replace_threshold_percent =
+        attrs::number(config, "replace_threshold_percent").unwrap_or(10.0);
+    if !(replace_threshold_percent.is_finite()
+        && (0.0..=1000.0).contains(&replace_threshold_percent))
+    {
         diags.push(Diagnostic::attribute_error(
             AttributePath::root().attr("replace_threshold_percent"),
             "Invalid replace_threshold_percent",
@@ -365,7 +379,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
             'h' => 3600.0,
             'm' => 60.0,
             's' => 1.0,
-            _ => return Err(format!("unexpected {ch:?}; use units h, m and s, e.g. \"1h30m\"")),
+            _ => {
+                return Err(format!(
+                    "unexpected {ch:?}; use units h, m and s, e.g. \"1h30m\""
+                ))
+            }
         };
         let n: f64 = number
             .parse()
@@ -399,8 +417,16 @@ fn driver_error(op: &str, err: &clouds::DriverError) -> Diagnostic {
 
 /// State value with the instance's facts filled in.
 fn with_instance(mut state: Value, inst: &Instance) -> Value {
-    attrs::set(&mut state, "instance_id", Value::string(inst.instance_id.clone()));
-    attrs::set(&mut state, "private_ip", Value::string(inst.private_ip.clone()));
+    attrs::set(
+        &mut state,
+        "instance_id",
+        Value::string(inst.instance_id.clone()),
+    );
+    attrs::set(
+        &mut state,
+        "private_ip",
+        Value::string(inst.private_ip.clone()),
+    );
     attrs::set(&mut state, "status", Value::string(inst.status.clone()));
     state
 }
@@ -412,10 +438,16 @@ fn known_or_null(v: &Value) -> Value {
         Value::List(xs) => Value::List(xs.iter().map(known_or_null).collect()),
         Value::Set(xs) => Value::Set(xs.iter().map(known_or_null).collect()),
         Value::Tuple(xs) => Value::Tuple(xs.iter().map(known_or_null).collect()),
-        Value::Map(m) => Value::Map(m.iter().map(|(k, v)| (k.clone(), known_or_null(v))).collect()),
-        Value::Object(m) => {
-            Value::Object(m.iter().map(|(k, v)| (k.clone(), known_or_null(v))).collect())
-        }
+        Value::Map(m) => Value::Map(
+            m.iter()
+                .map(|(k, v)| (k.clone(), known_or_null(v)))
+                .collect(),
+        ),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), known_or_null(v)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -508,7 +540,11 @@ impl Workload {
             let tags = tags.clone();
             let metadata = metadata.clone();
             let instance_id = instance_id.clone();
-            async move { driver.update_tags(&instance_id, &tags, metadata.as_ref()).await }
+            async move {
+                driver
+                    .update_tags(&instance_id, &tags, metadata.as_ref())
+                    .await
+            }
         })
         .await;
         match result {
@@ -572,7 +608,10 @@ impl Resource for Workload {
             }
         }
         // Requirements can be checked only when every input is known.
-        if PLACEMENT_INPUTS.iter().any(|n| attrs::is_unknown(config, n)) {
+        if PLACEMENT_INPUTS
+            .iter()
+            .any(|n| attrs::is_unknown(config, n))
+        {
             return diags;
         }
         match catalog::try_embedded() {
@@ -632,7 +671,10 @@ impl Resource for Workload {
         );
 
         // Placement, at plan time, whenever the inputs are known.
-        if PLACEMENT_INPUTS.iter().any(|n| attrs::is_unknown(&planned, n)) {
+        if PLACEMENT_INPUTS
+            .iter()
+            .any(|n| attrs::is_unknown(&planned, n))
+        {
             attrs::set(&mut planned, "placement", Value::Unknown);
             attrs::set(&mut planned, "alternatives", Value::Unknown);
         } else {
@@ -646,7 +688,11 @@ impl Resource for Workload {
             let prior_placement = prior.get("placement").cloned().unwrap_or(Value::Null);
             let options = PlaceOptions {
                 top_k: 3,
-                current: if has_prior { placement_key(&prior_placement) } else { None },
+                current: if has_prior {
+                    placement_key(&prior_placement)
+                } else {
+                    None
+                },
                 replace_threshold_percent: threshold,
                 ..PlaceOptions::default()
             };
@@ -694,7 +740,8 @@ impl Resource for Workload {
 
         let new_placement = planned.get("placement").cloned().unwrap_or(Value::Null);
         let prior_placement = prior.get("placement").cloned().unwrap_or(Value::Null);
-        let replacing = has_prior && (name_changed || !same_where(&prior_placement, &new_placement));
+        let replacing =
+            has_prior && (name_changed || !same_where(&prior_placement, &new_placement));
         for computed in ["instance_id", "private_ip", "status"] {
             let value = if !has_prior || replacing {
                 Value::Unknown
@@ -704,7 +751,8 @@ impl Resource for Workload {
             attrs::set(&mut planned, computed, value);
         }
         if has_prior {
-            resp.requires_replace.push(AttributePath::root().attr("name"));
+            resp.requires_replace
+                .push(AttributePath::root().attr("name"));
             for field in WHERE_FIELDS {
                 resp.requires_replace
                     .push(AttributePath::root().attr("placement").attr(*field));
@@ -751,7 +799,11 @@ impl Resource for Workload {
                 if let Some(mut placement) = attrs::get(&new_state, "placement").cloned() {
                     if let Some(actual) = &inst.instance_type {
                         if attrs::string(&placement, "instance_type").as_deref() != Some(actual) {
-                            attrs::set(&mut placement, "instance_type", Value::string(actual.clone()));
+                            attrs::set(
+                                &mut placement,
+                                "instance_type",
+                                Value::string(actual.clone()),
+                            );
                             attrs::set(&mut new_state, "placement", placement);
                         }
                     }
@@ -762,7 +814,11 @@ impl Resource for Workload {
                     .filter(|(k, _)| !k.starts_with("hybrid:"))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                attrs::set(&mut new_state, "tags_all", attrs::string_map_value(&user_tags));
+                attrs::set(
+                    &mut new_state,
+                    "tags_all",
+                    attrs::string_map_value(&user_tags),
+                );
                 resp.new_state = new_state;
             }
             Err(err) => {
@@ -812,7 +868,9 @@ impl Resource for Workload {
                 attrs::set(&mut state, "timeouts", Value::Null);
                 resp.states.push(state);
             }
-            Err(err) => resp.diagnostics.push(Diagnostic::decode("stored workload", &err)),
+            Err(err) => resp
+                .diagnostics
+                .push(Diagnostic::decode("stored workload", &err)),
         }
         resp
     }
@@ -838,8 +896,8 @@ impl Resource for Workload {
 /// (`placement_provider`, `placement_region`, `instance_type`, `estimated_cost_hourly`,
 /// `placement_reason`) and had no `driver` or `tags_all`. Version 1 nests them in `placement`.
 fn upgrade_v0(state_json: &[u8]) -> Result<Vec<u8>, Diagnostics> {
-    let mut state: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(state_json).map_err(|e| {
+    let mut state: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(state_json)
+        .map_err(|e| {
             Diagnostics::from(Diagnostic::error(
                 "Unreadable state",
                 format!("hybrid_workload state version 0 is not a JSON object: {e}"),
@@ -860,14 +918,18 @@ fn upgrade_v0(state_json: &[u8]) -> Result<Vec<u8>, Diagnostics> {
     });
     state.insert("placement".into(), placement);
     // Version 0 provisioned on the sim cloud only and had no default_tags.
-    state.entry("driver").or_insert_with(|| serde_json::Value::String("sim".into()));
+    state
+        .entry("driver")
+        .or_insert_with(|| serde_json::Value::String("sim".into()));
     if state.get("tags_all").is_none_or(serde_json::Value::is_null) {
-        let tags = state.get("tags").cloned().unwrap_or(serde_json::Value::Null);
+        let tags = state
+            .get("tags")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         state.insert("tags_all".into(), tags);
     }
-    serde_json::to_vec(&state).map_err(|e| {
-        Diagnostics::from(Diagnostic::error("Unwritable state", e.to_string()))
-    })
+    serde_json::to_vec(&state)
+        .map_err(|e| Diagnostics::from(Diagnostic::error("Unwritable state", e.to_string())))
 }
 
 #[cfg(test)]
@@ -894,8 +956,14 @@ mod tests {
 
     #[test]
     fn idempotency_key_changes_with_the_place() {
-        let a = Value::object([("provider", Value::string("aws")), ("region", Value::string("eu-west-1"))]);
-        let b = Value::object([("provider", Value::string("aws")), ("region", Value::string("eu-west-2"))]);
+        let a = Value::object([
+            ("provider", Value::string("aws")),
+            ("region", Value::string("eu-west-1")),
+        ]);
+        let b = Value::object([
+            ("provider", Value::string("aws")),
+            ("region", Value::string("eu-west-2")),
+        ]);
         assert_ne!(idempotency_key("x", &a), idempotency_key("x", &b));
         assert_eq!(idempotency_key("x", &a), idempotency_key("x", &a));
     }
@@ -913,9 +981,18 @@ mod tests {
             .expect("upgrade");
         let placement = upgraded.get("placement").expect("placement");
         assert_eq!(attrs::string(placement, "provider").as_deref(), Some("aws"));
-        assert_eq!(attrs::string(placement, "instance_type").as_deref(), Some("m5.large"));
-        assert_eq!(attrs::number(placement, "estimated_cost_hourly"), Some(0.107));
-        assert_eq!(attrs::string(&upgraded, "instance_id").as_deref(), Some("sim-1"));
+        assert_eq!(
+            attrs::string(placement, "instance_type").as_deref(),
+            Some("m5.large")
+        );
+        assert_eq!(
+            attrs::number(placement, "estimated_cost_hourly"),
+            Some(0.107)
+        );
+        assert_eq!(
+            attrs::string(&upgraded, "instance_id").as_deref(),
+            Some("sim-1")
+        );
     }
 
     #[test]
