@@ -30,7 +30,10 @@ fn downgrade_to_v0(state: &mut Json) {
     attrs.insert("placement_provider".into(), placement["provider"].clone());
     attrs.insert("placement_region".into(), placement["region"].clone());
     attrs.insert("instance_type".into(), placement["instance_type"].clone());
-    attrs.insert("estimated_cost_hourly".into(), placement["estimated_cost_hourly"].clone());
+    attrs.insert(
+        "estimated_cost_hourly".into(),
+        placement["estimated_cost_hourly"].clone(),
+    );
     attrs.insert("placement_reason".into(), placement["reason"].clone());
 }
 
@@ -50,7 +53,10 @@ fn version_zero_state_is_upgraded_and_re_plans_without_changes_to_where() {
     ws.run(&["apply", "-refresh-only", "-auto-approve", "-input=false"]);
     let upgraded = ws.resource("hybrid_workload.api");
     for field in ["provider", "region", "instance_type", "reason"] {
-        assert_eq!(upgraded["placement"][field], applied["placement"][field], "{field}");
+        assert_eq!(
+            upgraded["placement"][field], applied["placement"][field],
+            "{field}"
+        );
     }
     assert_eq!(upgraded["instance_id"], applied["instance_id"]);
     assert_eq!(upgraded["driver"], "sim");
@@ -72,5 +78,8 @@ fn provider_logs_reach_tf_log_as_hclog_json() {
     // go-plugin re-logs our JSON lines under the plugin's name, with our fields.
     assert!(out.contains("placement decided"), "{out}");
     assert!(out.contains("tf_rpc=PlanResourceChange"), "{out}");
-    assert!(!out.contains("panic"), "nothing may look like a crash: {out}");
+    assert!(
+        !out.contains("panic"),
+        "nothing may look like a crash: {out}"
+    );
 }

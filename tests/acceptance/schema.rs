@@ -13,7 +13,10 @@ fn provider_schema_matches_the_checked_in_copy() {
         .find(|l| l.trim_start().starts_with('{'))
         .expect("schema JSON");
     let schema: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
-    let pretty = format!("{}\n", serde_json::to_string_pretty(&schema).expect("serialise"));
+    let pretty = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&schema).expect("serialise")
+    );
     let path = repo_root().join("schemas/provider.json");
     if std::env::var_os("UPDATE_SCHEMAS").is_some() {
         std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");

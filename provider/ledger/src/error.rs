@@ -1,6 +1,7 @@
 //! The one error type of the ledger. Messages are written for a Terraform diagnostic: they name
 //! the node, what was asked, what is free and who holds the rest.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use crate::types::{Dimension, HolderId, HolderUsage, NodeId, ReservationId, Resources};
@@ -13,39 +14,12 @@ const MAX_LISTED_HOLDERS: usize = 8;
 #[non_exhaustive]
 pub enum LedgerError {
     /// The node does not fit the request; nothing was reserved.
-    #[error("{}", insufficient_message(node, requested, free, capacity, short, holders))]
-    InsufficientCapacity {
-        /// The node.
-        node: NodeId,
-        /// What was asked.
-        requested: Resources,
-        /// What is free right now.
-        free: Resources,
-        /// The node's capacity.
-        capacity: Resources,
-        /// The dimensions that ran short.
-        short: Vec<Dimension>,
-        /// Who holds the node, largest first.
-        holders: Vec<HolderUsage>,
-    },
+    #[error("{0}")]
+    InsufficientCapacity(Box<Shortage>),
 
     /// The holder already has a reservation on this node with different amounts.
-    #[error(
-        "holder {holder} already has reservation {existing_id} on node {node} for {existing}, \
-         but {requested} was requested; release it first (or destroy the old placement) to change amounts"
-    )]
-    HolderConflict {
-        /// The node.
-        node: NodeId,
-        /// The holder.
-        holder: HolderId,
-        /// The reservation it already has.
-        existing_id: ReservationId,
-        /// What that reservation holds.
-        existing: Resources,
-        /// What was asked now.
-        requested: Resources,
-    },
+    #[error("{0}")]
+    HolderConflict(Box<HolderConflict>),
 
     /// The node has no capacity registered in the ledger.
     #[error("node {node} is not registered in the capacity ledger (no hybrid_edge_node set its capacity)")]
@@ -81,22 +55,13 @@ pub enum LedgerError {
     },
 
     /// `set_capacity` would put the node below what is reserved; nothing was changed.
-    #[error("{}", below_message(node, requested_capacity, reserved, holders))]
-    CapacityBelowReserved {
-        /// The node.
-        node: NodeId,
-        /// The capacity asked for.
-        requested_capacity: Resources,
-        /// What is reserved on it now.
-        reserved: Resources,
-        /// Who holds it, largest first.
-        holders: Vec<HolderUsage>,
-    },
+    #[error("{0}")]
+    CapacityBelowReserved(Box<CapacityBelowReserved>),
 
     /// `remove_node` on a node that still has active reservations; nothing was changed.
     #[error(
         "node {node} still has active reservations ({}); destroy those workloads first",
-        list_holders(holders, &Dimension::ALL)
+        name_holders(holders)
     )]
     NodeInUse {
         /// The node.
@@ -185,6 +150,102 @@ pub enum LedgerError {
     },
 }
 
+/// Details of [`LedgerError::InsufficientCapacity`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortage {
+    /// The node.
+    pub node: NodeId,
+    /// What was asked.
+    pub requested: Resources,
+    /// What is free right now.
+    pub free: Resources,
+    /// The node's capacity.
+    pub capacity: Resources,
+    /// The dimensions that ran short.
+    pub short: Vec<Dimension>,
+    /// Who holds the node, largest first.
+    pub holders: Vec<HolderUsage>,
+}
+
+impl fmt::Display for Shortage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let held = list_holders(&self.holders, &self.short);
+        let held = if held == "nobody" {
+            format!(
+                "nobody (its capacity is {})",
+                self.capacity.describe(&self.short)
+            )
+        } else {
+            held
+        };
+        write!(
+            f,
+            "node {} has {} free, {} requested; held by {held}",
+            self.node,
+            self.free.describe(&self.short),
+            self.requested.describe(&self.short),
+        )
+    }
+}
+
+/// Details of [`LedgerError::HolderConflict`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "holder {holder} already has reservation {existing_id} on node {node} for {existing}, \
+     but {requested} was requested; release it first (or destroy the old placement) to change amounts"
+)]
+pub struct HolderConflict {
+    /// The node.
+    pub node: NodeId,
+    /// The holder.
+    pub holder: HolderId,
+    /// The reservation it already has.
+    pub existing_id: ReservationId,
+    /// What that reservation holds.
+    pub existing: Resources,
+    /// What was asked now.
+    pub requested: Resources,
+}
+
+/// Details of [`LedgerError::CapacityBelowReserved`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacityBelowReserved {
+    /// The node.
+    pub node: NodeId,
+    /// The capacity asked for.
+    pub requested_capacity: Resources,
+    /// What is reserved on it now.
+    pub reserved: Resources,
+    /// Who holds it, largest first.
+    pub holders: Vec<HolderUsage>,
+}
+
+impl fmt::Display for CapacityBelowReserved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dims = self.reserved.exceeding(&self.requested_capacity);
+        write!(
+            f,
+            "cannot lower capacity of node {} to {}: {} is reserved; held by {}",
+            self.node,
+            self.requested_capacity.describe(&dims),
+            self.reserved.describe(&dims),
+            list_holders(&self.holders, &dims)
+        )
+    }
+}
+
+fn name_holders(holders: &[HolderUsage]) -> String {
+    let mut parts: Vec<String> = holders
+        .iter()
+        .take(MAX_LISTED_HOLDERS)
+        .map(|h| format!("{} ({}, {})", h.holder, h.amounts, h.state.as_str()))
+        .collect();
+    if holders.len() > MAX_LISTED_HOLDERS {
+        parts.push(format!("and {} more", holders.len() - MAX_LISTED_HOLDERS));
+    }
+    parts.join(", ")
+}
+
 fn list_holders(holders: &[HolderUsage], dims: &[Dimension]) -> String {
     // Only holders that hold something in the dimensions being talked about.
     let holders: Vec<&HolderUsage> = holders
@@ -210,42 +271,6 @@ fn list_holders(holders: &[HolderUsage], dims: &[Dimension]) -> String {
         parts.push(format!("and {} more", holders.len() - MAX_LISTED_HOLDERS));
     }
     parts.join(", ")
-}
-
-fn insufficient_message(
-    node: &NodeId,
-    requested: &Resources,
-    free: &Resources,
-    capacity: &Resources,
-    short: &[Dimension],
-    holders: &[HolderUsage],
-) -> String {
-    let held = list_holders(holders, short);
-    let held = if held == "nobody" {
-        format!("nobody (its capacity is {})", capacity.describe(short))
-    } else {
-        held
-    };
-    format!(
-        "node {node} has {} free, {} requested; held by {held}",
-        free.describe(short),
-        requested.describe(short),
-    )
-}
-
-fn below_message(
-    node: &NodeId,
-    requested: &Resources,
-    reserved: &Resources,
-    holders: &[HolderUsage],
-) -> String {
-    let dims = reserved.exceeding(requested);
-    format!(
-        "cannot lower capacity of node {node} to {}: {} is reserved; held by {}",
-        requested.describe(&dims),
-        reserved.describe(&dims),
-        list_holders(holders, &dims)
-    )
 }
 
 fn ago(t: SystemTime) -> String {

@@ -55,7 +55,7 @@ mod types;
 
 use std::time::Duration;
 
-pub use error::LedgerError;
+pub use error::{CapacityBelowReserved, HolderConflict, LedgerError, Shortage};
 pub use redis_backend::{RedactedUrl, RedisLedger};
 pub use sqlite::SqliteLedger;
 pub use types::{

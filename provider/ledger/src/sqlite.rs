@@ -21,7 +21,7 @@ use crate::types::{
     lease_millis, ms_to_time, now_ms, HolderId, NodeId, NodeUsage, Reservation, ReservationId,
     ReservationState, Resources, EXPIRED_GRACE,
 };
-use crate::{Ledger, LedgerError};
+use crate::{CapacityBelowReserved, HolderConflict, Ledger, LedgerError, Shortage};
 
 /// How long a call waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,7 +77,10 @@ impl std::fmt::Debug for SqliteLedger {
     }
 }
 
-fn sq<'a>(path: &'a Path, context: &'static str) -> impl FnOnce(rusqlite::Error) -> LedgerError + 'a {
+fn sq<'a>(
+    path: &'a Path,
+    context: &'static str,
+) -> impl FnOnce(rusqlite::Error) -> LedgerError + 'a {
     move |source| LedgerError::Sqlite {
         path: path.display().to_string(),
         context,
@@ -104,7 +107,13 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         row.get(1)?,
         row.get(2)?,
         row.get(3)?,
-        [row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?],
+        [
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+            row.get(7)?,
+            row.get(8)?,
+        ],
         row.get(9)?,
         row.get(10)?,
     ))
@@ -190,9 +199,28 @@ impl SqliteLedger {
         context: &'static str,
         f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
+        self.with_behavior(TransactionBehavior::Immediate, context, f)
+    }
+
+    /// Runs a read-only `f` in a deferred transaction: one consistent WAL snapshot that does not
+    /// block writers.
+    fn with_read<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        self.with_behavior(TransactionBehavior::Deferred, context, f)
+    }
+
+    fn with_behavior<T>(
+        &self,
+        behavior: TransactionBehavior,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
         let mut conn = self.lock();
         let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .transaction_with_behavior(behavior)
             .map_err(sq(&self.path, context))?;
         let out = f(&tx, &self.path)?;
         tx.commit().map_err(sq(&self.path, context))?;
@@ -269,12 +297,14 @@ impl SqliteLedger {
             let active = Self::active_on(tx, path, node, now)?;
             let usage = NodeUsage::new(node.clone(), *capacity, &active);
             if !force && !usage.reserved.fits_within(capacity) {
-                return Err(LedgerError::CapacityBelowReserved {
-                    node: node.clone(),
-                    requested_capacity: *capacity,
-                    reserved: usage.reserved,
-                    holders: usage.holders,
-                });
+                return Err(LedgerError::CapacityBelowReserved(Box::new(
+                    CapacityBelowReserved {
+                        node: node.clone(),
+                        requested_capacity: *capacity,
+                        reserved: usage.reserved,
+                        holders: usage.holders,
+                    },
+                )));
             }
             let c = capacity.to_array().map(to_i64);
             tx.execute(
@@ -345,10 +375,8 @@ impl Ledger for SqliteLedger {
         let lease_ms = lease_millis(lease)?;
         self.with_tx("reserving", |tx, path| {
             let now = now_ms();
-            let capacity =
-                Self::capacity_of(tx, path, node)?.ok_or_else(|| LedgerError::UnknownNode {
-                    node: node.clone(),
-                })?;
+            let capacity = Self::capacity_of(tx, path, node)?
+                .ok_or_else(|| LedgerError::UnknownNode { node: node.clone() })?;
             let grace = u64::try_from(EXPIRED_GRACE.as_millis()).unwrap_or(u64::MAX);
             tx.execute(
                 "DELETE FROM ledger_reservations WHERE state = 'pending' AND expires_at_ms <= ?1",
@@ -360,25 +388,25 @@ impl Ledger for SqliteLedger {
                 if existing.amounts == *amounts {
                     return Ok(existing.clone());
                 }
-                return Err(LedgerError::HolderConflict {
+                return Err(LedgerError::HolderConflict(Box::new(HolderConflict {
                     node: node.clone(),
                     holder: holder.clone(),
                     existing_id: existing.id.clone(),
                     existing: existing.amounts,
                     requested: *amounts,
-                });
+                })));
             }
             let usage = NodeUsage::new(node.clone(), capacity, &active);
             let wanted = usage.reserved.saturating_add(amounts);
             if !wanted.fits_within(&capacity) {
-                return Err(LedgerError::InsufficientCapacity {
+                return Err(LedgerError::InsufficientCapacity(Box::new(Shortage {
                     node: node.clone(),
                     requested: *amounts,
                     free: usage.free,
                     capacity,
                     short: wanted.exceeding(&capacity),
                     holders: usage.holders,
-                });
+                })));
             }
             let reservation = Reservation {
                 id: ReservationId::generate(),
@@ -471,7 +499,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn list(&self, node: Option<&NodeId>) -> Result<Vec<Reservation>, LedgerError> {
-        self.with_tx("listing", |tx, path| {
+        self.with_read("listing", |tx, path| {
             let now = now_ms();
             match node {
                 Some(node) => Self::active_on(tx, path, node, now),
@@ -490,18 +518,16 @@ impl Ledger for SqliteLedger {
     }
 
     fn usage(&self, node: &NodeId) -> Result<NodeUsage, LedgerError> {
-        self.with_tx("reading usage", |tx, path| {
-            let capacity =
-                Self::capacity_of(tx, path, node)?.ok_or_else(|| LedgerError::UnknownNode {
-                    node: node.clone(),
-                })?;
+        self.with_read("reading usage", |tx, path| {
+            let capacity = Self::capacity_of(tx, path, node)?
+                .ok_or_else(|| LedgerError::UnknownNode { node: node.clone() })?;
             let active = Self::active_on(tx, path, node, now_ms())?;
             Ok(NodeUsage::new(node.clone(), capacity, &active))
         })
     }
 
     fn nodes(&self) -> Result<Vec<NodeId>, LedgerError> {
-        self.with_tx("listing nodes", |tx, path| {
+        self.with_read("listing nodes", |tx, path| {
             let mut stmt = tx
                 .prepare("SELECT node FROM ledger_nodes ORDER BY node")
                 .map_err(sq(path, "listing nodes"))?;

@@ -341,7 +341,8 @@ pub enum ReservationState {
 }
 
 impl ReservationState {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// `pending` or `committed` (the stored form).
+    pub fn as_str(self) -> &'static str {
         match self {
             ReservationState::Pending => "pending",
             ReservationState::Committed => "committed",
@@ -465,4 +466,59 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_amounts_without_float_noise() {
+        let r = Resources {
+            cpu_millis: 1500,
+            memory_mb: 512,
+            storage_gb: 0,
+            gpu: 1,
+            network_mbps: 100,
+        };
+        assert_eq!(
+            r.to_string(),
+            "1.5 cpu, 512 MB memory, 1 gpu, 100 Mbps network"
+        );
+        assert_eq!(Resources::ZERO.to_string(), "0");
+        let c = |m| Resources {
+            cpu_millis: m,
+            ..Resources::ZERO
+        };
+        assert_eq!(c(250).describe(&[Dimension::Cpu]), "0.25 cpu");
+        assert_eq!(c(5).describe(&[Dimension::Cpu]), "0.005 cpu");
+        assert_eq!(c(2000).describe(&[Dimension::Cpu]), "2 cpu");
+        assert_eq!(c(1).describe(&[]), "nothing");
+    }
+
+    #[test]
+    fn ids_are_validated_and_unique() {
+        assert!(NodeId::new("edge-berlin-1").is_ok());
+        assert!(NodeId::new("").is_err());
+        assert!(HolderId::new("wl a").is_err());
+        assert!(HolderId::new("wl\n").is_err());
+        assert!(HolderId::new("x".repeat(MAX_ID_LEN + 1)).is_err());
+        let ids: std::collections::HashSet<_> =
+            (0..1000).map(|_| ReservationId::generate()).collect();
+        assert_eq!(ids.len(), 1000);
+    }
+
+    #[test]
+    fn arithmetic_saturates() {
+        let max = Resources {
+            cpu_millis: u64::MAX,
+            ..Resources::ZERO
+        };
+        assert_eq!(max.saturating_add(&max).cpu_millis, u64::MAX);
+        assert_eq!(Resources::ZERO.saturating_sub(&max), Resources::ZERO);
+        assert_eq!(max.exceeding(&Resources::ZERO), vec![Dimension::Cpu]);
+        assert!(lease_millis(Some(Duration::ZERO)).is_err());
+        assert!(lease_millis(Some(MAX_LEASE + Duration::from_secs(1))).is_err());
+        assert_eq!(lease_millis(None).ok(), Some(15 * 60 * 1000));
+    }
 }

@@ -8,7 +8,9 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use common::{cpu, holder, node, res, Env};
-use ledger::{Dimension, Ledger, LedgerError, ReservationState, Resources, DEFAULT_LEASE, MAX_AMOUNT};
+use ledger::{
+    Dimension, Ledger, LedgerError, ReservationState, Resources, DEFAULT_LEASE, MAX_AMOUNT,
+};
 
 fn reserve_within_capacity(env: &Env) {
     let l = env.open();
@@ -67,20 +69,13 @@ fn over_capacity_refused_with_message(env: &Env) {
          wl-ab12 (1 cpu, committed)"
     );
     match err {
-        LedgerError::InsufficientCapacity {
-            node: en,
-            requested,
-            free,
-            capacity,
-            short,
-            holders,
-        } => {
-            assert_eq!(en, n);
-            assert_eq!(requested, cpu(2000));
-            assert_eq!(free, res(1000, 4096, 0, 1, 0));
-            assert_eq!(capacity, res(3500, 4096, 0, 1, 0));
-            assert_eq!(short, vec![Dimension::Cpu]);
-            assert_eq!(holders.len(), 2);
+        LedgerError::InsufficientCapacity(s) => {
+            assert_eq!(s.node, n);
+            assert_eq!(s.requested, cpu(2000));
+            assert_eq!(s.free, res(1000, 4096, 0, 1, 0));
+            assert_eq!(s.capacity, res(3500, 4096, 0, 1, 0));
+            assert_eq!(s.short, vec![Dimension::Cpu]);
+            assert_eq!(s.holders.len(), 2);
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -92,7 +87,7 @@ fn over_capacity_refused_with_message(env: &Env) {
     let err = l
         .reserve(&n, &res(500, 0, 0, 2, 0), &holder("wl-gpu"), None)
         .unwrap_err();
-    assert!(matches!(err, LedgerError::InsufficientCapacity { .. }));
+    assert!(matches!(err, LedgerError::InsufficientCapacity(_)));
     assert_eq!(
         err.to_string(),
         "node edge-berlin-1 has 1 gpu free, 2 gpu requested; held by nobody (its capacity is 1 gpu)"
@@ -117,18 +112,12 @@ fn idempotent_re_reserve(env: &Env) {
 
     let err = l.reserve(&n, &cpu(2000), &h, None).unwrap_err();
     match &err {
-        LedgerError::HolderConflict {
-            node: en,
-            holder: eh,
-            existing_id,
-            existing,
-            requested,
-        } => {
-            assert_eq!(en, &n);
-            assert_eq!(eh, &h);
-            assert_eq!(existing_id, &first.id);
-            assert_eq!(existing, &cpu(1000));
-            assert_eq!(requested, &cpu(2000));
+        LedgerError::HolderConflict(c) => {
+            assert_eq!(c.node, n);
+            assert_eq!(c.holder, h);
+            assert_eq!(c.existing_id, first.id);
+            assert_eq!(c.existing, cpu(1000));
+            assert_eq!(c.requested, cpu(2000));
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -155,9 +144,7 @@ fn release(env: &Env) {
     l.set_capacity(&n, &cpu(2000)).unwrap();
     let r = l.reserve(&n, &cpu(2000), &holder("wl-a"), None).unwrap();
     l.commit(&r.id).unwrap();
-    assert!(l
-        .reserve(&n, &cpu(1), &holder("wl-b"), None)
-        .is_err());
+    assert!(l.reserve(&n, &cpu(1), &holder("wl-b"), None).is_err());
     assert!(l.release(&r.id).unwrap());
     assert_eq!(l.free(&n).unwrap(), cpu(2000));
     assert!(l.list(Some(&n)).unwrap().is_empty());
@@ -215,7 +202,7 @@ fn lease_expiry(env: &Env) {
     assert_eq!(l.free(&n).unwrap(), Resources::ZERO);
     assert!(matches!(
         l.reserve(&n, &cpu(1), &holder("wl-fast"), None),
-        Err(LedgerError::InsufficientCapacity { .. })
+        Err(LedgerError::InsufficientCapacity(_))
     ));
     sleep(lease + Duration::from_millis(300));
     assert_eq!(l.free(&n).unwrap(), cpu(1000));
@@ -224,7 +211,10 @@ fn lease_expiry(env: &Env) {
     let err = l.commit(&r.id).unwrap_err();
     match &err {
         LedgerError::LeaseExpired {
-            id, node: en, holder: eh, ..
+            id,
+            node: en,
+            holder: eh,
+            ..
         } => {
             assert_eq!(id, &r.id);
             assert_eq!(en, &n);
@@ -238,7 +228,7 @@ fn lease_expiry(env: &Env) {
     let fast = l.reserve(&n, &cpu(1000), &holder("wl-fast"), None).unwrap();
     assert!(matches!(
         l.reserve(&n, &cpu(1000), &holder("wl-slow"), None),
-        Err(LedgerError::InsufficientCapacity { .. })
+        Err(LedgerError::InsufficientCapacity(_))
     ));
     // Releasing the expired one is harmless.
     l.release(&r.id).unwrap();
@@ -287,7 +277,7 @@ fn capacity_lowered(env: &Env) {
         "cannot lower capacity of node edge-1 to 2 cpu: 2.5 cpu is reserved; held by wl-big \
          (2 cpu, committed), wl-small (0.5 cpu, pending)"
     );
-    assert!(matches!(err, LedgerError::CapacityBelowReserved { .. }));
+    assert!(matches!(err, LedgerError::CapacityBelowReserved(_)));
     // Unchanged.
     assert_eq!(l.usage(&n).unwrap().capacity, res(4000, 4096, 0, 0, 0));
 
@@ -306,7 +296,7 @@ fn capacity_lowered(env: &Env) {
     let err = l
         .reserve(&n, &res(0, 10, 0, 0, 0), &holder("wl-mem"), None)
         .unwrap_err();
-    assert!(matches!(err, LedgerError::InsufficientCapacity { .. }), "{err}");
+    assert!(matches!(err, LedgerError::InsufficientCapacity(_)), "{err}");
     l.release_holder(&holder("wl-big")).unwrap();
     assert_eq!(l.free(&n).unwrap(), res(500, 2048, 0, 0, 0));
     l.reserve(&n, &res(500, 10, 0, 0, 0), &holder("wl-mem"), None)
@@ -321,7 +311,10 @@ fn nodes_and_errors(env: &Env) {
         l.reserve(&ghost, &cpu(1), &holder("wl-a"), None),
         Err(LedgerError::UnknownNode { .. })
     ));
-    assert!(matches!(l.free(&ghost), Err(LedgerError::UnknownNode { .. })));
+    assert!(matches!(
+        l.free(&ghost),
+        Err(LedgerError::UnknownNode { .. })
+    ));
     assert!(l.nodes().unwrap().is_empty());
     l.set_capacity(&node("edge-2"), &cpu(1)).unwrap();
     l.set_capacity(&n, &cpu(1000)).unwrap();
@@ -351,8 +344,11 @@ fn nodes_and_errors(env: &Env) {
         Err(LedgerError::InvalidAmount { .. })
     ));
     // Large but valid amounts round-trip exactly.
-    l.set_capacity(&e2, &res(MAX_AMOUNT, MAX_AMOUNT, MAX_AMOUNT, u32::MAX, MAX_AMOUNT))
-        .unwrap();
+    l.set_capacity(
+        &e2,
+        &res(MAX_AMOUNT, MAX_AMOUNT, MAX_AMOUNT, u32::MAX, MAX_AMOUNT),
+    )
+    .unwrap();
     let big = res(MAX_AMOUNT - 1, MAX_AMOUNT, 1, u32::MAX, 3);
     let r = l.reserve(&e2, &big, &holder("wl-big"), None).unwrap();
     assert_eq!(l.list(Some(&e2)).unwrap()[0].amounts, big);

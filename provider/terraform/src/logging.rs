@@ -114,7 +114,10 @@ where
         let mut fields = JsonFields::default();
         event.record(&mut fields);
         let mut line = serde_json::Map::new();
-        line.insert("@level".into(), hclog_level(event.metadata().level()).into());
+        line.insert(
+            "@level".into(),
+            hclog_level(event.metadata().level()).into(),
+        );
         let message = fields
             .0
             .remove("message")

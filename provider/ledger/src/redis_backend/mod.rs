@@ -18,7 +18,7 @@ use crate::types::{
     lease_millis, ms_to_time, HolderId, NodeId, NodeUsage, Reservation, ReservationId,
     ReservationState, Resources, EXPIRED_GRACE,
 };
-use crate::{Ledger, LedgerError};
+use crate::{CapacityBelowReserved, HolderConflict, Ledger, LedgerError, Shortage};
 use scripts::Scripts;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,7 +65,9 @@ impl fmt::Debug for RedactedUrl {
     }
 }
 
-/// A ledger in a Redis server (`redis://[user][:password@]host:port/db`, or `rediss://`).
+/// A ledger in a Redis server (`redis://[user][:password@]host:port/db`, or `rediss://` for TLS
+/// via rustls; server certificates are checked against the system roots, which
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` can point at a private CA).
 pub struct RedisLedger {
     url: RedactedUrl,
     client: redis::Client,
@@ -155,9 +157,7 @@ fn reservations(v: &Value) -> Result<Vec<Reservation>, LedgerError> {
         .iter()
         .map(reservation)
         .collect::<Result<Vec<_>, _>>()?;
-    out.sort_by(|a, b| {
-        (&a.node, a.created_at, &a.id).cmp(&(&b.node, b.created_at, &b.id))
-    });
+    out.sort_by(|a, b| (&a.node, a.created_at, &a.id).cmp(&(&b.node, b.created_at, &b.id)));
     Ok(out)
 }
 
@@ -183,6 +183,11 @@ impl RedisLedger {
     /// Connects to the server at `url` (checked with a PING).
     pub fn open(url: &str) -> Result<Self, LedgerError> {
         let redacted = RedactedUrl::new(url);
+        if url.to_ascii_lowercase().starts_with("rediss://") {
+            // rustls needs a process-wide crypto provider; use aws-lc-rs (as the provider's
+            // gRPC TLS does) unless the host process already installed one.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
         let client = redis::Client::open(url).map_err(|source| LedgerError::Redis {
             url: redacted.to_string(),
             context: "parsing the URL",
@@ -288,12 +293,14 @@ impl RedisLedger {
         let usage = NodeUsage::new(node.clone(), *capacity, &active);
         match word.as_str() {
             "ok" => Ok(usage),
-            "below" => Err(LedgerError::CapacityBelowReserved {
-                node: node.clone(),
-                requested_capacity: *capacity,
-                reserved: usage.reserved,
-                holders: usage.holders,
-            }),
+            "below" => Err(LedgerError::CapacityBelowReserved(Box::new(
+                CapacityBelowReserved {
+                    node: node.clone(),
+                    requested_capacity: *capacity,
+                    reserved: usage.reserved,
+                    holders: usage.holders,
+                },
+            ))),
             other => Err(unexpected(other)),
         }
     }
@@ -360,27 +367,27 @@ impl Ledger for RedisLedger {
             "unknown_node" => Err(LedgerError::UnknownNode { node: node.clone() }),
             "conflict" => {
                 let existing = reservation(field(rest, 0)?)?;
-                Err(LedgerError::HolderConflict {
+                Err(LedgerError::HolderConflict(Box::new(HolderConflict {
                     node: node.clone(),
                     holder: holder.clone(),
                     existing_id: existing.id,
                     existing: existing.amounts,
                     requested: *amounts,
-                })
+                })))
             }
             "full" => {
                 let capacity = resources(array(field(rest, 0)?)?)?;
                 let active = reservations(field(rest, 1)?)?;
                 let usage = NodeUsage::new(node.clone(), capacity, &active);
                 let wanted = usage.reserved.saturating_add(amounts);
-                Err(LedgerError::InsufficientCapacity {
+                Err(LedgerError::InsufficientCapacity(Box::new(Shortage {
                     node: node.clone(),
                     requested: *amounts,
                     free: usage.free,
                     capacity,
                     short: wanted.exceeding(&capacity),
                     holders: usage.holders,
-                })
+                })))
             }
             other => Err(unexpected(other)),
         }

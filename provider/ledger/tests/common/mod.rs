@@ -144,7 +144,13 @@ pub fn cpu(millis: u64) -> Resources {
     }
 }
 
-pub fn res(cpu_millis: u64, memory_mb: u64, storage_gb: u64, gpu: u32, network_mbps: u64) -> Resources {
+pub fn res(
+    cpu_millis: u64,
+    memory_mb: u64,
+    storage_gb: u64,
+    gpu: u32,
+    network_mbps: u64,
+) -> Resources {
     Resources {
         cpu_millis,
         memory_mb,

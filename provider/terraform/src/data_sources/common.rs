@@ -2,14 +2,17 @@
 //! them), engine errors turned into diagnostics on the attribute path, and the value shape of a
 //! placement (the same object type as `hybrid_workload.placement`).
 //!
-//! `placement_value` and `field_errors` mirror the private helpers of `resources/workload.rs`
-//! (that file is not ours to change); they produce the identical shape so the two can be merged.
+//! The placement object and the field-error mapping shared with `hybrid_workload` live in
+//! `crate::engine_values`.
 
-use placement::{FieldError, Placement, RawRequirements, RawUserLocation, RejectionCounts};
+#[cfg(test)]
+use placement::FieldError;
+use placement::{RawRequirements, RawUserLocation, RejectionCounts};
 use tfvalue::{AttributePath, Type, Value};
 
 use crate::attrs;
-use crate::diagnostics::{path_from_field, Diagnostic, Diagnostics};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+pub use crate::engine_values::{field_errors, placement_value};
 use crate::schema::{Attr, Nesting};
 
 /// The `user_locations` nested attribute, optionally with a `name` label per location.
@@ -79,7 +82,7 @@ pub fn top_k(config: &Value, default: usize, diags: &mut Diagnostics) -> usize {
             ));
             default
         }
-        Err(()) => {
+        Err(attrs::NotAWholeNumber) => {
             diags.push(Diagnostic::attribute_error(
                 AttributePath::root().attr("top_k"),
                 "Invalid top_k",
@@ -94,7 +97,7 @@ pub fn top_k(config: &Value, default: usize, diags: &mut Diagnostics) -> usize {
 pub fn whole(config: &Value, name: &str, diags: &mut Diagnostics) -> Option<i64> {
     match attrs::integer(config, name) {
         Ok(v) => v,
-        Err(()) => {
+        Err(attrs::NotAWholeNumber) => {
             diags.push(Diagnostic::attribute_error(
                 AttributePath::root().attr(name),
                 &format!("Invalid {name}"),
@@ -160,31 +163,6 @@ pub fn raw_requirements(config: &Value, diags: &mut Diagnostics) -> RawRequireme
     }
 }
 
-/// Engine field errors as diagnostics on their attribute paths (as `hybrid_workload` does).
-/// `rename` maps an engine field name to this data source's attribute name.
-pub fn field_errors(errors: Vec<FieldError>, rename: &[(&str, &str)]) -> Diagnostics {
-    errors
-        .into_iter()
-        .map(|e| {
-            let mut field = e.field.clone();
-            for (from, to) in rename {
-                if let Some(rest) = field.strip_prefix(from) {
-                    if rest.is_empty() || rest.starts_with(['.', '[']) {
-                        field = format!("{to}{rest}");
-                    }
-                }
-            }
-            let top = field.split(['.', '[']).next().unwrap_or("").to_string();
-            Diagnostic::attribute_error(
-                path_from_field(&field),
-                &format!("Invalid {top}"),
-                format!("{field}: {}", e.message),
-            )
-        })
-        .collect::<Vec<_>>()
-        .into()
-}
-
 /// True when any of `names` is unknown in `config` (validation then waits for apply).
 pub fn any_unknown(config: &Value, names: &[&str]) -> bool {
     names.iter().any(|n| {
@@ -194,52 +172,6 @@ pub fn any_unknown(config: &Value, names: &[&str]) -> bool {
             unknown
         })
     })
-}
-
-/// The same object as `hybrid_workload.placement` (see `resources::workload::placement_type`).
-pub fn placement_value(p: &Placement) -> Value {
-    let scores = Value::map([
-        (
-            "cost",
-            attrs::num_value(Some(attrs::round(p.scores.cost, 2))),
-        ),
-        (
-            "performance",
-            attrs::num_value(Some(attrs::round(p.scores.performance, 2))),
-        ),
-        (
-            "latency",
-            attrs::num_value(Some(attrs::round(p.scores.latency, 2))),
-        ),
-        (
-            "resilience",
-            attrs::num_value(Some(attrs::round(p.scores.resilience, 2))),
-        ),
-    ]);
-    Value::object([
-        ("provider", Value::string(p.provider.clone())),
-        ("region", Value::string(p.region.clone())),
-        ("zone", attrs::str_value(p.zone.as_deref())),
-        ("node", attrs::str_value(p.node.as_deref())),
-        (
-            "instance_type",
-            attrs::str_value(p.instance_type.as_deref()),
-        ),
-        (
-            "estimated_cost_hourly",
-            attrs::num_value(
-                p.cost_known
-                    .then(|| attrs::round(p.estimated_cost_hourly, 4)),
-            ),
-        ),
-        (
-            "estimated_latency_ms",
-            attrs::num_value(p.estimated_latency_ms.map(|ms| attrs::round(ms, 1))),
-        ),
-        ("score", attrs::num_value(Some(attrs::round(p.score, 2)))),
-        ("scores", scores),
-        ("reason", Value::string(p.reason.clone())),
-    ])
 }
 
 /// The rejection reasons, in the engine's check order, with their counts (zeros included so

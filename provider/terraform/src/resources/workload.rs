@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use clouds::retry::{with_backoff, RetryPolicy};
 use clouds::{Instance, InstanceSpec};
 use placement::{
-    PlaceOptions, Placement, PlacementKey, Provider as PlacementProvider, RawRequirements,
-    RawUserLocation, Requirements, Strategy,
+    PlaceOptions, PlacementKey, Provider as PlacementProvider, RawRequirements, RawUserLocation,
+    Requirements, Strategy,
 };
 use sha2::{Digest, Sha256};
 use tfvalue::{AttributePath, ObjectType, Type, Value};
@@ -30,7 +30,9 @@ use super::{
     ReadResponse, Resource,
 };
 use crate::attrs;
-use crate::diagnostics::{path_from_field, Diagnostic, Diagnostics};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+pub use crate::engine_values::placement_type;
+use crate::engine_values::{field_errors, placement_value};
 use crate::schema::{timeouts_block, Attr, Block, Nesting, Schema};
 
 pub const TYPE_NAME: &str = "hybrid_workload";
@@ -72,22 +74,6 @@ impl Default for Workload {
     fn default() -> Self {
         Workload::new()
     }
-}
-
-/// The type of `placement` and of each element of `alternatives`.
-pub fn placement_type() -> Type {
-    Type::object([
-        ("provider".to_string(), Type::String),
-        ("region".to_string(), Type::String),
-        ("zone".to_string(), Type::String),
-        ("node".to_string(), Type::String),
-        ("instance_type".to_string(), Type::String),
-        ("estimated_cost_hourly".to_string(), Type::Number),
-        ("estimated_latency_ms".to_string(), Type::Number),
-        ("score".to_string(), Type::Number),
-        ("scores".to_string(), Type::map(Type::Number)),
-        ("reason".to_string(), Type::String),
-    ])
 }
 
 impl Workload {
@@ -170,51 +156,6 @@ fn idempotency_key(name: &str, placement: &Value) -> String {
     }
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
-}
-
-fn placement_value(p: &Placement) -> Value {
-    let scores = Value::map([
-        (
-            "cost",
-            attrs::num_value(Some(attrs::round(p.scores.cost, 2))),
-        ),
-        (
-            "performance",
-            attrs::num_value(Some(attrs::round(p.scores.performance, 2))),
-        ),
-        (
-            "latency",
-            attrs::num_value(Some(attrs::round(p.scores.latency, 2))),
-        ),
-        (
-            "resilience",
-            attrs::num_value(Some(attrs::round(p.scores.resilience, 2))),
-        ),
-    ]);
-    Value::object([
-        ("provider", Value::string(p.provider.clone())),
-        ("region", Value::string(p.region.clone())),
-        ("zone", attrs::str_value(p.zone.as_deref())),
-        ("node", attrs::str_value(p.node.as_deref())),
-        (
-            "instance_type",
-            attrs::str_value(p.instance_type.as_deref()),
-        ),
-        (
-            "estimated_cost_hourly",
-            attrs::num_value(
-                p.cost_known
-                    .then(|| attrs::round(p.estimated_cost_hourly, 4)),
-            ),
-        ),
-        (
-            "estimated_latency_ms",
-            attrs::num_value(p.estimated_latency_ms.map(|ms| attrs::round(ms, 1))),
-        ),
-        ("score", attrs::num_value(Some(attrs::round(p.score, 2)))),
-        ("scores", scores),
-        ("reason", Value::string(p.reason.clone())),
-    ])
 }
 
 fn placement_key(v: &Value) -> Option<PlacementKey> {
@@ -333,21 +274,6 @@ fn read_inputs(config: &Value) -> Result<Inputs, Diagnostics> {
     })
 }
 
-fn field_errors(errors: Vec<placement::FieldError>) -> Diagnostics {
-    errors
-        .into_iter()
-        .map(|e| {
-            let top = e.field.split(['.', '[']).next().unwrap_or("").to_string();
-            Diagnostic::attribute_error(
-                path_from_field(&e.field),
-                &format!("Invalid {top}"),
-                format!("{}: {}", e.field, e.message),
-            )
-        })
-        .collect::<Vec<_>>()
-        .into()
-}
-
 fn validated(
     config: &Value,
     catalog: &catalog::Catalog,
@@ -358,7 +284,7 @@ fn validated(
     let strategy = Strategy::parse(&inputs.strategy, inputs.weights).map_err(|e| errors.push(e));
     match (requirements, strategy) {
         (Ok(r), Ok(s)) if errors.is_empty() => Ok((r, s, inputs.replace_threshold_percent)),
-        _ => Err(field_errors(errors)),
+        _ => Err(field_errors(errors, &[])),
     }
 }
 

@@ -3,7 +3,7 @@
 //! Exit codes: 0 the plan passes every requested policy, 1 a policy is violated (the output
 //! lists which), 2 the command line or the input file is wrong (the message says what).
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 
 use super::{render_json, render_markdown, review, Format, Policy};
@@ -151,7 +151,7 @@ pub fn main(args: &[String]) -> u8 {
     };
     let args = match parsed {
         Parsed::Help => {
-            println!("{USAGE}");
+            let _ = writeln!(std::io::stdout().lock(), "{USAGE}");
             return 0;
         }
         Parsed::Run(a) => a,
@@ -174,8 +174,10 @@ pub fn main(args: &[String]) -> u8 {
         }
     };
     let (code, out, err) = run_on(&args, &input, &source);
-    print!("{out}");
-    eprint!("{err}");
+    // Write errors (a closed pipe: `review plan.json | head`) are not the plan's fault and
+    // must not change the gate's answer, so they are ignored.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    let _ = std::io::stderr().lock().write_all(err.as_bytes());
     code
 }
 

@@ -146,6 +146,17 @@ impl WorkloadChange {
         Some(self.after.cost().ok()? - self.before.cost().ok()?)
     }
 
+    /// The largest the hourly increase can be: exact when both costs are known; when only the
+    /// old cost is unknown, the new cost (the old one was at least 0); `None` when the new cost
+    /// is unknown (a deletion never raises the cost).
+    pub fn max_increase_hourly(&self) -> Option<f64> {
+        let before = self.before.cost().unwrap_or(0.0);
+        match self.after.cost() {
+            Ok(after) => Some(after - before),
+            Err(()) => None,
+        }
+    }
+
     /// Provider or region changes (a move that may need a migration).
     pub fn moves(&self) -> bool {
         match (&self.before, &self.after) {
@@ -412,16 +423,28 @@ impl Review {
 fn violations(r: &Review) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(limit) = r.policy.max_monthly_increase {
-        let (delta, unknown) = r.delta_hourly();
+        let unknown: Vec<&str> = r
+            .workloads
+            .iter()
+            .filter(|w| w.max_increase_hourly().is_none())
+            .map(|w| w.address.as_str())
+            .collect();
+        let bound: f64 = r
+            .workloads
+            .iter()
+            .filter_map(WorkloadChange::max_increase_hourly)
+            .sum();
+        let exact = r.workloads.iter().all(|w| w.delta_hourly().is_some());
         if !unknown.is_empty() {
             out.push(format!(
-                "monthly cost increase cannot be checked against ${limit:.2}: the cost of {} is unknown at plan time",
+                "monthly cost increase cannot be checked against ${limit:.2}: the new cost of {} is unknown at plan time",
                 unknown.join(", ")
             ));
-        } else if delta * HOURS_PER_MONTH > limit + 1e-9 {
+        } else if bound * HOURS_PER_MONTH > limit + 1e-9 {
             out.push(format!(
-                "monthly cost increases by ${:.2}, more than the allowed ${limit:.2}",
-                delta * HOURS_PER_MONTH
+                "monthly cost increases by {}${:.2}, more than the allowed ${limit:.2}",
+                if exact { "" } else { "up to " },
+                bound * HOURS_PER_MONTH
             ));
         }
     }
@@ -870,6 +893,40 @@ mod tests {
         assert_eq!(r.violations.len(), 1);
         assert!(r.violations[0].contains("unknown"));
         assert!(render_markdown(&r).contains("| unknown | unknown |"));
+    }
+
+    #[test]
+    fn deleting_a_workload_of_unknown_cost_passes_a_cost_limit() {
+        let mut before = workload("e", "edge-berlin", 0.1, &[]);
+        before["placement"]["estimated_cost_hourly"] = Json::Null;
+        let p = plan(vec![rc(
+            "hybrid_workload.e",
+            WORKLOAD_TYPE,
+            &["delete"],
+            before.clone(),
+            Json::Null,
+        )]);
+        let policy = Policy {
+            max_monthly_increase: Some(0.0),
+            ..Policy::default()
+        };
+        let r = review(&p, &policy).expect("review");
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        // Replacing it with a known cost is checked against the new cost alone.
+        let p = plan(vec![rc(
+            "hybrid_workload.e",
+            WORKLOAD_TYPE,
+            &["delete", "create"],
+            before,
+            workload("e", "eu-west-1", 0.1, &[]),
+        )]);
+        let r = review(&p, &policy).expect("review");
+        assert_eq!(r.violations.len(), 1);
+        assert!(
+            r.violations[0].contains("up to $73.00"),
+            "{:?}",
+            r.violations
+        );
     }
 
     #[test]
