@@ -137,7 +137,7 @@ class Side:
             os.remove(rusage_log)
         with open(out_path, "wb") as out:
             t0 = time.perf_counter()
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 [self.terraform] + args,
                 cwd=self.work,
                 env=self.env(phase),
@@ -145,7 +145,11 @@ class Side:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+            # wait4: Terraform's rusage, which includes the children it reaped (the shims, and
+            # through them the providers).
+            _, status, tf_ru = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode not in expect:
             with open(out_path, "rb") as f:
                 tail = f.read()[-4000:].decode("utf-8", "replace")
@@ -170,6 +174,8 @@ class Side:
             "provider_exit_codes": sorted({p["exit"] for p in procs}),
             "terraform_exit": proc.returncode,
         }
+        tf_total = tf_ru.ru_utime + tf_ru.ru_stime
+        result["terraform_cpu_s"] = max(0.0, tf_total - result["cpu_s"])
         if bad:
             print(f"bench: warning: {self.name} {phase}: provider exits {result['provider_exit_codes']}",
                   file=sys.stderr)
@@ -200,6 +206,37 @@ def handshake_times(binary, protocol, env_extra, runs):
     return times, line
 
 
+def terraform_like_client_cert():
+    """A PEM certificate like the one Terraform passes in PLUGIN_CLIENT_CERT (go-plugin AutoMTLS:
+    ECDSA P-521, self-signed, marked as a CA, SAN localhost), or None without `cryptography`."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    except ImportError:
+        return None
+    key = ec.generate_private_key(ec.SECP521R1())
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "HashiCorp"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(seconds=30))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True,
+                                         key_cert_sign=True, content_commitment=False,
+                                         data_encipherment=False, key_agreement=False,
+                                         crl_sign=False, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH,
+                                                  ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA512()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def ratio(a, b):
     return a / b if b else float("inf")
 
@@ -222,6 +259,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat plan/apply/replan/destroy; the table shows medians")
     a = ap.parse_args()
+    for attr in ("terraform", "hybrid", "null", "shim", "work", "results"):
+        setattr(a, attr, os.path.abspath(getattr(a, attr)))
 
     tf_version = subprocess.run([a.terraform, "version"], capture_output=True, text=True,
                                 env={"PATH": os.environ.get("PATH", ""), "CHECKPOINT_DISABLE": "1",
@@ -262,12 +301,14 @@ def main():
                 raw[side.name][phase].append(r)
                 print(f"bench: {side.name:6} {phase:7} wall {r['wall_s']:7.2f} s  provider cpu "
                       f"{r['cpu_s']:6.2f} s  peak rss {r['peak_rss_mb']:6.1f} MB  "
-                      f"({r['provider_processes']} provider processes)", flush=True)
+                      f"({r['provider_processes']} provider processes; terraform's own cpu "
+                      f"{r['terraform_cpu_s']:.2f} s)", flush=True)
     for side in sides:
         for phase in PHASES:
             runs = raw[side.name][phase]
             merged = {k: statistics.median(r[k] for r in runs)
-                      for k in ("wall_s", "cpu_s", "user_s", "sys_s", "peak_rss_mb")}
+                      for k in ("wall_s", "cpu_s", "user_s", "sys_s", "peak_rss_mb",
+                                "terraform_cpu_s")}
             merged["provider_processes"] = runs[-1]["provider_processes"]
             merged["rounds"] = runs
             side.results[phase] = merged
@@ -281,6 +322,24 @@ def main():
     hs_ours, line_ours = handshake_times(a.hybrid, 6, hs_env, a.handshakes)
     hs_null, line_null = handshake_times(a.null, 5, {"HOME": sides[1].home, "TMPDIR": hs_tmp},
                                          a.handshakes)
+
+    # As Terraform starts them: AutoMTLS on (PLUGIN_CLIENT_CERT set), so the server makes its
+    # own key and certificate before it prints the line.
+    hs_tls = None
+    client_pem = terraform_like_client_cert()
+    if client_pem:
+        t_ours, tl_ours = handshake_times(a.hybrid, 6, dict(hs_env, PLUGIN_CLIENT_CERT=client_pem),
+                                          a.handshakes)
+        t_null, tl_null = handshake_times(a.null, 5, {"HOME": sides[1].home, "TMPDIR": hs_tmp,
+                                                      "PLUGIN_CLIENT_CERT": client_pem},
+                                          a.handshakes)
+        hs_tls = {"ours_median_ms": statistics.median(t_ours) * 1000,
+                  "null_median_ms": statistics.median(t_null) * 1000,
+                  "ours_all_ms": [t * 1000 for t in t_ours],
+                  "null_all_ms": [t * 1000 for t in t_null],
+                  "ours_sends_cert": len(tl_ours.split("|")) > 5 and len(tl_ours.split("|")[5]) > 50,
+                  "null_sends_cert": len(tl_null.split("|")) > 5 and len(tl_null.split("|")[5]) > 50}
+        hs_tls["ratio"] = ratio(hs_tls["ours_median_ms"], hs_tls["null_median_ms"])
 
     ours, null = sides
     rows = []
@@ -333,6 +392,15 @@ def main():
           f"{hs['ours_median_ms']:.1f} ms, null {hs['null_median_ms']:.1f} ms, ratio "
           f"{hs['ratio']:.2f}x {hs['verdict']} (target <= 1.0x)")
     print(f"  ours: {hs['ours_line_prefix']}|...   null: {hs['null_line_prefix']}|...")
+    if hs_tls:
+        print(f"handshake as Terraform starts them (AutoMTLS, PLUGIN_CLIENT_CERT set; informational): "
+              f"ours {hs_tls['ours_median_ms']:.1f} ms, null {hs_tls['null_median_ms']:.1f} ms, ratio "
+              f"{hs_tls['ratio']:.2f}x (server certificate in the line: ours "
+              f"{'yes' if hs_tls['ours_sends_cert'] else 'no'}, null "
+              f"{'yes' if hs_tls['null_sends_cert'] else 'no'})")
+    print("terraform's own CPU s (its rusage minus the providers'), ours/null: " + ", ".join(
+        f"{p} {ours.results[p]['terraform_cpu_s']:.2f}/{null.results[p]['terraform_cpu_s']:.2f}"
+        for p in PHASES))
     procs = ", ".join(f"{p} {ours.results[p]['provider_processes']}/{null.results[p]['provider_processes']}"
                       for p in PHASES)
     print(f"provider processes per phase (ours/null): {procs}")
@@ -353,10 +421,12 @@ def main():
         "targets": TARGETS,
         "phases": rows,
         "handshake": hs,
+        "handshake_automtls": hs_tls,
         "all_targets_met": all_pass,
         "method": "wall: the terraform command; CPU: user+sys summed over every provider process "
                   "Terraform started in the phase; RSS: max ru_maxrss over those processes "
-                  "(both from wait4 in bench-provider-shim); handshake: start of the binary "
+                  "(both from wait4 in bench-provider-shim); terraform_cpu_s: Terraform's own CPU (its wait4 "
+                  "rusage, which includes reaped children, minus the providers'); handshake: start of the binary "
                   "to its first stdout line, run directly with the go-plugin env vars",
     }
     os.makedirs(os.path.dirname(a.results), exist_ok=True)

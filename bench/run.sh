@@ -59,8 +59,16 @@ if [ ! -x "$NULL_BIN" ]; then
   fi
 fi
 
+# The bench venv also runs bench.py: `cryptography` makes a client certificate like Terraform's
+# for the AutoMTLS handshake figure.
+[ -x "$BENCH_TOOLS/venv/bin/python" ] || python3 -m venv "$BENCH_TOOLS/venv"
+if ! "$BENCH_TOOLS/venv/bin/python" -c "import cryptography" 2>/dev/null; then
+  echo "==> installing cryptography into $BENCH_TOOLS/venv"
+  HOME="$NULL_HOME" "$BENCH_TOOLS/venv/bin/pip" install --quiet "cryptography>=42"
+fi
+
 mkdir -p "$WORK"
-exec python3 "$ROOT/bench/bench.py" \
+exec "$BENCH_TOOLS/venv/bin/python" "$ROOT/bench/bench.py" \
   --terraform "$(readlink -f "$TERRAFORM")" \
   --hybrid "$HYBRID_BIN" \
   --null "$NULL_BIN" \

@@ -33,8 +33,7 @@ unset TF_LOG TF_PLUGIN_CACHE_DIR
 cd "$WORK"
 echo "==> terraform init";  "$TERRAFORM" init -input=false -no-color
 echo "==> terraform plan";  "$TERRAFORM" plan -input=false -no-color -out=demo.tfplan
-echo "==> terraform apply"; "$TERRAFORM" apply -input=false -no-color demo.tfplan
-echo "==> placement decided at plan time, provisioned on the sim cloud"
-"$TERRAFORM" output -no-color
+echo "==> terraform apply (provisions the placement the plan showed, on the sim cloud)"
+"$TERRAFORM" apply -input=false -no-color demo.tfplan
 echo "==> re-plan (expects no changes)"
 "$TERRAFORM" plan -input=false -no-color -detailed-exitcode >/dev/null && echo "No changes: placement is stable."

@@ -102,6 +102,7 @@
 pub mod candidates;
 pub mod constraints;
 pub mod decision;
+pub mod edge;
 mod engine;
 pub mod requirements;
 pub mod scoring;
@@ -116,6 +117,10 @@ pub use constraints::{validate_compliance, ComplianceViolation, Rejection, Rejec
 pub use decision::{
     ClosestMiss, Decision, FallbackGroup, NoFeasiblePlacement, PlaceOptions, Placement,
     PlacementKey, SecondaryRule,
+};
+pub use edge::{
+    distribute, place_batch, BatchOptions, BatchPlacement, BatchWorkload, DistributionStrategy,
+    EdgeDistribution, EdgeNode, EdgeRequest, EdgeShortfall,
 };
 pub use requirements::{
     FieldError, PricingModel, Provider, RawRequirements, RawUserLocation, Requirements, Residency,

@@ -1,0 +1,597 @@
+//! Batch placement of many workloads' replicas at once (method and guarantee in the
+//! [`crate::edge`] module docs).
+
+use super::filter::{check_node, replica_capacity, EdgeRejectionCounts};
+use super::model::{EdgeNode, EdgeRequest, EdgeResources};
+use crate::requirements::FieldError;
+use catalog::LatencyModel;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// One workload of a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchWorkload {
+    /// Unique; output order and ties follow it.
+    pub id: String,
+    pub request: EdgeRequest,
+}
+
+/// Knobs of [`place_batch`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchOptions {
+    /// How many ms of weighted latency one USD per replica-hour is worth (0 = latency only).
+    /// A node without a configured cost is charged the highest configured cost.
+    pub ms_per_usd_hour: f64,
+    /// Cost of leaving one replica unplaced, in the same unit (ms); large so that placing
+    /// wins over latency.
+    pub unplaced_penalty: f64,
+    /// Subgradient iterations at most.
+    pub max_iterations: u32,
+    /// Stop as soon as `(cost - lower_bound) / lower_bound <= target_gap`.
+    pub target_gap: f64,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            ms_per_usd_hour: 0.0,
+            unplaced_penalty: 1.0e6,
+            max_iterations: 300,
+            target_gap: 0.002,
+        }
+    }
+}
+
+impl BatchOptions {
+    /// Field errors under `edge.batch.*`; [`place_batch`] falls back to the defaults for
+    /// invalid values instead of panicking.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        let check = |name: &str, v: f64, strict: bool, errs: &mut Vec<FieldError>| {
+            if !v.is_finite() || v < 0.0 || (strict && v == 0.0) {
+                let what = if strict { "> 0" } else { ">= 0" };
+                errs.push(FieldError::new(
+                    format!("edge.batch.{name}"),
+                    format!("must be a finite number {what}, got {v}"),
+                ));
+            }
+        };
+        check("ms_per_usd_hour", self.ms_per_usd_hour, false, &mut errs);
+        check("unplaced_penalty", self.unplaced_penalty, true, &mut errs);
+        check("target_gap", self.target_gap, false, &mut errs);
+        errs
+    }
+}
+
+/// Where one workload's replicas went.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchWorkloadPlacement {
+    pub id: String,
+    /// `(node id, replicas)` in node-id order.
+    pub assignments: Vec<(String, u32)>,
+    pub placed: u32,
+    pub unplaced: u32,
+    /// Σ replicas × pair cost (without the unplaced penalty).
+    pub cost: f64,
+    /// Mean over placed replicas of the node's weighted mean RTT to the workload's users.
+    pub mean_latency_ms: Option<f64>,
+    /// Nodes that passed the shared filter for this workload.
+    pub feasible_nodes: usize,
+    pub rejected: EdgeRejectionCounts,
+}
+
+/// The batch result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchPlacement {
+    /// In workload-id order.
+    pub workloads: Vec<BatchWorkloadPlacement>,
+    pub replicas: u64,
+    pub placed: u64,
+    pub unplaced: u64,
+    pub nodes: usize,
+    /// Objective: Σ placed pair costs + `unplaced_penalty` × unplaced.
+    pub total_cost: f64,
+    /// Lagrangian (= LP relaxation) lower bound on the optimal objective.
+    pub lower_bound: f64,
+    /// `(total_cost - lower_bound) / lower_bound` (0 when both are 0; infinite when only the
+    /// bound is 0).
+    pub gap: f64,
+    pub iterations: u32,
+}
+
+#[derive(Copy, Clone, PartialEq)]
+struct Key(f64, u32);
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+const R: usize = 4;
+
+/// The instance in dense form: workloads and nodes sorted by id; per workload its feasible
+/// pairs sorted by (cost, node).
+struct Inst {
+    size: Vec<[f64; R]>,
+    reps: Vec<u32>,
+    start: Vec<usize>,
+    node: Vec<u32>,
+    cost: Vec<f64>,
+    rtt: Vec<f64>,
+    cap: Vec<u32>,
+    capacity: Vec<[f64; R]>,
+    inv_cap: Vec<[f64; R]>,
+    penalty: f64,
+}
+
+impl Inst {
+    fn pairs(&self, w: usize) -> std::ops::Range<usize> {
+        self.start[w]..self.start[w + 1]
+    }
+}
+
+/// A primal solution: per workload the `(pair index, count)` list, residual capacities.
+#[derive(Clone)]
+struct Sol {
+    x: Vec<Vec<(usize, u32)>>,
+    unplaced: Vec<u32>,
+    resid: Vec<[f64; R]>,
+}
+
+impl Sol {
+    fn empty(inst: &Inst) -> Sol {
+        Sol {
+            x: vec![Vec::new(); inst.reps.len()],
+            unplaced: inst.reps.clone(),
+            resid: inst.capacity.clone(),
+        }
+    }
+    fn room(&self, inst: &Inst, w: usize, n: usize) -> u32 {
+        let r = res(&self.resid[n]);
+        replica_capacity(&r, &res(&inst.size[w])).0
+    }
+    fn add(&mut self, inst: &Inst, w: usize, p: usize, k: u32) {
+        let n = inst.node[p] as usize;
+        for r in 0..R {
+            self.resid[n][r] -= f64::from(k) * inst.size[w][r];
+        }
+        self.unplaced[w] -= k;
+        match self.x[w].iter_mut().find(|(q, _)| *q == p) {
+            Some(e) => e.1 += k,
+            None => self.x[w].push((p, k)),
+        }
+    }
+    fn remove(&mut self, inst: &Inst, w: usize, p: usize, k: u32) {
+        let n = inst.node[p] as usize;
+        for r in 0..R {
+            self.resid[n][r] += f64::from(k) * inst.size[w][r];
+        }
+        self.unplaced[w] += k;
+        if let Some(e) = self.x[w].iter_mut().find(|(q, _)| *q == p) {
+            e.1 -= k;
+        }
+        self.x[w].retain(|e| e.1 > 0);
+    }
+    fn objective(&self, inst: &Inst) -> f64 {
+        let mut t = 0.0;
+        for (w, xs) in self.x.iter().enumerate() {
+            for &(p, k) in xs {
+                t += f64::from(k) * inst.cost[p];
+            }
+            t += f64::from(self.unplaced[w]) * inst.penalty;
+        }
+        t
+    }
+}
+
+fn res(a: &[f64; R]) -> EdgeResources {
+    EdgeResources::new(a[0], a[1], a[2], a[3])
+}
+
+fn sane(v: f64, default: f64) -> f64 {
+    if v.is_finite() && v >= 0.0 {
+        v
+    } else {
+        default
+    }
+}
+
+/// Places every workload's replicas at once, minimising Σ pair cost (weighted mean RTT of the
+/// workload's users to the node, plus `ms_per_usd_hour` × the node's hourly cost) subject to
+/// every node's free cpu, memory, storage and network, and reports the optimality gap
+/// against a Lagrangian lower bound. Deterministic and independent of input order.
+pub fn place_batch(
+    nodes: &[EdgeNode],
+    workloads: &[BatchWorkload],
+    latency: &LatencyModel,
+    opts: &BatchOptions,
+) -> BatchPlacement {
+    let t0 = std::time::Instant::now();
+    let defaults = BatchOptions::default();
+    let ms_per_usd = sane(opts.ms_per_usd_hour, 0.0);
+    let penalty = match opts.unplaced_penalty {
+        p if p.is_finite() && p > 0.0 => p,
+        _ => defaults.unplaced_penalty,
+    };
+    let target_gap = sane(opts.target_gap, defaults.target_gap);
+
+    let mut ns: Vec<&EdgeNode> = nodes.iter().collect();
+    ns.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut ws: Vec<&BatchWorkload> = workloads.iter().collect();
+    ws.sort_by(|a, b| a.id.cmp(&b.id));
+    let max_cost = ns
+        .iter()
+        .filter_map(|n| n.hourly_cost)
+        .filter(|c| c.is_finite() && *c >= 0.0)
+        .fold(0.0, f64::max);
+
+    let capacity: Vec<[f64; R]> = ns
+        .iter()
+        .map(|n| {
+            n.free
+                .as_array()
+                .map(|v| if v.is_nan() || v < 0.0 { 0.0 } else { v })
+        })
+        .collect();
+    let inv_cap: Vec<[f64; R]> = capacity
+        .iter()
+        .map(|c| {
+            c.map(|v| {
+                if v > 0.0 && v.is_finite() {
+                    1.0 / v
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+
+    let mut inst = Inst {
+        size: Vec::with_capacity(ws.len()),
+        reps: Vec::with_capacity(ws.len()),
+        start: vec![0],
+        node: Vec::new(),
+        cost: Vec::new(),
+        rtt: Vec::new(),
+        cap: Vec::new(),
+        capacity,
+        inv_cap,
+        penalty,
+    };
+    let mut outs: Vec<BatchWorkloadPlacement> = Vec::with_capacity(ws.len());
+    let mut scratch: Vec<(f64, u32, f64, u32)> = Vec::new();
+    for w in &ws {
+        let req = &w.request;
+        let mut rejected = EdgeRejectionCounts::default();
+        scratch.clear();
+        for (ni, n) in ns.iter().enumerate() {
+            match check_node(n, req, latency) {
+                Err(r) => rejected.add(&r),
+                Ok(fit) => {
+                    let hourly = match n.hourly_cost {
+                        Some(c) if c.is_finite() && c >= 0.0 => c,
+                        _ => max_cost,
+                    };
+                    let rtt = fit.mean_rtt_ms.unwrap_or(0.0);
+                    let rtt = if rtt.is_finite() { rtt } else { 0.0 };
+                    let c = rtt + ms_per_usd * hourly;
+                    scratch.push((c, ni as u32, rtt, fit.max_replicas.min(req.replicas)));
+                }
+            }
+        }
+        scratch.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for &(c, ni, rtt, cap) in &scratch {
+            inst.node.push(ni);
+            inst.cost.push(c);
+            inst.rtt.push(rtt);
+            inst.cap.push(cap);
+        }
+        inst.start.push(inst.node.len());
+        let s = req.requests.as_array().map(|v| sane(v, 0.0));
+        inst.size.push(s);
+        inst.reps.push(req.replicas);
+        outs.push(BatchWorkloadPlacement {
+            id: w.id.clone(),
+            assignments: Vec::new(),
+            placed: 0,
+            unplaced: req.replicas,
+            cost: 0.0,
+            mean_latency_ms: None,
+            feasible_nodes: scratch.len(),
+            rejected,
+        });
+    }
+
+    let t_setup = std::time::Instant::now();
+    eprintln!("DEBUG setup {:?}", t0.elapsed());
+    let (best, lower_bound, iterations) = optimise(&inst, opts.max_iterations, target_gap);
+
+    eprintln!("DEBUG optimise {:?}", t_setup.elapsed());
+    let mut placed_total = 0u64;
+    for (w, out) in outs.iter_mut().enumerate() {
+        let mut xs = best.x[w].clone();
+        xs.sort_by_key(|&(p, _)| inst.node[p]);
+        let mut lat = 0.0;
+        for &(p, k) in &xs {
+            out.cost += f64::from(k) * inst.cost[p];
+            lat += f64::from(k) * inst.rtt[p];
+            out.placed += k;
+            out.assignments
+                .push((ns[inst.node[p] as usize].id.clone(), k));
+        }
+        out.unplaced = best.unplaced[w];
+        placed_total += u64::from(out.placed);
+        if out.placed > 0 && !ws[w].request.user_locations.is_empty() {
+            out.mean_latency_ms = Some(lat / f64::from(out.placed));
+        }
+    }
+    let total_cost = best.objective(&inst);
+    let lower_bound = lower_bound.min(total_cost);
+    let gap = if lower_bound > 0.0 {
+        ((total_cost - lower_bound) / lower_bound).max(0.0)
+    } else if total_cost <= 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    };
+    let replicas: u64 = inst.reps.iter().map(|&r| u64::from(r)).sum();
+    BatchPlacement {
+        workloads: outs,
+        replicas,
+        placed: placed_total,
+        unplaced: replicas - placed_total,
+        nodes: ns.len(),
+        total_cost,
+        lower_bound,
+        gap,
+        iterations,
+    }
+}
+
+/// Subgradient optimisation of the Lagrangian dual with periodic price-guided primal
+/// constructions. Returns (best primal, best bound, iterations).
+fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32) {
+    let nn = inst.capacity.len();
+    let nw = inst.reps.len();
+    let mut lambda = vec![[0.0f64; R]; nn];
+    let mut mu = vec![[0.0f64; R]; nn];
+    let mut best = construct(inst, &mu);
+    improve(inst, &mut best);
+    let mut ub = best.objective(inst);
+    // Costs are >= 0, so 0 is a valid bound to start from.
+    let mut lb = 0.0f64;
+    let mut theta = 1.0;
+    let mut stall = 0u32;
+    let mut usage = vec![[0.0f64; R]; nn];
+    let mut heap: BinaryHeap<Key> = BinaryHeap::new();
+    let mut chosen: Vec<(f64, u32)> = Vec::new();
+    let mut it = 0u32;
+    let mut since_primal = 0u32;
+    while it < max_iterations {
+        it += 1;
+        // Relaxed subproblem: every workload independently takes its cheapest reduced-cost
+        // pairs (up to each pair's own cap), or pays the penalty.
+        for u in usage.iter_mut() {
+            *u = [0.0; R];
+        }
+        let mut l = 0.0;
+        for w in 0..nw {
+            let need = inst.reps[w] as usize;
+            let s = inst.size[w];
+            heap.clear();
+            for p in inst.pairs(w) {
+                let c = inst.cost[p];
+                if c >= inst.penalty {
+                    break;
+                }
+                if heap.len() == need {
+                    if let Some(top) = heap.peek() {
+                        // rc >= c for every later pair: none can enter.
+                        if c >= top.0 {
+                            break;
+                        }
+                    }
+                }
+                let m = &mu[inst.node[p] as usize];
+                let rc = c + s[0] * m[0] + s[1] * m[1] + s[2] * m[2] + s[3] * m[3];
+                if rc >= inst.penalty {
+                    continue;
+                }
+                let key = Key(rc, p as u32);
+                if heap.len() < need {
+                    heap.push(key);
+                } else if heap.peek().is_some_and(|t| key < *t) {
+                    heap.pop();
+                    heap.push(key);
+                }
+            }
+            chosen.clear();
+            chosen.extend(heap.drain().map(|k| (k.0, k.1)));
+            chosen.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let mut left = inst.reps[w];
+            for &(rc, p) in &chosen {
+                if left == 0 {
+                    break;
+                }
+                let p = p as usize;
+                let k = inst.cap[p].min(left);
+                left -= k;
+                l += f64::from(k) * rc;
+                let n = inst.node[p] as usize;
+                for r in 0..R {
+                    usage[n][r] += f64::from(k) * s[r] * inst.inv_cap[n][r];
+                }
+            }
+            l += f64::from(left) * inst.penalty;
+        }
+        let mut norm = 0.0;
+        for n in 0..nn {
+            for r in 0..R {
+                if inst.inv_cap[n][r] > 0.0 {
+                    l -= lambda[n][r];
+                    let mut gi = usage[n][r] - 1.0;
+                    if lambda[n][r] <= 0.0 && gi < 0.0 {
+                        gi = 0.0;
+                    }
+                    usage[n][r] = gi;
+                    norm += gi * gi;
+                } else {
+                    usage[n][r] = 0.0;
+                }
+            }
+        }
+        if l > lb * (1.0 + 1e-12) {
+            lb = l;
+            stall = 0;
+        } else {
+            stall += 1;
+            if stall >= 6 {
+                theta *= 0.5;
+                stall = 0;
+            }
+        }
+        since_primal += 1;
+        if since_primal == 8 || theta < 1e-3 {
+            since_primal = 0;
+            let mut s = construct(inst, &mu);
+            improve(inst, &mut s);
+            let v = s.objective(inst);
+            eprintln!("DEBUG it {it} lb {lb:.1} l {l:.1} ub {ub:.1} v {v:.1} theta {theta}");
+            if v < ub {
+                ub = v;
+                best = s;
+            }
+        }
+        if ub - lb <= target_gap * lb.max(0.0) || norm <= 0.0 || theta < 1e-3 {
+            break;
+        }
+        let t = theta * (ub - l).max(0.0) / norm;
+        for n in 0..nn {
+            for r in 0..R {
+                if inst.inv_cap[n][r] > 0.0 {
+                    lambda[n][r] = (lambda[n][r] + t * usage[n][r]).max(0.0);
+                    mu[n][r] = lambda[n][r] * inst.inv_cap[n][r];
+                }
+            }
+        }
+    }
+    (best, lb.max(0.0), it)
+}
+
+/// Price-guided greedy: workloads in order of decreasing regret (gap between their best and
+/// second-best reduced cost, ties by id), each filling its pairs in reduced-cost order up to
+/// the real residual capacity.
+fn construct(inst: &Inst, mu: &[[f64; R]]) -> Sol {
+    let nw = inst.reps.len();
+    let mut sol = Sol::empty(inst);
+    let rc_of = |w: usize, p: usize| {
+        let s = inst.size[w];
+        let m = &mu[inst.node[p] as usize];
+        inst.cost[p] + s[0] * m[0] + s[1] * m[1] + s[2] * m[2] + s[3] * m[3]
+    };
+    let mut regret: Vec<(f64, usize)> = (0..nw)
+        .map(|w| {
+            let (mut b1, mut b2) = (f64::INFINITY, f64::INFINITY);
+            for p in inst.pairs(w) {
+                let v = rc_of(w, p);
+                if v < b1 {
+                    b2 = b1;
+                    b1 = v;
+                } else if v < b2 {
+                    b2 = v;
+                }
+            }
+            let r = if b2.is_finite() { b2 - b1 } else { f64::MAX };
+            (r, w)
+        })
+        .collect();
+    regret.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut list: Vec<(f64, usize)> = Vec::new();
+    for &(_, w) in &regret {
+        list.clear();
+        list.extend(inst.pairs(w).map(|p| (rc_of(w, p), p)));
+        let head = (2 * inst.reps[w] as usize + 16).min(list.len());
+        let cmp = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+        if head < list.len() && head > 0 {
+            list.select_nth_unstable_by(head - 1, cmp);
+            list[..head].sort_by(cmp);
+        } else {
+            list.sort_by(cmp);
+        }
+        let mut sorted_rest = head >= list.len();
+        let mut i = 0;
+        while sol.unplaced[w] > 0 && i < list.len() {
+            if i == head && !sorted_rest {
+                list[head..].sort_by(cmp);
+                sorted_rest = true;
+            }
+            let (rc, p) = list[i];
+            i += 1;
+            let _ = rc;
+            if inst.cost[p] >= inst.penalty {
+                continue;
+            }
+            let n = inst.node[p] as usize;
+            let k = sol.room(inst, w, n).min(sol.unplaced[w]);
+            if k > 0 {
+                sol.add(inst, w, p, k);
+            }
+        }
+    }
+    sol
+}
+
+/// Local search with real costs: place unplaced replicas anywhere with room (cheapest
+/// first), then move replicas to cheaper pairs with room, until no move helps (at most 4
+/// passes).
+fn improve(inst: &Inst, sol: &mut Sol) {
+    for _ in 0..4 {
+        let mut changed = false;
+        for w in 0..inst.reps.len() {
+            // Repair.
+            for p in inst.pairs(w) {
+                if sol.unplaced[w] == 0 || inst.cost[p] >= inst.penalty {
+                    break;
+                }
+                let k = sol
+                    .room(inst, w, inst.node[p] as usize)
+                    .min(sol.unplaced[w]);
+                if k > 0 {
+                    sol.add(inst, w, p, k);
+                    changed = true;
+                }
+            }
+            // Moves: the most expensive assigned pair first; targets in cost order.
+            let mut xs = sol.x[w].clone();
+            xs.sort_by(|a, b| {
+                inst.cost[b.0]
+                    .total_cmp(&inst.cost[a.0])
+                    .then(a.0.cmp(&b.0))
+            });
+            for (p_from, k_from) in xs {
+                let mut left = k_from;
+                for q in inst.pairs(w) {
+                    if left == 0 || inst.cost[q] >= inst.cost[p_from] {
+                        break;
+                    }
+                    let k = sol.room(inst, w, inst.node[q] as usize).min(left);
+                    if k > 0 {
+                        sol.remove(inst, w, p_from, k);
+                        sol.add(inst, w, q, k);
+                        left -= k;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
