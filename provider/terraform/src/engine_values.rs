@@ -1,9 +1,10 @@
 //! Engine results as Terraform values, written once for resources and data sources alike: the
 //! `placement` object (the same shape in `hybrid_workload.placement`, its `alternatives` and
-//! `data.hybrid_placement`), and engine field errors as diagnostics on attribute paths.
+//! `data.hybrid_placement`), the requirement inputs read from a configuration into the engine's
+//! raw form, and engine field errors as diagnostics on attribute paths.
 
-use placement::{FieldError, Placement};
-use tfvalue::{Type, Value};
+use placement::{FieldError, Placement, RawRequirements, RawUserLocation};
+use tfvalue::{AttributePath, Type, Value};
 
 use crate::attrs;
 use crate::diagnostics::{path_from_field, Diagnostic, Diagnostics};
@@ -93,4 +94,113 @@ pub fn field_errors(errors: Vec<FieldError>, rename: &[(&str, &str)]) -> Diagnos
         })
         .collect::<Vec<_>>()
         .into()
+}
+
+/// Reads an optional whole-number attribute; a fraction is a diagnostic on the attribute.
+pub fn whole(config: &Value, name: &str, diags: &mut Diagnostics) -> Option<i64> {
+    match attrs::integer(config, name) {
+        Ok(v) => v,
+        Err(attrs::NotAWholeNumber) => {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr(name),
+                &format!("Invalid {name}"),
+                format!("{name} must be a whole number."),
+            ));
+            None
+        }
+    }
+}
+
+pub fn user_locations(config: &Value) -> Vec<RawUserLocation> {
+    attrs::get(config, "user_locations")
+        .and_then(|v| v.as_elements())
+        .map(|elems| {
+            elems
+                .iter()
+                .map(|loc| RawUserLocation {
+                    lat: attrs::number(loc, "lat").unwrap_or(f64::NAN),
+                    lng: attrs::number(loc, "lng").unwrap_or(f64::NAN),
+                    weight: attrs::number(loc, "weight"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `preferred_providers` with the same "sim is a driver, not a place" diagnostic as the
+/// workload resource.
+pub fn preferred_providers(config: &Value, name: &str, diags: &mut Diagnostics) -> Vec<String> {
+    let providers = attrs::strings(config, name);
+    for (i, p) in providers.iter().enumerate() {
+        if p.eq_ignore_ascii_case("sim") {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr(name).index(i as i64),
+                "Invalid preferred provider",
+                "\"sim\" is the driver that provisions placements when no cloud is configured, not a place to run: choose among aws, azure, gcp, edge and onprem.",
+            ));
+        }
+    }
+    providers
+}
+
+/// The requirement inputs shared with `hybrid_workload`, as configured.
+pub fn raw_requirements(config: &Value, diags: &mut Diagnostics) -> RawRequirements {
+    let gpu_count = whole(config, "gpu_count", diags);
+    let replicas = whole(config, "replicas", diags);
+    RawRequirements {
+        cpu: attrs::number(config, "cpu"),
+        memory_gb: attrs::number(config, "memory_gb"),
+        storage_gb: attrs::number(config, "storage_gb"),
+        gpu_count,
+        gpu_model: attrs::string(config, "gpu_model"),
+        max_latency_ms: attrs::number(config, "max_latency_ms"),
+        cost_budget_hourly: attrs::number(config, "cost_budget_hourly"),
+        compliance: attrs::strings(config, "compliance"),
+        preferred_providers: preferred_providers(config, "preferred_providers", diags),
+        data_residency_regions: attrs::strings(config, "data_residency_regions"),
+        user_locations: user_locations(config),
+        workload_type: attrs::string(config, "workload_type"),
+        replicas,
+        spot_allowed: attrs::boolean(config, "spot_allowed"),
+        pricing_model: None,
+    }
+}
+
+/// True when any of `names` is unknown in `config` (validation then waits for apply).
+pub fn any_unknown(config: &Value, names: &[&str]) -> bool {
+    names.iter().any(|n| {
+        config.get(n).is_some_and(|v| {
+            let mut unknown = false;
+            v.walk(|_, x| unknown |= x.is_unknown());
+            unknown
+        })
+    })
+}
+
+/// `weights = { cost, performance, latency, resilience }` as the engine takes them; a missing
+/// member is NaN so that validation names it instead of silently using 0.
+pub fn strategy_weights(config: &Value) -> Option<[f64; 4]> {
+    attrs::get(config, "weights").map(|w| {
+        [
+            attrs::number(w, "cost").unwrap_or(f64::NAN),
+            attrs::number(w, "performance").unwrap_or(f64::NAN),
+            attrs::number(w, "latency").unwrap_or(f64::NAN),
+            attrs::number(w, "resilience").unwrap_or(f64::NAN),
+        ]
+    })
+}
+
+/// Runs a validation that needs the embedded catalog and returns its diagnostics (none on
+/// success); a catalog that cannot load is itself a diagnostic.
+pub fn check_with_catalog<T>(
+    check: impl FnOnce(&'static catalog::Catalog) -> Result<T, Diagnostics>,
+) -> Diagnostics {
+    match catalog::try_embedded() {
+        Ok(catalog) => check(catalog).err().unwrap_or_default(),
+        Err(err) => Diagnostic::error(
+            "Catalog unavailable",
+            format!("The embedded catalog could not be loaded: {err}"),
+        )
+        .into(),
+    }
 }

@@ -7,12 +7,15 @@
 
 #[cfg(test)]
 use placement::FieldError;
-use placement::{RawRequirements, RawUserLocation, RejectionCounts};
+use placement::RejectionCounts;
 use tfvalue::{AttributePath, Type, Value};
 
 use crate::attrs;
 use crate::diagnostics::{Diagnostic, Diagnostics};
-pub use crate::engine_values::{field_errors, placement_value};
+pub use crate::engine_values::{
+    any_unknown, field_errors, placement_value, preferred_providers, raw_requirements,
+    strategy_weights, user_locations, whole,
+};
 use crate::schema::{Attr, Nesting};
 
 /// The `user_locations` nested attribute, optionally with a `name` label per location.
@@ -91,87 +94,6 @@ pub fn top_k(config: &Value, default: usize, diags: &mut Diagnostics) -> usize {
             default
         }
     }
-}
-
-/// Reads an optional whole-number attribute; a fraction is a diagnostic on the attribute.
-pub fn whole(config: &Value, name: &str, diags: &mut Diagnostics) -> Option<i64> {
-    match attrs::integer(config, name) {
-        Ok(v) => v,
-        Err(attrs::NotAWholeNumber) => {
-            diags.push(Diagnostic::attribute_error(
-                AttributePath::root().attr(name),
-                &format!("Invalid {name}"),
-                format!("{name} must be a whole number."),
-            ));
-            None
-        }
-    }
-}
-
-pub fn user_locations(config: &Value) -> Vec<RawUserLocation> {
-    attrs::get(config, "user_locations")
-        .and_then(|v| v.as_elements())
-        .map(|elems| {
-            elems
-                .iter()
-                .map(|loc| RawUserLocation {
-                    lat: attrs::number(loc, "lat").unwrap_or(f64::NAN),
-                    lng: attrs::number(loc, "lng").unwrap_or(f64::NAN),
-                    weight: attrs::number(loc, "weight"),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// `preferred_providers` with the same "sim is a driver, not a place" diagnostic as the
-/// workload resource.
-pub fn preferred_providers(config: &Value, name: &str, diags: &mut Diagnostics) -> Vec<String> {
-    let providers = attrs::strings(config, name);
-    for (i, p) in providers.iter().enumerate() {
-        if p.eq_ignore_ascii_case("sim") {
-            diags.push(Diagnostic::attribute_error(
-                AttributePath::root().attr(name).index(i as i64),
-                "Invalid preferred provider",
-                "\"sim\" is the driver that provisions placements when no cloud is configured, not a place to run: choose among aws, azure, gcp, edge and onprem.",
-            ));
-        }
-    }
-    providers
-}
-
-/// The requirement inputs shared with `hybrid_workload`, as configured.
-pub fn raw_requirements(config: &Value, diags: &mut Diagnostics) -> RawRequirements {
-    let gpu_count = whole(config, "gpu_count", diags);
-    let replicas = whole(config, "replicas", diags);
-    RawRequirements {
-        cpu: attrs::number(config, "cpu"),
-        memory_gb: attrs::number(config, "memory_gb"),
-        storage_gb: attrs::number(config, "storage_gb"),
-        gpu_count,
-        gpu_model: attrs::string(config, "gpu_model"),
-        max_latency_ms: attrs::number(config, "max_latency_ms"),
-        cost_budget_hourly: attrs::number(config, "cost_budget_hourly"),
-        compliance: attrs::strings(config, "compliance"),
-        preferred_providers: preferred_providers(config, "preferred_providers", diags),
-        data_residency_regions: attrs::strings(config, "data_residency_regions"),
-        user_locations: user_locations(config),
-        workload_type: attrs::string(config, "workload_type"),
-        replicas,
-        spot_allowed: attrs::boolean(config, "spot_allowed"),
-        pricing_model: None,
-    }
-}
-
-/// True when any of `names` is unknown in `config` (validation then waits for apply).
-pub fn any_unknown(config: &Value, names: &[&str]) -> bool {
-    names.iter().any(|n| {
-        config.get(n).is_some_and(|v| {
-            let mut unknown = false;
-            v.walk(|_, x| unknown |= x.is_unknown());
-            unknown
-        })
-    })
 }
 
 /// The rejection reasons, in the engine's check order, with their counts (zeros included so

@@ -107,14 +107,7 @@ fn validated(config: &Value, catalog: &catalog::Catalog) -> Result<Validated, Di
     let mut diags = Diagnostics::new();
     let raw = common::raw_requirements(config, &mut diags);
     let top_k = common::top_k(config, DEFAULT_TOP_K, &mut diags);
-    let weights = attrs::get(config, "weights").map(|w| {
-        [
-            attrs::number(w, "cost").unwrap_or(f64::NAN),
-            attrs::number(w, "performance").unwrap_or(f64::NAN),
-            attrs::number(w, "latency").unwrap_or(f64::NAN),
-            attrs::number(w, "resilience").unwrap_or(f64::NAN),
-        ]
-    });
+    let weights = common::strategy_weights(config);
     if diags.has_errors() {
         return Err(diags);
     }
@@ -146,14 +139,7 @@ impl DataSource for PlacementSource {
         if common::any_unknown(config, INPUTS) {
             return Diagnostics::new();
         }
-        match catalog::try_embedded() {
-            Ok(catalog) => validated(config, catalog).err().unwrap_or_default(),
-            Err(err) => Diagnostic::error(
-                "Catalog unavailable",
-                format!("The embedded catalog could not be loaded: {err}"),
-            )
-            .into(),
-        }
+        crate::engine_values::check_with_catalog(|catalog| validated(config, catalog))
     }
 
     async fn read(&self, ctx: &ProviderContext, config: Value) -> ReadResult {

@@ -208,14 +208,7 @@ impl DataSource for Regions {
         if common::any_unknown(config, INPUTS) {
             return Diagnostics::new();
         }
-        match catalog::try_embedded() {
-            Ok(catalog) => filter(config, catalog).err().unwrap_or_default(),
-            Err(err) => Diagnostic::error(
-                "Catalog unavailable",
-                format!("The embedded catalog could not be loaded: {err}"),
-            )
-            .into(),
-        }
+        crate::engine_values::check_with_catalog(|catalog| filter(config, catalog))
     }
 
     async fn read(&self, ctx: &ProviderContext, config: Value) -> ReadResult {

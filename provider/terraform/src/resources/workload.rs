@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use clouds::retry::{with_backoff, RetryPolicy};
 use clouds::{Instance, InstanceSpec};
 use placement::{
-    PlaceOptions, PlacementKey, Provider as PlacementProvider, RawRequirements, RawUserLocation,
-    Requirements, Strategy,
+    PlaceOptions, PlacementKey, Provider as PlacementProvider, RawRequirements, Requirements,
+    Strategy,
 };
 use sha2::{Digest, Sha256};
 use tfvalue::{AttributePath, ObjectType, Type, Value};
@@ -32,7 +32,7 @@ use super::{
 use crate::attrs;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 pub use crate::engine_values::placement_type;
-use crate::engine_values::{field_errors, placement_value};
+use crate::engine_values::{field_errors, placement_value, raw_requirements, strategy_weights};
 use crate::schema::{timeouts_block, Attr, Block, Nesting, Schema};
 
 pub const TYPE_NAME: &str = "hybrid_workload";
@@ -192,50 +192,8 @@ struct Inputs {
 
 fn read_inputs(config: &Value) -> Result<Inputs, Diagnostics> {
     let mut diags = Diagnostics::new();
-    let mut int = |name: &str| match attrs::integer(config, name) {
-        Ok(v) => v,
-        Err(attrs::NotAWholeNumber) => {
-            diags.push(Diagnostic::attribute_error(
-                AttributePath::root().attr(name),
-                &format!("Invalid {name}"),
-                format!("{name} must be a whole number."),
-            ));
-            None
-        }
-    };
-    let gpu_count = int("gpu_count");
-    let replicas = int("replicas");
-    let user_locations = attrs::get(config, "user_locations")
-        .and_then(|v| v.as_elements())
-        .map(|elems| {
-            elems
-                .iter()
-                .map(|loc| RawUserLocation {
-                    lat: attrs::number(loc, "lat").unwrap_or(f64::NAN),
-                    lng: attrs::number(loc, "lng").unwrap_or(f64::NAN),
-                    weight: attrs::number(loc, "weight"),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let weights = attrs::get(config, "weights").map(|w| {
-        [
-            attrs::number(w, "cost").unwrap_or(f64::NAN),
-            attrs::number(w, "performance").unwrap_or(f64::NAN),
-            attrs::number(w, "latency").unwrap_or(f64::NAN),
-            attrs::number(w, "resilience").unwrap_or(f64::NAN),
-        ]
-    });
-    let preferred_providers = attrs::strings(config, "preferred_providers");
-    for (i, p) in preferred_providers.iter().enumerate() {
-        if p.eq_ignore_ascii_case("sim") {
-            diags.push(Diagnostic::attribute_error(
-                AttributePath::root().attr("preferred_providers").index(i as i64),
-                "Invalid preferred provider",
-                "\"sim\" is the driver that provisions placements when no cloud is configured, not a place to run: choose among aws, azure, gcp, edge and onprem (every one of them runs on the sim cloud by default).",
-            ));
-        }
-    }
+    let raw = raw_requirements(config, &mut diags);
+    let weights = strategy_weights(config);
     let replace_threshold_percent =
         attrs::number(config, "replace_threshold_percent").unwrap_or(10.0);
     if !(replace_threshold_percent.is_finite()
@@ -251,23 +209,7 @@ fn read_inputs(config: &Value) -> Result<Inputs, Diagnostics> {
         return Err(diags);
     }
     Ok(Inputs {
-        raw: RawRequirements {
-            cpu: attrs::number(config, "cpu"),
-            memory_gb: attrs::number(config, "memory_gb"),
-            storage_gb: attrs::number(config, "storage_gb"),
-            gpu_count,
-            gpu_model: attrs::string(config, "gpu_model"),
-            max_latency_ms: attrs::number(config, "max_latency_ms"),
-            cost_budget_hourly: attrs::number(config, "cost_budget_hourly"),
-            compliance: attrs::strings(config, "compliance"),
-            preferred_providers,
-            data_residency_regions: attrs::strings(config, "data_residency_regions"),
-            user_locations,
-            workload_type: attrs::string(config, "workload_type"),
-            replicas,
-            spot_allowed: attrs::boolean(config, "spot_allowed"),
-            pricing_model: None,
-        },
+        raw,
         strategy: attrs::string(config, "strategy").unwrap_or_else(|| "hybrid".to_string()),
         weights,
         replace_threshold_percent,
@@ -540,17 +482,9 @@ impl Resource for Workload {
         {
             return diags;
         }
-        match catalog::try_embedded() {
-            Ok(catalog) => {
-                if let Err(errors) = validated(config, catalog) {
-                    diags.extend(errors);
-                }
-            }
-            Err(err) => diags.push(Diagnostic::error(
-                "Catalog unavailable",
-                format!("The embedded catalog could not be loaded: {err}"),
-            )),
-        }
+        diags.extend(crate::engine_values::check_with_catalog(|catalog| {
+            validated(config, catalog)
+        }));
         diags
     }
 
