@@ -2,6 +2,7 @@
 //! See `harness.rs` for how each test is isolated.
 
 mod data_sources;
+mod edge;
 mod harness;
 mod protocol;
 mod review;

@@ -11,6 +11,7 @@
 //!   a re-create instead of failing.
 //! - everything created carries [`TAG_MANAGED_BY`] and [`TAG_WORKLOAD_ID`].
 
+pub mod edge;
 pub mod faults;
 pub mod retry;
 pub mod sim;

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+use crate::edge::{EdgeCluster, EdgeNode};
 use crate::faults::{FaultKind, FaultPlan};
 use crate::{managed_tags, Driver, DriverError, Instance, InstanceSpec};
 
@@ -62,6 +63,8 @@ impl SimCloud {
                 })?;
             }
         }
+        create_owner_only(path)
+            .map_err(|e| storage("open", format!("cannot create {}: {e}", path.display())))?;
         let conn = Connection::open(path)
             .map_err(|e| storage("open", format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(30))
@@ -92,7 +95,13 @@ impl SimCloud {
             CREATE UNIQUE INDEX IF NOT EXISTS sim_live_key
                 ON sim_instances(idempotency_key) WHERE terminated = 0;
             CREATE INDEX IF NOT EXISTS sim_workload ON sim_instances(workload_id);
-            CREATE TABLE IF NOT EXISTS sim_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+            CREATE TABLE IF NOT EXISTS sim_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS sim_edge_clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS sim_edge_nodes (
+                id         TEXT PRIMARY KEY,
+                cluster_id TEXT NOT NULL,
+                doc        TEXT NOT NULL
+            );",
         )
         .map_err(|e| storage("open", e))?;
         let version: i64 = conn
@@ -209,6 +218,102 @@ impl SimCloud {
         Ok(())
     }
 
+    /// Creates or replaces an edge cluster's description.
+    pub fn put_edge_cluster(&self, cluster: &EdgeCluster) -> Result<(), DriverError> {
+        let doc = serde_json::to_string(cluster).map_err(|e| storage("edge", e))?;
+        self.lock()
+            .execute(
+                "INSERT INTO sim_edge_clusters (id, doc) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                params![cluster.id, doc],
+            )
+            .map_err(|e| storage("edge", e))?;
+        Ok(())
+    }
+
+    pub fn edge_cluster(&self, id: &str) -> Result<Option<EdgeCluster>, DriverError> {
+        let doc: Option<String> = self
+            .lock()
+            .query_row(
+                "SELECT doc FROM sim_edge_clusters WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| storage("edge", e))?;
+        doc.map(|d| serde_json::from_str(&d).map_err(|e| storage("edge", e)))
+            .transpose()
+    }
+
+    /// Deletes a cluster; refused while nodes still belong to it.
+    pub fn delete_edge_cluster(&self, id: &str) -> Result<(), DriverError> {
+        let conn = self.lock();
+        let nodes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sim_edge_nodes WHERE cluster_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(|e| storage("edge", e))?;
+        if nodes > 0 {
+            return Err(DriverError::Rejected {
+                target: TARGET.into(),
+                operation: "delete",
+                message: format!("edge cluster {id} still has {nodes} node(s)"),
+            });
+        }
+        conn.execute("DELETE FROM sim_edge_clusters WHERE id = ?1", [id])
+            .map_err(|e| storage("edge", e))?;
+        Ok(())
+    }
+
+    pub fn put_edge_node(&self, node: &EdgeNode) -> Result<(), DriverError> {
+        let doc = serde_json::to_string(node).map_err(|e| storage("edge", e))?;
+        self.lock()
+            .execute(
+                "INSERT INTO sim_edge_nodes (id, cluster_id, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET cluster_id = excluded.cluster_id, doc = excluded.doc",
+                params![node.id, node.cluster_id, doc],
+            )
+            .map_err(|e| storage("edge", e))?;
+        Ok(())
+    }
+
+    pub fn edge_node(&self, id: &str) -> Result<Option<EdgeNode>, DriverError> {
+        let doc: Option<String> = self
+            .lock()
+            .query_row("SELECT doc FROM sim_edge_nodes WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| storage("edge", e))?;
+        doc.map(|d| serde_json::from_str(&d).map_err(|e| storage("edge", e)))
+            .transpose()
+    }
+
+    pub fn delete_edge_node(&self, id: &str) -> Result<(), DriverError> {
+        self.lock()
+            .execute("DELETE FROM sim_edge_nodes WHERE id = ?1", [id])
+            .map_err(|e| storage("edge", e))?;
+        Ok(())
+    }
+
+    /// Every edge node, in id order (deterministic input for placement).
+    pub fn edge_nodes(&self) -> Result<Vec<EdgeNode>, DriverError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT doc FROM sim_edge_nodes ORDER BY id")
+            .map_err(|e| storage("edge", e))?;
+        let docs = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| storage("edge", e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| storage("edge", e))?;
+        docs.iter()
+            .map(|d| serde_json::from_str(d).map_err(|e| storage("edge", e)))
+            .collect()
+    }
+
     fn create_now(&self, spec: &InstanceSpec) -> Result<Instance, DriverError> {
         let mut conn = self.lock();
         let tx = conn
@@ -277,6 +382,23 @@ impl SimCloud {
         tx.commit().map_err(|e| storage("create", e))?;
         tracing::info!(instance_id = %instance.instance_id, provider = %instance.provider, region = %instance.region, "sim instance created");
         Ok(instance)
+    }
+}
+
+/// Creates the database file readable by its owner only (it holds the sim cloud and the
+/// ledger); an existing file keeps its permissions.
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -590,6 +712,67 @@ mod tests {
         sim.create(&edge)
             .await
             .expect("edge placements are not checked against the catalog");
+    }
+
+    #[test]
+    fn edge_sites_round_trip_and_a_cluster_with_nodes_cannot_go() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sim = open(&dir, "");
+        let cluster = EdgeCluster {
+            id: "ec-1".into(),
+            name: "berlin".into(),
+            geographic_region: "eu-central".into(),
+            lat: 52.5,
+            lng: 13.4,
+            distribution_strategy: "least_loaded".into(),
+            labels: BTreeMap::new(),
+        };
+        sim.put_edge_cluster(&cluster).expect("put cluster");
+        assert_eq!(
+            sim.edge_cluster("ec-1").expect("get"),
+            Some(cluster.clone())
+        );
+        let node = EdgeNode {
+            id: "en-1".into(),
+            cluster_id: "ec-1".into(),
+            name: "n1".into(),
+            node_type: "compute".into(),
+            lat: 52.5,
+            lng: 13.4,
+            cpu_cores: 8.0,
+            memory_gb: 32.0,
+            storage_gb: 500.0,
+            gpu_count: 0,
+            gpu_model: None,
+            limit_cpu: 6.0,
+            limit_memory_gb: 24.0,
+            limit_storage_gb: 400.0,
+            limit_network_mbps: 1000.0,
+            capabilities: vec!["data_caching".into()],
+            connectivity_type: Some("fiber".into()),
+            bandwidth_gbps: Some(10.0),
+            hourly_cost: Some(0.05),
+            labels: BTreeMap::new(),
+        };
+        sim.put_edge_node(&node).expect("put node");
+        assert_eq!(sim.edge_nodes().expect("list"), vec![node.clone()]);
+        assert!(sim.delete_edge_cluster("ec-1").is_err());
+        sim.delete_edge_node("en-1").expect("delete node");
+        sim.delete_edge_cluster("ec-1").expect("delete cluster");
+        assert_eq!(sim.edge_cluster("ec-1").expect("get"), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let sim = open(&dir, "");
+        let mode = std::fs::metadata(sim.path())
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

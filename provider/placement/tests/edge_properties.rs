@@ -121,7 +121,19 @@ fn req_spec() -> impl Gen<Value = ReqSpec> {
         0..6usize,
     )
         .prop_map(
-            |(req, required, types, affinity, anti, preferred, pref_caps, replicas, users, max_latency, strategy)| {
+            |(
+                req,
+                required,
+                types,
+                affinity,
+                anti,
+                preferred,
+                pref_caps,
+                replicas,
+                users,
+                max_latency,
+                strategy,
+            )| {
                 ReqSpec {
                     req,
                     required,
@@ -194,9 +206,15 @@ fn oracle_capacity(n: &EdgeNode, req: &EdgeRequest) -> u32 {
     let model = latency_model();
     let ok = n.schedulable
         && (req.node_types.is_empty() || req.node_types.contains(&n.node_type))
-        && req.required_capabilities.iter().all(|c| n.capabilities.contains(c))
+        && req
+            .required_capabilities
+            .iter()
+            .all(|c| n.capabilities.contains(c))
         && req.affinity.iter().all(|(k, v)| n.labels.get(k) == Some(v))
-        && req.anti_affinity.iter().all(|(k, v)| n.labels.get(k) != Some(v))
+        && req
+            .anti_affinity
+            .iter()
+            .all(|(k, v)| n.labels.get(k) != Some(v))
         && match req.max_latency_ms {
             Some(max) => req
                 .user_locations
@@ -343,8 +361,18 @@ struct TinyWorkload {
 }
 
 fn tiny_workload() -> impl Gen<Value = TinyWorkload> {
-    ([1u8..4, 1u8..4], 1u32..3, 0..SPOTS.len(), prop::sample::select(vec![0u8, 0, 1]))
-        .prop_map(|(req, replicas, user, required)| TinyWorkload { req, replicas, user, required })
+    (
+        [1u8..4, 1u8..4],
+        1u32..3,
+        0..SPOTS.len(),
+        prop::sample::select(vec![0u8, 0, 1]),
+    )
+        .prop_map(|(req, replicas, user, required)| TinyWorkload {
+            req,
+            replicas,
+            user,
+            required,
+        })
 }
 
 proptest! {

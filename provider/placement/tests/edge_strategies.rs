@@ -6,10 +6,8 @@ use placement::UserLocation;
 
 fn cpu_node(id: &str, limit: f64, free: f64) -> EdgeNode {
     let limits = EdgeResources::new(limit, 64.0, 100.0, 1000.0);
-    EdgeNode::new(id, NodeType::Compute, 48.1, 11.6, limits).with_ledger(
-        limits,
-        EdgeResources::new(limit - free, 0.0, 0.0, 0.0),
-    )
+    EdgeNode::new(id, NodeType::Compute, 48.1, 11.6, limits)
+        .with_ledger(limits, EdgeResources::new(limit - free, 0.0, 0.0, 0.0))
 }
 
 fn per_node(d: &EdgeDistribution) -> Vec<(String, u32)> {
@@ -35,7 +33,9 @@ fn round_robin_rotates_in_id_order_and_skips_full_nodes() {
     assert_eq!(d.replica_nodes, ["a", "b", "c", "b", "c"]);
     assert_eq!(per_node(&d), pairs(&[("a", 1), ("b", 2), ("c", 2)]));
     assert_eq!(d.total, 5);
-    assert!(d.assignments[0].reason.starts_with("round_robin: 1 replica"));
+    assert!(d.assignments[0]
+        .reason
+        .starts_with("round_robin: 1 replica"));
 }
 
 #[test]
@@ -67,8 +67,18 @@ fn capability_based_prefers_the_affine_node_type_then_load() {
         .with_capabilities(caps)
     };
     let nodes = vec![
-        mk("compute-1", NodeType::Compute, &[Capability::MlInference], 8.0),
-        mk("gateway-1", NodeType::Gateway, &[Capability::Analytics], 8.0),
+        mk(
+            "compute-1",
+            NodeType::Compute,
+            &[Capability::MlInference],
+            8.0,
+        ),
+        mk(
+            "gateway-1",
+            NodeType::Gateway,
+            &[Capability::Analytics],
+            8.0,
+        ),
         mk(
             "inference-1",
             NodeType::Inference,
@@ -162,7 +172,10 @@ fn geographic_covers_each_user_region_before_doubling_up() {
     // Groups: eu-munich and us-nyc cover users (tie on weight and RTT, then key), then the
     // rest by weighted mean RTT: eu-fra before ap-tokyo. The 5th replica goes back to
     // eu-munich, on its other (less loaded) node.
-    assert_eq!(d.replica_nodes, ["munich-a", "nyc", "fra", "tokyo", "munich-b"]);
+    assert_eq!(
+        d.replica_nodes,
+        ["munich-a", "nyc", "fra", "tokyo", "munich-b"]
+    );
     let r = &d.assignments[0].reason;
     assert!(r.contains("region eu-fra (group 3 of 4"), "{r}");
 }
@@ -192,7 +205,9 @@ fn affinity_based_prefers_most_matching_labels_then_load() {
         .with_strategy(DistributionStrategy::AffinityBased);
     let d = distribute(&nodes, &req, &latency_model()).expect("fits");
     assert_eq!(d.replica_nodes, ["b", "b", "a", "a"]);
-    assert!(d.assignments[1].reason.contains("matches 2 of 2 preferred labels"));
+    assert!(d.assignments[1]
+        .reason
+        .contains("matches 2 of 2 preferred labels"));
 }
 
 #[test]

@@ -82,7 +82,10 @@ fn every_bad_number_is_a_field_error() {
     );
     assert!(errs[0].message.contains("NaN"), "{}", errs[0]);
     let missing = EdgeRequest::validate(&RawEdgeRequest::default()).expect_err("cpu required");
-    assert_eq!(fields(&missing), ["edge.requests.cpu", "edge.requests.memory_gb"]);
+    assert_eq!(
+        fields(&missing),
+        ["edge.requests.cpu", "edge.requests.memory_gb"]
+    );
 }
 
 #[test]

@@ -18,6 +18,9 @@ use crate::schema::{Attr, Block, Schema};
 pub const ENV_STATE_PATH: &str = "HYBRID_STATE_PATH";
 /// A fault plan for the sim cloud (see `clouds::faults`), for exercising error paths.
 pub const ENV_SIM_FAULTS: &str = "HYBRID_SIM_FAULTS";
+/// Where the capacity ledger lives when the provider block does not say (the product guide's
+/// names, first match wins).
+pub const ENV_LEDGER_URLS: [&str; 2] = ["EDGE_CLUSTER_REDIS_URL", "HYBRID_CLOUD_REDIS_URL"];
 
 pub fn schema() -> Schema {
     Schema {
@@ -34,6 +37,12 @@ pub fn schema() -> Schema {
                     Type::map(Type::String),
                     "Tags added to everything this provider creates; a resource's own tags win.",
                 ),
+                Attr::optional(
+                    "ledger_url",
+                    Type::String,
+                    "Where edge capacity reservations are kept so that separate workspaces never double-book a node: redis://[user:password@]host:port/db (or rediss://) to share across machines. Default: $EDGE_CLUSTER_REDIS_URL, then $HYBRID_CLOUD_REDIS_URL, else the embedded database at state_path.",
+                )
+                .sensitive(),
                 Attr::optional(
                     "sim_faults",
                     Type::String,
@@ -52,6 +61,8 @@ pub struct Settings {
     pub state_path: PathBuf,
     pub default_tags: BTreeMap<String, String>,
     pub sim_faults: String,
+    /// A redis:// URL, or `None` for the embedded database at `state_path`.
+    pub ledger_url: Option<String>,
 }
 
 fn default_state_path() -> PathBuf {
@@ -75,6 +86,16 @@ pub fn validate(config: &Value) -> Diagnostics {
                 AttributePath::root().attr("sim_faults"),
                 "Invalid sim_faults",
                 err.to_string(),
+            ));
+        }
+    }
+    if let Some(url) = attrs::string(config, "ledger_url") {
+        let lower = url.to_ascii_lowercase();
+        if !(lower.starts_with("redis://") || lower.starts_with("rediss://")) {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr("ledger_url"),
+                "Invalid ledger_url",
+                "ledger_url must start with redis:// or rediss://; leave it out to keep the ledger in the embedded database.",
             ));
         }
     }
@@ -103,5 +124,10 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
         sim_faults: attrs::string(config, "sim_faults")
             .or_else(|| std::env::var(ENV_SIM_FAULTS).ok())
             .unwrap_or_default(),
+        ledger_url: attrs::string(config, "ledger_url").or_else(|| {
+            ENV_LEDGER_URLS
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        }),
     })
 }

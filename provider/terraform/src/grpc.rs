@@ -381,10 +381,27 @@ impl Provider for HybridProvider {
                     .at(AttributePath::root().attr("state_path")))
                 }
             };
-            tracing::info!(terraform_version = %req.terraform_version, state_path = %settings.state_path.display(), "provider configured");
+            let ledger_location = settings
+                .ledger_url
+                .clone()
+                .unwrap_or_else(|| settings.state_path.display().to_string());
+            let ledger: Arc<dyn ledger::Ledger> = match ledger::open(&ledger_location) {
+                Ok(l) => Arc::from(l),
+                Err(e) => {
+                    return one(Diagnostic::error(
+                        "Cannot open the capacity ledger",
+                        format!("{e}"),
+                    )
+                    .at(AttributePath::root().attr("ledger_url")))
+                }
+            };
+            tracing::info!(terraform_version = %req.terraform_version, state_path = %settings.state_path.display(), ledger = %ledger.location(), "provider configured");
+            let sim = Arc::new(sim.with_catalog(catalog));
             *self.context.write().await = Some(ProviderContext {
                 catalog,
-                driver: Arc::new(sim.with_catalog(catalog)),
+                driver: sim.clone(),
+                sim,
+                ledger,
                 default_tags: settings.default_tags,
                 stop: self.stop.signal(),
             });

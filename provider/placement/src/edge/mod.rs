@@ -79,31 +79,49 @@
 //! users to n `+ ms_per_usd_hour × hourly_cost(n)`, subject to Σ_w x_wn · request_w ≤
 //! free_n for cpu, memory, storage and network, x integer, only pairs that pass the shared
 //! filter, `P = unplaced_penalty` per replica left out. This is a generalised
-//! assignment problem (NP-hard), solved by **Lagrangian relaxation**:
-//! * Lower bound: relax the capacity rows with prices λ ≥ 0 (per node and resource); each
-//!   workload then independently takes its cheapest pairs by reduced cost `c_wn + Σ_r
-//!   μ_nr · request_wr` (each pair capped at `min(replicas, floor(free/request))`, a cut
-//!   implied by feasibility) or pays `P`. `L(λ) = Σ_w subproblem_w − Σ λ_nr` is a valid lower
-//!   bound on the optimum for every λ ≥ 0 and its maximum equals the LP-relaxation value;
-//!   λ is improved by projected subgradient steps (Polyak step with the best primal cost,
-//!   step factor halved after 6 non-improving iterations). Pairs are pre-sorted by cost, so
-//!   the subproblem scan stops as soon as the raw cost exceeds the current r-th best reduced
-//!   cost (`rc >= c` because prices are >= 0).
-//! * Primal: every 8 iterations, a price-guided greedy (workloads by decreasing regret of
-//!   reduced cost, each filling pairs in reduced-cost order within the real residual
-//!   capacity), then local search with real costs (place leftovers cheapest-first, move
-//!   replicas to cheaper pairs with room). The best primal is kept.
-//! * Guarantee: the result never exceeds any node's free resources and never uses a pair
-//!   the filter rejects; `gap = (cost − bound) / bound` is a certified bound on the
-//!   distance to the optimum (it is ≥ 0, and the optimum lies in `[bound, cost]`). There is
-//!   no a-priori approximation ratio: if a packing exists that the greedy and local search
-//!   miss, replicas may stay unplaced and the gap shows it.
-//! * Stops at `target_gap` (default 0.2 %), after `max_iterations`, or when the step factor
-//!   falls below 1e-3. `benches/batch.rs` measures 10,000 replicas on 1,000 nodes.
+//! assignment problem (NP-hard). Two phases:
+//! 1. **Min-cost flow on the dominant resource** (cpu or memory, whichever has the higher
+//!    total demand / total free capacity): workload w supplies `replicas × request` units,
+//!    arc w→n costs `c_wn / request` per unit with capacity `min(replicas,
+//!    floor(free/request)) × request` (a cut implied by feasibility), node n takes at most
+//!    its free amount, and an "unplaced" vertex takes anything at `P / request` per unit.
+//!    Solved exactly by successive shortest paths (Dijkstra with potentials, one workload
+//!    source at a time; each workload's arcs are pre-sorted by cost and scanned lazily).
+//!    Its value is the optimum of a relaxation (other resources dropped, replicas
+//!    fractional), hence a **lower bound**. The primal takes `floor(flow / request)`
+//!    replicas per pair (within the real residual of all four resources), then local search
+//!    with real costs: place leftovers cheapest-first, move replicas to cheaper pairs with
+//!    room. If `(cost − bound) / bound <= target_gap` it stops here.
+//! 2. Otherwise (typically when a second resource binds) **Lagrangian relaxation** on all
+//!    four resources: relax the capacity rows with prices λ ≥ 0 (per node and resource);
+//!    each workload then independently takes its cheapest pairs by reduced cost `c_wn + Σ_r
+//!    μ_nr · request_wr` (same per-pair cut) or pays `P`. `L(λ) = Σ_w subproblem_w − Σ
+//!    λ_nr` is a valid lower bound for every λ ≥ 0 and its maximum equals the LP-relaxation
+//!    value; λ follows projected subgradient steps (Polyak step with the best primal cost,
+//!    step factor halved after 6 non-improving iterations; the scan of a workload's
+//!    cost-sorted pairs stops once the raw cost exceeds the current r-th best reduced cost,
+//!    since `rc >= c`). Every 8 iterations a price-guided greedy (workloads by decreasing
+//!    regret of reduced cost, each filling pairs in reduced-cost order within the real
+//!    residual) plus the same local search may improve the primal. Reported bound = max of
+//!    the flow bound and the best `L(λ)`.
+//!
+//! Guarantee: the result never exceeds any node's free cpu / memory / storage / network
+//! and never uses a pair the filter rejects; `gap = (cost − bound) / bound` is certified
+//! (the optimum lies in `[bound, cost]`, gap ≥ 0). There is no a-priori approximation
+//! ratio: when a non-dominant resource binds, rounding and repair can leave a gap or even
+//! unplaced replicas that a cleverer packing would fit, and the gap shows it. On the
+//! benchmark instance (10,000 replicas of 500 workloads on 1,000 nodes in 40 metros, users
+//! skewed towards popular metros, 59 % of free cpu demanded) phase 1 is exact: cost =
+//! bound = the LP and MIP optimum found by HiGHS (381,952.5), ≈ 0.7 s on a loaded 2-core
+//! machine.
+//!
+//! Phase 2 stops at `target_gap` (default 0.2 %), after `max_iterations`, or when the step
+//! factor falls below 1e-3. `benches/batch.rs` measures 10,000 replicas on 1,000 nodes.
 
 mod batch;
 mod distribute;
 mod filter;
+mod flow;
 mod model;
 #[doc(hidden)]
 pub mod testgen;

@@ -4,6 +4,8 @@
 //! protobuf or msgpack. That keeps each resource a readable file of schema + plan + CRUD (the
 //! shape of terraform-provider-random), testable without a Terraform binary.
 
+pub mod edge_cluster;
+pub mod edge_node;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,10 @@ use crate::schema::Schema;
 pub struct ProviderContext {
     pub catalog: &'static catalog::Catalog,
     pub driver: Arc<dyn Driver>,
+    /// The sim cloud's own store, which also holds the edge sites' descriptions.
+    pub sim: Arc<clouds::sim::SimCloud>,
+    /// Edge capacity reservations, shared by every workspace using the same store.
+    pub ledger: Arc<dyn ledger::Ledger>,
     pub default_tags: BTreeMap<String, String>,
     pub stop: StopSignal,
 }
@@ -86,7 +92,11 @@ pub trait Resource: Send + Sync {
 
 /// Every resource the provider serves, by type name.
 pub fn all() -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(workload::Workload::new())]
+    vec![
+        Arc::new(workload::Workload::new()),
+        Arc::new(edge_cluster::EdgeClusterResource::new()),
+        Arc::new(edge_node::EdgeNodeResource::new()),
+    ]
 }
 
 // `Value` has no `Default` (null is not an obvious default for every use), so these are spelled

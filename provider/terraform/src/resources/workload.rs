@@ -57,6 +57,7 @@ const PLACEMENT_INPUTS: &[&str] = &[
     "replicas",
     "spot_allowed",
     "replace_threshold_percent",
+    "edge_cluster_ids",
 ];
 
 /// The parts of a placement that say *where*; a change to any of them is a replacement.
@@ -111,6 +112,7 @@ impl Workload {
                 ("resilience".to_string(), Type::Number),
             ])), "Scoring weights for strategy = \"custom\"; each >= 0, summing to 1."),
             Attr::optional_computed("replicas", Type::Number, "Number of replicas (default 1); the cost estimate covers all of them."),
+            Attr::optional("edge_cluster_ids", Type::set(Type::String), "Edge clusters (hybrid_edge_cluster ids) whose nodes this workload may use; unset means every cluster in the store. Naming a cluster created in the same run defers the placement until that cluster and its nodes exist."),
             Attr::optional("spot_allowed", Type::Bool, "Allow spot/preemptible pricing where the catalog has real spot prices."),
             Attr::optional_computed("replace_threshold_percent", Type::Number, "Keep the current placement unless another scores more than this many percent higher (default 10)."),
             Attr::optional("image", Type::String, "Machine or container image to run."),
@@ -360,6 +362,14 @@ impl Workload {
             tags: Self::merged_tags(ctx, &planned),
             metadata: self.metadata(&planned),
         };
+        // Edge capacity is booked before anything runs there, exactly as the plan showed it.
+        let reservation = match reserve_edge(ctx, &planned, &placement, &spec.workload_id) {
+            Ok(r) => r,
+            Err(d) => {
+                resp.diagnostics.push(d);
+                return resp;
+            }
+        };
         let policy = RetryPolicy::with_timeout(timeout(&planned, "create", DEFAULT_CREATE_TIMEOUT));
         let driver = ctx.driver.clone();
         let result = with_backoff(driver.name(), "create", &policy, &ctx.stop, |_| {
@@ -371,9 +381,20 @@ impl Workload {
         match result {
             Ok(inst) => {
                 tracing::info!(workload_id = %inst.workload_id, instance_id = %inst.instance_id, "workload created");
+                if let Some(r) = &reservation {
+                    if let Err(err) = ctx.ledger.commit(&r.id) {
+                        resp.diagnostics.push(Diagnostic::warning(
+                            "Edge reservation not committed",
+                            format!("The workload runs, but its capacity reservation could not be made durable: {err}. Run terraform apply again to book it."),
+                        ));
+                    }
+                }
                 resp.new_state = with_instance(planned, &inst);
             }
             Err(err) => {
+                if let Some(r) = &reservation {
+                    let _ = ctx.ledger.release(&r.id);
+                }
                 // Nothing known to exist: no state. A repeat apply with the same placement
                 // uses the same idempotency key and adopts anything this attempt left behind.
                 resp.new_state = Value::Null;
@@ -440,13 +461,196 @@ impl Workload {
         })
         .await;
         match result {
-            Ok(()) => resp.new_state = Value::Null,
+            Ok(()) => {
+                release_edge(ctx, &prior, &mut resp.diagnostics);
+                resp.new_state = Value::Null;
+            }
             Err(err) => {
                 resp.new_state = prior;
                 resp.diagnostics.push(driver_error("delete", &err));
             }
         }
         resp
+    }
+}
+
+/// Edge nodes as placement candidates, with the capacity the ledger says is free. What this
+/// workload itself holds counts as free for it, so a re-plan sees its own node as it was.
+fn edge_candidates(
+    ctx: &ProviderContext,
+    holder: Option<&str>,
+    clusters: &[String],
+) -> Result<Vec<placement::EdgeCandidate>, Diagnostic> {
+    let nodes = ctx
+        .sim
+        .edge_nodes()
+        .map_err(|e| driver_error("list edge nodes for", &e))?;
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        if !clusters.is_empty() && !clusters.contains(&node.cluster_id) {
+            continue;
+        }
+        let id = ledger::NodeId::new(node.id.clone())
+            .map_err(|e| Diagnostic::error("Invalid edge node id", e.to_string()))?;
+        let usage = match ctx.ledger.usage(&id) {
+            Ok(u) => u,
+            // A node without registered capacity cannot take anything.
+            Err(ledger::LedgerError::UnknownNode { .. }) => continue,
+            Err(e) => {
+                return Err(Diagnostic::error(
+                    "Could not read edge capacity",
+                    format!("{}: {e}", ctx.ledger.location()),
+                ))
+            }
+        };
+        let mut free = usage.free;
+        for h in usage
+            .holders
+            .iter()
+            .filter(|h| Some(h.holder.as_str()) == holder)
+        {
+            free.cpu_millis += h.amounts.cpu_millis;
+            free.memory_mb += h.amounts.memory_mb;
+            free.storage_gb += h.amounts.storage_gb;
+            free.gpu += h.amounts.gpu;
+            free.network_mbps += h.amounts.network_mbps;
+        }
+        let cluster = ctx.sim.edge_cluster(&node.cluster_id).ok().flatten();
+        let mut candidate = placement::EdgeCandidate::new(
+            &node.id,
+            cluster
+                .as_ref()
+                .map(|c| c.geographic_region.as_str())
+                .unwrap_or(node.cluster_id.as_str()),
+            "",
+            node.lat,
+            node.lng,
+            free.cpu_millis as f64 / 1000.0,
+            free.memory_mb as f64 / 1024.0,
+        );
+        candidate.cluster = cluster.map(|c| c.name).unwrap_or(node.cluster_id.clone());
+        candidate.name = node.name.clone();
+        candidate.free_storage_gb = free.storage_gb as f64;
+        candidate.free_gpu = free.gpu;
+        candidate.gpu_model = node.gpu_model.clone();
+        candidate.hourly_cost = node.hourly_cost;
+        out.push(candidate);
+    }
+    Ok(out)
+}
+
+/// One line per edge candidate saying what is free and who holds the rest, so a refusal names
+/// the workloads (possibly in other workspaces) that took the capacity.
+fn edge_holders(ctx: &ProviderContext, edge: &[placement::EdgeCandidate]) -> Vec<String> {
+    edge.iter()
+        .filter_map(|c| {
+            let id = ledger::NodeId::new(c.id.clone()).ok()?;
+            let usage = ctx.ledger.usage(&id).ok()?;
+            let holders: Vec<String> = usage
+                .holders
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{} ({} cpu, {} GB)",
+                        h.holder.as_str(),
+                        h.amounts.cpu_millis as f64 / 1000.0,
+                        h.amounts.memory_mb as f64 / 1024.0
+                    )
+                })
+                .collect();
+            Some(format!(
+                "edge node {} ({}): {} cpu and {} GB free; held by {}",
+                c.name,
+                c.region,
+                c.free_cpu,
+                attrs::round(c.free_memory_gb, 2),
+                if holders.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    holders.join(", ")
+                }
+            ))
+        })
+        .collect()
+}
+
+/// What the workload books on its node: every replica's request, rounded up.
+fn edge_amounts(planned: &Value) -> ledger::Resources {
+    let replicas = attrs::number(planned, "replicas").unwrap_or(1.0).max(1.0);
+    let per = |name: &str, unit: f64| {
+        (attrs::number(planned, name).unwrap_or(0.0).max(0.0) * unit * replicas).ceil() as u64
+    };
+    ledger::Resources {
+        cpu_millis: per("cpu", 1000.0),
+        memory_mb: per("memory_gb", 1024.0),
+        storage_gb: per("storage_gb", 1.0),
+        gpu: per("gpu_count", 1.0) as u32,
+        network_mbps: 0,
+    }
+}
+
+fn edge_node_of(placement: &Value) -> Option<String> {
+    let provider = attrs::string(placement, "provider")?;
+    matches!(provider.as_str(), "edge" | "onprem")
+        .then(|| attrs::string(placement, "node"))
+        .flatten()
+}
+
+/// Reserves the planned edge capacity (pending until the instance runs). Fails, naming who
+/// holds the node, when another workspace took the capacity after this plan was made.
+fn reserve_edge(
+    ctx: &ProviderContext,
+    planned: &Value,
+    placement: &Value,
+    workload_id: &str,
+) -> Result<Option<ledger::Reservation>, Diagnostic> {
+    let Some(node) = edge_node_of(placement) else {
+        return Ok(None);
+    };
+    let bad_id =
+        |e: ledger::LedgerError| Diagnostic::error("Invalid edge reservation", e.to_string());
+    let node_id = ledger::NodeId::new(node.clone()).map_err(bad_id)?;
+    let holder = ledger::HolderId::new(workload_id.to_string()).map_err(bad_id)?;
+    ctx.ledger
+        .reserve(&node_id, &edge_amounts(planned), &holder, None)
+        .map(Some)
+        .map_err(|e| {
+            Diagnostic::error(
+                "Edge capacity no longer available",
+                format!("The plan placed this workload on edge node {node}, but the capacity is not free any more: {e}. Nothing was created; run terraform plan again to choose another placement."),
+            )
+        })
+}
+
+/// Releases this workload's reservations on the node its placement names (only there, so a
+/// create-before-destroy replacement keeps the new node's booking).
+fn release_edge(ctx: &ProviderContext, prior: &Value, diags: &mut Diagnostics) {
+    let (Some(placement), Some(holder)) =
+        (attrs::get(prior, "placement"), attrs::string(prior, "id"))
+    else {
+        return;
+    };
+    let Some(node) = edge_node_of(placement) else {
+        return;
+    };
+    let Ok(node_id) = ledger::NodeId::new(node) else {
+        return;
+    };
+    match ctx.ledger.list(Some(&node_id)) {
+        Ok(reservations) => {
+            for r in reservations.iter().filter(|r| r.holder.as_str() == holder) {
+                if let Err(e) = ctx.ledger.release(&r.id) {
+                    diags.push(Diagnostic::warning(
+                        "Edge reservation not released",
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+        Err(e) => diags.push(Diagnostic::warning(
+            "Edge reservation not released",
+            e.to_string(),
+        )),
     }
 }
 
@@ -556,7 +760,25 @@ impl Resource for Workload {
                 replace_threshold_percent: threshold,
                 ..PlaceOptions::default()
             };
-            match placement::place(ctx.catalog, &[], &requirements, &strategy, &options) {
+            let wants_edge = requirements.preferred_providers.is_empty()
+                || requirements
+                    .preferred_providers
+                    .iter()
+                    .any(|p| matches!(p, PlacementProvider::Edge | PlacementProvider::Onprem));
+            let holder = attrs::string(&planned, "id");
+            let edge = if wants_edge {
+                let clusters = attrs::strings(&planned, "edge_cluster_ids");
+                match edge_candidates(ctx, holder.as_deref(), &clusters) {
+                    Ok(e) => e,
+                    Err(d) => {
+                        resp.diagnostics.push(d);
+                        return resp;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            match placement::place(ctx.catalog, &edge, &requirements, &strategy, &options) {
                 Ok(decision) => {
                     let chosen = placement_value(&decision.placement);
                     let alternatives =
@@ -589,9 +811,14 @@ impl Resource for Workload {
                     }
                 }
                 Err(no_fit) => {
+                    let mut detail = no_fit.to_string();
+                    for line in edge_holders(ctx, &edge) {
+                        detail.push('\n');
+                        detail.push_str(&line);
+                    }
                     resp.diagnostics.push(Diagnostic::error(
                         "No placement satisfies the requirements",
-                        no_fit.to_string(),
+                        detail,
                     ));
                     return resp;
                 }

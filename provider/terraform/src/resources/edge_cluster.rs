@@ -1,0 +1,321 @@
+//! `hybrid_edge_cluster`: a named edge site with a location and a default distribution
+//! strategy. With the sim driver the cluster is a record in the shared state file, visible to
+//! every workspace that uses the same file.
+
+use async_trait::async_trait;
+use clouds::edge::EdgeCluster;
+use tfvalue::{AttributePath, Type, Value};
+
+use super::{
+    ApplyRequest, ApplyResponse, ImportResponse, PlanRequest, PlanResponse, ProviderContext,
+    ReadResponse, Resource,
+};
+use crate::attrs;
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::schema::{Attr, Block, NestedBlock, Nesting, Schema};
+
+pub const TYPE_NAME: &str = "hybrid_edge_cluster";
+
+/// The distribution strategies placement knows for edge replicas.
+pub const DISTRIBUTION_STRATEGIES: &[&str] = &[
+    "round_robin",
+    "least_loaded",
+    "capability_based",
+    "latency_aware",
+    "geographic",
+    "affinity_based",
+];
+
+pub struct EdgeClusterResource {
+    schema: Schema,
+}
+
+impl Default for EdgeClusterResource {
+    fn default() -> Self {
+        EdgeClusterResource::new()
+    }
+}
+
+/// The shared `location { lat lng }` block.
+pub fn location_block(min_items: i64, description: &'static str) -> NestedBlock {
+    NestedBlock {
+        type_name: "location",
+        nesting: Nesting::Single,
+        block: Block {
+            attributes: vec![
+                Attr::required("lat", Type::Number, "Latitude in degrees (-90..90)."),
+                Attr::required("lng", Type::Number, "Longitude in degrees (-180..180)."),
+            ],
+            blocks: Vec::new(),
+            description,
+        },
+        min_items,
+        max_items: 1,
+    }
+}
+
+/// Reads and checks a `location` block; `None` when absent.
+pub fn read_location(config: &Value, diags: &mut Diagnostics) -> Option<(f64, f64)> {
+    let loc = attrs::get(config, "location")?;
+    let lat = attrs::number(loc, "lat")?;
+    let lng = attrs::number(loc, "lng")?;
+    if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+        diags.push(Diagnostic::attribute_error(
+            AttributePath::root().attr("location").attr("lat"),
+            "Invalid location",
+            format!("location.lat must be between -90 and 90, got {lat}."),
+        ));
+    }
+    if !(lng.is_finite() && (-180.0..=180.0).contains(&lng)) {
+        diags.push(Diagnostic::attribute_error(
+            AttributePath::root().attr("location").attr("lng"),
+            "Invalid location",
+            format!("location.lng must be between -180 and 180, got {lng}."),
+        ));
+    }
+    Some((lat, lng))
+}
+
+/// `prefix` + 16 hex digits of SHA-256 of the parts: stable ids known at plan time.
+pub fn stable_id(prefix: &str, parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(parts.join("/").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+impl EdgeClusterResource {
+    pub fn new() -> Self {
+        EdgeClusterResource {
+            schema: Schema {
+                version: 0,
+                block: Block {
+                    attributes: vec![
+                        Attr::computed("id", Type::String, "Id derived from the name (`ec-` + 16 hex digits), known after the first apply."),
+                        Attr::required("name", Type::String, "Name of the edge site; changing it replaces the cluster."),
+                        Attr::required("geographic_region", Type::String, "The region this site serves, e.g. \"eu-central\"; edge placements report it as their region."),
+                        Attr::optional_computed("distribution_strategy", Type::String, "Default strategy for spreading replicas over this cluster's nodes: round_robin, least_loaded (default), capability_based, latency_aware, geographic or affinity_based."),
+                        Attr::optional("labels", Type::map(Type::String), "Labels of the site."),
+                        Attr::computed("driver", Type::String, "The driver that runs this site (sim)."),
+                    ],
+                    blocks: vec![location_block(1, "Where the site is.")],
+                    description: "An edge site whose nodes (hybrid_edge_node) can host workloads that allow the edge provider.",
+                },
+            },
+        }
+    }
+
+    fn record(state: &Value) -> Option<EdgeCluster> {
+        let loc = attrs::get(state, "location")?;
+        Some(EdgeCluster {
+            id: attrs::string(state, "id")?,
+            name: attrs::string(state, "name")?,
+            geographic_region: attrs::string(state, "geographic_region")?,
+            lat: attrs::number(loc, "lat")?,
+            lng: attrs::number(loc, "lng")?,
+            distribution_strategy: attrs::string(state, "distribution_strategy")
+                .unwrap_or_else(|| "least_loaded".into()),
+            labels: attrs::string_map(state, "labels"),
+        })
+    }
+
+    fn state_of(cluster: &EdgeCluster) -> Value {
+        Value::object([
+            ("id", Value::string(cluster.id.clone())),
+            ("name", Value::string(cluster.name.clone())),
+            (
+                "geographic_region",
+                Value::string(cluster.geographic_region.clone()),
+            ),
+            (
+                "distribution_strategy",
+                Value::string(cluster.distribution_strategy.clone()),
+            ),
+            (
+                "labels",
+                if cluster.labels.is_empty() {
+                    Value::Null
+                } else {
+                    attrs::string_map_value(&cluster.labels)
+                },
+            ),
+            ("driver", Value::string("sim")),
+            (
+                "location",
+                Value::object([
+                    ("lat", attrs::num_value(Some(cluster.lat))),
+                    ("lng", attrs::num_value(Some(cluster.lng))),
+                ]),
+            ),
+        ])
+    }
+}
+
+fn store_error(op: &str, err: &clouds::DriverError) -> Diagnostic {
+    Diagnostic::error(format!("Could not {op} the edge cluster"), err.to_string())
+}
+
+#[async_trait]
+impl Resource for EdgeClusterResource {
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn validate(&self, config: &Value) -> Diagnostics {
+        let mut diags = Diagnostics::new();
+        read_location(config, &mut diags);
+        if let Some(strategy) = attrs::string(config, "distribution_strategy") {
+            if !DISTRIBUTION_STRATEGIES.contains(&strategy.as_str()) {
+                diags.push(Diagnostic::attribute_error(
+                    AttributePath::root().attr("distribution_strategy"),
+                    "Invalid distribution_strategy",
+                    format!(
+                        "unknown distribution strategy {strategy:?}; expected one of {}",
+                        DISTRIBUTION_STRATEGIES.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(name) = attrs::string(config, "name") {
+            if name.trim().is_empty() {
+                diags.push(Diagnostic::attribute_error(
+                    AttributePath::root().attr("name"),
+                    "Invalid name",
+                    "name must not be empty.",
+                ));
+            }
+        }
+        diags
+    }
+
+    async fn plan(&self, ctx: &ProviderContext, req: PlanRequest) -> PlanResponse {
+        let _ = ctx;
+        let mut resp = PlanResponse::default();
+        if req.proposed_new_state.is_null() {
+            return resp;
+        }
+        let mut planned = req.proposed_new_state;
+        if req
+            .config
+            .get("distribution_strategy")
+            .is_none_or(Value::is_null)
+        {
+            attrs::set(
+                &mut planned,
+                "distribution_strategy",
+                Value::string("least_loaded"),
+            );
+        }
+        attrs::set(&mut planned, "driver", Value::string("sim"));
+        // Known after apply, like any created object's id: a workload that names this cluster
+        // then waits for it, and is placed when the cluster and its nodes exist.
+        let id = if req.prior_state.is_null() {
+            Value::Unknown
+        } else {
+            req.prior_state.get("id").cloned().unwrap_or(Value::Unknown)
+        };
+        attrs::set(&mut planned, "id", id);
+        if !req.prior_state.is_null() {
+            resp.requires_replace
+                .push(AttributePath::root().attr("name"));
+        }
+        resp.planned_private = req.prior_private;
+        resp.planned_state = planned;
+        resp
+    }
+
+    async fn apply(&self, ctx: &ProviderContext, req: ApplyRequest) -> ApplyResponse {
+        let mut resp = ApplyResponse {
+            private: req.planned_private,
+            ..ApplyResponse::default()
+        };
+        if req.planned_state.is_null() {
+            let id = attrs::string(&req.prior_state, "id").unwrap_or_default();
+            match ctx.sim.delete_edge_cluster(&id) {
+                Ok(()) => resp.new_state = Value::Null,
+                Err(err) => {
+                    resp.new_state = req.prior_state;
+                    resp.diagnostics.push(store_error("delete", &err));
+                }
+            }
+            return resp;
+        }
+        let mut planned = req.planned_state;
+        if let Some(name) = attrs::string(&planned, "name") {
+            attrs::set(
+                &mut planned,
+                "id",
+                Value::string(stable_id("ec-", &[TYPE_NAME, &name])),
+            );
+        }
+        let Some(record) = Self::record(&planned) else {
+            resp.new_state = req.prior_state;
+            resp.diagnostics.push(Diagnostic::error(
+                "Edge cluster incomplete",
+                "name, geographic_region and location must be known at apply time.",
+            ));
+            return resp;
+        };
+        match ctx.sim.put_edge_cluster(&record) {
+            Ok(()) => resp.new_state = planned,
+            Err(err) => {
+                resp.new_state = req.prior_state;
+                resp.diagnostics.push(store_error("save", &err));
+            }
+        }
+        resp
+    }
+
+    async fn read(&self, ctx: &ProviderContext, state: Value, private: Vec<u8>) -> ReadResponse {
+        let mut resp = ReadResponse {
+            private,
+            ..ReadResponse::default()
+        };
+        let id = attrs::string(&state, "id").unwrap_or_default();
+        match ctx.sim.edge_cluster(&id) {
+            // Unchanged: keep the state's own values (its numbers keep the configuration's
+            // exact decimals, which an f64 round trip would not).
+            Ok(Some(cluster)) if Self::record(&state).as_ref() == Some(&cluster) => {
+                resp.new_state = state;
+            }
+            Ok(Some(cluster)) => resp.new_state = Self::state_of(&cluster),
+            Ok(None) => resp.new_state = Value::Null,
+            Err(err) => {
+                resp.new_state = state;
+                resp.diagnostics.push(store_error("read", &err));
+            }
+        }
+        resp
+    }
+
+    async fn import(&self, ctx: &ProviderContext, id: &str) -> ImportResponse {
+        let mut resp = ImportResponse::default();
+        match ctx.sim.edge_cluster(id) {
+            Ok(Some(cluster)) => resp.states.push(Self::state_of(&cluster)),
+            Ok(None) => resp.diagnostics.push(Diagnostic::error(
+                "Cannot import non-existent edge cluster",
+                format!("No edge cluster with id {id:?} exists in the sim state."),
+            )),
+            Err(err) => resp.diagnostics.push(store_error("import", &err)),
+        }
+        resp
+    }
+
+    fn upgrade(&self, version: i64, state_json: &[u8]) -> Result<Value, Diagnostics> {
+        if version != 0 {
+            return Err(Diagnostic::error(
+                "State written by a newer provider",
+                format!(
+                    "hybrid_edge_cluster state version {version} is newer than this provider (0)."
+                ),
+            )
+            .into());
+        }
+        tfvalue::decode_json(state_json, &self.schema.block.value_type())
+            .map_err(|e| Diagnostic::decode("stored state", &e).into())
+    }
+}
