@@ -34,6 +34,7 @@ ln -sf "$TF_BIN" "$TOOLS/bin/terraform"
 # Debian packages the tests start as real servers (Redis for the shared capacity ledger).
 APT_PACKAGES=()
 command -v redis-server >/dev/null 2>&1 || APT_PACKAGES+=(redis-server)
+command -v openssl >/dev/null 2>&1 || APT_PACKAGES+=(openssl)
 if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -330,12 +330,11 @@ impl SimCloud {
             return Ok(existing);
         }
         let seq: i64 = tx
-            .query_row(
+            .prepare_cached(
                 "INSERT INTO sim_counters(name, value) VALUES ('instances', 1)
                  ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
-                [],
-                |r| r.get(0),
             )
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
             .map_err(|e| storage("create", e))?;
         let instance_id = instance_id_for(&spec.idempotency_key, seq);
         let tags = managed_tags(&spec.tags, &spec.workload_id);
@@ -355,12 +354,14 @@ impl SimCloud {
             tags,
             metadata: spec.metadata.clone(),
         };
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO sim_instances (instance_id, idempotency_key, workload_id, name, provider,
                 region, zone, instance_type, node, image, private_ip, status, tags, metadata,
                 created_seq)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            params![
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
                 instance.instance_id,
                 instance.idempotency_key,
                 instance.workload_id,
@@ -376,8 +377,8 @@ impl SimCloud {
                 to_json(&instance.tags),
                 instance.metadata.as_ref().map(|m| m.to_string()),
                 seq,
-            ],
-        )
+            ])
+        })
         .map_err(|e| storage("create", e))?;
         tx.commit().map_err(|e| storage("create", e))?;
         tracing::info!(instance_id = %instance.instance_id, provider = %instance.provider, region = %instance.region, "sim instance created");
@@ -442,8 +443,12 @@ fn row_to_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
     })
 }
 
+/// Statements are prepared once per connection and reused (a thousand workloads in one run
+/// would otherwise re-parse the same SQL a thousand times).
 fn select_one(conn: &Connection, sql: &str, arg: &str) -> rusqlite::Result<Option<Instance>> {
-    conn.query_row(sql, [arg], row_to_instance).optional()
+    conn.prepare_cached(sql)?
+        .query_row([arg], row_to_instance)
+        .optional()
 }
 
 #[async_trait]

@@ -404,6 +404,7 @@ impl Provider for HybridProvider {
                 ledger,
                 default_tags: settings.default_tags,
                 stop: self.stop.signal(),
+                placements: Arc::default(),
             });
             Vec::new()
         }, one)

@@ -119,6 +119,7 @@ pub(crate) const R: usize = 4;
 
 /// The instance in dense form: workloads and nodes sorted by id; per workload its feasible
 /// pairs sorted by (cost, node).
+#[derive(Clone)]
 pub(crate) struct Inst {
     pub(crate) size: Vec<[f64; R]>,
     pub(crate) reps: Vec<u32>,
@@ -361,24 +362,25 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
     let mut mu = vec![[0.0f64; R]; nn];
     // Phase 1: exact min-cost flow on the dominant resource (bound), rounded down and
     // repaired (primal).
-    let fr = super::flow::solve(inst);
-    let mut best = Sol::empty(inst);
-    for w in 0..nw {
-        for p in inst.pairs(w) {
-            if fr.flow[p] > 0.0 {
-                let k = ((fr.flow[p] / fr.unit[w]) + 1e-6).floor() as u32;
-                let k = k
-                    .min(best.unplaced[w])
-                    .min(best.room(inst, w, inst.node[p] as usize));
-                if k > 0 {
-                    best.add(inst, w, p, k);
-                }
-            }
-        }
-    }
+    let (unit, cap) = super::flow::relaxation(inst);
+    let fr = super::flow::solve(inst, &unit, &cap);
+    let mut best = round_flow(inst, &fr.flow, &fr.unit);
     improve(inst, &mut best);
     let mut ub = best.objective(inst);
     let flow_bound = if fr.complete { fr.value.max(0.0) } else { 0.0 };
+    if ub - flow_bound <= target_gap * flow_bound {
+        return (best, flow_bound, 0);
+    }
+    // Phase 1b: the restricted flow (every resource folded into one conservative unit)
+    // rounds to a solution that respects all resources.
+    let (unit, cap) = super::flow::restriction(inst);
+    let rf = super::flow::solve(inst, &unit, &cap);
+    let mut s1 = round_flow(inst, &rf.flow, &rf.unit);
+    improve(inst, &mut s1);
+    if s1.objective(inst) < ub {
+        ub = s1.objective(inst);
+        best = s1;
+    }
     if ub - flow_bound <= target_gap * flow_bound {
         return (best, flow_bound, 0);
     }
@@ -509,6 +511,26 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
     }
     (best, lb.max(flow_bound), it)
 }
+
+/// `floor(flow / unit)` replicas per pair, within the real residual of every resource.
+fn round_flow(inst: &Inst, flow: &[f64], unit: &[f64]) -> Sol {
+    let mut sol = Sol::empty(inst);
+    for w in 0..inst.reps.len() {
+        for p in inst.pairs(w) {
+            if flow[p] > 0.0 {
+                let k = ((flow[p] / unit[w]) + 1e-6).floor() as u32;
+                let k = k
+                    .min(sol.unplaced[w])
+                    .min(sol.room(inst, w, inst.node[p] as usize));
+                if k > 0 {
+                    sol.add(inst, w, p, k);
+                }
+            }
+        }
+    }
+    sol
+}
+
 
 /// Price-guided greedy: workloads in order of decreasing regret (gap between their best and
 /// second-best reduced cost, ties by id), each filling its pairs in reduced-cost order up to

@@ -18,7 +18,7 @@ pub(crate) struct FlowResult {
 
 /// The resource with the highest total demand / total free capacity (cpu or memory; both
 /// are > 0 for every validated request).
-fn dominant(inst: &Inst) -> usize {
+pub(crate) fn dominant(inst: &Inst) -> usize {
     let mut best = (0usize, f64::NEG_INFINITY);
     for r in 0..2 {
         let demand: f64 = inst
@@ -44,30 +44,73 @@ fn dominant(inst: &Inst) -> usize {
     best.0
 }
 
-pub(crate) fn solve(inst: &Inst) -> FlowResult {
+/// Relaxation units: the dominant resource alone (value = lower bound).
+pub(crate) fn relaxation(inst: &Inst) -> (Vec<f64>, Vec<f64>) {
     let r = dominant(inst);
+    let unit = inst.size.iter().map(|s| s[r]).collect();
+    let cap = inst.capacity.iter().map(|c| c[r]).collect();
+    (unit, cap)
+}
+
+/// Restriction units: with the fleet's average ratio `rho_r = Σ free_r / Σ free_cpu`, a
+/// replica uses `max_r request_r / rho_r` and a node offers `min_r free_r / rho_r`, so any
+/// flow within these capacities satisfies every resource (value = an achievable fractional
+/// cost, used for the primal only).
+pub(crate) fn restriction(inst: &Inst) -> (Vec<f64>, Vec<f64>) {
+    let total = |r: usize| -> f64 {
+        inst.capacity
+            .iter()
+            .map(|c| if c[r].is_finite() { c[r] } else { 0.0 })
+            .sum()
+    };
+    let base = total(0);
+    let rho: Vec<Option<f64>> = (0..super::batch::R)
+        .map(|r| {
+            let t = total(r);
+            let finite = inst.capacity.iter().all(|c| c[r].is_finite());
+            (finite && t > 0.0 && base > 0.0).then(|| t / base)
+        })
+        .collect();
+    let unit = inst
+        .size
+        .iter()
+        .map(|s| {
+            rho.iter()
+                .enumerate()
+                .filter_map(|(r, q)| q.map(|q| s[r] / q))
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    let cap = inst
+        .capacity
+        .iter()
+        .map(|c| {
+            rho.iter()
+                .enumerate()
+                .filter_map(|(r, q)| q.map(|q| c[r] / q))
+                .fold(f64::INFINITY, f64::min)
+        })
+        .collect();
+    (unit, cap)
+}
+
+pub(crate) fn solve(inst: &Inst, unit: &[f64], node_cap: &[f64]) -> FlowResult {
     let nw = inst.reps.len();
     let nn = inst.capacity.len();
     // Vertices: workloads 0..nw, nodes nw..nw+nn, the "unplaced" vertex nw+nn.
     let nv = nw + nn + 1;
     let dummy = nw + nn;
-    let unit: Vec<f64> = inst
-        .size
+    let unit: Vec<f64> = unit
         .iter()
-        .map(|s| {
-            if s[r] > 1e-12 && s[r].is_finite() {
-                s[r]
-            } else {
-                1e-12
-            }
-        })
+        .map(|&u| if u > 1e-12 && u.is_finite() { u } else { 1e-12 })
         .collect();
-    let node_cap: Vec<f64> = inst
-        .capacity
+    let node_cap: Vec<f64> = node_cap
         .iter()
-        .map(|c| {
-            if c[r].is_finite() {
-                c[r]
+        .map(|&c| {
+            if c.is_nan() || c < 0.0 {
+                0.0
+            } else if c.is_finite() {
+                c
             } else {
                 f64::MAX / 4.0
             }

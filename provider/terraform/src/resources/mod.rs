@@ -30,6 +30,49 @@ pub struct ProviderContext {
     pub ledger: Arc<dyn ledger::Ledger>,
     pub default_tags: BTreeMap<String, String>,
     pub stop: StopSignal,
+    /// Decisions already made in this process, for identical inputs over the catalog alone.
+    pub placements: Arc<PlacementCache>,
+}
+
+/// Terraform asks for the same decision several times per run (plan, then again at apply) and
+/// a `count` of identical workloads asks for it once per instance; the engine is deterministic,
+/// so the answer for identical inputs is computed once per process. Only catalog-only
+/// decisions are cached: edge capacity changes as other workspaces book it.
+#[derive(Default)]
+pub struct PlacementCache {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<
+            String,
+            Result<placement::Decision, placement::NoFeasiblePlacement>,
+        >,
+    >,
+}
+
+impl PlacementCache {
+    const MAX_ENTRIES: usize = 4096;
+
+    pub fn place(
+        &self,
+        catalog: &catalog::Catalog,
+        requirements: &placement::Requirements,
+        strategy: &placement::Strategy,
+        options: &placement::PlaceOptions,
+    ) -> Result<placement::Decision, placement::NoFeasiblePlacement> {
+        let key = format!("{requirements:?}|{strategy:?}|{options:?}");
+        if let Ok(entries) = self.entries.lock() {
+            if let Some(hit) = entries.get(&key) {
+                return hit.clone();
+            }
+        }
+        let result = placement::place(catalog, &[], requirements, strategy, options);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(key, result.clone());
+        }
+        result
+    }
 }
 
 pub struct PlanRequest {

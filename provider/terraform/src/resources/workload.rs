@@ -778,7 +778,13 @@ impl Resource for Workload {
             } else {
                 Vec::new()
             };
-            match placement::place(ctx.catalog, &edge, &requirements, &strategy, &options) {
+            let decided = if edge.is_empty() {
+                ctx.placements
+                    .place(ctx.catalog, &requirements, &strategy, &options)
+            } else {
+                placement::place(ctx.catalog, &edge, &requirements, &strategy, &options)
+            };
+            match decided {
                 Ok(decision) => {
                     let chosen = placement_value(&decision.placement);
                     let alternatives =
