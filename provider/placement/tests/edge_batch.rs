@@ -114,7 +114,12 @@ fn mid_size_fleet_is_near_optimal_within_capacity_and_deterministic() {
     for (id, u) in used {
         let f = by_id[id].free.as_array();
         for i in 0..4 {
-            assert!(u[i] <= f[i] + 1e-9, "{id} resource {i}: {} > {}", u[i], f[i]);
+            assert!(
+                u[i] <= f[i] + 1e-9,
+                "{id} resource {i}: {} > {}",
+                u[i],
+                f[i]
+            );
         }
     }
     let mut rev_nodes = nodes.clone();

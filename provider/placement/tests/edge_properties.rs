@@ -347,7 +347,8 @@ proptest! {
         let b = place_batch(&nodes, &w, &latency_model(), &BatchOptions {
             ms_per_usd_hour: vals[3], unplaced_penalty: vals[4], max_iterations: 5, target_gap: vals[5],
         });
-        prop_assert!(b.gap >= 0.0 || b.gap.is_nan() == false);
+        prop_assert!(b.gap >= 0.0, "gap {}", b.gap);
+        prop_assert!(b.placed + b.unplaced == b.replicas);
         prop_assert!(!validate_nodes(&nodes).is_empty() || vals[..10].iter().all(|v| v.is_finite() && *v >= 0.0));
     }
 }

@@ -1,7 +1,9 @@
 //! Batch placement of many workloads' replicas at once (method and guarantee in the
 //! [`crate::edge`] module docs).
 
-use super::filter::{check_node, replica_capacity, EdgeRejectionCounts};
+use super::filter::{
+    check_node_with, replica_capacity, user_rtt_pre, EdgeRejectionCounts, GeoPoint,
+};
 use super::model::{EdgeNode, EdgeRequest, EdgeResources};
 use crate::requirements::FieldError;
 use catalog::LatencyModel;
@@ -266,14 +268,20 @@ pub fn place_batch(
         inv_cap,
         penalty,
     };
+    let points: Vec<GeoPoint> = ns.iter().map(|n| GeoPoint::new(n.lat, n.lng)).collect();
     let mut outs: Vec<BatchWorkloadPlacement> = Vec::with_capacity(ws.len());
     let mut scratch: Vec<(f64, u32, f64, u32)> = Vec::new();
     for w in &ws {
         let req = &w.request;
         let mut rejected = EdgeRejectionCounts::default();
+        let users: Vec<(GeoPoint, f64)> = req
+            .user_locations
+            .iter()
+            .map(|u| (GeoPoint::new(u.lat, u.lng), u.weight))
+            .collect();
         scratch.clear();
         for (ni, n) in ns.iter().enumerate() {
-            match check_node(n, req, latency) {
+            match check_node_with(n, req, || user_rtt_pre(latency, &users, &points[ni])) {
                 Err(r) => rejected.add(&r),
                 Ok(fit) => {
                     let hourly = match n.hourly_cost {
@@ -368,19 +376,6 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
     improve(inst, &mut best);
     let mut ub = best.objective(inst);
     let flow_bound = if fr.complete { fr.value.max(0.0) } else { 0.0 };
-    if ub - flow_bound <= target_gap * flow_bound {
-        return (best, flow_bound, 0);
-    }
-    // Phase 1b: the restricted flow (every resource folded into one conservative unit)
-    // rounds to a solution that respects all resources.
-    let (unit, cap) = super::flow::restriction(inst);
-    let rf = super::flow::solve(inst, &unit, &cap);
-    let mut s1 = round_flow(inst, &rf.flow, &rf.unit);
-    improve(inst, &mut s1);
-    if s1.objective(inst) < ub {
-        ub = s1.objective(inst);
-        best = s1;
-    }
     if ub - flow_bound <= target_gap * flow_bound {
         return (best, flow_bound, 0);
     }
@@ -515,10 +510,10 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
 /// `floor(flow / unit)` replicas per pair, within the real residual of every resource.
 fn round_flow(inst: &Inst, flow: &[f64], unit: &[f64]) -> Sol {
     let mut sol = Sol::empty(inst);
-    for w in 0..inst.reps.len() {
+    for (w, &u) in unit.iter().enumerate().take(inst.reps.len()) {
         for p in inst.pairs(w) {
             if flow[p] > 0.0 {
-                let k = ((flow[p] / unit[w]) + 1e-6).floor() as u32;
+                let k = ((flow[p] / u) + 1e-6).floor() as u32;
                 let k = k
                     .min(sol.unplaced[w])
                     .min(sol.room(inst, w, inst.node[p] as usize));
@@ -530,7 +525,6 @@ fn round_flow(inst: &Inst, flow: &[f64], unit: &[f64]) -> Sol {
     }
     sol
 }
-
 
 /// Price-guided greedy: workloads in order of decreasing regret (gap between their best and
 /// second-best reduced cost, ties by id), each filling its pairs in reduced-cost order up to
@@ -579,9 +573,8 @@ fn construct(inst: &Inst, mu: &[[f64; R]]) -> Sol {
                 list[head..].sort_by(cmp);
                 sorted_rest = true;
             }
-            let (rc, p) = list[i];
+            let p = list[i].1;
             i += 1;
-            let _ = rc;
             if inst.cost[p] >= inst.penalty {
                 continue;
             }

@@ -197,6 +197,18 @@ pub fn check_node(
     req: &EdgeRequest,
     model: &LatencyModel,
 ) -> Result<NodeFit, EdgeRejection> {
+    check_node_with(node, req, || {
+        user_rtt(model, &req.user_locations, node.lat, node.lng)
+    })
+}
+
+/// [`check_node`] with the RTT computation supplied (the batch mode uses precomputed
+/// trigonometry that gives bit-identical values).
+pub(crate) fn check_node_with(
+    node: &EdgeNode,
+    req: &EdgeRequest,
+    rtt: impl FnOnce() -> Option<(f64, f64)>,
+) -> Result<NodeFit, EdgeRejection> {
     if !node.schedulable {
         return Err(EdgeRejection::Unschedulable);
     }
@@ -228,7 +240,7 @@ pub fn check_node(
             label: format!("{k}={v}"),
         });
     }
-    let rtt = user_rtt(model, &req.user_locations, node.lat, node.lng);
+    let rtt = rtt();
     if let (Some(max), Some((_, worst))) = (req.max_latency_ms, rtt) {
         // `!(<=)` also rejects a NaN RTT (node with a non-finite location).
         if worst.is_nan() || worst > max {
@@ -249,4 +261,77 @@ pub fn check_node(
         mean_rtt_ms: rtt.map(|r| r.0),
         worst_rtt_ms: rtt.map(|r| r.1),
     })
+}
+
+/// A point with its latitude in radians and the latitude's cosine precomputed.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct GeoPoint {
+    lat_rad: f64,
+    cos_lat: f64,
+    lng: f64,
+}
+
+impl GeoPoint {
+    pub(crate) fn new(lat: f64, lng: f64) -> GeoPoint {
+        let lat_rad = lat.to_radians();
+        GeoPoint {
+            lat_rad,
+            cos_lat: lat_rad.cos(),
+            lng,
+        }
+    }
+
+    /// Exactly `great_circle_km(self, other)` (same operations in the same order).
+    pub(crate) fn km_to(&self, other: &GeoPoint) -> f64 {
+        let dp = other.lat_rad - self.lat_rad;
+        let dl = (other.lng - self.lng).to_radians();
+        let a = (dp / 2.0).sin().powi(2) + self.cos_lat * other.cos_lat * (dl / 2.0).sin().powi(2);
+        2.0 * crate::candidates::EARTH_RADIUS_KM * a.clamp(0.0, 1.0).sqrt().asin()
+    }
+}
+
+/// [`user_rtt`] over precomputed points (bit-identical).
+pub(crate) fn user_rtt_pre(
+    model: &LatencyModel,
+    users: &[(GeoPoint, f64)],
+    node: &GeoPoint,
+) -> Option<(f64, f64)> {
+    if users.is_empty() {
+        return None;
+    }
+    let (mut sum, mut wsum, mut worst) = (0.0, 0.0, f64::NEG_INFINITY);
+    for (u, weight) in users {
+        let ms = rtt_ms(model, u.km_to(node));
+        sum += weight * ms;
+        wsum += weight;
+        worst = worst.max(ms);
+    }
+    let mean = if wsum > 0.0 { sum / wsum } else { worst };
+    Some((mean, worst))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::candidates::great_circle_km;
+
+    #[test]
+    fn precomputed_distance_is_bit_identical() {
+        let pts = [
+            (48.1, 11.6),
+            (-33.9, 151.2),
+            (40.7, -74.0),
+            (0.0, 180.0),
+            (0.0, -180.0),
+            (89.9, 0.1),
+            (-90.0, 45.0),
+        ];
+        for a in pts {
+            for b in pts {
+                let fast = GeoPoint::new(a.0, a.1).km_to(&GeoPoint::new(b.0, b.1));
+                let slow = great_circle_km(a.0, a.1, b.0, b.1);
+                assert_eq!(fast.to_bits(), slow.to_bits(), "{a:?} {b:?}");
+            }
+        }
+    }
 }

@@ -52,48 +52,6 @@ pub(crate) fn relaxation(inst: &Inst) -> (Vec<f64>, Vec<f64>) {
     (unit, cap)
 }
 
-/// Restriction units: with the fleet's average ratio `rho_r = Σ free_r / Σ free_cpu`, a
-/// replica uses `max_r request_r / rho_r` and a node offers `min_r free_r / rho_r`, so any
-/// flow within these capacities satisfies every resource (value = an achievable fractional
-/// cost, used for the primal only).
-pub(crate) fn restriction(inst: &Inst) -> (Vec<f64>, Vec<f64>) {
-    let total = |r: usize| -> f64 {
-        inst.capacity
-            .iter()
-            .map(|c| if c[r].is_finite() { c[r] } else { 0.0 })
-            .sum()
-    };
-    let base = total(0);
-    let rho: Vec<Option<f64>> = (0..super::batch::R)
-        .map(|r| {
-            let t = total(r);
-            let finite = inst.capacity.iter().all(|c| c[r].is_finite());
-            (finite && t > 0.0 && base > 0.0).then(|| t / base)
-        })
-        .collect();
-    let unit = inst
-        .size
-        .iter()
-        .map(|s| {
-            rho.iter()
-                .enumerate()
-                .filter_map(|(r, q)| q.map(|q| s[r] / q))
-                .fold(0.0, f64::max)
-        })
-        .collect();
-    let cap = inst
-        .capacity
-        .iter()
-        .map(|c| {
-            rho.iter()
-                .enumerate()
-                .filter_map(|(r, q)| q.map(|q| c[r] / q))
-                .fold(f64::INFINITY, f64::min)
-        })
-        .collect();
-    (unit, cap)
-}
-
 pub(crate) fn solve(inst: &Inst, unit: &[f64], node_cap: &[f64]) -> FlowResult {
     let nw = inst.reps.len();
     let nn = inst.capacity.len();
