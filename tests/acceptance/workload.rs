@@ -171,6 +171,18 @@ fn workload_lifecycle_plan_apply_update_replace_import_destroy() {
 }
 
 #[test]
+fn alternatives_count_bounds_what_plan_and_state_carry() {
+    let ws = Workspace::new("alternatives");
+    ws.config(&API.replace("storage_gb             = 20", "storage_gb = 20\n  alternatives_count = 0"));
+    ws.apply();
+    let state = ws.resource("hybrid_workload.api");
+    assert_eq!(state["alternatives"], serde_json::json!([]), "{state:#}");
+    assert!(state["placement"]["provider"].is_string());
+    ws.expect_empty_plan();
+    ws.destroy();
+}
+
+#[test]
 fn an_instance_deleted_outside_terraform_is_planned_for_re_creation() {
     let ws = Workspace::new("drift");
     ws.config(API);
@@ -202,6 +214,7 @@ fn bad_input_gets_a_diagnostic_that_names_the_attribute() {
         ("workload_type          = \"api\"", "workload_type = \"api\"\n  strategy = \"custom\"\n  weights = { cost = 0.5, performance = 0.5, latency = 0.5, resilience = 0.5 }", &["weights", "sum"]),
         ("user_locations = [", "user_locations = [\n    { lat = 123, lng = 0 },", &["user_locations[0].lat"]),
         ("tags = { team = \"payments\" }", "tags = { team = \"payments\" }\n  timeouts {\n    create = \"soon\"\n  }", &["timeouts.create"]),
+        ("storage_gb             = 20", "storage_gb = 20\n  alternatives_count = 11", &["alternatives_count", "0 to 10"]),
     ];
     for (from, to, patterns) in cases {
         assert!(

@@ -58,10 +58,14 @@ const PLACEMENT_INPUTS: &[&str] = &[
     "spot_allowed",
     "replace_threshold_percent",
     "edge_cluster_ids",
+    "alternatives_count",
 ];
 
 /// The parts of a placement that say *where*; a change to any of them is a replacement.
 const WHERE_FIELDS: &[&str] = &["provider", "region", "zone", "node", "instance_type"];
+
+const DEFAULT_ALTERNATIVES: usize = 3;
+const MAX_ALTERNATIVES: i64 = 10;
 
 const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const DEFAULT_UPDATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -115,6 +119,7 @@ impl Workload {
             Attr::optional("edge_cluster_ids", Type::set(Type::String), "Edge clusters (hybrid_edge_cluster ids) whose nodes this workload may use; unset means every cluster in the store. Naming a cluster created in the same run defers the placement until that cluster and its nodes exist."),
             Attr::optional("spot_allowed", Type::Bool, "Allow spot/preemptible pricing where the catalog has real spot prices."),
             Attr::optional_computed("replace_threshold_percent", Type::Number, "Keep the current placement unless another scores more than this many percent higher (default 10)."),
+            Attr::optional_computed("alternatives_count", Type::Number, "How many ranked alternatives to keep in the plan and state (0..10, default 3). Each costs about 0.8 KB of state; a fleet of thousands of workloads may want 0."),
             Attr::optional("image", Type::String, "Machine or container image to run."),
             Attr::optional("tags", Type::map(Type::String), "Tags for the instance; the provider's default_tags are merged in (these win)."),
             Attr::computed("tags_all", Type::map(Type::String), "All tags applied: default_tags merged with tags."),
@@ -187,6 +192,7 @@ fn inputs_equal(a: &Value, b: &Value) -> bool {
 /// Requirements exactly as configured, plus the strategy name, weights and threshold.
 struct Inputs {
     raw: RawRequirements,
+    alternatives_count: usize,
     strategy: String,
     weights: Option<[f64; 4]>,
     replace_threshold_percent: f64,
@@ -196,6 +202,18 @@ fn read_inputs(config: &Value) -> Result<Inputs, Diagnostics> {
     let mut diags = Diagnostics::new();
     let raw = raw_requirements(config, &mut diags);
     let weights = strategy_weights(config);
+    let alternatives_count = match attrs::integer(config, "alternatives_count") {
+        Ok(None) => DEFAULT_ALTERNATIVES,
+        Ok(Some(n)) if (0..=MAX_ALTERNATIVES).contains(&n) => n as usize,
+        _ => {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr("alternatives_count"),
+                "Invalid alternatives_count",
+                format!("alternatives_count must be a whole number from 0 to {MAX_ALTERNATIVES}."),
+            ));
+            DEFAULT_ALTERNATIVES
+        }
+    };
     let replace_threshold_percent =
         attrs::number(config, "replace_threshold_percent").unwrap_or(10.0);
     if !(replace_threshold_percent.is_finite()
@@ -212,22 +230,33 @@ fn read_inputs(config: &Value) -> Result<Inputs, Diagnostics> {
     }
     Ok(Inputs {
         raw,
+        alternatives_count,
         strategy: attrs::string(config, "strategy").unwrap_or_else(|| "hybrid".to_string()),
         weights,
         replace_threshold_percent,
     })
 }
 
-fn validated(
-    config: &Value,
-    catalog: &catalog::Catalog,
-) -> Result<(Requirements, Strategy, f64), Diagnostics> {
+/// Everything the engine needs for this workload, validated.
+struct Validated {
+    requirements: Requirements,
+    strategy: Strategy,
+    replace_threshold_percent: f64,
+    alternatives_count: usize,
+}
+
+fn validated(config: &Value, catalog: &catalog::Catalog) -> Result<Validated, Diagnostics> {
     let inputs = read_inputs(config)?;
     let mut errors = Vec::new();
     let requirements = Requirements::validate(&inputs.raw, catalog).map_err(|e| errors.extend(e));
     let strategy = Strategy::parse(&inputs.strategy, inputs.weights).map_err(|e| errors.push(e));
     match (requirements, strategy) {
-        (Ok(r), Ok(s)) if errors.is_empty() => Ok((r, s, inputs.replace_threshold_percent)),
+        (Ok(requirements), Ok(strategy)) if errors.is_empty() => Ok(Validated {
+            requirements,
+            strategy,
+            replace_threshold_percent: inputs.replace_threshold_percent,
+            alternatives_count: inputs.alternatives_count,
+        }),
         _ => Err(field_errors(errors, &[])),
     }
 }
@@ -710,6 +739,10 @@ impl Resource for Workload {
             ("storage_gb", Value::number(0i64)),
             ("gpu_count", Value::number(0i64)),
             ("replace_threshold_percent", Value::number(10i64)),
+            (
+                "alternatives_count",
+                Value::number(DEFAULT_ALTERNATIVES as i64),
+            ),
         ] {
             if config.get(name).is_none_or(Value::is_null) {
                 attrs::set(&mut planned, name, default);
@@ -742,7 +775,12 @@ impl Resource for Workload {
             attrs::set(&mut planned, "placement", Value::Unknown);
             attrs::set(&mut planned, "alternatives", Value::Unknown);
         } else {
-            let (requirements, strategy, threshold) = match validated(&planned, ctx.catalog) {
+            let Validated {
+                requirements,
+                strategy,
+                replace_threshold_percent: threshold,
+                alternatives_count,
+            } = match validated(&planned, ctx.catalog) {
                 Ok(v) => v,
                 Err(diags) => {
                     resp.diagnostics = diags;
@@ -751,7 +789,7 @@ impl Resource for Workload {
             };
             let prior_placement = prior.get("placement").cloned().unwrap_or(Value::Null);
             let options = PlaceOptions {
-                top_k: 3,
+                top_k: alternatives_count,
                 current: if has_prior {
                     placement_key(&prior_placement)
                 } else {
