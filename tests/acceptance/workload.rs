@@ -173,7 +173,10 @@ fn workload_lifecycle_plan_apply_update_replace_import_destroy() {
 #[test]
 fn alternatives_count_bounds_what_plan_and_state_carry() {
     let ws = Workspace::new("alternatives");
-    ws.config(&API.replace("storage_gb             = 20", "storage_gb = 20\n  alternatives_count = 0"));
+    ws.config(&API.replace(
+        "storage_gb             = 20",
+        "storage_gb = 20\n  alternatives_count = 0",
+    ));
     ws.apply();
     let state = ws.resource("hybrid_workload.api");
     assert_eq!(state["alternatives"], serde_json::json!([]), "{state:#}");
@@ -215,6 +218,12 @@ fn bad_input_gets_a_diagnostic_that_names_the_attribute() {
         ("user_locations = [", "user_locations = [\n    { lat = 123, lng = 0 },", &["user_locations[0].lat"]),
         ("tags = { team = \"payments\" }", "tags = { team = \"payments\" }\n  timeouts {\n    create = \"soon\"\n  }", &["timeouts.create"]),
         ("storage_gb             = 20", "storage_gb = 20\n  alternatives_count = 11", &["alternatives_count", "0 to 10"]),
+        ("cpu                    = 2", "cpu = 1e400", &["cpu"]),
+        ("memory_gb              = 8", "memory_gb = 8\n  replicas = 1e20", &["replicas"]),
+        ("memory_gb              = 8", "memory_gb = 8\n  gpu_count = -1", &["gpu_count"]),
+        ("memory_gb              = 8", "memory_gb = 8\n  strategy = \"custom\"", &["weights"]),
+        ("memory_gb              = 8", "memory_gb = 8\n  preferred_providers = [\"aws\", \"sim\"]", &["preferred_providers[1]"]),
+        ("{ lat = 48.86, lng = 2.35 },", "{ lat = 48.86, lng = 2.35, weight = 0 },", &["user_locations[1].weight"]),
     ];
     for (from, to, patterns) in cases {
         assert!(

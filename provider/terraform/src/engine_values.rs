@@ -136,7 +136,7 @@ pub fn preferred_providers(config: &Value, name: &str, diags: &mut Diagnostics) 
             diags.push(Diagnostic::attribute_error(
                 AttributePath::root().attr(name).index(i as i64),
                 "Invalid preferred provider",
-                "\"sim\" is the driver that provisions placements when no cloud is configured, not a place to run: choose among aws, azure, gcp, edge and onprem.",
+                format!("{name}[{i}]: \"sim\" is the driver that provisions placements when no cloud is configured, not a place to run: choose among aws, azure, gcp, edge and onprem."),
             ));
         }
     }
