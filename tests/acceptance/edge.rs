@@ -137,3 +137,136 @@ fn invalid_edge_node_specs_get_diagnostics_naming_the_attribute() {
     ));
     ws.expect_error(&["plan", "-input=false"], &["resource_limits.storage_gb"]);
 }
+
+const SPREAD_SITE: &str = r#"
+provider "hybrid" {}
+
+resource "hybrid_edge_cluster" "munich" {
+  name              = "munich-plant"
+  geographic_region = "eu-munich"
+  location {
+    lat = 48.14
+    lng = 11.58
+  }
+}
+
+resource "hybrid_edge_node" "node" {
+  for_each     = toset(["a", "b", "c"])
+  cluster_id   = hybrid_edge_cluster.munich.id
+  name         = each.key
+  node_type    = "inference"
+  capabilities = ["ml_inference"]
+  hourly_cost  = 0.01
+  hardware_specs {
+    cpu_cores = 4
+    memory_gb = 8
+  }
+  resource_limits {
+    cpu = 2
+  }
+}
+
+resource "hybrid_workload" "vision" {
+  name             = "vision"
+  cpu              = 1
+  memory_gb        = 1
+  replicas         = 4
+  edge_cluster_ids = [hybrid_edge_cluster.munich.id]
+  edge {
+    distribution_strategy = "round_robin"
+    required_capabilities = ["ml_inference"]
+    node_types            = ["inference"]
+    scaling_policy {
+      min_replicas = 2
+      max_replicas = 6
+      cpu_threshold = 0.7
+    }
+  }
+  depends_on = [hybrid_edge_node.node]
+}
+"#;
+
+#[test]
+fn an_edge_block_spreads_replicas_over_nodes_by_its_strategy() {
+    let site = Workspace::new("edge-spread");
+    site.config(SPREAD_SITE);
+    site.apply();
+    let vision = site.resource("hybrid_workload.vision");
+    let assignments = vision["edge_assignments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let total: f64 = assignments
+        .iter()
+        .filter_map(|a| a["replicas"].as_f64())
+        .sum();
+    assert_eq!(total, 4.0, "{vision:#}");
+    assert_eq!(
+        assignments.len(),
+        3,
+        "round robin uses every node: {assignments:?}"
+    );
+    assert!(assignments
+        .iter()
+        .all(|a| a["replicas"].as_f64().unwrap_or(9.0) <= 2.0));
+    assert_eq!(vision["placement"]["provider"], "edge");
+    assert_eq!(vision["placement"]["estimated_cost_hourly"], 0.04);
+    assert!(vision["placement"]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("round_robin: 4 replica(s) on 3 edge node(s)"));
+    site.expect_empty_plan();
+
+    // 2 cpu are left in the cluster: 3 more replicas do not fit, and the error says so.
+    let state = site.state_db.to_string_lossy().to_string();
+    let other = Workspace::new("edge-spread-other").env("HYBRID_STATE_PATH", &state);
+    let cluster_id = site.resource("hybrid_edge_cluster.munich")["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    other.config(&format!(
+        "provider \"hybrid\" {{}}\n\nresource \"hybrid_workload\" \"more\" {{\n  name = \"more\"\n  cpu = 1\n  memory_gb = 1\n  replicas = 3\n  edge_cluster_ids = [\"{cluster_id}\"]\n  edge {{\n    distribution_strategy = \"least_loaded\"\n  }}\n}}\n"
+    ));
+    other.expect_error(
+        &["plan", "-input=false"],
+        &["Not all replicas fit on the edge nodes", "only 2 of 3"],
+    );
+
+    site.destroy();
+    assert!(site.sim_instances().is_empty());
+}
+
+#[test]
+fn edge_block_input_is_validated_with_attribute_paths() {
+    let ws = Workspace::new("edge-block-invalid");
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "distribution_strategy = \"round_robin\"",
+            "distribution_strategy = \"random\"",
+            &["edge.distribution_strategy", "random"],
+        ),
+        (
+            "min_replicas = 2",
+            "min_replicas = 9",
+            &["edge.scaling_policy"],
+        ),
+        (
+            "cpu_threshold = 0.7",
+            "cpu_threshold = 1.7",
+            &["edge.scaling_policy.cpu_threshold"],
+        ),
+        (
+            "required_capabilities = [\"ml_inference\"]",
+            "required_capabilities = [\"telepathy\"]",
+            &["edge.required_capabilities", "telepathy"],
+        ),
+    ];
+    for (from, to, patterns) in cases {
+        assert!(
+            SPREAD_SITE.contains(from),
+            "test case must change the config: {from:?}"
+        );
+        ws.config(&SPREAD_SITE.replace(from, to));
+        ws.expect_error(&["plan", "-input=false"], patterns);
+    }
+}

@@ -7,6 +7,7 @@
 pub mod edge_cluster;
 pub mod edge_node;
 pub mod workload;
+pub mod workload_edge;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -25,6 +25,7 @@ use placement::{
 use sha2::{Digest, Sha256};
 use tfvalue::{AttributePath, ObjectType, Type, Value};
 
+use super::workload_edge;
 use super::{
     ApplyRequest, ApplyResponse, ImportResponse, PlanRequest, PlanResponse, ProviderContext,
     ReadResponse, Resource,
@@ -59,6 +60,7 @@ const PLACEMENT_INPUTS: &[&str] = &[
     "replace_threshold_percent",
     "edge_cluster_ids",
     "alternatives_count",
+    "edge",
 ];
 
 /// The parts of a placement that say *where*; a change to any of them is a replacement.
@@ -126,6 +128,7 @@ impl Workload {
             Attr::computed("driver", Type::String, "The driver that provisions the placement (sim unless a cloud driver is configured)."),
             Attr::computed("placement", placement_type(), "Where the workload runs, decided at plan time: provider, region, zone, node, instance_type, estimated_cost_hourly, estimated_latency_ms, score, scores and a one-line reason."),
             Attr::computed("alternatives", Type::list(placement_type()), "The next best placements, best first, one per provider and region."),
+            Attr::computed("edge_assignments", Type::list(workload_edge::assignment_type()), "With an edge block: how many replicas run on which edge node, decided at plan time."),
             Attr::computed("instance_id", Type::String, "The instance's id in the target cloud."),
             Attr::computed("private_ip", Type::String, "The instance's private IP address."),
             Attr::computed("status", Type::String, "The instance's state as the cloud reports it (running, stopped, ...)."),
@@ -135,7 +138,10 @@ impl Workload {
                 version: SCHEMA_VERSION,
                 block: Block {
                     attributes,
-                    blocks: vec![timeouts_block(&["create", "update", "delete"])],
+                    blocks: vec![
+                        timeouts_block(&["create", "update", "delete"]),
+                        workload_edge::edge_block(),
+                    ],
                     description: "A workload placed by the hybrid placement engine: requirements in; at plan time the provider, region, instance type, hourly cost, latency and the reason; at apply time a running instance.",
                 },
             },
@@ -392,7 +398,7 @@ impl Workload {
             metadata: self.metadata(&planned),
         };
         // Edge capacity is booked before anything runs there, exactly as the plan showed it.
-        let reservation = match reserve_edge(ctx, &planned, &placement, &spec.workload_id) {
+        let reservations = match reserve_edge(ctx, &planned, &placement, &spec.workload_id) {
             Ok(r) => r,
             Err(d) => {
                 resp.diagnostics.push(d);
@@ -410,7 +416,7 @@ impl Workload {
         match result {
             Ok(inst) => {
                 tracing::info!(workload_id = %inst.workload_id, instance_id = %inst.instance_id, "workload created");
-                if let Some(r) = &reservation {
+                for r in &reservations {
                     if let Err(err) = ctx.ledger.commit(&r.id) {
                         resp.diagnostics.push(Diagnostic::warning(
                             "Edge reservation not committed",
@@ -421,7 +427,7 @@ impl Workload {
                 resp.new_state = with_instance(planned, &inst);
             }
             Err(err) => {
-                if let Some(r) = &reservation {
+                for r in &reservations {
                     let _ = ctx.ledger.release(&r.id);
                 }
                 // Nothing known to exist: no state. A repeat apply with the same placement
@@ -625,61 +631,79 @@ fn edge_node_of(placement: &Value) -> Option<String> {
         .flatten()
 }
 
-/// Reserves the planned edge capacity (pending until the instance runs). Fails, naming who
-/// holds the node, when another workspace took the capacity after this plan was made.
+/// Reserves the planned edge capacity (pending until the instance runs): the one node of an
+/// engine placement, or every node of `edge_assignments`. All or nothing: when any node's
+/// capacity was taken after this plan, what was reserved is released and the error names the
+/// holders.
 fn reserve_edge(
     ctx: &ProviderContext,
     planned: &Value,
     placement: &Value,
     workload_id: &str,
-) -> Result<Option<ledger::Reservation>, Diagnostic> {
-    let Some(node) = edge_node_of(placement) else {
-        return Ok(None);
-    };
+) -> Result<Vec<ledger::Reservation>, Diagnostic> {
+    let mut wanted = workload_edge::bookings(planned);
+    if wanted.is_empty() {
+        if let Some(node) = edge_node_of(placement) {
+            wanted.push((node, edge_amounts(planned)));
+        }
+    }
     let bad_id =
         |e: ledger::LedgerError| Diagnostic::error("Invalid edge reservation", e.to_string());
-    let node_id = ledger::NodeId::new(node.clone()).map_err(bad_id)?;
     let holder = ledger::HolderId::new(workload_id.to_string()).map_err(bad_id)?;
-    ctx.ledger
-        .reserve(&node_id, &edge_amounts(planned), &holder, None)
-        .map(Some)
-        .map_err(|e| {
-            Diagnostic::error(
-                "Edge capacity no longer available",
-                format!("The plan placed this workload on edge node {node}, but the capacity is not free any more: {e}. Nothing was created; run terraform plan again to choose another placement."),
-            )
-        })
+    let mut taken = Vec::with_capacity(wanted.len());
+    for (node, amounts) in wanted {
+        let node_id = ledger::NodeId::new(node.clone()).map_err(bad_id)?;
+        match ctx.ledger.reserve(&node_id, &amounts, &holder, None) {
+            Ok(r) => taken.push(r),
+            Err(e) => {
+                for r in &taken {
+                    let _ = ctx.ledger.release(&r.id);
+                }
+                return Err(Diagnostic::error(
+                    "Edge capacity no longer available",
+                    format!("The plan placed this workload on edge node {node}, but the capacity is not free any more: {e}. Nothing was created; run terraform plan again to choose another placement."),
+                ));
+            }
+        }
+    }
+    Ok(taken)
 }
 
 /// Releases this workload's reservations on the node its placement names (only there, so a
 /// create-before-destroy replacement keeps the new node's booking).
 fn release_edge(ctx: &ProviderContext, prior: &Value, diags: &mut Diagnostics) {
-    let (Some(placement), Some(holder)) =
-        (attrs::get(prior, "placement"), attrs::string(prior, "id"))
-    else {
+    let Some(holder) = attrs::string(prior, "id") else {
         return;
     };
-    let Some(node) = edge_node_of(placement) else {
-        return;
-    };
-    let Ok(node_id) = ledger::NodeId::new(node) else {
-        return;
-    };
-    match ctx.ledger.list(Some(&node_id)) {
-        Ok(reservations) => {
-            for r in reservations.iter().filter(|r| r.holder.as_str() == holder) {
-                if let Err(e) = ctx.ledger.release(&r.id) {
-                    diags.push(Diagnostic::warning(
-                        "Edge reservation not released",
-                        e.to_string(),
-                    ));
+    let mut nodes: Vec<String> = workload_edge::bookings(prior)
+        .into_iter()
+        .map(|(node, _)| node)
+        .collect();
+    if let Some(node) = attrs::get(prior, "placement").and_then(edge_node_of) {
+        if !nodes.contains(&node) {
+            nodes.push(node);
+        }
+    }
+    for node in nodes {
+        let Ok(node_id) = ledger::NodeId::new(node) else {
+            continue;
+        };
+        match ctx.ledger.list(Some(&node_id)) {
+            Ok(reservations) => {
+                for r in reservations.iter().filter(|r| r.holder.as_str() == holder) {
+                    if let Err(e) = ctx.ledger.release(&r.id) {
+                        diags.push(Diagnostic::warning(
+                            "Edge reservation not released",
+                            e.to_string(),
+                        ));
+                    }
                 }
             }
+            Err(e) => diags.push(Diagnostic::warning(
+                "Edge reservation not released",
+                e.to_string(),
+            )),
         }
-        Err(e) => diags.push(Diagnostic::warning(
-            "Edge reservation not released",
-            e.to_string(),
-        )),
     }
 }
 
@@ -706,6 +730,23 @@ impl Resource for Workload {
                         ));
                     }
                 }
+            }
+        }
+        // The edge block needs only its own inputs (a cluster id may still be unknown).
+        if [
+            "edge",
+            "cpu",
+            "memory_gb",
+            "storage_gb",
+            "replicas",
+            "max_latency_ms",
+            "user_locations",
+        ]
+        .iter()
+        .all(|n| !attrs::is_unknown(config, n))
+        {
+            if let Err(errors) = workload_edge::request(config) {
+                diags.extend(errors);
             }
         }
         // Requirements can be checked only when every input is known.
@@ -774,7 +815,51 @@ impl Resource for Workload {
         {
             attrs::set(&mut planned, "placement", Value::Unknown);
             attrs::set(&mut planned, "alternatives", Value::Unknown);
+            attrs::set(&mut planned, "edge_assignments", Value::Unknown);
+        } else if let Some(request) = match workload_edge::request(&planned) {
+            Ok(r) => r,
+            Err(diags) => {
+                resp.diagnostics = diags;
+                return resp;
+            }
+        } {
+            // An edge workload: replicas distributed over edge nodes.
+            let prior_assignments = prior
+                .get("edge_assignments")
+                .cloned()
+                .unwrap_or(Value::Null);
+            if has_prior
+                && inputs_equal(&prior, &planned)
+                && prior_assignments.is_known()
+                && !prior_assignments.is_null()
+            {
+                // Same inputs: keep the booked distribution (our own holdings keep it feasible).
+                attrs::set(
+                    &mut planned,
+                    "placement",
+                    prior.get("placement").cloned().unwrap_or(Value::Null),
+                );
+                attrs::set(&mut planned, "edge_assignments", prior_assignments);
+            } else {
+                match workload_edge::plan(
+                    ctx,
+                    &planned,
+                    &request,
+                    attrs::string(&planned, "id").as_deref(),
+                ) {
+                    Ok((placement, assignments)) => {
+                        attrs::set(&mut planned, "placement", placement);
+                        attrs::set(&mut planned, "edge_assignments", assignments);
+                    }
+                    Err(d) => {
+                        resp.diagnostics.push(d);
+                        return resp;
+                    }
+                }
+            }
+            attrs::set(&mut planned, "alternatives", Value::list([]));
         } else {
+            attrs::set(&mut planned, "edge_assignments", Value::list([]));
             let Validated {
                 requirements,
                 strategy,
@@ -871,8 +956,10 @@ impl Resource for Workload {
 
         let new_placement = planned.get("placement").cloned().unwrap_or(Value::Null);
         let prior_placement = prior.get("placement").cloned().unwrap_or(Value::Null);
-        let replacing =
-            has_prior && (name_changed || !same_where(&prior_placement, &new_placement));
+        let replacing = has_prior
+            && (name_changed
+                || !same_where(&prior_placement, &new_placement)
+                || prior.get("edge_assignments") != planned.get("edge_assignments"));
         for computed in ["instance_id", "private_ip", "status"] {
             let value = if !has_prior || replacing {
                 Value::Unknown
@@ -888,6 +975,8 @@ impl Resource for Workload {
                 resp.requires_replace
                     .push(AttributePath::root().attr("placement").attr(*field));
             }
+            resp.requires_replace
+                .push(AttributePath::root().attr("edge_assignments"));
         }
         resp.planned_private = req.prior_private;
         resp.planned_state = planned;
