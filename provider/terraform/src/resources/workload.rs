@@ -516,41 +516,14 @@ fn edge_candidates(
     holder: Option<&str>,
     clusters: &[String],
 ) -> Result<Vec<placement::EdgeCandidate>, Diagnostic> {
-    let nodes = ctx
-        .sim
-        .edge_nodes()
-        .map_err(|e| driver_error("list edge nodes for", &e))?;
-    let mut out = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        if !clusters.is_empty() && !clusters.contains(&node.cluster_id) {
-            continue;
-        }
-        let id = ledger::NodeId::new(node.id.clone())
-            .map_err(|e| Diagnostic::error("Invalid edge node id", e.to_string()))?;
-        let usage = match ctx.ledger.usage(&id) {
-            Ok(u) => u,
-            // A node without registered capacity cannot take anything.
-            Err(ledger::LedgerError::UnknownNode { .. }) => continue,
-            Err(e) => {
-                return Err(Diagnostic::error(
-                    "Could not read edge capacity",
-                    format!("{}: {e}", ctx.ledger.location()),
-                ))
-            }
-        };
-        let mut free = usage.free;
-        for h in usage
-            .holders
-            .iter()
-            .filter(|h| Some(h.holder.as_str()) == holder)
-        {
-            free.cpu_millis += h.amounts.cpu_millis;
-            free.memory_mb += h.amounts.memory_mb;
-            free.storage_gb += h.amounts.storage_gb;
-            free.gpu += h.amounts.gpu;
-            free.network_mbps += h.amounts.network_mbps;
-        }
-        let cluster = ctx.sim.edge_cluster(&node.cluster_id).ok().flatten();
+    let registered = workload_edge::registered_nodes(ctx, holder, clusters)?;
+    let mut out = Vec::with_capacity(registered.len());
+    for workload_edge::RegisteredNode {
+        node,
+        cluster,
+        free,
+    } in registered
+    {
         let mut candidate = placement::EdgeCandidate::new(
             &node.id,
             cluster

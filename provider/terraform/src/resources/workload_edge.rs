@@ -142,23 +142,31 @@ pub fn request(config: &Value) -> Result<Option<EdgeRequest>, Diagnostics> {
     }
 }
 
-/// Registry nodes (optionally only those of `clusters`) as distribution candidates, with free
-/// capacity from the ledger; what `holder` already holds counts as free for it.
-pub fn nodes(
+/// An edge node from the registry with its cluster and the capacity free for `holder`.
+pub struct RegisteredNode {
+    pub node: clouds::edge::EdgeNode,
+    pub cluster: Option<clouds::edge::EdgeCluster>,
+    pub free: ledger::Resources,
+}
+
+/// Registry nodes (optionally only those of `clusters`) with the capacity the ledger says is
+/// free; what `holder` already holds counts as free for it, so a re-plan sees its own nodes as
+/// they were. Nodes without registered capacity are left out: they cannot take anything.
+pub fn registered_nodes(
     ctx: &ProviderContext,
     holder: Option<&str>,
     clusters: &[String],
-) -> Result<Vec<EdgeNode>, Diagnostic> {
+) -> Result<Vec<RegisteredNode>, Diagnostic> {
     let records = ctx
         .sim
         .edge_nodes()
         .map_err(|e| Diagnostic::error("Could not list edge nodes", e.to_string()))?;
     let mut out = Vec::with_capacity(records.len());
-    for n in records {
-        if !clusters.is_empty() && !clusters.contains(&n.cluster_id) {
+    for node in records {
+        if !clusters.is_empty() && !clusters.contains(&node.cluster_id) {
             continue;
         }
-        let Ok(id) = ledger::NodeId::new(n.id.clone()) else {
+        let Ok(id) = ledger::NodeId::new(node.id.clone()) else {
             continue;
         };
         let usage = match ctx.ledger.usage(&id) {
@@ -167,7 +175,7 @@ pub fn nodes(
             Err(e) => {
                 return Err(Diagnostic::error(
                     "Could not read edge capacity",
-                    e.to_string(),
+                    format!("{}: {e}", ctx.ledger.location()),
                 ))
             }
         };
@@ -180,9 +188,32 @@ pub fn nodes(
             free.cpu_millis += h.amounts.cpu_millis;
             free.memory_mb += h.amounts.memory_mb;
             free.storage_gb += h.amounts.storage_gb;
+            free.gpu += h.amounts.gpu;
             free.network_mbps += h.amounts.network_mbps;
         }
-        let cluster = ctx.sim.edge_cluster(&n.cluster_id).ok().flatten();
+        let cluster = ctx.sim.edge_cluster(&node.cluster_id).ok().flatten();
+        out.push(RegisteredNode {
+            node,
+            cluster,
+            free,
+        });
+    }
+    Ok(out)
+}
+
+/// Registry nodes as distribution candidates.
+pub fn nodes(
+    ctx: &ProviderContext,
+    holder: Option<&str>,
+    clusters: &[String],
+) -> Result<Vec<EdgeNode>, Diagnostic> {
+    let mut out = Vec::new();
+    for RegisteredNode {
+        node: n,
+        cluster,
+        free,
+    } in registered_nodes(ctx, holder, clusters)?
+    {
         let node_type = NodeType::parse(&n.node_type).unwrap_or(NodeType::Compute);
         let mut node = EdgeNode::new(
             &n.id,
