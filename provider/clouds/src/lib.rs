@@ -13,6 +13,8 @@
 
 pub mod edge;
 pub mod faults;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod retry;
 pub mod sim;
 
