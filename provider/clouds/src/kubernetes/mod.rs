@@ -506,6 +506,9 @@ impl KubernetesDriver {
                 "the Kubernetes driver must be built inside a Tokio runtime",
             ));
         }
+        // Pin the process-wide TLS provider: whatever else the build links, the client must not
+        // depend on rustls guessing one. An already-installed provider is kept.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let namespace = config.default_namespace.clone();
         let client = Client::try_from(config).map_err(|e| map_error("connect", "", e))?;
         Ok(KubernetesDriver { client, namespace })
