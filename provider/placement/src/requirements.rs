@@ -415,39 +415,8 @@ impl Requirements {
             }
         }
 
-        let mut user_locations = Vec::new();
-        for (i, u) in raw.user_locations.iter().enumerate() {
-            let mut ok = true;
-            if !u.lat.is_finite() || !(-90.0..=90.0).contains(&u.lat) {
-                errs.push(FieldError::new(
-                    format!("user_locations[{i}].lat"),
-                    format!("must be within [-90, 90], got {}", u.lat),
-                ));
-                ok = false;
-            }
-            if !u.lng.is_finite() || !(-180.0..=180.0).contains(&u.lng) {
-                errs.push(FieldError::new(
-                    format!("user_locations[{i}].lng"),
-                    format!("must be within [-180, 180], got {}", u.lng),
-                ));
-                ok = false;
-            }
-            let weight = u.weight.unwrap_or(1.0);
-            if !weight.is_finite() || weight <= 0.0 {
-                errs.push(FieldError::new(
-                    format!("user_locations[{i}].weight"),
-                    format!("must be a finite number > 0, got {weight}"),
-                ));
-                ok = false;
-            }
-            if ok {
-                user_locations.push(UserLocation {
-                    lat: u.lat,
-                    lng: u.lng,
-                    weight,
-                });
-            }
-        }
+        let user_locations =
+            validate_user_locations(&raw.user_locations, "user_locations", &mut errs);
 
         let workload_type = match raw.workload_type.as_deref() {
             None => WorkloadType::General,
@@ -524,6 +493,50 @@ impl Requirements {
 
 /// Well-known jurisdiction tokens accepted even if no region in the catalog carries them yet.
 const KNOWN_JURISDICTIONS: &[&str] = &["EU", "EEA", "US", "US-GOV", "UK", "APAC", "EMEA", "LATAM"];
+
+/// Validates user locations (lat in [-90, 90], lng in [-180, 180], weight finite and > 0,
+/// default 1), reporting each problem as `{field}[i].lat` etc.; returns the valid ones.
+/// Shared by workload requirements and edge requests so both say the same thing.
+pub(crate) fn validate_user_locations(
+    raw: &[RawUserLocation],
+    field: &str,
+    errs: &mut Vec<FieldError>,
+) -> Vec<UserLocation> {
+    let mut user_locations = Vec::new();
+    for (i, u) in raw.iter().enumerate() {
+        let mut ok = true;
+        if !u.lat.is_finite() || !(-90.0..=90.0).contains(&u.lat) {
+            errs.push(FieldError::new(
+                format!("{field}[{i}].lat"),
+                format!("must be within [-90, 90], got {}", u.lat),
+            ));
+            ok = false;
+        }
+        if !u.lng.is_finite() || !(-180.0..=180.0).contains(&u.lng) {
+            errs.push(FieldError::new(
+                format!("{field}[{i}].lng"),
+                format!("must be within [-180, 180], got {}", u.lng),
+            ));
+            ok = false;
+        }
+        let weight = u.weight.unwrap_or(1.0);
+        if !weight.is_finite() || weight <= 0.0 {
+            errs.push(FieldError::new(
+                format!("{field}[{i}].weight"),
+                format!("must be a finite number > 0, got {weight}"),
+            ));
+            ok = false;
+        }
+        if ok {
+            user_locations.push(UserLocation {
+                lat: u.lat,
+                lng: u.lng,
+                weight,
+            });
+        }
+    }
+    user_locations
+}
 
 /// Region code first (exact, case-insensitive), then jurisdiction token, then ISO country code.
 pub fn resolve_residency(text: &str, catalog: &Catalog) -> Option<Residency> {

@@ -569,39 +569,11 @@ impl EdgeRequest {
             }
             Some(n) => n as u32,
         };
-        let mut user_locations = Vec::new();
-        for (i, u) in raw.user_locations.iter().enumerate() {
-            let mut ok = true;
-            if !u.lat.is_finite() || !(-90.0..=90.0).contains(&u.lat) {
-                errs.push(FieldError::new(
-                    format!("edge.user_locations[{i}].lat"),
-                    format!("must be within [-90, 90], got {}", u.lat),
-                ));
-                ok = false;
-            }
-            if !u.lng.is_finite() || !(-180.0..=180.0).contains(&u.lng) {
-                errs.push(FieldError::new(
-                    format!("edge.user_locations[{i}].lng"),
-                    format!("must be within [-180, 180], got {}", u.lng),
-                ));
-                ok = false;
-            }
-            let weight = u.weight.unwrap_or(1.0);
-            if !weight.is_finite() || weight <= 0.0 {
-                errs.push(FieldError::new(
-                    format!("edge.user_locations[{i}].weight"),
-                    format!("must be a finite number > 0, got {weight}"),
-                ));
-                ok = false;
-            }
-            if ok {
-                user_locations.push(UserLocation {
-                    lat: u.lat,
-                    lng: u.lng,
-                    weight,
-                });
-            }
-        }
+        let user_locations = crate::requirements::validate_user_locations(
+            &raw.user_locations,
+            "edge.user_locations",
+            &mut errs,
+        );
         let strategy = match raw.distribution_strategy.as_deref() {
             None => DistributionStrategy::default(),
             Some(s) => DistributionStrategy::parse(s).unwrap_or_else(|| {
