@@ -85,6 +85,16 @@ impl HybridProvider {
             .collect()
     }
 
+    /// The looked-up resource or data source together with the configured provider: what
+    /// every RPC after ConfigureProvider needs. The lookup's error wins.
+    async fn with_context<T>(
+        &self,
+        found: Result<T, Diagnostic>,
+    ) -> Result<(T, ProviderContext), Diagnostic> {
+        let found = found?;
+        Ok((found, self.context().await?))
+    }
+
     async fn context(&self) -> Result<ProviderContext, Diagnostic> {
         self.context.read().await.clone().ok_or_else(|| {
             Diagnostic::error(
@@ -238,6 +248,18 @@ pub fn encode(value: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostic> 
                 format!("The provider produced a value it cannot encode: {e}"),
             )
         })
+}
+
+/// Decodes a configuration with its schema and runs the object's own checks on it.
+fn validate_config(
+    schema: &Schema,
+    config: Option<&pb::DynamicValue>,
+    validate: impl FnOnce(&Value) -> Diagnostics,
+) -> Vec<pb::Diagnostic> {
+    match decode(config, &schema.block.value_type(), "configuration") {
+        Ok(config) => diagnostics_to_pb(validate(&config)),
+        Err(d) => one(d),
+    }
 }
 
 /// Runs a handler; a crash inside becomes `on_crash(diagnostic)`.
@@ -423,13 +445,8 @@ impl Provider for HybridProvider {
             "ValidateResourceConfig",
             &req.type_name,
             async {
-                let resource = match self.resource(&req.type_name) {
-                    Ok(r) => r,
-                    Err(d) => return one(d),
-                };
-                let ty = resource.schema().block.value_type();
-                match decode(req.config.as_ref(), &ty, "configuration") {
-                    Ok(config) => diagnostics_to_pb(resource.validate(&config)),
+                match self.resource(&req.type_name) {
+                    Ok(r) => validate_config(r.schema(), req.config.as_ref(), |c| r.validate(c)),
                     Err(d) => one(d),
                 }
             },
@@ -491,9 +508,9 @@ impl Provider for HybridProvider {
                     private: req.private.clone(),
                     ..Default::default()
                 };
-                let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
-                    (Ok(r), Ok(c)) => (r, c),
-                    (Err(d), _) | (_, Err(d)) => {
+                let (resource, ctx) = match self.with_context(self.resource(&req.type_name)).await {
+                    Ok(found) => found,
+                    Err(d) => {
                         resp.diagnostics = one(d);
                         return resp;
                     }
@@ -536,9 +553,9 @@ impl Provider for HybridProvider {
             &req.type_name,
             async {
                 let mut resp = pb::plan_resource_change::Response::default();
-                let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
-                    (Ok(r), Ok(c)) => (r, c),
-                    (Err(d), _) | (_, Err(d)) => {
+                let (resource, ctx) = match self.with_context(self.resource(&req.type_name)).await {
+                    Ok(found) => found,
+                    Err(d) => {
                         resp.diagnostics = one(d);
                         return resp;
                     }
@@ -603,9 +620,9 @@ impl Provider for HybridProvider {
                     new_state: req.prior_state.clone(),
                     ..Default::default()
                 };
-                let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
-                    (Ok(r), Ok(c)) => (r, c),
-                    (Err(d), _) | (_, Err(d)) => {
+                let (resource, ctx) = match self.with_context(self.resource(&req.type_name)).await {
+                    Ok(found) => found,
+                    Err(d) => {
                         resp.diagnostics = one(d);
                         return resp;
                     }
@@ -663,9 +680,9 @@ impl Provider for HybridProvider {
             &req.type_name,
             async {
                 let mut resp = pb::import_resource_state::Response::default();
-                let (resource, ctx) = match (self.resource(&req.type_name), self.context().await) {
-                    (Ok(r), Ok(c)) => (r, c),
-                    (Err(d), _) | (_, Err(d)) => {
+                let (resource, ctx) = match self.with_context(self.resource(&req.type_name)).await {
+                    Ok(found) => found,
+                    Err(d) => {
                         resp.diagnostics = one(d);
                         return resp;
                     }
@@ -707,13 +724,8 @@ impl Provider for HybridProvider {
             "ValidateDataResourceConfig",
             &req.type_name,
             async {
-                let source = match self.data_source(&req.type_name) {
-                    Ok(d) => d,
-                    Err(d) => return one(d),
-                };
-                let ty = source.schema().block.value_type();
-                match decode(req.config.as_ref(), &ty, "configuration") {
-                    Ok(config) => diagnostics_to_pb(source.validate(&config)),
+                match self.data_source(&req.type_name) {
+                    Ok(d) => validate_config(d.schema(), req.config.as_ref(), |c| d.validate(c)),
                     Err(d) => one(d),
                 }
             },
@@ -735,9 +747,10 @@ impl Provider for HybridProvider {
             &req.type_name,
             async {
                 let mut resp = pb::read_data_source::Response::default();
-                let (source, ctx) = match (self.data_source(&req.type_name), self.context().await) {
-                    (Ok(d), Ok(c)) => (d, c),
-                    (Err(d), _) | (_, Err(d)) => {
+                let (source, ctx) = match self.with_context(self.data_source(&req.type_name)).await
+                {
+                    Ok(found) => found,
+                    Err(d) => {
                         resp.diagnostics = one(d);
                         return resp;
                     }

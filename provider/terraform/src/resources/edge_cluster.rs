@@ -78,10 +78,7 @@ pub fn read_location(config: &Value, diags: &mut Diagnostics) -> Option<(f64, f6
 
 /// `prefix` + 16 hex digits of SHA-256 of the parts: stable ids known at plan time.
 pub fn stable_id(prefix: &str, parts: &[&str]) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(parts.join("/").as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
+    format!("{prefix}{}", super::sha256_hex(&parts.join("/"), 8))
 }
 
 impl EdgeClusterResource {
@@ -306,16 +303,6 @@ impl Resource for EdgeClusterResource {
     }
 
     fn upgrade(&self, version: i64, state_json: &[u8]) -> Result<Value, Diagnostics> {
-        if version != 0 {
-            return Err(Diagnostic::error(
-                "State written by a newer provider",
-                format!(
-                    "hybrid_edge_cluster state version {version} is newer than this provider (0)."
-                ),
-            )
-            .into());
-        }
-        tfvalue::decode_json(state_json, &self.schema.block.value_type())
-            .map_err(|e| Diagnostic::decode("stored state", &e).into())
+        super::decode_stored_state(TYPE_NAME, &self.schema, version, state_json)
     }
 }

@@ -572,16 +572,6 @@ impl Resource for EdgeNodeResource {
     }
 
     fn upgrade(&self, version: i64, state_json: &[u8]) -> Result<Value, Diagnostics> {
-        if version != 0 {
-            return Err(Diagnostic::error(
-                "State written by a newer provider",
-                format!(
-                    "hybrid_edge_node state version {version} is newer than this provider (0)."
-                ),
-            )
-            .into());
-        }
-        tfvalue::decode_json(state_json, &self.schema.block.value_type())
-            .map_err(|e| Diagnostic::decode("stored state", &e).into())
+        super::decode_stored_state(TYPE_NAME, &self.schema, version, state_json)
     }
 }

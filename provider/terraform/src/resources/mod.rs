@@ -134,6 +134,44 @@ pub trait Resource: Send + Sync {
     fn upgrade(&self, version: i64, state_json: &[u8]) -> Result<Value, Diagnostics>;
 }
 
+/// The first `bytes` bytes of SHA-256 of `text`, as lower-case hex: the stable ids and
+/// idempotency keys derived from configuration.
+pub fn sha256_hex(text: &str, bytes: usize) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(bytes)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Decodes stored state JSON written by `version` of `schema`, once any older layout has been
+/// upgraded to it; state from a newer provider is refused with a diagnostic that says so.
+pub fn decode_stored_state(
+    type_name: &str,
+    schema: &Schema,
+    version: i64,
+    state_json: &[u8],
+) -> Result<Value, Diagnostics> {
+    if version != schema.version {
+        let relation = if version > schema.version {
+            "newer"
+        } else {
+            "older"
+        };
+        return Err(crate::diagnostics::Diagnostic::error(
+            format!("State written by a {relation} provider"),
+            format!(
+                "This {type_name} state has schema version {version}; this provider understands {}. Use the provider version that wrote it.",
+                schema.version
+            ),
+        )
+        .into());
+    }
+    tfvalue::decode_json(state_json, &schema.block.value_type())
+        .map_err(|e| crate::diagnostics::Diagnostic::decode("stored state", &e).into())
+}
+
 /// Every resource the provider serves, by type name.
 pub fn all() -> Vec<Arc<dyn Resource>> {
     vec![

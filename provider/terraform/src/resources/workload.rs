@@ -22,13 +22,12 @@ use placement::{
     PlaceOptions, PlacementKey, Provider as PlacementProvider, RawRequirements, Requirements,
     Strategy,
 };
-use sha2::{Digest, Sha256};
 use tfvalue::{AttributePath, ObjectType, Type, Value};
 
 use super::workload_edge;
 use super::{
-    ApplyRequest, ApplyResponse, ImportResponse, PlanRequest, PlanResponse, ProviderContext,
-    ReadResponse, Resource,
+    decode_stored_state, sha256_hex, ApplyRequest, ApplyResponse, ImportResponse, PlanRequest,
+    PlanResponse, ProviderContext, ReadResponse, Resource,
 };
 use crate::attrs;
 use crate::diagnostics::{Diagnostic, Diagnostics};
@@ -155,9 +154,7 @@ impl Workload {
 
 /// `wl-` + 16 hex digits of SHA-256 of the name: stable, so import and re-create agree.
 pub fn workload_id(name: &str) -> String {
-    let digest = Sha256::digest(format!("{TYPE_NAME}|{name}").as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("wl-{hex}")
+    format!("wl-{}", sha256_hex(&format!("{TYPE_NAME}|{name}"), 8))
 }
 
 /// The client token for creating this workload at this placement.
@@ -167,8 +164,7 @@ fn idempotency_key(name: &str, placement: &Value) -> String {
         text.push('|');
         text.push_str(&attrs::string(placement, field).unwrap_or_default());
     }
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    sha256_hex(&text, 16)
 }
 
 fn placement_key(v: &Value) -> Option<PlacementKey> {
@@ -585,9 +581,7 @@ fn edge_holders(ctx: &ProviderContext, edge: &[placement::EdgeCandidate]) -> Vec
 /// What the workload books on its node: every replica's request, rounded up.
 fn edge_amounts(planned: &Value) -> ledger::Resources {
     let replicas = attrs::number(planned, "replicas").unwrap_or(1.0).max(1.0);
-    let per = |name: &str, unit: f64| {
-        (attrs::number(planned, name).unwrap_or(0.0).max(0.0) * unit * replicas).ceil() as u64
-    };
+    let per = |name: &str, unit: f64| workload_edge::scaled(planned, name, unit, replicas);
     ledger::Resources {
         cpu_millis: per("cpu", 1000.0),
         memory_mb: per("memory_gb", 1024.0),
@@ -1069,19 +1063,15 @@ impl Resource for Workload {
     }
 
     fn upgrade(&self, version: i64, state_json: &[u8]) -> Result<Value, Diagnostics> {
-        let ty = Type::Object(self.object_type());
-        let bytes = match version {
-            SCHEMA_VERSION => state_json.to_vec(),
-            0 => upgrade_v0(state_json)?,
-            newer => {
-                return Err(Diagnostic::error(
-                    "State written by a newer provider",
-                    format!("This hybrid_workload state has schema version {newer}; this provider understands up to {SCHEMA_VERSION}. Use the provider version that wrote it."),
-                )
-                .into())
-            }
-        };
-        tfvalue::decode_json(&bytes, &ty).map_err(|e| Diagnostic::decode("stored state", &e).into())
+        match version {
+            0 => decode_stored_state(
+                TYPE_NAME,
+                &self.schema,
+                SCHEMA_VERSION,
+                &upgrade_v0(state_json)?,
+            ),
+            _ => decode_stored_state(TYPE_NAME, &self.schema, version, state_json),
+        }
     }
 }
 

@@ -332,11 +332,15 @@ pub fn plan(
     }
 }
 
+/// `n` replicas' worth of the per-replica request `name`, in ledger units (`unit` per input
+/// unit), rounded up so a booking never undercounts.
+pub fn scaled(planned: &Value, name: &str, unit: f64, n: f64) -> u64 {
+    (attrs::number(planned, name).unwrap_or(0.0).max(0.0) * unit * n).ceil() as u64
+}
+
 /// Per-node amounts to book for the planned `edge_assignments`.
 pub fn bookings(planned: &Value) -> Vec<(String, ledger::Resources)> {
-    let per = |name: &str, unit: f64, n: f64| {
-        (attrs::number(planned, name).unwrap_or(0.0).max(0.0) * unit * n).ceil() as u64
-    };
+    let per = |name: &str, unit: f64, n: f64| scaled(planned, name, unit, n);
     let network = attrs::get(planned, "edge")
         .and_then(|e| attrs::number(e, "network_mbps"))
         .unwrap_or(0.0)
