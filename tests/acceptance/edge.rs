@@ -88,7 +88,11 @@ fn workloads_are_placed_on_edge_nodes_and_capacity_is_never_double_booked() {
     first.apply();
     second.expect_error(
         &["apply", "-input=false", "second.tfplan"],
-        &["No placement satisfies the requirements", "held by wl-"],
+        &[
+            "Edge capacity no longer available",
+            "held by wl-",
+            "not moved elsewhere",
+        ],
     );
     let live: Vec<String> = site.sim_instances().into_iter().map(|i| i.name).collect();
     assert_eq!(live.len(), 2, "{live:?}");

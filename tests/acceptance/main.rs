@@ -7,4 +7,5 @@ mod harness;
 mod protocol;
 mod review;
 mod schema;
+mod stress;
 mod workload;

@@ -34,6 +34,17 @@
 //!   (the hardware really shrank) and reports the overcommit in [`NodeUsage::overcommitted`];
 //!   an overcommitted node simply has zero free until enough is released.
 //!
+//! # Plan notes
+//!
+//! Terraform plans a resource twice: at `terraform plan`, and again during apply, with nothing in
+//! the second request that says what the first one decided. An edge placement depends on free
+//! capacity, which other workspaces change in between, so the second plan could pick another
+//! node, and Terraform rejects that as an inconsistent plan. The provider therefore writes the
+//! decision it showed as a *plan note* (keyed by workload and inputs, with a time to live) in the
+//! same store as the reservations, so every machine sharing the ledger sees it; the apply-time
+//! plan repeats it, and the reservation then succeeds or fails loudly. A note is not a
+//! reservation: it never holds capacity.
+//!
 //! # Why a synchronous trait
 //!
 //! Both drivers are blocking (rusqlite has no async API; the sync `redis` API avoids pulling a
@@ -115,6 +126,16 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
 
     /// Every registered node, sorted.
     fn nodes(&self) -> Result<Vec<NodeId>, LedgerError>;
+
+    /// Remembers a plan-time decision (`body`, opaque to the ledger) under `key` for `ttl`,
+    /// replacing an earlier one. See [the plan-notes section](crate#plan-notes).
+    fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError>;
+
+    /// The note under `key`, unless it expired or was never written.
+    fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError>;
+
+    /// Forgets the note under `key` (idempotent).
+    fn forget_plan_note(&self, key: &str) -> Result<(), LedgerError>;
 }
 
 /// Opens a ledger from a location: `redis://[:password@]host:port/db` or `rediss://...` for

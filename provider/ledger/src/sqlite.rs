@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS ledger_reservations (
 );
 CREATE INDEX IF NOT EXISTS ledger_reservations_node ON ledger_reservations (node);
 CREATE INDEX IF NOT EXISTS ledger_reservations_holder ON ledger_reservations (holder);
+CREATE TABLE IF NOT EXISTS ledger_plan_notes (
+    key           TEXT PRIMARY KEY,
+    body          TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
 ";
 
 const COLUMNS: &str = "id, node, holder, state, cpu_millis, memory_mb, storage_gb, gpu, \
@@ -537,6 +542,44 @@ impl Ledger for SqliteLedger {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sq(path, "listing nodes"))?;
             names.into_iter().map(NodeId::new).collect()
+        })
+    }
+
+    fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError> {
+        let expires = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        self.with_tx("writing a plan note", |tx, path| {
+            // Expired notes of every workload go with each write, so the table stays small.
+            tx.execute(
+                "DELETE FROM ledger_plan_notes WHERE expires_at_ms <= ?1",
+                params![to_i64(now_ms())],
+            )
+            .map_err(sq(path, "writing a plan note"))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO ledger_plan_notes (key, body, expires_at_ms) VALUES (?1, ?2, ?3)",
+                params![key, body, to_i64(expires)],
+            )
+            .map_err(sq(path, "writing a plan note"))?;
+            Ok(())
+        })
+    }
+
+    fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.with_read("reading a plan note", |tx, path| {
+            tx.query_row(
+                "SELECT body FROM ledger_plan_notes WHERE key = ?1 AND expires_at_ms > ?2",
+                params![key, to_i64(now_ms())],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(sq(path, "reading a plan note"))
+        })
+    }
+
+    fn forget_plan_note(&self, key: &str) -> Result<(), LedgerError> {
+        self.with_tx("forgetting a plan note", |tx, path| {
+            tx.execute("DELETE FROM ledger_plan_notes WHERE key = ?1", params![key])
+                .map_err(sq(path, "forgetting a plan note"))?;
+            Ok(())
         })
     }
 }

@@ -380,6 +380,32 @@ fn survives_reopen(env: &Env) {
     assert_eq!(l.free(&n).unwrap(), Resources::ZERO);
 }
 
+fn plan_notes(env: &Env) {
+    let l = env.open();
+    assert_eq!(l.plan_note("wl-a").unwrap(), None);
+    l.put_plan_note("wl-a", "first", Duration::from_secs(60))
+        .unwrap();
+    l.put_plan_note("wl-a", "second", Duration::from_secs(60))
+        .unwrap();
+    // Another handle on the same store (another process, another machine) sees it.
+    assert_eq!(
+        env.open().plan_note("wl-a").unwrap().as_deref(),
+        Some("second")
+    );
+    // A note never holds capacity.
+    let n = node("edge-1");
+    l.set_capacity(&n, &cpu(1000)).unwrap();
+    assert_eq!(l.free(&n).unwrap(), cpu(1000));
+    l.forget_plan_note("wl-a").unwrap();
+    l.forget_plan_note("wl-a").unwrap();
+    assert_eq!(l.plan_note("wl-a").unwrap(), None);
+    // Expired notes are gone.
+    l.put_plan_note("wl-b", "soon gone", Duration::from_millis(150))
+        .unwrap();
+    sleep(Duration::from_millis(400));
+    assert_eq!(l.plan_note("wl-b").unwrap(), None);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -414,6 +440,7 @@ conformance!(
     capacity_lowered,
     nodes_and_errors,
     survives_reopen,
+    plan_notes,
 );
 
 // Keep the trait in scope for method calls on Box<dyn Ledger>.

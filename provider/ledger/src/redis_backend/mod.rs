@@ -457,4 +457,35 @@ impl Ledger for RedisLedger {
         nodes.sort();
         Ok(nodes)
     }
+
+    fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.with_conn("writing a plan note", |c| {
+            redis::cmd("SET")
+                .arg(format!("{PLAN_NOTE_PREFIX}{key}"))
+                .arg(body)
+                .arg("PX")
+                .arg(millis)
+                .query::<()>(c)
+        })
+    }
+
+    fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.with_conn("reading a plan note", |c| {
+            redis::cmd("GET")
+                .arg(format!("{PLAN_NOTE_PREFIX}{key}"))
+                .query::<Option<String>>(c)
+        })
+    }
+
+    fn forget_plan_note(&self, key: &str) -> Result<(), LedgerError> {
+        self.with_conn("forgetting a plan note", |c| {
+            redis::cmd("DEL")
+                .arg(format!("{PLAN_NOTE_PREFIX}{key}"))
+                .query::<()>(c)
+        })
+    }
 }
+
+/// Plan notes are plain strings with a Redis expiry (`SET ... PX`).
+const PLAN_NOTE_PREFIX: &str = "hybrid:ledger:plan-note:";

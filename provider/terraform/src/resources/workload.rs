@@ -361,6 +361,102 @@ impl Workload {
         Some(serde_json::json!({ "schema_version": SCHEMA_VERSION, "state": state_json }))
     }
 
+    /// Remembers an edge decision just shown, so that the apply-time plan repeats it (see the
+    /// ledger's plan notes). A cloud-only decision needs no note: the catalog does not move.
+    fn write_plan_note(&self, ctx: &ProviderContext, planned: &Value, diags: &mut Diagnostics) {
+        let Some(id) = attrs::string(planned, "id") else {
+            return;
+        };
+        let placement = planned.get("placement").cloned().unwrap_or(Value::Null);
+        if planned_bookings(planned, &placement).is_empty() {
+            return;
+        }
+        let Type::Object(object) = self.schema.block.value_type() else {
+            return;
+        };
+        let mut note = serde_json::Map::new();
+        note.insert("inputs".into(), inputs_digest(planned).into());
+        for name in NOTED {
+            let (Some(ty), Some(value)) = (object.attrs.get(name), planned.get(name)) else {
+                return;
+            };
+            // msgpack, not JSON: it keeps a float64 a float64, and Terraform compares the
+            // repeated plan with the first one exactly.
+            match tfvalue::encode_msgpack(value, ty) {
+                Ok(bytes) => {
+                    note.insert(name.into(), hex(&bytes).into());
+                }
+                Err(_) => return,
+            }
+        }
+        let body = serde_json::Value::Object(note).to_string();
+        if let Err(e) = ctx
+            .ledger
+            .put_plan_note(&plan_note_key(&id), &body, PLAN_NOTE_TTL)
+        {
+            diags.push(Diagnostic::warning(
+                "Edge decision not remembered",
+                format!("The ledger at {} could not record this plan's edge placement ({e}); if capacity changes before apply, apply may report an inconsistent plan.", ctx.ledger.location()),
+            ));
+        }
+    }
+
+    /// Repeats the edge decision an earlier plan of the same inputs showed, when there is one:
+    /// `Ok(true)` when `planned` now carries it, `Ok(false)` when the decision is to be made
+    /// afresh, an error when the capacity it booked was taken since (the note is then dropped,
+    /// so the next plan decides afresh).
+    fn recall_plan_note(
+        &self,
+        ctx: &ProviderContext,
+        prior: &Value,
+        planned: &mut Value,
+    ) -> Result<bool, Diagnostic> {
+        if !prior.is_null() && inputs_equal(prior, planned) {
+            return Ok(false);
+        }
+        let Some(id) = attrs::string(planned, "id") else {
+            return Ok(false);
+        };
+        let key = plan_note_key(&id);
+        let Ok(Some(body)) = ctx.ledger.plan_note(&key) else {
+            return Ok(false);
+        };
+        let Ok(serde_json::Value::Object(note)) = serde_json::from_str(&body) else {
+            return Ok(false);
+        };
+        if note.get("inputs").and_then(|v| v.as_str()) != Some(inputs_digest(planned).as_str()) {
+            return Ok(false);
+        }
+        let Type::Object(object) = self.schema.block.value_type() else {
+            return Ok(false);
+        };
+        let mut candidate = planned.clone();
+        for name in NOTED {
+            let (Some(ty), Some(bytes)) = (
+                object.attrs.get(name),
+                note.get(name).and_then(|v| v.as_str()).and_then(unhex),
+            ) else {
+                return Ok(false);
+            };
+            match tfvalue::decode_msgpack(&bytes, ty) {
+                Ok(v) => attrs::set(&mut candidate, name, v),
+                Err(_) => return Ok(false),
+            }
+        }
+        let placement = candidate.get("placement").cloned().unwrap_or(Value::Null);
+        for (node, amounts) in planned_bookings(&candidate, &placement) {
+            if let Some(why) = shortfall(ctx, &node, &amounts, &id) {
+                let _ = ctx.ledger.forget_plan_note(&key);
+                return Err(Diagnostic::error(
+                    "Edge capacity no longer available",
+                    format!("This workload was planned onto edge node {node}, but that capacity was taken since: {why}. Nothing was created and the workload was not moved elsewhere; run terraform plan again to choose another placement."),
+                ));
+            }
+        }
+        *planned = candidate;
+        Ok(true)
+    }
+
     fn merged_tags(ctx: &ProviderContext, planned: &Value) -> BTreeMap<String, String> {
         let mut tags = ctx.default_tags.clone();
         tags.extend(attrs::string_map(planned, "tags"));
@@ -393,6 +489,11 @@ impl Workload {
             tags: Self::merged_tags(ctx, &planned),
             metadata: self.metadata(&planned),
         };
+        // The apply-time plan has repeated the noted decision; from here the reservation
+        // decides, and a later plan decides afresh.
+        let _ = ctx
+            .ledger
+            .forget_plan_note(&plan_note_key(&spec.workload_id));
         // Edge capacity is booked before anything runs there, exactly as the plan showed it.
         let reservations = match reserve_edge(ctx, &planned, &placement, &spec.workload_id) {
             Ok(r) => r,
@@ -598,6 +699,97 @@ fn edge_node_of(placement: &Value) -> Option<String> {
         .flatten()
 }
 
+/// The edge capacity a planned workload books: every node of `edge_assignments`, or the one
+/// node of an engine placement on edge/on-prem; empty for a cloud placement.
+fn planned_bookings(planned: &Value, placement: &Value) -> Vec<(String, ledger::Resources)> {
+    let mut wanted = workload_edge::bookings(planned);
+    if wanted.is_empty() {
+        if let Some(node) = edge_node_of(placement) {
+            wanted.push((node, edge_amounts(planned)));
+        }
+    }
+    wanted
+}
+
+/// How long a plan's edge decision is remembered for the apply-time plan of the same run (or a
+/// saved plan applied later).
+const PLAN_NOTE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The planned attributes a plan note carries.
+const NOTED: [&str; 3] = ["placement", "alternatives", "edge_assignments"];
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [hi, lo] => u8::from_str_radix(std::str::from_utf8(&[*hi, *lo]).ok()?, 16).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn plan_note_key(workload_id: &str) -> String {
+    format!("{TYPE_NAME}/{workload_id}")
+}
+
+/// A digest of every placement input, so a note is only ever repeated for the same inputs.
+fn inputs_digest(planned: &Value) -> String {
+    let mut text = String::new();
+    for name in PLACEMENT_INPUTS {
+        text.push_str(name);
+        text.push('=');
+        text.push_str(&format!("{:?}", planned.get(name)));
+        text.push(';');
+    }
+    sha256_hex(&text, 16)
+}
+
+/// Why `amounts` no longer fit on `node` for `holder` (its own holdings count as free), or
+/// `None` when they do.
+fn shortfall(
+    ctx: &ProviderContext,
+    node: &str,
+    amounts: &ledger::Resources,
+    holder: &str,
+) -> Option<String> {
+    let Ok(id) = ledger::NodeId::new(node.to_string()) else {
+        return Some(format!("{node:?} is not a valid node id"));
+    };
+    let usage = match ctx.ledger.usage(&id) {
+        Ok(u) => u,
+        Err(e) => return Some(e.to_string()),
+    };
+    let own = ledger::Resources::sum(
+        usage
+            .holders
+            .iter()
+            .filter(|h| h.holder.as_str() == holder)
+            .map(|h| &h.amounts),
+    );
+    let free = usage.free.saturating_add(&own);
+    if amounts.fits_within(&free) {
+        return None;
+    }
+    let others: Vec<String> = usage
+        .holders
+        .iter()
+        .filter(|h| h.holder.as_str() != holder)
+        .map(|h| format!("{} ({})", h.holder, h.amounts))
+        .collect();
+    Some(format!(
+        "{amounts} needed, {free} free; held by {}",
+        if others.is_empty() {
+            "nobody else".to_string()
+        } else {
+            others.join(", ")
+        }
+    ))
+}
+
 /// Reserves the planned edge capacity (pending until the instance runs): the one node of an
 /// engine placement, or every node of `edge_assignments`. All or nothing: when any node's
 /// capacity was taken after this plan, what was reserved is released and the error names the
@@ -608,12 +800,7 @@ fn reserve_edge(
     placement: &Value,
     workload_id: &str,
 ) -> Result<Vec<ledger::Reservation>, Diagnostic> {
-    let mut wanted = workload_edge::bookings(planned);
-    if wanted.is_empty() {
-        if let Some(node) = edge_node_of(placement) {
-            wanted.push((node, edge_amounts(planned)));
-        }
-    }
+    let wanted = planned_bookings(planned, placement);
     let bad_id =
         |e: ledger::LedgerError| Diagnostic::error("Invalid edge reservation", e.to_string());
     let holder = ledger::HolderId::new(workload_id.to_string()).map_err(bad_id)?;
@@ -808,16 +995,25 @@ impl Resource for Workload {
                 );
                 attrs::set(&mut planned, "edge_assignments", prior_assignments);
             } else {
-                match workload_edge::plan(
-                    ctx,
-                    &planned,
-                    &request,
-                    attrs::string(&planned, "id").as_deref(),
-                ) {
-                    Ok((placement, assignments)) => {
-                        attrs::set(&mut planned, "placement", placement);
-                        attrs::set(&mut planned, "edge_assignments", assignments);
-                    }
+                attrs::set(&mut planned, "alternatives", Value::list([]));
+                match self.recall_plan_note(ctx, &prior, &mut planned) {
+                    Ok(true) => {}
+                    Ok(false) => match workload_edge::plan(
+                        ctx,
+                        &planned,
+                        &request,
+                        attrs::string(&planned, "id").as_deref(),
+                    ) {
+                        Ok((placement, assignments)) => {
+                            attrs::set(&mut planned, "placement", placement);
+                            attrs::set(&mut planned, "edge_assignments", assignments);
+                            self.write_plan_note(ctx, &planned, &mut resp.diagnostics);
+                        }
+                        Err(d) => {
+                            resp.diagnostics.push(d);
+                            return resp;
+                        }
+                    },
                     Err(d) => {
                         resp.diagnostics.push(d);
                         return resp;
@@ -868,14 +1064,35 @@ impl Resource for Workload {
             } else {
                 Vec::new()
             };
-            let decided = if edge.is_empty() {
-                ctx.placements
-                    .place(ctx.catalog, &requirements, &strategy, &options)
+            let recalled = if edge.is_empty() {
+                Ok(false)
             } else {
-                placement::place(ctx.catalog, &edge, &requirements, &strategy, &options)
+                self.recall_plan_note(ctx, &prior, &mut planned)
+            };
+            let decided = match recalled {
+                Err(d) => {
+                    resp.diagnostics.push(d);
+                    return resp;
+                }
+                // The apply-time plan of a decision already shown: repeat it exactly.
+                Ok(true) => None,
+                Ok(false) if edge.is_empty() => {
+                    Some(
+                        ctx.placements
+                            .place(ctx.catalog, &requirements, &strategy, &options),
+                    )
+                }
+                Ok(false) => Some(placement::place(
+                    ctx.catalog,
+                    &edge,
+                    &requirements,
+                    &strategy,
+                    &options,
+                )),
             };
             match decided {
-                Ok(decision) => {
+                None => {}
+                Some(Ok(decision)) => {
                     let chosen = placement_value(&decision.placement);
                     let alternatives =
                         Value::list(decision.alternatives.iter().map(placement_value));
@@ -904,9 +1121,10 @@ impl Resource for Workload {
                     } else {
                         attrs::set(&mut planned, "placement", chosen);
                         attrs::set(&mut planned, "alternatives", alternatives);
+                        self.write_plan_note(ctx, &planned, &mut resp.diagnostics);
                     }
                 }
-                Err(no_fit) => {
+                Some(Err(no_fit)) => {
                     let mut detail = no_fit.to_string();
                     for line in edge_holders(ctx, &edge) {
                         detail.push('\n');
@@ -1118,6 +1336,15 @@ fn upgrade_v0(state_json: &[u8]) -> Result<Vec<u8>, Diagnostics> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_note_bytes_round_trip_and_bad_hex_is_refused() {
+        let bytes = vec![0u8, 1, 0x7f, 0x80, 0xff];
+        assert_eq!(unhex(&hex(&bytes)), Some(bytes));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex("é0"), None);
+    }
 
     #[test]
     fn durations_parse_like_terraform_timeouts() {

@@ -1,0 +1,516 @@
+//! The promises that only show under stress, with the real Terraform CLI:
+//!
+//! - eight workspaces (separate terraform processes, state files and provider processes) apply
+//!   at once against one edge cluster through the shared capacity ledger, on SQLite and on a real
+//!   redis-server: no node is ever committed past its limits, every loser gets a diagnostic
+//!   naming the holders, and what runs equals what the states hold;
+//! - the provider process is killed with SIGKILL at random points of an apply: the next apply
+//!   converges, nothing is duplicated or orphaned, and no ledger reservation is leaked.
+//!
+//! Each test prints its figures. The light versions here run in CI; `make stress` runs them
+//! with more rounds (`HYBRID_STRESS_CRASH_RUNS`, `HYBRID_STRESS_RACE_ROUNDS`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{assert_no_crash, combined, Workspace};
+
+const NODE_CPU_LIMIT: u32 = 4;
+const RACER_CPU: u32 = 2;
+const RACERS: usize = 8;
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+/// A redis-server child process on a free loopback port, stopped on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (scripts/install-tools.sh installs it)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return RedisServer {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn site_config(cluster: &str) -> String {
+    let mut hcl = format!(
+        r#"
+provider "hybrid" {{}}
+
+resource "hybrid_edge_cluster" "site" {{
+  name              = "{cluster}"
+  geographic_region = "eu-central"
+  location {{
+    lat = 52.52
+    lng = 13.40
+  }}
+}}
+"#
+    );
+    for n in ["n1", "n2"] {
+        hcl.push_str(&format!(
+            r#"
+resource "hybrid_edge_node" "{n}" {{
+  cluster_id   = hybrid_edge_cluster.site.id
+  name         = "{n}"
+  node_type    = "compute"
+  capabilities = ["real_time_processing"]
+  hardware_specs {{
+    cpu_cores  = 8
+    memory_gb  = 32
+    storage_gb = 100
+  }}
+  resource_limits {{
+    cpu       = {NODE_CPU_LIMIT}
+    memory_gb = 16
+  }}
+}}
+"#
+        ));
+    }
+    hcl
+}
+
+fn racer_config(name: &str, cluster_id: &str) -> String {
+    format!(
+        r#"
+provider "hybrid" {{}}
+
+resource "hybrid_workload" "w" {{
+  name                = "{name}"
+  cpu                 = {RACER_CPU}
+  memory_gb           = 1
+  preferred_providers = ["edge"]
+  edge_cluster_ids    = ["{cluster_id}"]
+}}
+"#
+    )
+}
+
+/// Eight workspaces race for two nodes that fit four of them; returns the printed figure.
+fn race(label: &str, ledger_url: Option<&str>, round: usize) -> String {
+    let mut site = Workspace::new(&format!("race-{label}-{round}-site"));
+    if let Some(url) = ledger_url {
+        site.set_env("EDGE_CLUSTER_REDIS_URL", url);
+    }
+    site.config(&site_config(&format!("race-{label}-{round}")));
+    site.apply();
+    let cluster_id = site.resource("hybrid_edge_cluster.site")["id"]
+        .as_str()
+        .expect("cluster id")
+        .to_string();
+    let state = site.state_db.to_string_lossy().to_string();
+
+    let racers: Vec<Workspace> = (0..RACERS)
+        .map(|i| {
+            let mut ws = Workspace::new(&format!("race-{label}-{round}-{i}"))
+                .env("HYBRID_STATE_PATH", &state);
+            if let Some(url) = ledger_url {
+                ws.set_env("EDGE_CLUSTER_REDIS_URL", url);
+            }
+            ws.config(&racer_config(
+                &format!("racer-{label}-{round}-{i}"),
+                &cluster_id,
+            ));
+            ws
+        })
+        .collect();
+
+    let started = Instant::now();
+    let outcomes: Vec<(bool, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = racers
+            .iter()
+            .map(|ws| {
+                scope.spawn(move || {
+                    let out = ws.try_run(&["apply", "-input=false", "-auto-approve"]);
+                    (out.status.success(), combined(&out))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("racer thread"))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+
+    let mut winners = 0;
+    for (ok, text) in &outcomes {
+        assert_no_crash(text);
+        if *ok {
+            winners += 1;
+        } else {
+            let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                flat.contains("held by wl-") || flat.contains("capacity is not free any more"),
+                "a refused racer must be told who holds the capacity:\n{text}"
+            );
+        }
+    }
+
+    // What the ledger holds: never past a node's limits, and exactly the winners' bookings.
+    let location = ledger_url.map(str::to_string).unwrap_or(state.clone());
+    let ledger = ledger::open(&location).expect("open ledger");
+    let mut holders = BTreeSet::new();
+    let mut per_node = BTreeMap::new();
+    for node in ledger.nodes().expect("nodes") {
+        let usage = ledger.usage(&node).expect("usage");
+        assert!(
+            usage.reserved.fits_within(&usage.capacity),
+            "node {node} over-committed: {usage:?}"
+        );
+        for h in &usage.holders {
+            assert_eq!(
+                h.state,
+                ledger::ReservationState::Committed,
+                "a finished apply leaves no pending lease: {usage:?}"
+            );
+            holders.insert(h.holder.as_str().to_string());
+        }
+        per_node.insert(
+            node.as_str().to_string(),
+            (usage.reserved.cpu_millis, usage.capacity.cpu_millis),
+        );
+    }
+    assert_eq!(holders.len(), winners, "ledger holders vs winners");
+    let live = site.sim_instances();
+    assert_eq!(live.len(), winners, "instances running vs winners");
+    let fit = (2 * NODE_CPU_LIMIT / RACER_CPU) as usize;
+    assert!(winners >= 1 && winners <= fit, "{winners} winners");
+
+    for ws in &racers {
+        ws.destroy();
+    }
+    site.destroy();
+    assert!(site.sim_instances().is_empty());
+
+    let nodes: Vec<String> = per_node
+        .values()
+        .map(|(r, c)| format!("{}/{} cpu", r / 1000, c / 1000))
+        .collect();
+    format!(
+        "race[{label}] round {round}: {RACERS} workspaces in {:.1} s, {winners} won (at most {fit} fit), {} refused with the holders named, nodes committed {}, over-commits 0",
+        elapsed.as_secs_f64(),
+        RACERS - winners,
+        nodes.join(" and ")
+    )
+}
+
+#[test]
+fn eight_workspaces_racing_through_the_sqlite_ledger_never_over_commit() {
+    for round in 0..env_count("HYBRID_STRESS_RACE_ROUNDS", 1) {
+        println!("{}", race("sqlite", None, round));
+    }
+}
+
+#[test]
+fn eight_workspaces_racing_through_redis_never_over_commit() {
+    let redis = RedisServer::start();
+    for round in 0..env_count("HYBRID_STRESS_RACE_ROUNDS", 1) {
+        println!("{}", race("redis", Some(&redis.url()), round));
+    }
+}
+
+/// The provider processes below `terraform_pid` (Terraform re-executes itself under a
+/// supervising parent, so the plugin is a grandchild, not a child).
+fn provider_descendants(terraform_pid: u32) -> Vec<u32> {
+    let mut procs: Vec<(u32, u32, String)> = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...; comm may hold spaces, so split after the last ')'.
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head
+            .split_once('(')
+            .map(|(_, c)| c)
+            .unwrap_or("")
+            .to_string();
+        if let Some(ppid) = tail.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+            procs.push((pid, ppid, comm));
+        }
+    }
+    let mut below = BTreeSet::from([terraform_pid]);
+    loop {
+        let before = below.len();
+        for (pid, ppid, _) in &procs {
+            if below.contains(ppid) {
+                below.insert(*pid);
+            }
+        }
+        if below.len() == before {
+            break;
+        }
+    }
+    procs
+        .into_iter()
+        .filter(|(pid, _, comm)| below.contains(pid) && comm.starts_with("terraform-provi"))
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+/// A small deterministic generator, so a failing run can be replayed from its seed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_below(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound.max(1)
+    }
+}
+
+const CRASH_CONFIG: &str = r#"
+provider "hybrid" {}
+
+resource "hybrid_edge_cluster" "site" {
+  name              = "crash-site"
+  geographic_region = "eu-central"
+  location {
+    lat = 48.14
+    lng = 11.58
+  }
+}
+
+resource "hybrid_edge_node" "n1" {
+  cluster_id   = hybrid_edge_cluster.site.id
+  name         = "n1"
+  node_type    = "compute"
+  capabilities = ["real_time_processing"]
+  hardware_specs {
+    cpu_cores  = 8
+    memory_gb  = 32
+    storage_gb = 100
+  }
+  resource_limits {
+    cpu       = 6
+    memory_gb = 16
+  }
+}
+
+resource "hybrid_workload" "edge" {
+  count               = 3
+  name                = "crash-edge-${count.index}"
+  cpu                 = 2
+  memory_gb           = 1
+  preferred_providers = ["edge"]
+  edge_cluster_ids    = [hybrid_edge_cluster.site.id]
+  depends_on          = [hybrid_edge_node.n1]
+}
+
+resource "hybrid_workload" "cloud" {
+  count     = 4
+  name      = "crash-cloud-${count.index}"
+  cpu       = 2
+  memory_gb = 4
+}
+"#;
+
+/// Kills the provider at a random point of each apply, then checks that a plain apply
+/// converges with no duplicate, no orphan and no leaked reservation.
+#[test]
+fn killing_the_provider_mid_apply_never_duplicates_orphans_or_leaks() {
+    let runs = env_count("HYBRID_STRESS_CRASH_RUNS", 4);
+    let ws = Workspace::new("crash")
+        // Throttling makes creates take a while (retries with backoff), so kills land inside
+        // creates, between a create and its state write, and between resources.
+        .env(
+            "HYBRID_SIM_FAULTS",
+            "create:throttle=0.5,create:lost_response=0.2,delete:throttle=0.4",
+        );
+    ws.config(CRASH_CONFIG);
+    let mut rng = Lcg(0x5eed_0000_0000_0001);
+    let (mut killed, mut finished_first) = (0, 0);
+    let mut worst_converge = Duration::ZERO;
+    for run in 0..runs {
+        // Alternate between building up from nothing and tearing down, so kills land in
+        // creates and in deletes.
+        let destroying = run % 2 == 1;
+        let args: &[&str] = if destroying {
+            &["destroy", "-no-color", "-input=false", "-auto-approve"]
+        } else {
+            &["apply", "-no-color", "-input=false", "-auto-approve"]
+        };
+        let mut child = ws
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start terraform");
+        let delay = Duration::from_millis(150 + rng.next_below(1500));
+        let started = Instant::now();
+        let mut did_kill = false;
+        while started.elapsed() < delay {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if child.try_wait().ok().flatten().is_none() {
+            let found = provider_descendants(child.id());
+            for pid in found {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                did_kill = true;
+            }
+        }
+        let out = child.wait_with_output().expect("terraform finished");
+        if did_kill {
+            killed += 1;
+        } else {
+            finished_first += 1;
+            println!(
+                "crash run {run}: no provider process at {:.2} s (between plugin starts, or done)",
+                delay.as_secs_f64()
+            );
+        }
+        let text = combined(&out);
+        assert!(
+            did_kill || out.status.success(),
+            "run {run} failed without a kill:\n{text}"
+        );
+
+        // The next plain command converges.
+        let converge = Instant::now();
+        if destroying {
+            ws.destroy();
+        } else {
+            ws.apply();
+            ws.expect_empty_plan();
+        }
+        worst_converge = worst_converge.max(converge.elapsed());
+        check_truth(&ws, if destroying { 0 } else { 7 }, run);
+    }
+    ws.destroy();
+    check_truth(&ws, 0, runs);
+    println!(
+        "crash: {runs} runs, provider killed with SIGKILL in {killed} (no provider process running at the kill time in {finished_first}); every next apply converged (slowest {:.1} s); duplicates 0, orphans 0, leaked reservations 0",
+        worst_converge.as_secs_f64()
+    );
+}
+
+/// State, sim cloud and ledger agree: `expected` workloads, each exactly once.
+fn check_truth(ws: &Workspace, expected: usize, run: usize) {
+    let live = ws.sim_instances();
+    let mut by_workload: BTreeMap<String, usize> = BTreeMap::new();
+    for inst in &live {
+        *by_workload.entry(inst.workload_id.clone()).or_default() += 1;
+    }
+    let duplicates: Vec<_> = by_workload.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicates.is_empty(),
+        "run {run}: duplicates {duplicates:?}"
+    );
+
+    let state_ids: BTreeSet<String> = if expected == 0 {
+        BTreeSet::new()
+    } else {
+        let show = ws.show_json();
+        let mut ids = BTreeSet::new();
+        if let Some(resources) = show["values"]["root_module"]["resources"].as_array() {
+            for r in resources {
+                if r["type"] == "hybrid_workload" {
+                    if let Some(id) = r["values"]["id"].as_str() {
+                        ids.insert(id.to_string());
+                    }
+                }
+            }
+        }
+        ids
+    };
+    let live_ids: BTreeSet<String> = by_workload.keys().cloned().collect();
+    assert_eq!(state_ids.len(), expected, "run {run}: workloads in state");
+    assert_eq!(
+        live_ids, state_ids,
+        "run {run}: live instances vs state (orphans or lost resources)"
+    );
+
+    let ledger = ledger::open(&ws.state_db.to_string_lossy()).expect("open ledger");
+    let mut booked = BTreeSet::new();
+    for node in ledger.nodes().expect("nodes") {
+        for r in ledger.list(Some(&node)).expect("list") {
+            assert!(
+                booked.insert(r.holder.as_str().to_string()),
+                "run {run}: {} holds two reservations on {node}",
+                r.holder
+            );
+            assert_eq!(
+                r.state,
+                ledger::ReservationState::Committed,
+                "run {run}: a pending lease survived a converged apply: {r:?}"
+            );
+        }
+    }
+    let edge_ids: BTreeSet<String> = live
+        .iter()
+        .filter(|i| i.provider == "edge")
+        .map(|i| i.workload_id.clone())
+        .collect();
+    assert_eq!(
+        booked, edge_ids,
+        "run {run}: reservations vs edge workloads"
+    );
+}
