@@ -10,6 +10,7 @@ pub mod config;
 pub mod data_sources;
 pub mod diagnostics;
 pub mod engine_values;
+pub mod fuzzing;
 pub mod grpc;
 pub mod logging;
 pub mod resources;
