@@ -1,6 +1,7 @@
 //! End-to-end tests: the real Terraform CLI drives the provider binary cargo built.
 //! See `harness.rs` for how each test is isolated.
 
+mod bad_input;
 mod data_sources;
 mod edge;
 mod harness;

@@ -232,8 +232,12 @@ fn race(label: &str, ledger_url: Option<&str>, round: usize) -> String {
     let fit = (2 * NODE_CPU_LIMIT / RACER_CPU) as usize;
     assert!(winners >= 1 && winners <= fit, "{winners} winners");
 
-    for ws in &racers {
-        ws.destroy();
+    // Winners first: Terraform 1.0's destroy runs a normal plan before the destroy plan, and a
+    // loser's workload (never created) cannot be planned while the winners hold the capacity.
+    let mut order: Vec<usize> = (0..RACERS).collect();
+    order.sort_by_key(|i| !outcomes[*i].0);
+    for i in order {
+        racers[i].destroy();
     }
     site.destroy();
     assert!(site.sim_instances().is_empty());

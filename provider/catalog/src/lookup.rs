@@ -9,6 +9,30 @@ use crate::error::CatalogError;
 use crate::model::{Catalog, Cloud, InstanceType, Offer, Region, RegionId, TypeId};
 
 impl Catalog {
+    /// Every GPU model the catalog names, lower-case, sorted, without duplicates.
+    pub fn gpu_models(&self) -> Vec<String> {
+        let mut models: Vec<String> = self
+            .instance_types
+            .iter()
+            .filter_map(|t| t.gpu_model.as_deref())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        models.sort();
+        models.dedup();
+        models
+    }
+
+    /// Whether `wanted` matches some GPU model of the catalog the way placement matches it
+    /// (case-insensitive substring: "a100" matches "nvidia a100 80gb").
+    pub fn knows_gpu_model(&self, wanted: &str) -> bool {
+        let wanted = wanted.trim().to_ascii_lowercase();
+        self.instance_types.iter().any(|t| {
+            t.gpu_model
+                .as_deref()
+                .is_some_and(|m| m.to_ascii_lowercase().contains(&wanted))
+        })
+    }
+
     /// Finds a region by its provider code, for any cloud: `eu-west-1`, `westeurope`,
     /// `europe-west1`. Case-insensitive; a `cloud:` or `cloud/` prefix (`aws:eu-west-1`)
     /// restricts the search to that cloud. Codes are unique across clouds in the snapshot

@@ -358,7 +358,21 @@ impl Requirements {
             Some(n) => n as u32,
         };
         let gpu_model = match raw.gpu_model.as_deref().map(str::trim) {
-            None | Some("") => None,
+            None => None,
+            Some("") => {
+                errs.push(FieldError::new("gpu_model", "must not be empty"));
+                None
+            }
+            Some(m) if !catalog.knows_gpu_model(m) => {
+                errs.push(FieldError::new(
+                    "gpu_model",
+                    format!(
+                        "{m:?} matches no GPU model in the catalog; known models: {}",
+                        catalog.gpu_models().join(", ")
+                    ),
+                ));
+                None
+            }
             Some(m) => Some(m.to_ascii_lowercase()),
         };
         let gpu_count = if gpu_model.is_some() && gpu_count == 0 {

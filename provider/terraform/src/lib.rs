@@ -6,6 +6,7 @@
 //! know Terraform attribute names.
 
 pub mod attrs;
+pub mod checks;
 pub mod config;
 pub mod data_sources;
 pub mod diagnostics;

@@ -121,9 +121,19 @@ fn filter(config: &Value, catalog: &Catalog) -> Result<Filter, Diagnostics> {
             None => {} // reported by validation above
         }
     }
-    let gpu_model = attrs::string(config, "gpu_model")
-        .map(|m| m.trim().to_ascii_lowercase())
-        .filter(|m| !m.is_empty());
+    let gpu_model = attrs::string(config, "gpu_model").map(|m| m.trim().to_ascii_lowercase());
+    if let Some(model) = &gpu_model {
+        if model.is_empty() || !catalog.knows_gpu_model(model) {
+            diags.push(Diagnostic::attribute_error(
+                AttributePath::root().attr("gpu_model"),
+                "Invalid gpu_model",
+                format!(
+                    "{model:?} matches no GPU model in the catalog; known models: {}",
+                    catalog.gpu_models().join(", ")
+                ),
+            ));
+        }
+    }
     match requirements {
         Some(requirements) if !diags.has_errors() => Ok(Filter {
             clouds,

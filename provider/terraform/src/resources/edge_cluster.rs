@@ -76,6 +76,12 @@ pub fn read_location(config: &Value, diags: &mut Diagnostics) -> Option<(f64, f6
     Some((lat, lng))
 }
 
+/// Whether `id` has the form of a `hybrid_edge_cluster` id.
+pub fn is_cluster_id(id: &str) -> bool {
+    id.strip_prefix("ec-")
+        .is_some_and(|hex| hex.len() == 16 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// `prefix` + 16 hex digits of SHA-256 of the parts: stable ids known at plan time.
 pub fn stable_id(prefix: &str, parts: &[&str]) -> String {
     format!("{prefix}{}", super::sha256_hex(&parts.join("/"), 8))
@@ -177,15 +183,15 @@ impl Resource for EdgeClusterResource {
                 ));
             }
         }
-        if let Some(name) = attrs::string(config, "name") {
-            if name.trim().is_empty() {
-                diags.push(Diagnostic::attribute_error(
-                    AttributePath::root().attr("name"),
-                    "Invalid name",
-                    "name must not be empty.",
-                ));
-            }
-        }
+        let root = AttributePath::root;
+        crate::checks::name(config, root().attr("name"), "name", &mut diags);
+        crate::checks::non_empty(
+            config,
+            root().attr("geographic_region"),
+            "geographic_region",
+            &mut diags,
+        );
+        crate::checks::map_keys(config, root().attr("labels"), "labels", None, &mut diags);
         diags
     }
 

@@ -24,6 +24,17 @@ use crate::schema::{Attr, Block, NestedBlock, Nesting, Schema};
 
 pub const TYPE_NAME: &str = "hybrid_edge_node";
 pub const NODE_TYPES: &[&str] = &["gateway", "compute", "storage", "inference"];
+/// How an edge node reaches the network.
+pub const CONNECTIVITY_TYPES: &[&str] = &[
+    "ethernet",
+    "fiber",
+    "wifi",
+    "4g",
+    "lte",
+    "5g",
+    "satellite",
+    "microwave",
+];
 pub const CAPABILITIES: &[&str] = &[
     "ml_inference",
     "real_time_processing",
@@ -93,7 +104,7 @@ impl EdgeNodeResource {
                 "connectivity",
                 0,
                 vec![
-                    Attr::optional("type", Type::String, "fiber, 5g, lte, satellite, ..."),
+                    Attr::optional("type", Type::String, "How the node reaches the network: ethernet, fiber, wifi, 4g, lte, 5g, satellite or microwave."),
                     Attr::optional("bandwidth_gbps", Type::Number, "Uplink bandwidth in Gbps (> 0)."),
                 ],
                 "How the node is connected.",
@@ -212,6 +223,19 @@ fn node_from(
     let conn = attrs::get(config, "connectivity")
         .cloned()
         .unwrap_or(Value::Null);
+    if let Some(kind) = attrs::string(&conn, "type") {
+        if !CONNECTIVITY_TYPES.contains(&kind.as_str()) {
+            bad(
+                &mut diags,
+                AttributePath::root().attr("connectivity").attr("type"),
+                "connectivity",
+                format!(
+                    "unknown connectivity type {kind:?}; expected one of {}",
+                    CONNECTIVITY_TYPES.join(", ")
+                ),
+            );
+        }
+    }
     let bandwidth_gbps = attrs::number(&conn, "bandwidth_gbps");
     if let Some(b) = bandwidth_gbps {
         if !(b.is_finite() && b > 0.0 && b <= 1e4) {
@@ -338,16 +362,39 @@ impl Resource for EdgeNodeResource {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
+        let mut diags = Diagnostics::new();
+        let root = AttributePath::root;
+        crate::checks::name(config, root().attr("name"), "name", &mut diags);
+        crate::checks::map_keys(config, root().attr("labels"), "labels", None, &mut diags);
+        if let Some(hw) = attrs::get(config, "hardware_specs") {
+            crate::checks::non_empty(
+                hw,
+                root().attr("hardware_specs").attr("gpu_model"),
+                "gpu_model",
+                &mut diags,
+            );
+        }
+        if let Some(id) = attrs::string(config, "cluster_id") {
+            if !super::edge_cluster::is_cluster_id(&id) {
+                diags.push(Diagnostic::attribute_error(
+                    root().attr("cluster_id"),
+                    "Invalid cluster_id",
+                    format!("{id:?} is not an edge cluster id (ec- followed by 16 hex digits); use hybrid_edge_cluster.<name>.id."),
+                ));
+            }
+        }
         let config = &checkable(config);
         if !config.is_known() {
             // Check what is known; unknown parts are checked at plan/apply.
-            let mut diags = Diagnostics::new();
             read_location(config, &mut diags);
             return diags;
         }
-        node_from(config, Some((0.0, 0.0)))
-            .err()
-            .unwrap_or_default()
+        diags.extend(
+            node_from(config, Some((0.0, 0.0)))
+                .err()
+                .unwrap_or_default(),
+        );
+        diags
     }
 
     async fn plan(&self, ctx: &ProviderContext, req: PlanRequest) -> PlanResponse {

@@ -873,6 +873,51 @@ impl Resource for Workload {
 
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut diags = Diagnostics::new();
+        let root = AttributePath::root;
+        crate::checks::name(config, root().attr("name"), "name", &mut diags);
+        crate::checks::non_empty(config, root().attr("image"), "image", &mut diags);
+        crate::checks::map_keys(
+            config,
+            root().attr("tags"),
+            "tags",
+            Some(crate::checks::RESERVED_TAG_PREFIX),
+            &mut diags,
+        );
+        if let Some(edge) = attrs::get(config, "edge") {
+            for labels in [
+                "affinity_labels",
+                "anti_affinity_labels",
+                "preferred_labels",
+            ] {
+                crate::checks::map_keys(
+                    edge,
+                    root().attr("edge").attr(labels),
+                    labels,
+                    None,
+                    &mut diags,
+                );
+            }
+        }
+        if let Some(p) = attrs::number(config, "replace_threshold_percent") {
+            if !(p.is_finite() && (0.0..=100.0).contains(&p)) {
+                diags.push(Diagnostic::attribute_error(
+                    root().attr("replace_threshold_percent"),
+                    "Invalid replace_threshold_percent",
+                    format!("replace_threshold_percent must be between 0 and 100, got {p}."),
+                ));
+            }
+        }
+        if !attrs::is_unknown(config, "edge_cluster_ids") {
+            for id in attrs::strings(config, "edge_cluster_ids") {
+                if !super::edge_cluster::is_cluster_id(&id) {
+                    diags.push(Diagnostic::attribute_error(
+                        root().attr("edge_cluster_ids"),
+                        "Invalid edge_cluster_ids",
+                        format!("{id:?} is not an edge cluster id (ec- followed by 16 hex digits); use hybrid_edge_cluster.<name>.id."),
+                    ));
+                }
+            }
+        }
         if let Some(timeouts) = attrs::get(config, "timeouts") {
             for op in ["create", "update", "delete"] {
                 if let Some(text) = attrs::string(timeouts, op) {
