@@ -12,6 +12,7 @@ pub mod diagnostics;
 pub mod engine_values;
 pub mod grpc;
 pub mod logging;
+pub mod observe;
 pub mod resources;
 pub mod review;
 pub mod schema;
