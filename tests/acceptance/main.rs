@@ -5,6 +5,7 @@ mod data_sources;
 mod edge;
 mod harness;
 mod metrics;
+mod monitoring;
 mod protocol;
 mod review;
 mod schema;
