@@ -119,10 +119,7 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
         "group_left",
         "group_right",
     ] {
-        loop {
-            let Some(at) = find_word(&text, word) else {
-                break;
-            };
+        while let Some(at) = find_word(&text, word) {
             let rest = &text[at + word.len()..];
             let trimmed = rest.trim_start();
             if !trimmed.starts_with('(') {
