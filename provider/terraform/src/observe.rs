@@ -443,9 +443,11 @@ impl Telemetry {
         }
         nodes.sort();
         nodes.dedup();
+        // A create or replacement books, a destroy releases; an in-place change does neither.
+        let booked = !failed && (creating || new_state.is_null());
         for node in nodes {
             if let Ok(Some(record)) = ctx.sim.edge_node(&node) {
-                if !failed {
+                if booked {
                     self.metrics.edge_operation(&record.cluster_id);
                 }
                 self.record_usage(ctx, &record.cluster_id, &node);
