@@ -354,12 +354,16 @@ mod tests {
         m.edge_node_usage("ec-1", "en-1", 1, &[("cpu", 0.75)]);
         m.edge_latency(0.004);
         let text = m.encode().expect("encode");
-        for name in METRIC_NAMES {
-            assert!(
-                text.contains(&format!("# TYPE {name} ")),
-                "{name} missing:\n{text}"
-            );
-        }
+        // Exactly the advertised names: rules and dashboards are checked against METRIC_NAMES.
+        let mut registered: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        registered.sort_unstable();
+        let mut advertised = METRIC_NAMES.to_vec();
+        advertised.sort_unstable();
+        assert_eq!(registered, advertised, "{text}");
         assert_eq!(
             sample(
                 &text,
