@@ -481,3 +481,64 @@ impl Drop for RedisChild {
         let _ = std::fs::remove_dir_all(&self._dir);
     }
 }
+
+#[test]
+fn an_edge_node_gone_from_the_store_is_pushed_as_down() {
+    let gateway = Pushgateway::start();
+    let ws = Workspace::new("metrics-node-down").env("HYBRID_PUSHGATEWAY_URL", &gateway.url());
+    ws.config(
+        r#"
+provider "hybrid" {}
+
+resource "hybrid_edge_cluster" "site" {
+  name              = "down-site"
+  geographic_region = "eu-central"
+  location {
+    lat = 52.52
+    lng = 13.40
+  }
+}
+
+resource "hybrid_edge_node" "n1" {
+  cluster_id = hybrid_edge_cluster.site.id
+  name       = "n1"
+  node_type  = "compute"
+  hardware_specs {
+    cpu_cores  = 4
+    memory_gb  = 8
+    storage_gb = 100
+  }
+}
+"#,
+    );
+    ws.apply();
+    let node = ws.resource("hybrid_edge_node.n1");
+    let node_id = node["id"].as_str().expect("node id").to_string();
+    let cluster_id = node["cluster_id"].as_str().expect("cluster").to_string();
+    let labels = |phase| {
+        [
+            ("phase", phase),
+            ("cluster", cluster_id.as_str()),
+            ("node", node_id.as_str()),
+        ]
+    };
+    let text = gateway.metrics();
+    assert_eq!(
+        sample(&text, "edge_nodes_active", &labels("apply")),
+        Some(1.0),
+        "{text}"
+    );
+
+    // Someone removes the node's registration outside Terraform: the next plan sees it gone.
+    let sim = clouds::sim::SimCloud::open(&ws.state_db, clouds::faults::FaultPlan::none())
+        .expect("open sim state");
+    sim.delete_edge_node(&node_id).expect("delete node record");
+    drop(sim);
+    ws.expect_changes();
+    let text = gateway.metrics();
+    assert_eq!(
+        sample(&text, "edge_nodes_active", &labels("plan")),
+        Some(0.0),
+        "{text}"
+    );
+}

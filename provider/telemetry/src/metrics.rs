@@ -162,7 +162,7 @@ impl Metrics {
         let edge_nodes_active = int_gauge(
             &registry,
             "edge_nodes_active",
-            "1 when an edge node is registered and ready, 0 when it is registered but not ready.",
+            "1 when an edge node is registered, ready and its capacity is in the ledger (offered to placement); 0 when Terraform has it but its registration or capacity is gone.",
             &["cluster", "node"],
         );
         let edge_latency = Histogram::with_opts(

@@ -345,9 +345,10 @@ impl Telemetry {
                 }
             }
             WORKLOAD => self.record_cost(now),
-            EDGE_NODE => {
-                self.record_node(ctx, if now.is_null() { prior } else { now }, !now.is_null())
-            }
+            // Gone from the store while Terraform still has it: the node is down (plan will
+            // re-create it), which is what EdgeNodeDown is for.
+            EDGE_NODE if now.is_null() => self.record_node(ctx, prior, NodeSeen::Vanished),
+            EDGE_NODE => self.record_node(ctx, now, NodeSeen::Present),
             _ => {}
         }
     }
@@ -376,7 +377,12 @@ impl Telemetry {
                         self.metrics.edge_operation(&cluster);
                     }
                 }
-                self.record_node(ctx, state, !new_state.is_null());
+                let seen = if new_state.is_null() {
+                    NodeSeen::Deleted
+                } else {
+                    NodeSeen::Present
+                };
+                self.record_node(ctx, state, seen);
             }
             EDGE_CLUSTER if !failed => {
                 let state = if new_state.is_null() {
@@ -455,20 +461,28 @@ impl Telemetry {
         }
     }
 
-    fn record_node(&self, ctx: &ProviderContext, state: &Value, exists: bool) {
+    /// An edge node is up when it is registered and ready and the capacity ledger knows its
+    /// capacity (only then is it offered to placement).
+    fn record_node(&self, ctx: &ProviderContext, state: &Value, seen: NodeSeen) {
         let (Some(cluster), Some(node)) = (
             attrs::string(state, "cluster_id"),
             attrs::string(state, "id"),
         ) else {
             return;
         };
-        if !exists {
-            self.metrics.edge_node(&cluster, &node, None);
-            return;
+        match seen {
+            NodeSeen::Deleted => self.metrics.edge_node(&cluster, &node, None),
+            NodeSeen::Vanished => self.metrics.edge_node(&cluster, &node, Some(false)),
+            NodeSeen::Present => {
+                let booked = ledger::NodeId::new(node.clone())
+                    .ok()
+                    .is_some_and(|id| ctx.ledger.usage(&id).is_ok());
+                let ready = attrs::string(state, "status").as_deref() == Some("ready");
+                self.metrics
+                    .edge_node(&cluster, &node, Some(ready && booked));
+                self.record_usage(ctx, &cluster, &node);
+            }
         }
-        let ready = attrs::string(state, "status").as_deref() == Some("ready");
-        self.metrics.edge_node(&cluster, &node, Some(ready));
-        self.record_usage(ctx, &cluster, &node);
     }
 
     /// The ledger's view of a node: workloads holding capacity and the booked share of each
@@ -511,6 +525,17 @@ impl Telemetry {
         self.metrics
             .edge_node_usage(cluster, node, holders.len(), &utilization);
     }
+}
+
+/// What a read or apply learned about an edge node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NodeSeen {
+    /// It exists.
+    Present,
+    /// Terraform has it, the store no longer does.
+    Vanished,
+    /// Terraform deleted it.
+    Deleted,
 }
 
 /// A driver that records every call (each retry attempt) with its outcome and duration.
