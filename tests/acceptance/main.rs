@@ -5,6 +5,8 @@ mod bad_input;
 mod data_sources;
 mod edge;
 mod harness;
+mod metrics;
+mod monitoring;
 mod protocol;
 mod review;
 mod schema;

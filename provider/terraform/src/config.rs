@@ -49,7 +49,7 @@ pub fn schema() -> Schema {
                     "Make the sim cloud fail on demand, e.g. \"create:throttle=0.3,delete:error=1\" (kinds: throttle, error, reject, lost_response). Default: $HYBRID_SIM_FAULTS, else none.",
                 ),
             ],
-            blocks: Vec::new(),
+            blocks: vec![crate::observe::metrics_block()],
             description: "Places workloads across AWS, Azure, GCP, on-prem and edge sites; provisions on the embedded sim cloud by default.",
         },
     }
@@ -63,6 +63,8 @@ pub struct Settings {
     pub sim_faults: String,
     /// A redis:// URL, or `None` for the embedded database at `state_path`.
     pub ledger_url: Option<String>,
+    /// Where to push metrics (`metrics` block or `$HYBRID_PUSHGATEWAY_URL`); `None`: no push.
+    pub metrics: Option<crate::observe::MetricsSettings>,
 }
 
 fn default_state_path() -> PathBuf {
@@ -108,6 +110,7 @@ pub fn validate(config: &Value) -> Diagnostics {
             ));
         }
     }
+    crate::observe::validate_metrics(config, &mut diags);
     diags
 }
 
@@ -129,5 +132,6 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
                 .iter()
                 .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         }),
+        metrics: crate::observe::metrics_settings(config),
     })
 }

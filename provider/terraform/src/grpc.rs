@@ -22,6 +22,7 @@ use crate::config;
 use crate::data_sources::{self, DataSource};
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity};
 use crate::logging::crash_message;
+use crate::observe::{MeteredDriver, Telemetry};
 use crate::resources::{self, ApplyRequest, PlanRequest, ProviderContext, Resource};
 use crate::schema::{Attr, AttrKind, Block, NestedBlock, Nesting, Schema};
 use clouds::retry::StopHandle;
@@ -33,6 +34,7 @@ pub struct HybridProvider {
     provider_schema: Schema,
     context: RwLock<Option<ProviderContext>>,
     stop: StopHandle,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Default for HybridProvider {
@@ -56,7 +58,13 @@ impl HybridProvider {
             provider_schema: config::schema(),
             context: RwLock::new(None),
             stop,
+            telemetry: Arc::default(),
         }
+    }
+
+    /// This process's metrics; `main` pushes them once the plugin server has stopped.
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        self.telemetry.clone()
     }
 
     fn resource(&self, type_name: &str) -> Result<&Arc<dyn Resource>, Diagnostic> {
@@ -272,9 +280,36 @@ async fn guarded<T, F>(
 where
     F: Future<Output = T>,
 {
-    let span = tracing::info_span!("rpc", tf_rpc = rpc, tf_resource_type = type_name);
-    match AssertUnwindSafe(fut).catch_unwind().instrument(span).await {
-        Ok(v) => v,
+    // The placement fields are filled in by `observe` once PlanResourceChange has decided; the
+    // protocol does not tell a provider the resource's address, so its `name` stands in.
+    let span = tracing::info_span!(
+        "rpc",
+        tf_rpc = rpc,
+        tf_resource_type = type_name,
+        tf_resource_name = tracing::field::Empty,
+        placement_outcome = tracing::field::Empty,
+        placement_provider = tracing::field::Empty,
+        placement_region = tracing::field::Empty,
+        placement_instance_type = tracing::field::Empty,
+        placement_node = tracing::field::Empty,
+        placement_score = tracing::field::Empty,
+        placement_cost_hourly = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    match AssertUnwindSafe(fut)
+        .catch_unwind()
+        .instrument(span.clone())
+        .await
+    {
+        Ok(v) => {
+            span.in_scope(|| {
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "{rpc} finished"
+                )
+            });
+            v
+        }
         Err(payload) => {
             let message = crash_message(payload.as_ref());
             tracing::error!(
@@ -418,17 +453,18 @@ impl Provider for HybridProvider {
                 }
             };
             tracing::info!(terraform_version = %req.terraform_version, state_path = %settings.state_path.display(), ledger = %ledger.location(), "provider configured");
+            let warnings = self.telemetry.configure(settings.metrics.as_ref()).await;
             let sim = Arc::new(sim.with_catalog(catalog));
             *self.context.write().await = Some(ProviderContext {
                 catalog,
-                driver: sim.clone(),
+                driver: MeteredDriver::wrap(sim.clone(), self.telemetry.clone()),
                 sim,
                 ledger,
                 default_tags: settings.default_tags,
                 stop: self.stop.signal(),
                 placements: Arc::default(),
             });
-            Vec::new()
+            diagnostics_to_pb(warnings)
         }, one)
         .await;
         Ok(Response::new(pb::configure_provider::Response {
@@ -523,7 +559,11 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
-                let out = resource.read(&ctx, state, req.private.clone()).await;
+                let out = resource
+                    .read(&ctx, state.clone(), req.private.clone())
+                    .await;
+                self.telemetry
+                    .after_read(&ctx, &req.type_name, &state, &out.new_state);
                 let mut diags = out.diagnostics;
                 match encode(&out.new_state, &ty) {
                     Ok(dv) => resp.new_state = Some(dv),
@@ -577,13 +617,20 @@ impl Provider for HybridProvider {
                     .plan(
                         &ctx,
                         PlanRequest {
-                            prior_state,
-                            proposed_new_state,
+                            prior_state: prior_state.clone(),
+                            proposed_new_state: proposed_new_state.clone(),
                             config,
                             prior_private: req.prior_private.clone(),
                         },
                     )
                     .await;
+                self.telemetry.after_plan(
+                    &req.type_name,
+                    &prior_state,
+                    &proposed_new_state,
+                    &out.planned_state,
+                    out.diagnostics.has_errors(),
+                );
                 let mut diags = out.diagnostics;
                 if !diags.has_errors() {
                     match encode(&out.planned_state, &ty) {
@@ -644,13 +691,21 @@ impl Provider for HybridProvider {
                     .apply(
                         &ctx,
                         ApplyRequest {
-                            prior_state,
-                            planned_state,
+                            prior_state: prior_state.clone(),
+                            planned_state: planned_state.clone(),
                             config,
                             planned_private: req.planned_private.clone(),
                         },
                     )
                     .await;
+                self.telemetry.after_apply(
+                    &ctx,
+                    &req.type_name,
+                    &prior_state,
+                    &planned_state,
+                    &out.new_state,
+                    out.diagnostics.has_errors(),
+                );
                 let mut diags = out.diagnostics;
                 match encode(&out.new_state, &ty) {
                     Ok(dv) => resp.new_state = Some(dv),

@@ -14,6 +14,7 @@ pub mod engine_values;
 pub mod fuzzing;
 pub mod grpc;
 pub mod logging;
+pub mod observe;
 pub mod resources;
 pub mod review;
 pub mod schema;

@@ -110,6 +110,23 @@ where
         }
     }
 
+    /// Fields recorded after the span began (the placement, once decided) join its others.
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id) {
+            let mut extensions = span.extensions_mut();
+            if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
+                let mut recorded = JsonFields(std::mem::take(fields));
+                values.record(&mut recorded);
+                *fields = recorded.0;
+            }
+        }
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = JsonFields::default();
         event.record(&mut fields);

@@ -29,7 +29,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(tfprotocol::serve(HybridProvider::new())) {
+    let provider = HybridProvider::new();
+    let telemetry = provider.telemetry();
+    let served = runtime.block_on(tfprotocol::serve(provider));
+    // One terraform command, one process: its metrics go out now or never.
+    runtime.block_on(telemetry.push_at_exit());
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("terraform-provider-hybrid: {err}");
