@@ -9,6 +9,7 @@ pub mod attrs;
 pub mod config;
 pub mod data_sources;
 pub mod diagnostics;
+pub mod docs;
 pub mod engine_values;
 pub mod grpc;
 pub mod logging;
