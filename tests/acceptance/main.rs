@@ -2,9 +2,12 @@
 //! See `harness.rs` for how each test is isolated.
 
 mod data_sources;
+mod docs;
 mod edge;
+mod examples;
 mod harness;
 mod protocol;
+mod release;
 mod review;
 mod schema;
 mod workload;
