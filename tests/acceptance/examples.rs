@@ -84,8 +84,14 @@ fn every_resource_example_applies_imports_and_destroys() {
             );
             ws.state_rm(&address);
             ws.import(&address, &id);
-            ws.expect_empty_plan();
         }
+        // Import restores the resources exactly (root outputs are recomputed by the apply).
+        let reapplied = ws.apply();
+        assert!(
+            reapplied.contains("Resources: 0 added, 0 changed, 0 destroyed"),
+            "{type_name}: the imported state differs from the applied one:\n{reapplied}"
+        );
+        ws.expect_empty_plan();
         ws.destroy();
         assert!(ws.sim_instances().is_empty());
     }
@@ -132,7 +138,8 @@ fn every_data_source_example_applies() {
 fn examples_are_formatted_and_every_configuration_is_listed_and_applied() {
     let ws = Workspace::new("examples-fmt");
     let examples = repo_root().join("examples");
-    let out = ws.command(&["fmt", "-check", "-recursive", "-diff"])
+    let out = ws
+        .command(&["fmt", "-check", "-recursive", "-diff"])
         .arg(&examples)
         .output()
         .expect("run terraform fmt");
@@ -236,10 +243,19 @@ fn edge_site_example_spreads_replicas_over_its_nodes() {
 
     assert_eq!(ingest["placement"]["provider"], "edge", "{ingest:#}");
     let spread = assignments(&ingest);
-    assert_eq!(spread.iter().map(|(_, r)| r).sum::<f64>(), 6.0, "{spread:?}");
-    assert!(spread.len() >= 2, "six replicas over several nodes: {spread:?}");
+    assert_eq!(
+        spread.iter().map(|(_, r)| r).sum::<f64>(),
+        6.0,
+        "{spread:?}"
+    );
     assert!(
-        spread.iter().all(|(node, _)| Some(node.as_str()) != gateway["id"].as_str()),
+        spread.len() >= 2,
+        "six replicas over several nodes: {spread:?}"
+    );
+    assert!(
+        spread
+            .iter()
+            .all(|(node, _)| Some(node.as_str()) != gateway["id"].as_str()),
         "anti-affinity keeps replicas off the gateway: {spread:?}"
     );
     assert_eq!(inspection["placement"]["node"], gpu["id"], "{inspection:#}");
@@ -284,7 +300,10 @@ fn multi_cloud_compliance_example_keeps_data_in_its_jurisdiction() {
     assert!(us_region.starts_with("us-"), "{us_region}");
 
     let out = outputs(&ws);
-    let placements = out["placements"]["value"].as_object().cloned().unwrap_or_default();
+    let placements = out["placements"]["value"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(placements.len(), 3, "{out:#}");
     assert_eq!(ws.sim_instances().len(), 3);
 
@@ -301,9 +320,7 @@ fn edge_fleet_example_uses_the_edge_site_module_for_each_site() {
     ws.apply();
     let out = outputs(&ws);
     for site in ["berlin", "munich"] {
-        let cluster = ws.resource(&format!(
-            "module.site[\"{site}\"].hybrid_edge_cluster.this"
-        ));
+        let cluster = ws.resource(&format!("module.site[\"{site}\"].hybrid_edge_cluster.this"));
         assert_eq!(cluster["name"], format!("{site}-factory"));
         let nodes = out["sites"]["value"][site]["nodes"]
             .as_object()
@@ -313,7 +330,11 @@ fn edge_fleet_example_uses_the_edge_site_module_for_each_site() {
         let pos = ws.resource(&format!("hybrid_workload.pos_backend[\"{site}\"]"));
         assert_eq!(pos["placement"]["provider"], "edge", "{pos:#}");
         let spread = assignments(&pos);
-        assert_eq!(spread.iter().map(|(_, r)| r).sum::<f64>(), 2.0, "{spread:?}");
+        assert_eq!(
+            spread.iter().map(|(_, r)| r).sum::<f64>(),
+            2.0,
+            "{spread:?}"
+        );
         for (node, _) in &spread {
             let name = nodes
                 .iter()

@@ -115,7 +115,9 @@ fn release_layout_installs_offline_from_a_filesystem_mirror_with_verified_checks
 
     // The mirror holds the same zip.
     let mirror = dist.join("mirror");
-    let mirrored = mirror.join("registry.terraform.io/hybrid/hybrid").join(&zip);
+    let mirrored = mirror
+        .join("registry.terraform.io/hybrid/hybrid")
+        .join(&zip);
     assert_eq!(
         std::fs::read(&mirrored).expect("zip in mirror"),
         std::fs::read(dist.join(&zip)).expect("zip")
@@ -158,7 +160,10 @@ fn release_layout_installs_offline_from_a_filesystem_mirror_with_verified_checks
     // The same mirror with a lock file expecting other bytes: init refuses.
     let tampered = Workspace::with_mirror_at("release-mirror-tampered", &mirror);
     tampered.write("main.tf", &config());
-    let wrong = h1_hash(b"not the provider", &format!("terraform-provider-hybrid_v{VERSION}"));
+    let wrong = h1_hash(
+        b"not the provider",
+        &format!("terraform-provider-hybrid_v{VERSION}"),
+    );
     tampered.write(".terraform.lock.hcl", &lock_file(&[wrong]));
     tampered.expect_error(
         &["init", "-input=false"],

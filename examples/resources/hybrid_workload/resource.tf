@@ -6,7 +6,6 @@ resource "hybrid_workload" "checkout_api" {
   workload_type = "api"
   cpu           = 2
   memory_gb     = 8
-  storage_gb    = 50
 
   compliance             = ["gdpr"]
   data_residency_regions = ["EU"]

@@ -287,11 +287,7 @@ fn index_page(
 ) -> String {
     let mut out = String::new();
     let description = provider.block.description;
-    front_matter(
-        &mut out,
-        &format!("{PROVIDER_NAME} Provider"),
-        description,
-    );
+    front_matter(&mut out, &format!("{PROVIDER_NAME} Provider"), description);
     let _ = writeln!(out, "# {PROVIDER_NAME} Provider\n");
     if !description.trim().is_empty() {
         let _ = writeln!(out, "{}\n", description.trim());
@@ -588,7 +584,11 @@ fn write_entries<'a>(
 /// the order the entries appear).
 fn write_nested(out: &mut String, pending: Vec<(String, Nested<'_>)>) {
     for (path, nested) in pending {
-        let _ = writeln!(out, "<a id=\"{}\"></a>", anchor(nested.anchor_kind(), &path));
+        let _ = writeln!(
+            out,
+            "<a id=\"{}\"></a>",
+            anchor(nested.anchor_kind(), &path)
+        );
         let _ = writeln!(out, "### Nested Schema for `{path}`\n");
         let mut children = Vec::new();
         match nested {
@@ -693,7 +693,12 @@ mod tests {
             assert!(page.contains(e), "missing {e:?} in:\n{page}");
         }
         // Sections in registry order.
-        let order = ["# hybrid_sample", "## Example Usage", "## Schema", "## Import"];
+        let order = [
+            "# hybrid_sample",
+            "## Example Usage",
+            "## Schema",
+            "## Import",
+        ];
         let positions: Vec<usize> = order.iter().filter_map(|h| page.find(h)).collect();
         assert_eq!(positions.len(), order.len());
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{page}");
@@ -728,7 +733,12 @@ mod tests {
         let page = type_page(Kind::Resource, "hybrid_x", &schema, None, None);
         assert!(page.contains("- `alternatives` (List of Object) Other places. (see [below for nested schema](#nestedatt--alternatives))"), "{page}");
         assert!(page.contains("- `scores` (Object) (see [below for nested schema](#nestedatt--alternatives--scores))"), "{page}");
-        assert!(page.contains("### Nested Schema for `alternatives.scores`\n\nRead-Only:\n\n- `cost` (Number)"), "{page}");
+        assert!(
+            page.contains(
+                "### Nested Schema for `alternatives.scores`\n\nRead-Only:\n\n- `cost` (Number)"
+            ),
+            "{page}"
+        );
     }
 
     #[test]
@@ -746,7 +756,9 @@ mod tests {
                 PathBuf::from("docs/resources/sample.md")
             ]
         );
-        assert!(a[0].content.contains("- [`hybrid_sample`](resources/sample.md): A sample resource."));
+        assert!(a[0]
+            .content
+            .contains("- [`hybrid_sample`](resources/sample.md): A sample resource."));
     }
 
     #[test]

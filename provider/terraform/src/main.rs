@@ -94,7 +94,11 @@ fn docs_command(args: &[String]) -> u8 {
     }
     match docs::write(&root, &pages) {
         Ok(()) => {
-            println!("wrote {} pages under {}", pages.len(), root.join("docs").display());
+            println!(
+                "wrote {} pages under {}",
+                pages.len(),
+                root.join("docs").display()
+            );
             0
         }
         Err(err) => {
