@@ -36,6 +36,11 @@ if ! [[ "$VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]]; then
   exit 2
 fi
 
+if ! [[ "${RELEASE_ZIP_LEVEL:-9}" =~ ^[0-9]$ ]]; then
+  echo "release: RELEASE_ZIP_LEVEL must be 0-9, got '${RELEASE_ZIP_LEVEL}'" >&2
+  exit 2
+fi
+
 case "$(uname -s)" in
   Linux) OS=linux ;;
   Darwin) OS=darwin ;;
@@ -55,15 +60,16 @@ rm -rf "$OUT"
 mkdir -p "$OUT/mirror/$SOURCE"
 
 # Python's zipfile is used so that no zip tool is needed and the archive is reproducible.
-python3 - "$BINARY" "${NAME}_v${VERSION}" "$OUT/$ZIP" <<'PY'
+# RELEASE_ZIP_LEVEL (0-9, default 9) trades size for time; the tests use 1.
+python3 - "$BINARY" "${NAME}_v${VERSION}" "$OUT/$ZIP" "${RELEASE_ZIP_LEVEL:-9}" <<'PY'
 import sys, zipfile
-binary, member, out = sys.argv[1:4]
+binary, member, out, level = sys.argv[1:5]
 info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
 info.create_system = 3  # unix, so the mode below is honoured when unpacking
 info.external_attr = (0o100755 << 16)
 info.compress_type = zipfile.ZIP_DEFLATED
 with open(binary, "rb") as f, zipfile.ZipFile(out, "w") as z:
-    z.writestr(info, f.read(), compresslevel=6)
+    z.writestr(info, f.read(), compresslevel=int(level))
 PY
 
 printf '{\n  "version": 1,\n  "metadata": {\n    "protocol_versions": ["6.0"]\n  }\n}\n' >"$OUT/$MANIFEST"

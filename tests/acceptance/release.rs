@@ -68,6 +68,7 @@ fn release_layout_installs_offline_from_a_filesystem_mirror_with_verified_checks
         .arg(repo_root().join("scripts/release.sh"))
         .arg(provider_binary())
         .arg(VERSION)
+        .env("RELEASE_ZIP_LEVEL", "1")
         .arg(&dist)
         .output()
         .expect("run scripts/release.sh");
@@ -104,6 +105,7 @@ fn release_layout_installs_offline_from_a_filesystem_mirror_with_verified_checks
         .arg(repo_root().join("scripts/release.sh"))
         .arg(provider_binary())
         .arg(VERSION)
+        .env("RELEASE_ZIP_LEVEL", "1")
         .arg(&again)
         .output()
         .expect("run scripts/release.sh");
