@@ -47,6 +47,8 @@ pub fn provider_binary() -> PathBuf {
 /// A scratch Terraform working directory with its own HOME, CLI config and sim state.
 pub struct Workspace {
     pub dir: PathBuf,
+    /// Where terraform runs: `dir` unless [`Workspace::run_in`] chose a subdirectory.
+    pub run_dir: PathBuf,
     pub state_db: PathBuf,
     terraform: PathBuf,
     extra_env: Vec<(String, String)>,
@@ -86,6 +88,16 @@ impl Workspace {
             platform_dir.join(format!("terraform-provider-hybrid_v{version}")),
         )
         .expect("copy provider into mirror");
+        Workspace::from_mirror_dir(dir, &mirror)
+    }
+
+    /// A workspace whose `terraform init` installs from an existing filesystem mirror (packed
+    /// zips or unpacked directories), e.g. the one `make release` writes.
+    pub fn with_mirror_at(name: &str, mirror: &Path) -> Workspace {
+        Workspace::from_mirror_dir(scratch_dir(name), mirror)
+    }
+
+    fn from_mirror_dir(dir: PathBuf, mirror: &Path) -> Workspace {
         std::fs::write(
             dir.join("terraformrc"),
             format!(
@@ -101,10 +113,17 @@ impl Workspace {
         std::fs::create_dir_all(dir.join("home")).expect("home");
         Workspace {
             state_db: dir.join("hybrid-state.db"),
+            run_dir: dir.clone(),
             dir,
             terraform: terraform_binary(),
             extra_env: Vec::new(),
         }
+    }
+
+    /// Runs terraform in `sub` (relative to `dir`), e.g. an example copied with its modules.
+    pub fn run_in(mut self, sub: &str) -> Workspace {
+        self.run_dir = self.dir.join(sub);
+        self
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Workspace {
@@ -126,18 +145,18 @@ impl Workspace {
         let body = format!(
             "terraform {{\n  required_providers {{\n    hybrid = {{\n      source = \"hybrid/hybrid\"\n    }}\n  }}\n}}\n\n{hcl}\n"
         );
-        std::fs::write(self.dir.join("main.tf"), body).expect("write main.tf");
+        std::fs::write(self.run_dir.join("main.tf"), body).expect("write main.tf");
     }
 
     /// Writes a file verbatim (for examples that carry their own `terraform` block).
     pub fn write(&self, name: &str, content: &str) {
-        std::fs::write(self.dir.join(name), content).expect("write file");
+        std::fs::write(self.run_dir.join(name), content).expect("write file");
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.terraform);
         cmd.args(args)
-            .current_dir(&self.dir)
+            .current_dir(&self.run_dir)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.join("home"))

@@ -3,11 +3,14 @@
 
 mod bad_input;
 mod data_sources;
+mod docs;
 mod edge;
+mod examples;
 mod harness;
 mod metrics;
 mod monitoring;
 mod protocol;
+mod release;
 mod review;
 mod schema;
 mod stress;

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod config;
 pub mod data_sources;
 pub mod diagnostics;
+pub mod docs;
 pub mod engine_values;
 pub mod fuzzing;
 pub mod grpc;

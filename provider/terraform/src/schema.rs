@@ -171,6 +171,16 @@ pub struct Schema {
     pub block: Block,
 }
 
+fn timeout_description(operation: &str) -> &'static str {
+    match operation {
+        "create" => "How long a create may take, retries included, as a duration such as \"20m\" or \"1h30m\" (default 20m).",
+        "update" => "How long an in-place update may take, retries included, as a duration such as \"20m\" or \"1h30m\" (default 20m).",
+        "delete" => "How long a delete may take, retries included, as a duration such as \"20m\" or \"1h30m\" (default 20m).",
+        "read" => "How long a refresh may take, retries included, as a duration such as \"5m\".",
+        _ => "How long the operation may take, retries included, as a duration such as \"20m\" or \"1h30m\".",
+    }
+}
+
 /// The shared `timeouts` block (create/update/delete/read durations like "20m", "1h30m").
 pub fn timeouts_block(operations: &[&'static str]) -> NestedBlock {
     NestedBlock {
@@ -179,13 +189,7 @@ pub fn timeouts_block(operations: &[&'static str]) -> NestedBlock {
         block: Block {
             attributes: operations
                 .iter()
-                .map(|op| {
-                    Attr::optional(
-                        op,
-                        Type::String,
-                        "How long the operation may take, e.g. \"20m\" or \"1h30m\".",
-                    )
-                })
+                .map(|op| Attr::optional(op, Type::String, timeout_description(op)))
                 .collect(),
             blocks: Vec::new(),
             description: "Limits on how long each operation may take, retries included.",

@@ -121,8 +121,8 @@ impl EdgeNodeResource {
                         Attr::required("node_type", Type::String, "gateway, compute, storage or inference."),
                         Attr::optional("capabilities", Type::set(Type::String), "What the node offers: ml_inference, real_time_processing, data_caching, ml_training, analytics, batch_processing."),
                         Attr::optional("hourly_cost", Type::Number, "Amortised USD per replica-hour, used to compare this node with cloud offers. Unset means unknown: never treated as free."),
-                        Attr::optional("labels", Type::map(Type::String), "Labels for affinity rules."),
-                        Attr::computed("status", Type::String, "ready once registered."),
+                        Attr::optional("labels", Type::map(Type::String), "Key/value labels that a workload's edge block matches: affinity_labels (must carry all), anti_affinity_labels (must carry none), preferred_labels (ranked by affinity_based)."),
+                        Attr::computed("status", Type::String, "The node's state in its site: ready once registered and bookable."),
                     ],
                     blocks,
                     description: "A machine of an edge site. Its resource_limits are the capacity the shared ledger books workloads against.",
@@ -559,6 +559,36 @@ impl Resource for EdgeNodeResource {
                 attrs::string_map_value(m)
             }
         };
+        // The store keeps resolved values; what equals the default it was resolved from is
+        // given back as unset, so that a configuration leaving it out imports into an empty
+        // plan (the common case; one that spells out a default sees a one-off diff).
+        let unless = |value: f64, default: f64| {
+            if value == default {
+                Value::Null
+            } else {
+                attrs::num_value(Some(value))
+            }
+        };
+        let block_or_null = |fields: Vec<(&'static str, Value)>| {
+            if fields.iter().all(|(_, v)| v.is_null()) {
+                Value::Null
+            } else {
+                Value::object(fields)
+            }
+        };
+        let link_mbps = node.bandwidth_gbps.map(|b| b * 1000.0).unwrap_or(1000.0);
+        let cluster_location = match ctx.sim.edge_cluster(&node.cluster_id) {
+            Ok(Some(c)) => Some((c.lat, c.lng)),
+            _ => None,
+        };
+        let location = if cluster_location == Some((node.lat, node.lng)) {
+            Value::Null
+        } else {
+            Value::object([
+                ("lat", attrs::num_value(Some(node.lat))),
+                ("lng", attrs::num_value(Some(node.lng))),
+            ])
+        };
         resp.states.push(Value::object([
             ("id", Value::string(node.id.clone())),
             ("cluster_id", Value::string(node.cluster_id.clone())),
@@ -575,41 +605,29 @@ impl Resource for EdgeNodeResource {
             ("hourly_cost", attrs::num_value(node.hourly_cost)),
             ("labels", opt_map(&node.labels)),
             ("status", Value::string("ready")),
-            (
-                "location",
-                Value::object([
-                    ("lat", attrs::num_value(Some(node.lat))),
-                    ("lng", attrs::num_value(Some(node.lng))),
-                ]),
-            ),
+            ("location", location),
             (
                 "hardware_specs",
                 Value::object([
                     ("cpu_cores", attrs::num_value(Some(node.cpu_cores))),
                     ("memory_gb", attrs::num_value(Some(node.memory_gb))),
-                    ("storage_gb", attrs::num_value(Some(node.storage_gb))),
-                    (
-                        "gpu_count",
-                        attrs::num_value(Some(f64::from(node.gpu_count))),
-                    ),
+                    ("storage_gb", unless(node.storage_gb, 0.0)),
+                    ("gpu_count", unless(f64::from(node.gpu_count), 0.0)),
                     ("gpu_model", attrs::str_value(node.gpu_model.as_deref())),
                 ]),
             ),
             (
                 "resource_limits",
-                Value::object([
-                    ("cpu", attrs::num_value(Some(node.limit_cpu))),
-                    ("memory_gb", attrs::num_value(Some(node.limit_memory_gb))),
-                    ("storage_gb", attrs::num_value(Some(node.limit_storage_gb))),
-                    (
-                        "network_mbps",
-                        attrs::num_value(Some(node.limit_network_mbps)),
-                    ),
+                block_or_null(vec![
+                    ("cpu", unless(node.limit_cpu, node.cpu_cores)),
+                    ("memory_gb", unless(node.limit_memory_gb, node.memory_gb)),
+                    ("storage_gb", unless(node.limit_storage_gb, node.storage_gb)),
+                    ("network_mbps", unless(node.limit_network_mbps, link_mbps)),
                 ]),
             ),
             (
                 "connectivity",
-                Value::object([
+                block_or_null(vec![
                     ("type", attrs::str_value(node.connectivity_type.as_deref())),
                     ("bandwidth_gbps", attrs::num_value(node.bandwidth_gbps)),
                 ]),
