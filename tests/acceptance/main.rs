@@ -4,6 +4,7 @@
 mod data_sources;
 mod edge;
 mod harness;
+mod migration;
 mod protocol;
 mod review;
 mod schema;

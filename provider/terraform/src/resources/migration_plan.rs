@@ -722,6 +722,13 @@ pub fn with_record(mut state: Value, record: &MigrationRecord) -> Value {
     state
 }
 
+/// The planned value with apply's fields nulled (JSON, and so the journal, holds no unknowns).
+pub fn without_run_fields(planned: &Value) -> Value {
+    let mut v = planned.clone();
+    set_all(&mut v, RUN_FIELDS, Value::Null);
+    v
+}
+
 fn set_all(state: &mut Value, names: &[&str], value: Value) {
     for n in names {
         attrs::set(state, n, value.clone());

@@ -18,7 +18,7 @@ use clouds::InstanceSpec;
 use placement::migration::{Action, Method, MigrationSpec};
 use tfvalue::{Type, Value};
 
-use super::migration_plan::{spec, stored_workload, target_spec};
+use super::migration_plan::{spec, stored_workload, target_spec, without_run_fields};
 use super::ProviderContext;
 use crate::attrs;
 use crate::diagnostics::Diagnostic;
@@ -469,7 +469,7 @@ pub async fn run(
                 .cloned()
                 .unwrap_or(Value::Null);
             let target = target_spec(&wl, &target_placement, id);
-            let state_json = tfvalue::encode_json_value(planned, ty)
+            let state_json = tfvalue::encode_json_value(&without_run_fields(planned), ty)
                 .map_err(|e| Diagnostic::error("Could not journal the migration", e.to_string()))?;
             let record = MigrationRecord {
                 migration_id: id.to_string(),
