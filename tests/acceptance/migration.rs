@@ -525,3 +525,33 @@ fn migration_invalid_plans_are_rejected_with_attribute_paths() {
     ws.config(&workload(1));
     ws.destroy();
 }
+
+#[test]
+fn migration_example_applies_in_two_steps() {
+    let ws = Workspace::new("mig-example").env("HYBRID_SIM_TIME_SCALE", "0.001");
+    let example = std::fs::read_to_string(
+        crate::harness::repo_root().join("examples/resources/hybrid_migration_plan/resource.tf"),
+    )
+    .expect("example");
+    // The workload first (a migration needs a running workload), then the migration.
+    let (workload_part, _) = example
+        .split_once("resource \"hybrid_migration_plan\"")
+        .expect("example has a migration");
+    ws.config(workload_part);
+    ws.apply();
+    ws.config(&example);
+    let plan = ws.plan();
+    assert!(
+        plan.contains("hybrid_migration_plan.to_cheapest will be created"),
+        "{plan}"
+    );
+    assert!(!plan.contains("would move back"), "{plan}");
+    ws.apply();
+    assert_eq!(
+        ws.resource("hybrid_migration_plan.to_cheapest")["status"],
+        "completed"
+    );
+    ws.expect_empty_plan();
+    ws.destroy();
+    assert!(ws.sim_instances().is_empty());
+}

@@ -821,10 +821,13 @@ impl Resource for MigrationPlan {
                             recorded.get(n).cloned().unwrap_or(Value::Null),
                         );
                     }
-                    resp.diagnostics.push(Diagnostic::warning(
-                        "Migration already under way",
-                        format!("Migration {id_text} was started by an earlier apply and stopped at step {} ({}% of traffic on the new side, status {}). Apply resumes it from there.", record.next_step, record.traffic_percentage, record.status),
-                    ));
+                    let detail = if record.status == "completed" {
+                        format!("Migration {id_text} was completed by an earlier apply whose state was not saved. Apply records it without moving anything.")
+                    } else {
+                        format!("Migration {id_text} was started by an earlier apply and stopped at step {} ({}% of traffic on the new side, status {}). Apply resumes it from there.", record.next_step, record.traffic_percentage, record.status)
+                    };
+                    resp.diagnostics
+                        .push(Diagnostic::warning("Migration already under way", detail));
                     resp.planned_state = planned;
                     return resp;
                 }
@@ -877,7 +880,6 @@ impl Resource for MigrationPlan {
         let id = migration_id(&config);
         attrs::set(&mut planned, "id", Value::string(id.clone()));
         attrs::set(&mut planned, "migration_id", Value::string(id.clone()));
-        let prior_status = attrs::string(&req.prior_state, "status");
 
         // Plan values may be unknown (the workload was created in the same run).
         if PLAN_FIELDS.iter().any(|n| attrs::is_unknown(&planned, n)) {
@@ -895,8 +897,7 @@ impl Resource for MigrationPlan {
                 }
             }
         }
-        if let Some(at) = scheduled_ahead(&config) {
-            let _ = at;
+        if scheduled_ahead(&config).is_some() {
             let mut state = planned;
             set_all(&mut state, RUN_FIELDS, Value::Null);
             attrs::set(&mut state, "status", Value::string("scheduled"));
@@ -913,7 +914,6 @@ impl Resource for MigrationPlan {
             resp.new_state = state;
             return resp;
         }
-        let _ = prior_status;
         let outcome = migration_run::run(ctx, &config, &planned, &ty, &id).await;
         match outcome {
             Ok((record, failure)) => {
