@@ -555,3 +555,34 @@ fn migration_example_applies_in_two_steps() {
     ws.destroy();
     assert!(ws.sim_instances().is_empty());
 }
+
+#[test]
+fn migration_rolling_batch_past_its_deadline_rolls_back() {
+    let mut ws = applied_workload("mig-deadline", 2);
+    let source_region = only_instance_region(&ws);
+    let (target, _) = other_target(&ws);
+    // 10 s of deadline is 0.1 s under the test's time scale; each probe takes 0.3 s.
+    let block = "rolling {\n    max_unavailable = \"1\"\n    max_surge = \"0\"\n    progress_deadline_seconds = 10\n  }";
+    ws.config(&format!(
+        "{}{}",
+        workload(2),
+        migration(&target, "rolling", block)
+    ));
+    ws.set_env("HYBRID_SIM_HEALTH", "slow_check_ms=300");
+    ws.expect_error(
+        &["apply", "-input=false", "-auto-approve"],
+        &[
+            "Migration rolled back",
+            "step 0 (create_target",
+            "progress_deadline_seconds = 10",
+        ],
+    );
+    assert_eq!(
+        ws.resource("hybrid_migration_plan.move")["status"],
+        "rolled_back"
+    );
+    assert_eq!(only_instance_region(&ws), source_region);
+    ws.remove_env("HYBRID_SIM_HEALTH");
+    ws.config(&workload(2));
+    ws.destroy();
+}

@@ -51,6 +51,15 @@ fn ensure_tables(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('sim_migrations', 'sim_traffic')",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n == 2)
+}
+
 impl SimCloud {
     /// Writes the record (one statement, so it is all or nothing).
     pub fn put_migration(&self, record: &MigrationRecord) -> Result<(), DriverError> {
@@ -66,9 +75,13 @@ impl SimCloud {
         Ok(())
     }
 
+    /// Reads never create tables: plan only reads, and a store that never saw a migration has
+    /// none.
     pub fn migration(&self, migration_id: &str) -> Result<Option<MigrationRecord>, DriverError> {
         let conn = self.lock();
-        ensure_tables(&conn).map_err(|e| storage("migration", e))?;
+        if !has_tables(&conn).map_err(|e| storage("migration", e))? {
+            return Ok(None);
+        }
         let doc: Option<String> = conn
             .query_row(
                 "SELECT doc FROM sim_migrations WHERE migration_id = ?1",
@@ -84,7 +97,9 @@ impl SimCloud {
     /// Every migration record (for tests and cleanup).
     pub fn migrations(&self) -> Result<Vec<MigrationRecord>, DriverError> {
         let conn = self.lock();
-        ensure_tables(&conn).map_err(|e| storage("migration", e))?;
+        if !has_tables(&conn).map_err(|e| storage("migration", e))? {
+            return Ok(Vec::new());
+        }
         let mut stmt = conn
             .prepare("SELECT doc FROM sim_migrations ORDER BY migration_id")
             .map_err(|e| storage("migration", e))?;
@@ -128,7 +143,9 @@ impl SimCloud {
     /// The workload's traffic split; empty when nothing was ever split (all to its instance).
     pub fn traffic(&self, workload_id: &str) -> Result<BTreeMap<String, u32>, DriverError> {
         let conn = self.lock();
-        ensure_tables(&conn).map_err(|e| storage("traffic", e))?;
+        if !has_tables(&conn).map_err(|e| storage("traffic", e))? {
+            return Ok(BTreeMap::new());
+        }
         let doc: Option<String> = conn
             .query_row(
                 "SELECT doc FROM sim_traffic WHERE workload_id = ?1",
@@ -261,6 +278,9 @@ mod tests {
             .set_traffic("wl-1", &BTreeMap::from([("sim-a".into(), 50)]))
             .is_err());
         assert_eq!(again.migration("mig-2").expect("get"), None);
+        let fresh = SimCloud::open(&dir.path().join("fresh.db"), FaultPlan::none()).expect("open");
+        assert_eq!(fresh.migration("mig-1").expect("no tables yet"), None);
+        assert!(fresh.migrations().expect("no tables yet").is_empty());
     }
 
     #[test]

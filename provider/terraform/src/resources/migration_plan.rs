@@ -366,10 +366,10 @@ fn check_config(config: &Value) -> Diagnostics {
             }
         }
     }
-    // Replicas are not known here (they belong to the workload); one is enough to check the
-    // shape of the blocks, and plan re-checks with the real count.
+    // Replicas are not known here (they belong to the workload); 100 makes every share of
+    // max_surge / max_unavailable meaningful, and plan re-checks with the real count.
     if DEFINING.iter().all(|n| !attrs::is_unknown(config, n)) {
-        if let Err(errors) = spec(config, 1) {
+        if let Err(errors) = spec(config, 100) {
             diags.extend(errors);
         }
     }
