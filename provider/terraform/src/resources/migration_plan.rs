@@ -144,7 +144,7 @@ impl MigrationPlan {
             Attr::computed("cost_hourly_after", Type::Number, "USD/h at the target."),
             Attr::computed("cost_hourly_delta", Type::Number, "cost_hourly_after - cost_hourly_before."),
             Attr::computed("steps", Type::list(step_type()), "The ordered steps apply runs."),
-            Attr::computed("status", Type::String, "scheduled, awaiting_promotion, completed or rolled_back."),
+            Attr::computed("status", Type::String, "scheduled, awaiting_promotion, completed or rolled_back; in_progress or rolling_back when a refresh finds an apply that was interrupted (the next apply resumes it)."),
             Attr::computed("status_message", Type::String, "What happened last, in one line (the failed step and check after a rollback)."),
             Attr::computed("current_step", Type::Number, "Index of the first step not yet done (equal to the number of steps when completed)."),
             Attr::computed("traffic_percentage", Type::Number, "Share of traffic on the new side."),
