@@ -404,6 +404,10 @@ fn migration_killed_mid_way_is_resumed_by_the_next_apply() {
     // The next plan says it resumes; the next apply converges.
     let plan = ws.plan();
     assert!(plan.contains("Migration already under way"), "{plan}");
+    assert!(
+        plan.contains("Unfinished migration"),
+        "the workload's refresh says so too:\n{plan}"
+    );
     ws.apply();
     let done = ws.resource("hybrid_migration_plan.move");
     assert_eq!(done["status"], "completed", "{done:#}");

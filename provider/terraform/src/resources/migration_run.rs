@@ -29,6 +29,31 @@ pub const TAG_MIGRATION_ID: &str = "hybrid:migration-id";
 
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
+/// Warnings for migrations of `workload_id` that an apply left unfinished, so a refresh of the
+/// workload says when two copies of it are live (e.g. the provider was killed mid-migration and
+/// the plan was then removed from the configuration).
+pub fn unfinished_warnings(ctx: &ProviderContext, workload_id: &str) -> Vec<Diagnostic> {
+    ctx.sim
+        .migrations()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.workload_id == workload_id && matches!(r.status.as_str(), "in_progress" | "rolling_back"))
+        .map(|r| {
+            Diagnostic::warning(
+                "Unfinished migration",
+                format!(
+                    "Migration {} of workload {workload_id} stopped at step {} with {}% of traffic on the new side {} (old side {}). Apply its hybrid_migration_plan (the same configuration) to resume it, then destroy the plan if it is no longer wanted.",
+                    r.migration_id,
+                    r.next_step,
+                    r.traffic_percentage,
+                    r.target_instance_id.as_deref().unwrap_or("(not created yet)"),
+                    r.source_instance_id
+                ),
+            )
+        })
+        .collect()
+}
+
 /// One line for `status_message`.
 pub fn status_line(record: &MigrationRecord) -> String {
     match record.status.as_str() {

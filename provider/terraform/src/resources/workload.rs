@@ -1007,6 +1007,10 @@ impl Resource for Workload {
         if matches!(found, Ok(None)) {
             found = migrated_instance(ctx, &state).await;
         }
+        if let Some(id) = attrs::string(&state, "id") {
+            resp.diagnostics
+                .extend(super::migration_run::unfinished_warnings(ctx, &id));
+        }
         match found {
             Ok(None) => {
                 tracing::info!("instance no longer exists; removing the workload from state");
