@@ -572,3 +572,138 @@ pub async fn abort(ctx: &ProviderContext, id: &str) -> Result<(), Diagnostic> {
         .unwrap_or_else(|| format!("aborted by destroy at step {}", record.next_step));
     config_free.roll_back(&mut record, why).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clouds::Driver;
+    use placement::migration::{RawCanary, RawCanaryStep, RawMigration};
+    use std::sync::Arc;
+
+    fn context(dir: &tempfile::TempDir) -> ProviderContext {
+        let path = dir.path().join("state.db");
+        let sim = Arc::new(
+            clouds::sim::SimCloud::open(&path, clouds::faults::FaultPlan::none()).expect("sim"),
+        );
+        let ledger: Arc<dyn ledger::Ledger> =
+            Arc::from(ledger::open(&path.display().to_string()).expect("ledger"));
+        ProviderContext {
+            catalog: catalog::embedded(),
+            driver: sim.clone(),
+            sim,
+            ledger,
+            default_tags: BTreeMap::new(),
+            stop: clouds::retry::StopSignal::never(),
+            placements: Arc::default(),
+        }
+    }
+
+    fn instance(region: &str, key: &str) -> InstanceSpec {
+        InstanceSpec {
+            idempotency_key: key.into(),
+            workload_id: "wl-1".into(),
+            name: "api".into(),
+            provider: "aws".into(),
+            region: region.into(),
+            zone: None,
+            instance_type: None,
+            node: None,
+            image: None,
+            tags: BTreeMap::new(),
+            metadata: None,
+        }
+    }
+
+    /// Whatever step's gate fails, the old side is never removed and the new one never stays;
+    /// with no failure the old side goes only in the last step.
+    #[tokio::test]
+    async fn a_failed_gate_at_any_step_leaves_exactly_the_old_side_serving() {
+        // Every wait in this test is a thousandth of its configured length.
+        std::env::set_var(clouds::sim::migration::ENV_TIME_SCALE, "0.001");
+        let spec = MigrationSpec::validate(&RawMigration {
+            strategy: Some("canary".into()),
+            canary: Some(RawCanary {
+                steps: [25.0, 50.0, 100.0]
+                    .iter()
+                    .map(|p| RawCanaryStep {
+                        traffic_percentage: Some(*p),
+                        duration_minutes: Some(1.0),
+                    })
+                    .collect(),
+                ..RawCanary::default()
+            }),
+            replicas: 1,
+            ..RawMigration::default()
+        })
+        .expect("valid");
+        let steps: Vec<StepPlan> = spec
+            .steps()
+            .iter()
+            .map(|s| StepPlan {
+                action: s.action,
+                traffic_percentage: s.traffic_percentage,
+                wait_seconds: s.wait_seconds,
+                health_gate: s.health_gate,
+            })
+            .collect();
+        for fail_step in [None, Some(0), Some(1), Some(2), Some(3)] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let ctx = context(&dir);
+            let source = ctx
+                .driver
+                .create(&instance("eu-west-1", "old"))
+                .await
+                .expect("source");
+            let runner = Runner {
+                ctx: &ctx,
+                spec: spec.clone(),
+                health: HealthPlan {
+                    fail_step,
+                    ..HealthPlan::default()
+                },
+                auto_promote: true,
+                validation_checks: Vec::new(),
+            };
+            let mut record = MigrationRecord {
+                migration_id: "mig-1".into(),
+                workload_id: "wl-1".into(),
+                status: "in_progress".into(),
+                next_step: 0,
+                traffic_percentage: 0,
+                source_instance_id: source.instance_id.clone(),
+                target_instance_id: None,
+                failure: None,
+                plan: serde_json::Value::Null,
+            };
+            runner
+                .drive(&mut record, &steps, &instance("eu-central-1", "new"))
+                .await
+                .expect("drive");
+            let live = ctx.driver.list_managed().await.expect("list");
+            let journal = ctx
+                .sim
+                .migration("mig-1")
+                .expect("journal")
+                .expect("record");
+            assert_eq!(journal, record, "the journal holds the final record");
+            assert_eq!(live.len(), 1, "{fail_step:?}: {live:#?}");
+            let traffic = ctx.sim.traffic("wl-1").expect("traffic");
+            match fail_step {
+                None => {
+                    assert_eq!(record.status, "completed");
+                    assert_eq!(live[0].region, "eu-central-1");
+                    assert_eq!(traffic.get(&live[0].instance_id), Some(&100));
+                }
+                Some(step) => {
+                    assert_eq!(record.status, "rolled_back", "{fail_step:?}");
+                    assert_eq!(live[0].instance_id, source.instance_id);
+                    assert_eq!(record.traffic_percentage, 0);
+                    assert!(record.target_instance_id.is_none());
+                    let failure = record.failure.clone().unwrap_or_default();
+                    assert!(failure.starts_with(&format!("step {step} (")), "{failure}");
+                    assert_eq!(traffic.get(&source.instance_id), Some(&100));
+                }
+            }
+        }
+    }
+}
