@@ -576,7 +576,6 @@ pub async fn abort(ctx: &ProviderContext, id: &str) -> Result<(), Diagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clouds::Driver;
     use placement::migration::{RawCanary, RawCanaryStep, RawMigration};
     use std::sync::Arc;
 
