@@ -590,3 +590,59 @@ fn migration_rolling_batch_past_its_deadline_rolls_back() {
     ws.config(&workload(2));
     ws.destroy();
 }
+
+#[test]
+fn migration_interrupted_by_ctrl_c_stops_cleanly_and_resumes() {
+    let ws = Workspace::new("mig-interrupt").env("HYBRID_SIM_TIME_SCALE", "0.05");
+    ws.config(&workload(1));
+    ws.apply();
+    let (target, target_region) = other_target(&ws);
+    ws.config(&format!(
+        "{}{}",
+        workload(1),
+        migration(&target, "canary", CANARY)
+    ));
+    let child = ws
+        .command(&["apply", "-no-color", "-input=false", "-auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start terraform apply");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut interrupted = false;
+    while Instant::now() < deadline {
+        let journal = sim(&ws).migrations().unwrap_or_default();
+        if journal
+            .iter()
+            .any(|r| r.next_step == 1 && r.traffic_percentage == 25)
+        {
+            // What Ctrl-C does (SIGTERM here: a background test process may have SIGINT ignored):
+            // terraform asks the provider to stop.
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+            interrupted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(interrupted, "the migration never reached step 1");
+    let out = child.wait_with_output().expect("terraform exits");
+    let text = combined(&out);
+    assert!(!out.status.success(), "{text}");
+    crate::harness::assert_no_crash(&text);
+    assert!(text.contains("Migration interrupted"), "{text}");
+    assert_eq!(
+        sim(&ws).migrations().expect("journal")[0].status,
+        "in_progress"
+    );
+    ws.apply();
+    assert_eq!(
+        ws.resource("hybrid_migration_plan.move")["status"],
+        "completed"
+    );
+    assert_eq!(only_instance_region(&ws), target_region);
+    ws.destroy();
+}
