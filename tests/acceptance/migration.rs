@@ -1,7 +1,8 @@
 //! `hybrid_migration_plan` end to end on the sim cloud with the real terraform binary: each
 //! strategy's success path, a failing gate that rolls back by itself, a provider killed
-//! mid-migration followed by an apply that converges, a schedule under an injected clock, and
-//! invalid plans rejected with diagnostics that name the attribute.
+//! mid-migration (and terraform asking it to stop) followed by an apply that converges, a rolling
+//! batch past its deadline, a schedule under an injected clock, the example, and invalid plans
+//! rejected with diagnostics that name the attribute.
 //!
 //! Waits run under `HYBRID_SIM_TIME_SCALE` (a canary minute is a fraction of a second) and
 //! health failures are injected with `HYBRID_SIM_HEALTH` (see `clouds::sim::migration`).
