@@ -8,6 +8,7 @@ mod edge;
 mod examples;
 mod harness;
 mod metrics;
+mod migration;
 mod monitoring;
 mod protocol;
 mod release;

@@ -18,6 +18,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+pub mod migration;
+
 use crate::edge::{EdgeCluster, EdgeNode};
 use crate::faults::{FaultKind, FaultPlan};
 use crate::{managed_tags, Driver, DriverError, Instance, InstanceSpec};

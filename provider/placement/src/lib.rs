@@ -104,6 +104,7 @@ pub mod constraints;
 pub mod decision;
 pub mod edge;
 mod engine;
+pub mod migration;
 pub mod requirements;
 pub mod scoring;
 pub mod spread;

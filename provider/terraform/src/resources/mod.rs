@@ -6,6 +6,8 @@
 
 pub mod edge_cluster;
 pub mod edge_node;
+pub mod migration_plan;
+pub mod migration_run;
 pub mod workload;
 pub mod workload_edge;
 
@@ -178,6 +180,7 @@ pub fn all() -> Vec<Arc<dyn Resource>> {
         Arc::new(workload::Workload::new()),
         Arc::new(edge_cluster::EdgeClusterResource::new()),
         Arc::new(edge_node::EdgeNodeResource::new()),
+        Arc::new(migration_plan::MigrationPlan::new()),
     ]
 }
 

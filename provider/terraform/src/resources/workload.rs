@@ -158,7 +158,7 @@ pub fn workload_id(name: &str) -> String {
 }
 
 /// The client token for creating this workload at this placement.
-fn idempotency_key(name: &str, placement: &Value) -> String {
+pub(crate) fn idempotency_key(name: &str, placement: &Value) -> String {
     let mut text = format!("{TYPE_NAME}|{name}");
     for field in WHERE_FIELDS {
         text.push('|');
@@ -604,6 +604,35 @@ impl Workload {
         }
         resp
     }
+}
+
+/// A `hybrid_migration_plan` moved this workload when its instance is gone and a live one
+/// carrying the migration tag has its workload id: read adopts that one (instance and
+/// placement), so the next plan keeps the migrated place instead of re-creating the old one.
+/// Any other missing instance is gone, as before.
+async fn migrated_instance(
+    ctx: &ProviderContext,
+    state: &Value,
+) -> Result<Option<Instance>, clouds::DriverError> {
+    let Some(id) = attrs::string(state, "id") else {
+        return Ok(None);
+    };
+    Ok(ctx.driver.find_by_workload(&id).await?.filter(|inst| {
+        inst.tags
+            .contains_key(super::migration_run::TAG_MIGRATION_ID)
+    }))
+}
+
+/// The placement a migration recorded on the instance it created.
+fn migrated_placement(inst: &Instance) -> Option<Value> {
+    if !inst
+        .tags
+        .contains_key(super::migration_run::TAG_MIGRATION_ID)
+    {
+        return None;
+    }
+    let stored = inst.metadata.as_ref()?.get("state")?.get("placement")?;
+    tfvalue::decode_json_value(stored, &placement_type()).ok()
 }
 
 /// Edge nodes as placement candidates, with the capacity the ledger says is free. What this
@@ -1231,13 +1260,20 @@ impl Resource for Workload {
         if state.is_null() {
             return resp;
         }
-        let found = match attrs::string(&state, "instance_id") {
+        let mut found = match attrs::string(&state, "instance_id") {
             Some(instance_id) => ctx.driver.read(&instance_id).await,
             None => match attrs::string(&state, "id") {
                 Some(id) => ctx.driver.find_by_workload(&id).await,
                 None => Ok(None),
             },
         };
+        if matches!(found, Ok(None)) {
+            found = migrated_instance(ctx, &state).await;
+        }
+        if let Some(id) = attrs::string(&state, "id") {
+            resp.diagnostics
+                .extend(super::migration_run::unfinished_warnings(ctx, &id));
+        }
         match found {
             Ok(None) => {
                 tracing::info!("instance no longer exists; removing the workload from state");
@@ -1245,6 +1281,9 @@ impl Resource for Workload {
             }
             Ok(Some(inst)) => {
                 let mut new_state = with_instance(state, &inst);
+                if let Some(moved) = migrated_placement(&inst) {
+                    attrs::set(&mut new_state, "placement", moved);
+                }
                 // Drift: the cloud's view of type and tags wins in state, so plan shows it.
                 if let Some(mut placement) = attrs::get(&new_state, "placement").cloned() {
                     if let Some(actual) = &inst.instance_type {
