@@ -105,7 +105,7 @@ fn cases() -> Vec<Case> {
         ),
         case(R, WL, "replicas", "0"),
         case(R, WL, "spot_allowed", "\"maybe\""),
-        case(R, WL, "replace_threshold_percent", "150"),
+        case(R, WL, "replace_threshold_percent", "-5"),
         case(R, WL, "alternatives_count", "11"),
         case(R, WL, "workload_type", "\"quantum\""),
         case(R, WL, "edge_cluster_ids", "[\"not-a-cluster\"]"),

@@ -49,12 +49,12 @@ resource "hybrid_migration_plan" "to_cheapest" {
 
 output "migration" {
   value = {
-    from          = hybrid_migration_plan.to_cheapest.source_placement.region
-    to            = hybrid_migration_plan.to_cheapest.target_placement.region
-    downtime_s    = hybrid_migration_plan.to_cheapest.estimated_downtime_seconds
-    data_gb       = hybrid_migration_plan.to_cheapest.data_transfer_gb
-    egress_usd    = hybrid_migration_plan.to_cheapest.estimated_egress_cost
-    delta_usd_h   = hybrid_migration_plan.to_cheapest.cost_hourly_delta
-    status        = hybrid_migration_plan.to_cheapest.status
+    from        = hybrid_migration_plan.to_cheapest.source_placement.region
+    to          = hybrid_migration_plan.to_cheapest.target_placement.region
+    downtime_s  = hybrid_migration_plan.to_cheapest.estimated_downtime_seconds
+    data_gb     = hybrid_migration_plan.to_cheapest.data_transfer_gb
+    egress_usd  = hybrid_migration_plan.to_cheapest.estimated_egress_cost
+    delta_usd_h = hybrid_migration_plan.to_cheapest.cost_hourly_delta
+    status      = hybrid_migration_plan.to_cheapest.status
   }
 }

@@ -928,11 +928,11 @@ impl Resource for Workload {
             }
         }
         if let Some(p) = attrs::number(config, "replace_threshold_percent") {
-            if !(p.is_finite() && (0.0..=100.0).contains(&p)) {
+            if !(p.is_finite() && p >= 0.0) {
                 diags.push(Diagnostic::attribute_error(
                     root().attr("replace_threshold_percent"),
                     "Invalid replace_threshold_percent",
-                    format!("replace_threshold_percent must be between 0 and 100, got {p}."),
+                    format!("replace_threshold_percent must be 0 or more (a large value keeps the workload where it runs while that stays feasible), got {p}."),
                 ));
             }
         }
