@@ -180,15 +180,19 @@ fn encode(text: &str) -> String {
     out
 }
 
-/// (instanceId, hybrid:workload-id) of each `<item>` of an instancesSet, by plain scanning.
+/// (instanceId, hybrid:workload-id) of each instance in a DescribeInstances answer, by plain
+/// scanning. moto writes an instance's tagSet before its instanceId, so an instance's tags are
+/// in the text between the previous instance's id and its own.
 fn instances_in(xml: &str) -> Vec<(String, String)> {
+    let parts: Vec<&str> = xml.split("<instanceId>").collect();
     let mut out = Vec::new();
-    for part in xml.split("<instanceId>").skip(1) {
-        let id = part.split('<').next().unwrap_or_default().to_string();
-        // The workload tag of this instance appears before the next instance starts.
-        let workload = part
-            .split("<key>hybrid:workload-id</key>")
-            .nth(1)
+    for pair in parts.windows(2) {
+        let (before, from_id) = (pair[0], pair[1]);
+        let id = from_id.split('<').next().unwrap_or_default().to_string();
+        let workload = before
+            .rsplit("<key>hybrid:workload-id</key>")
+            .next()
+            .filter(|_| before.contains("<key>hybrid:workload-id</key>"))
             .and_then(|rest| rest.split("<value>").nth(1))
             .and_then(|rest| rest.split('<').next())
             .unwrap_or_default()
