@@ -805,6 +805,35 @@ fn server_capabilities() -> pb::ServerCapabilities {
     }
 }
 
+/// The EC2 driver for an `aws {}` block (config validation already refused the block in builds
+/// without the feature).
+#[cfg(feature = "aws")]
+fn aws_driver(
+    block: Option<&config::AwsConfig>,
+    stop: &StopHandle,
+) -> Option<Arc<dyn clouds::Driver>> {
+    let block = block?;
+    let settings = clouds::aws::AwsSettings {
+        endpoint_url: block.endpoint_url.clone(),
+        default_image_id: block.default_image_id.clone(),
+        subnet_id: block.subnet_id.clone(),
+        security_group_ids: block.security_group_ids.clone(),
+        default_region: None,
+    };
+    Some(Arc::new(clouds::aws::AwsDriver::new(
+        settings,
+        stop.signal(),
+    )))
+}
+
+#[cfg(not(feature = "aws"))]
+fn aws_driver(
+    _block: Option<&config::AwsConfig>,
+    _stop: &StopHandle,
+) -> Option<Arc<dyn clouds::Driver>> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -834,33 +863,4 @@ mod tests {
             assert!(name.starts_with("hybrid_"), "{name}");
         }
     }
-}
-
-/// The EC2 driver for an `aws {}` block (config validation already refused the block in builds
-/// without the feature).
-#[cfg(feature = "aws")]
-fn aws_driver(
-    block: Option<&config::AwsConfig>,
-    stop: &StopHandle,
-) -> Option<Arc<dyn clouds::Driver>> {
-    let block = block?;
-    let settings = clouds::aws::AwsSettings {
-        endpoint_url: block.endpoint_url.clone(),
-        default_image_id: block.default_image_id.clone(),
-        subnet_id: block.subnet_id.clone(),
-        security_group_ids: block.security_group_ids.clone(),
-        default_region: None,
-    };
-    Some(Arc::new(clouds::aws::AwsDriver::new(
-        settings,
-        stop.signal(),
-    )))
-}
-
-#[cfg(not(feature = "aws"))]
-fn aws_driver(
-    _block: Option<&config::AwsConfig>,
-    _stop: &StopHandle,
-) -> Option<Arc<dyn clouds::Driver>> {
-    None
 }

@@ -526,7 +526,7 @@ fn to_instance(region: &str, i: &aws_sdk_ec2::types::Instance) -> Option<Instanc
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     // A Name we added ourselves is not a user tag (it would show as drift in tags_all).
-    if tags.get(TAG_NAME).is_some() && tags.get("Name") == tags.get(TAG_NAME) {
+    if tags.contains_key(TAG_NAME) && tags.get("Name") == tags.get(TAG_NAME) {
         tags.remove("Name");
     }
     Some(Instance {
