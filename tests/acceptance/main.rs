@@ -1,6 +1,8 @@
 //! End-to-end tests: the real Terraform CLI drives the provider binary cargo built.
 //! See `harness.rs` for how each test is isolated.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod bad_input;
 mod data_sources;
 mod docs;
@@ -10,6 +12,8 @@ mod harness;
 mod metrics;
 mod migration;
 mod monitoring;
+#[cfg(feature = "aws")]
+mod moto;
 mod protocol;
 mod release;
 mod review;

@@ -11,6 +11,8 @@
 //!   a re-create instead of failing.
 //! - everything created carries [`TAG_MANAGED_BY`] and [`TAG_WORKLOAD_ID`].
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod edge;
 pub mod faults;
 #[cfg(feature = "kubernetes")]

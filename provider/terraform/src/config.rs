@@ -12,7 +12,7 @@ use tfvalue::{AttributePath, Type, Value};
 
 use crate::attrs;
 use crate::diagnostics::{Diagnostic, Diagnostics};
-use crate::schema::{Attr, Block, Schema};
+use crate::schema::{Attr, Block, NestedBlock, Nesting, Schema};
 
 /// Overrides the default state path (used by tests and the demo to keep runs apart).
 pub const ENV_STATE_PATH: &str = "HYBRID_STATE_PATH";
@@ -49,10 +49,41 @@ pub fn schema() -> Schema {
                     "Make the sim cloud fail on demand, e.g. \"create:throttle=0.3,delete:error=1\" (kinds: throttle, error, reject, lost_response). Default: $HYBRID_SIM_FAULTS, else none.",
                 ),
             ],
-            blocks: vec![crate::observe::metrics_block()],
+            blocks: vec![crate::observe::metrics_block(), aws_block()],
             description: "Places workloads across AWS, Azure, GCP, on-prem and edge sites; provisions on the embedded sim cloud by default.",
         },
     }
+}
+
+/// `aws {}`: its presence turns the EC2 driver on for workloads placed on aws. Credentials are
+/// deliberately not attributes: the SDK's standard chain (AWS_* environment, profiles, roles).
+fn aws_block() -> NestedBlock {
+    NestedBlock {
+        type_name: "aws",
+        nesting: Nesting::Single,
+        block: Block {
+            attributes: vec![
+                Attr::optional("endpoint_url", Type::String, "EC2 endpoint to use instead of the real one (e.g. a local moto server). Default: $AWS_ENDPOINT_URL, else AWS's endpoint for the placement's region."),
+                Attr::optional("default_image_id", Type::String, "AMI for workloads whose image is not an ami-... id. Default: the newest Amazon Linux 2023 image (owner amazon) for the instance type's architecture, x86_64 preferred."),
+                Attr::optional("subnet_id", Type::String, "Subnet to launch into. Default: the default VPC's subnet of the placement's zone."),
+                Attr::optional("security_group_ids", Type::list(Type::String), "Security groups for the instances. Default: the VPC's default group."),
+            ],
+            blocks: Vec::new(),
+            description: "Provision workloads placed on aws as real EC2 instances (region from the placement; credentials from the AWS SDK's standard chain, never from HCL). Without this block aws placements run on the sim cloud. Needs a provider built with the `aws` feature.",
+        },
+        min_items: 0,
+        max_items: 0,
+    }
+}
+
+/// The provider block's `aws {}` settings, as plain values (the driver type exists only in
+/// builds with the `aws` feature).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AwsConfig {
+    pub endpoint_url: Option<String>,
+    pub default_image_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
 }
 
 /// The provider's settings after ConfigureProvider.
@@ -65,6 +96,8 @@ pub struct Settings {
     pub ledger_url: Option<String>,
     /// Where to push metrics (`metrics` block or `$HYBRID_PUSHGATEWAY_URL`); `None`: no push.
     pub metrics: Option<crate::observe::MetricsSettings>,
+    /// `Some` when the provider block has an `aws {}` block.
+    pub aws: Option<AwsConfig>,
 }
 
 fn default_state_path() -> PathBuf {
@@ -101,6 +134,13 @@ pub fn validate(config: &Value) -> Diagnostics {
             ));
         }
     }
+    if attrs::get(config, "aws").is_some() && !cfg!(feature = "aws") {
+        diags.push(Diagnostic::attribute_error(
+            AttributePath::root().attr("aws"),
+            "AWS driver not available",
+            "This terraform-provider-hybrid binary was built without the aws driver (cargo feature `aws`), so the aws block cannot be honoured. Use a build with --features aws, or remove the block to provision aws placements on the sim cloud.",
+        ));
+    }
     if let Some(path) = attrs::string(config, "state_path") {
         if path.trim().is_empty() {
             diags.push(Diagnostic::attribute_error(
@@ -127,6 +167,12 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
         sim_faults: attrs::string(config, "sim_faults")
             .or_else(|| std::env::var(ENV_SIM_FAULTS).ok())
             .unwrap_or_default(),
+        aws: attrs::get(config, "aws").map(|block| AwsConfig {
+            endpoint_url: attrs::string(block, "endpoint_url"),
+            default_image_id: attrs::string(block, "default_image_id"),
+            subnet_id: attrs::string(block, "subnet_id"),
+            security_group_ids: attrs::strings(block, "security_group_ids"),
+        }),
         ledger_url: attrs::string(config, "ledger_url").or_else(|| {
             ENV_LEDGER_URLS
                 .iter()
@@ -134,4 +180,42 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
         }),
         metrics: crate::observe::metrics_settings(config),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_aws_block() -> Value {
+        let aws = Value::object([
+            ("endpoint_url", Value::string("http://127.0.0.1:5000")),
+            ("default_image_id", Value::Null),
+            ("subnet_id", Value::Null),
+            ("security_group_ids", Value::Null),
+        ]);
+        Value::object([("aws", aws)])
+    }
+
+    #[test]
+    fn the_aws_block_is_read_into_settings_or_refused_on_its_path() {
+        let config = with_aws_block();
+        if cfg!(feature = "aws") {
+            let settings = settings(&config).expect("valid settings");
+            assert_eq!(
+                settings.aws.and_then(|a| a.endpoint_url).as_deref(),
+                Some("http://127.0.0.1:5000")
+            );
+        } else {
+            let diags = validate(&config);
+            assert!(diags.has_errors());
+            assert_eq!(diags.0[0].path, Some(AttributePath::root().attr("aws")));
+            assert!(diags.0[0].detail.contains("built without the aws driver"));
+        }
+    }
+
+    #[test]
+    fn no_aws_block_means_no_aws_driver() {
+        let settings = settings(&Value::object([("aws", Value::Null)])).expect("valid");
+        assert_eq!(settings.aws, None);
+    }
 }

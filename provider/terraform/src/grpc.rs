@@ -455,9 +455,11 @@ impl Provider for HybridProvider {
             tracing::info!(terraform_version = %req.terraform_version, state_path = %settings.state_path.display(), ledger = %ledger.location(), "provider configured");
             let warnings = self.telemetry.configure(settings.metrics.as_ref()).await;
             let sim = Arc::new(sim.with_catalog(catalog));
+            let aws = aws_driver(settings.aws.as_ref(), &self.stop);
             *self.context.write().await = Some(ProviderContext {
                 catalog,
                 driver: MeteredDriver::wrap(sim.clone(), self.telemetry.clone()),
+                aws: aws.map(|d| MeteredDriver::wrap(d, self.telemetry.clone())),
                 sim,
                 ledger,
                 default_tags: settings.default_tags,
@@ -856,6 +858,35 @@ fn server_capabilities() -> pb::ServerCapabilities {
         get_provider_schema_optional: false,
         move_resource_state: false,
     }
+}
+
+/// The EC2 driver for an `aws {}` block (config validation already refused the block in builds
+/// without the feature).
+#[cfg(feature = "aws")]
+fn aws_driver(
+    block: Option<&config::AwsConfig>,
+    stop: &StopHandle,
+) -> Option<Arc<dyn clouds::Driver>> {
+    let block = block?;
+    let settings = clouds::aws::AwsSettings {
+        endpoint_url: block.endpoint_url.clone(),
+        default_image_id: block.default_image_id.clone(),
+        subnet_id: block.subnet_id.clone(),
+        security_group_ids: block.security_group_ids.clone(),
+        default_region: None,
+    };
+    Some(Arc::new(clouds::aws::AwsDriver::new(
+        settings,
+        stop.signal(),
+    )))
+}
+
+#[cfg(not(feature = "aws"))]
+fn aws_driver(
+    _block: Option<&config::AwsConfig>,
+    _stop: &StopHandle,
+) -> Option<Arc<dyn clouds::Driver>> {
+    None
 }
 
 #[cfg(test)]

@@ -589,6 +589,7 @@ mod tests {
         ProviderContext {
             catalog: catalog::embedded(),
             driver: sim.clone(),
+            aws: None,
             sim,
             ledger,
             default_tags: BTreeMap::new(),

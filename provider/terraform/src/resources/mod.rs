@@ -26,7 +26,10 @@ use crate::schema::Schema;
 #[derive(Clone)]
 pub struct ProviderContext {
     pub catalog: &'static catalog::Catalog,
+    /// The default driver (the sim cloud); see [`ProviderContext::driver_for`].
     pub driver: Arc<dyn Driver>,
+    /// The EC2 driver, when the provider block has `aws {}` (and the binary has the feature).
+    pub aws: Option<Arc<dyn Driver>>,
     /// The sim cloud's own store, which also holds the edge sites' descriptions.
     pub sim: Arc<clouds::sim::SimCloud>,
     /// Edge capacity reservations, shared by every workspace using the same store.
@@ -35,6 +38,30 @@ pub struct ProviderContext {
     pub stop: StopSignal,
     /// Decisions already made in this process, for identical inputs over the catalog alone.
     pub placements: Arc<PlacementCache>,
+}
+
+impl ProviderContext {
+    /// The driver that provisions a new placement on `provider`: the EC2 driver for aws when
+    /// it is configured, the sim cloud for everything else.
+    pub fn driver_for(&self, provider: &str) -> Arc<dyn Driver> {
+        match (provider, &self.aws) {
+            ("aws", Some(aws)) => aws.clone(),
+            _ => self.driver.clone(),
+        }
+    }
+
+    /// The driver recorded in a resource's state (`driver` attribute), which keeps owning the
+    /// instance whatever the current configuration would pick for a new one.
+    pub fn driver_named(&self, name: &str) -> Result<Arc<dyn Driver>, String> {
+        if name == self.driver.name() {
+            return Ok(self.driver.clone());
+        }
+        match &self.aws {
+            Some(aws) if aws.name() == name => Ok(aws.clone()),
+            _ if name == "aws" => Err("this instance was made by the aws driver, which is not configured: add an aws {} block to the provider (credentials from the AWS environment) to manage it".to_string()),
+            _ => Err(format!("this instance was made by the {name} driver, which this provider does not have configured")),
+        }
+    }
 }
 
 /// Terraform asks for the same decision several times per run (plan, then again at apply) and

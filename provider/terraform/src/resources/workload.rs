@@ -13,11 +13,13 @@
 //!   changed type or tags (plan shows the drift).
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use clouds::retry::{with_backoff, RetryPolicy};
-use clouds::{Instance, InstanceSpec};
+use clouds::{Driver, DriverError, Instance, InstanceSpec};
 use placement::{
     PlaceOptions, PlacementKey, Provider as PlacementProvider, RawRequirements, Requirements,
     Strategy,
@@ -71,6 +73,8 @@ const MAX_ALTERNATIVES: i64 = 10;
 const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const DEFAULT_UPDATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// Reads (refresh, import) have no `timeouts` entry; retries of a throttled read stop here.
+const READ_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 pub struct Workload {
     schema: Schema,
@@ -309,6 +313,42 @@ fn timeout(state: &Value, op: &str, default: Duration) -> Duration {
         .unwrap_or(default)
 }
 
+/// Runs a driver call with the shared retries, bounded by the operation's timeout (from the
+/// `timeouts` block) and cancelled by StopProvider, also while the driver waits inside a call.
+async fn drive<T, F, Fut>(
+    ctx: &ProviderContext,
+    driver: &Arc<dyn Driver>,
+    operation: &'static str,
+    limit: Duration,
+    attempt: F,
+) -> Result<T, DriverError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, DriverError>>,
+{
+    let policy = RetryPolicy::with_timeout(limit);
+    let target = driver.name();
+    let mut stop = ctx.stop.clone();
+    tokio::select! {
+        out = tokio::time::timeout(limit, with_backoff(target, operation, &policy, &ctx.stop, attempt)) => {
+            out.unwrap_or_else(|_| Err(DriverError::Timeout { target: target.to_string(), operation, seconds: limit.as_secs() }))
+        }
+        _ = stop.stopped() => Err(DriverError::Cancelled { target: target.to_string(), operation }),
+    }
+}
+
+/// The driver that owns the instance in `state` (its `driver` attribute; sim for old state).
+fn recorded_driver(ctx: &ProviderContext, state: &Value) -> Result<Arc<dyn Driver>, Diagnostic> {
+    let name = attrs::string(state, "driver").unwrap_or_else(|| ctx.driver.name().to_string());
+    ctx.driver_named(&name).map_err(|why| {
+        Diagnostic::attribute_error(
+            AttributePath::root().attr("driver"),
+            "Driver not available",
+            format!("{why}."),
+        )
+    })
+}
+
 fn driver_error(op: &str, err: &clouds::DriverError) -> Diagnostic {
     Diagnostic::error(
         format!("Could not {op} the workload"),
@@ -502,9 +542,9 @@ impl Workload {
                 return resp;
             }
         };
-        let policy = RetryPolicy::with_timeout(timeout(&planned, "create", DEFAULT_CREATE_TIMEOUT));
-        let driver = ctx.driver.clone();
-        let result = with_backoff(driver.name(), "create", &policy, &ctx.stop, |_| {
+        let driver = ctx.driver_for(&spec.provider);
+        let limit = timeout(&planned, "create", DEFAULT_CREATE_TIMEOUT);
+        let result = drive(ctx, &driver, "create", limit, |_| {
             let driver = driver.clone();
             let spec = spec.clone();
             async move { driver.create(&spec).await }
@@ -521,7 +561,9 @@ impl Workload {
                         ));
                     }
                 }
-                resp.new_state = with_instance(planned, &inst);
+                let mut new_state = with_instance(planned, &inst);
+                attrs::set(&mut new_state, "driver", Value::string(driver.name()));
+                resp.new_state = new_state;
             }
             Err(err) => {
                 for r in &reservations {
@@ -554,9 +596,16 @@ impl Workload {
             }
         }
         let metadata = self.metadata(&new_state);
-        let policy = RetryPolicy::with_timeout(timeout(&planned, "update", DEFAULT_UPDATE_TIMEOUT));
-        let driver = ctx.driver.clone();
-        let result = with_backoff(driver.name(), "update", &policy, &ctx.stop, |_| {
+        let driver = match recorded_driver(ctx, &prior) {
+            Ok(d) => d,
+            Err(d) => {
+                resp.new_state = prior;
+                resp.diagnostics.push(d);
+                return resp;
+            }
+        };
+        let limit = timeout(&planned, "update", DEFAULT_UPDATE_TIMEOUT);
+        let result = drive(ctx, &driver, "update", limit, |_| {
             let driver = driver.clone();
             let tags = tags.clone();
             let metadata = metadata.clone();
@@ -584,9 +633,16 @@ impl Workload {
             resp.new_state = Value::Null;
             return resp;
         };
-        let policy = RetryPolicy::with_timeout(timeout(&prior, "delete", DEFAULT_DELETE_TIMEOUT));
-        let driver = ctx.driver.clone();
-        let result = with_backoff(driver.name(), "delete", &policy, &ctx.stop, |_| {
+        let driver = match recorded_driver(ctx, &prior) {
+            Ok(d) => d,
+            Err(d) => {
+                resp.new_state = prior;
+                resp.diagnostics.push(d);
+                return resp;
+            }
+        };
+        let limit = timeout(&prior, "delete", DEFAULT_DELETE_TIMEOUT);
+        let result = drive(ctx, &driver, "delete", limit, |_| {
             let driver = driver.clone();
             let instance_id = instance_id.clone();
             async move { driver.delete(&instance_id).await }
@@ -1017,7 +1073,6 @@ impl Resource for Workload {
                 attrs::set(&mut planned, name, default);
             }
         }
-        attrs::set(&mut planned, "driver", Value::string(ctx.driver.name()));
         let tags_all = if attrs::is_unknown(&config, "tags") {
             Value::Unknown
         } else {
@@ -1219,6 +1274,21 @@ impl Resource for Workload {
             && (name_changed
                 || !same_where(&prior_placement, &new_placement)
                 || prior.get("edge_assignments") != planned.get("edge_assignments"));
+        // An existing instance stays with the driver that made it; a new one goes to the
+        // driver for its placement's provider.
+        let driver = if has_prior && !replacing {
+            prior
+                .get("driver")
+                .filter(|v| v.is_known() && !v.is_null())
+                .cloned()
+                .unwrap_or_else(|| Value::string(ctx.driver.name()))
+        } else if !new_placement.is_known() {
+            Value::Unknown
+        } else {
+            let provider = attrs::string(&new_placement, "provider").unwrap_or_default();
+            Value::string(ctx.driver_for(&provider).name())
+        };
+        attrs::set(&mut planned, "driver", driver);
         for computed in ["instance_id", "private_ip", "status"] {
             let value = if !has_prior || replacing {
                 Value::Unknown
@@ -1260,13 +1330,31 @@ impl Resource for Workload {
         if state.is_null() {
             return resp;
         }
-        let mut found = match attrs::string(&state, "instance_id") {
-            Some(instance_id) => ctx.driver.read(&instance_id).await,
-            None => match attrs::string(&state, "id") {
-                Some(id) => ctx.driver.find_by_workload(&id).await,
-                None => Ok(None),
-            },
+        let driver = match recorded_driver(ctx, &state) {
+            Ok(d) => d,
+            Err(d) => {
+                resp.new_state = state;
+                resp.diagnostics.push(d);
+                return resp;
+            }
         };
+        let instance_id = attrs::string(&state, "instance_id");
+        let workload_id = attrs::string(&state, "id");
+        let mut found = drive(ctx, &driver, "read", READ_TIMEOUT, |_| {
+            let driver = driver.clone();
+            let instance_id = instance_id.clone();
+            let workload_id = workload_id.clone();
+            async move {
+                match (instance_id, workload_id) {
+                    (Some(instance_id), _) => driver.read(&instance_id).await,
+                    (None, Some(id)) => driver.find_by_workload(&id).await,
+                    (None, None) => Ok(None),
+                }
+            }
+        })
+        .await;
+        // Migrations run on the sim cloud only: a workload whose instance a migration replaced
+        // follows it there.
         if matches!(found, Ok(None)) {
             found = migrated_instance(ctx, &state).await;
         }
@@ -1320,17 +1408,44 @@ impl Resource for Workload {
 
     async fn import(&self, ctx: &ProviderContext, id: &str) -> ImportResponse {
         let mut resp = ImportResponse::default();
-        let found = if id.starts_with("wl-") {
-            ctx.driver.find_by_workload(id).await
-        } else {
-            ctx.driver.read(id).await
-        };
+        // Sim ids start with sim-; anything else is a cloud id when a cloud driver is
+        // configured. A workload id is looked up in every configured driver, cloud first.
+        let mut drivers: Vec<Arc<dyn Driver>> = Vec::new();
+        if let Some(aws) = &ctx.aws {
+            if id.starts_with("wl-") || !id.starts_with("sim-") {
+                drivers.push(aws.clone());
+            }
+        }
+        if id.starts_with("wl-") || drivers.is_empty() {
+            drivers.push(ctx.driver.clone());
+        }
+        let mut found = Ok(None);
+        let mut used = ctx.driver.clone();
+        for driver in drivers {
+            let id = id.to_string();
+            found = drive(ctx, &driver, "read", READ_TIMEOUT, |_| {
+                let driver = driver.clone();
+                let id = id.clone();
+                async move {
+                    if id.starts_with("wl-") {
+                        driver.find_by_workload(&id).await
+                    } else {
+                        driver.read(&id).await
+                    }
+                }
+            })
+            .await;
+            used = driver;
+            if !matches!(found, Ok(None)) {
+                break;
+            }
+        }
         let inst = match found {
             Ok(Some(inst)) => inst,
             Ok(None) => {
                 resp.diagnostics.push(Diagnostic::error(
                     "Cannot import non-existent workload",
-                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id.", ctx.driver.name()),
+                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id (for aws: i-... in $AWS_REGION, or region/i-...).", used.name()),
                 ));
                 return resp;
             }
@@ -1355,6 +1470,7 @@ impl Resource for Workload {
             Ok(state) => {
                 let mut state = with_instance(state, &inst);
                 attrs::set(&mut state, "timeouts", Value::Null);
+                attrs::set(&mut state, "driver", Value::string(used.name()));
                 resp.states.push(state);
             }
             Err(err) => resp

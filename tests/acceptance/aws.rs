@@ -1,0 +1,253 @@
+//! `hybrid_workload` on the real EC2 driver, against a moto server this test starts: plan,
+//! apply, an empty re-plan, import by instance id and by workload id, drift (tags changed and
+//! the instance terminated out of band), destroy; and convergence under injected faults.
+//!
+//! Instances are checked in moto with plain EC2 queries, not through the driver under test.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::Value as Json;
+
+use crate::harness::{combined, Workspace};
+use crate::moto::{FaultProxy, FaultRates, Moto};
+
+const REGION: &str = "eu-west-1";
+/// A value no output may ever contain.
+const SECRET: &str = "hybrid-acc-secret-9f3c1e7a5b";
+
+fn workspace(name: &str) -> Workspace {
+    Workspace::new(name)
+        .env("AWS_ACCESS_KEY_ID", "AKIAHYBRIDACCTEST")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+/// `timeouts` only where no import follows (an imported state has no timeouts block, so a
+/// configured one would show as a change).
+fn config(endpoint: &str, count: usize, team: &str, timeouts: bool) -> String {
+    let timeouts = if timeouts {
+        "timeouts {\n    create = \"10m\"\n    delete = \"10m\"\n  }"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+provider "hybrid" {{
+  default_tags = {{ owner = "acceptance" }}
+  aws {{
+    endpoint_url = "{endpoint}"
+  }}
+}}
+
+resource "hybrid_workload" "web" {{
+  count                  = {count}
+  name                   = "web-${{count.index}}"
+  cpu                    = 2
+  memory_gb              = 4
+  preferred_providers    = ["aws"]
+  data_residency_regions = ["{REGION}"]
+  tags                   = {{ team = "{team}" }}
+  {timeouts}
+}}
+"#
+    )
+}
+
+fn state_instance_ids(ws: &Workspace) -> Vec<String> {
+    let state = ws.show_json();
+    state["values"]["root_module"]["resources"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| r["values"]["instance_id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ec2_id(instance_id: &str) -> String {
+    instance_id
+        .rsplit_once('/')
+        .map(|(_, id)| id)
+        .unwrap_or(instance_id)
+        .to_string()
+}
+
+#[test]
+fn aws_workload_lifecycle_against_moto() {
+    let moto = Moto::start();
+    let mut ws = workspace("aws-lifecycle");
+    ws.config(&config(&moto.url(), 1, "payments", false));
+
+    // Plan names the driver that will make the instance.
+    let plan = ws.plan_json();
+    let after = &plan["resource_changes"][0]["change"]["after"];
+    assert_eq!(after["driver"], "aws", "{after:#}");
+    assert_eq!(after["placement"]["provider"], "aws");
+    assert_eq!(after["placement"]["region"], REGION);
+
+    // Apply with full trace logging: the secret must appear nowhere.
+    ws.set_env("TF_LOG", "trace");
+    let apply_log = ws.apply();
+    ws.remove_env("TF_LOG");
+    assert!(
+        apply_log.contains("terraform-provider-hybrid"),
+        "trace log captured"
+    );
+    assert!(!apply_log.contains(SECRET), "secret in TF_LOG=trace output");
+
+    let web = ws.resource("hybrid_workload.web[0]");
+    assert_eq!(web["driver"], "aws");
+    assert_eq!(web["status"], "running");
+    let instance_id = web["instance_id"].as_str().unwrap_or_default().to_string();
+    assert!(
+        instance_id.starts_with(&format!("{REGION}/i-")),
+        "{instance_id}"
+    );
+    assert_eq!(web["tags_all"]["team"], "payments");
+    assert_eq!(web["tags_all"]["owner"], "acceptance");
+    let workload_id = web["id"].as_str().unwrap_or_default().to_string();
+    let in_moto = moto.managed_instances(REGION);
+    assert_eq!(
+        in_moto,
+        vec![(ec2_id(&instance_id), workload_id.clone())],
+        "one tagged instance in moto, the one in state"
+    );
+    ws.expect_empty_plan();
+
+    // The secret is not in state or plan JSON either.
+    let state_text = std::fs::read_to_string(ws.dir.join("terraform.tfstate")).unwrap_or_default();
+    assert!(!state_text.is_empty() && !state_text.contains(SECRET));
+    let plan_text = plan.to_string();
+    assert!(!plan_text.contains(SECRET));
+
+    // Import by the bare EC2 id (looked up in AWS_REGION) and by the workload id.
+    for import_id in [ec2_id(&instance_id), workload_id.clone()] {
+        ws.state_rm("hybrid_workload.web[0]");
+        ws.import("hybrid_workload.web[0]", &import_id);
+        let imported = ws.resource("hybrid_workload.web[0]");
+        assert_eq!(imported["instance_id"], Json::String(instance_id.clone()));
+        assert_eq!(imported["driver"], "aws");
+        ws.expect_empty_plan();
+    }
+
+    // Tags changed out of band show as drift, and apply puts them back.
+    moto.ec2(
+        REGION,
+        &[
+            ("Action", "CreateTags"),
+            ("ResourceId.1", &ec2_id(&instance_id)),
+            ("Tag.1.Key", "team"),
+            ("Tag.1.Value", "tampered"),
+        ],
+    );
+    let drift = ws.expect_changes();
+    assert!(drift.contains("tampered"), "{drift}");
+    ws.apply();
+    ws.expect_empty_plan();
+
+    // Terminated out of band: the next plan re-creates it, no error.
+    moto.ec2(
+        REGION,
+        &[
+            ("Action", "TerminateInstances"),
+            ("InstanceId.1", &ec2_id(&instance_id)),
+        ],
+    );
+    let recreate = ws.expect_changes();
+    assert!(
+        recreate.contains("hybrid_workload.web[0] will be created"),
+        "{recreate}"
+    );
+    ws.apply();
+    let again = ws.resource("hybrid_workload.web[0]");
+    assert_ne!(again["instance_id"], Json::String(instance_id.clone()));
+    assert_eq!(moto.managed_instances(REGION).len(), 1);
+    ws.expect_empty_plan();
+
+    ws.destroy();
+    assert!(moto.managed_instances(REGION).is_empty());
+    assert_eq!(moto.live_instance_count(REGION), 0);
+}
+
+#[test]
+fn aws_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates() {
+    const COUNT: usize = 8;
+    const MAX_APPLIES: usize = 3;
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto,
+        FaultRates {
+            throttle: 0.08,
+            server_error: 0.06,
+            lost_response: 0.06,
+        },
+        0x5EED,
+    );
+    let ws = workspace("aws-faults");
+    ws.config(&config(&proxy.url(), COUNT, "batch", true));
+
+    let mut applies = 0;
+    loop {
+        applies += 1;
+        let out = ws.try_run(&["apply", "-input=false", "-auto-approve"]);
+        let text = combined(&out);
+        assert!(!text.contains(SECRET), "secret in output of a faulty apply");
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            applies < MAX_APPLIES,
+            "apply did not converge in {MAX_APPLIES} runs:\n{text}"
+        );
+        eprintln!("apply {applies} failed, running it again:\n{text}");
+    }
+    let in_state = state_instance_ids(&ws);
+    let in_moto = moto.managed_instances(REGION);
+    let live = moto.live_instance_count(REGION);
+    let counts = &proxy.counts;
+    println!(
+        "aws fault run: {} EC2 requests, {} faults injected ({} throttled 503, {} server 500, {} lost responses); applies needed: {applies}; tagged instances in moto: {}; live instances in moto: {live}; instances in state: {}",
+        counts.requests.load(Ordering::SeqCst),
+        counts.injected(),
+        counts.throttled.load(Ordering::SeqCst),
+        counts.server_errors.load(Ordering::SeqCst),
+        counts.lost_responses.load(Ordering::SeqCst),
+        in_moto.len(),
+        in_state.len(),
+    );
+    assert!(counts.injected() > 0, "the proxy injected faults");
+    assert_eq!(in_state.len(), COUNT);
+    assert_eq!(
+        in_moto.len(),
+        COUNT,
+        "no orphans, no duplicates: {in_moto:?}"
+    );
+    assert_eq!(live, COUNT, "no untagged instances either");
+    let mut state_ids: Vec<String> = in_state.iter().map(|i| ec2_id(i)).collect();
+    let mut moto_ids: Vec<String> = in_moto.iter().map(|(i, _)| i.clone()).collect();
+    state_ids.sort();
+    moto_ids.sort();
+    assert_eq!(state_ids, moto_ids);
+
+    // Destroy through the same faults also converges and leaves nothing behind.
+    let mut destroys = 0;
+    loop {
+        destroys += 1;
+        let out = ws.try_run(&["destroy", "-input=false", "-auto-approve"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            destroys < MAX_APPLIES,
+            "destroy did not converge:\n{}",
+            combined(&out)
+        );
+    }
+    println!(
+        "aws fault run: destroys needed: {destroys}; faults injected in total: {}",
+        counts.injected()
+    );
+    assert_eq!(moto.live_instance_count(REGION), 0);
+}
