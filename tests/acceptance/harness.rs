@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -363,6 +364,52 @@ fn collapse(text: &str) -> String {
         .filter(|w| *w != "│")
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The provider processes below `terraform_pid` (Terraform re-executes itself under a
+/// supervising parent, so the plugin is a grandchild, not a child).
+pub fn provider_descendants(terraform_pid: u32) -> Vec<u32> {
+    let mut procs: Vec<(u32, u32, String)> = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...; comm may hold spaces, so split after the last ')'.
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head
+            .split_once('(')
+            .map(|(_, c)| c)
+            .unwrap_or("")
+            .to_string();
+        if let Some(ppid) = tail.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+            procs.push((pid, ppid, comm));
+        }
+    }
+    let mut below = BTreeSet::from([terraform_pid]);
+    loop {
+        let before = below.len();
+        for (pid, ppid, _) in &procs {
+            if below.contains(ppid) {
+                below.insert(*pid);
+            }
+        }
+        if below.len() == before {
+            break;
+        }
+    }
+    procs
+        .into_iter()
+        .filter(|(pid, _, comm)| below.contains(pid) && comm.starts_with("terraform-provi"))
+        .map(|(pid, _, _)| pid)
+        .collect()
 }
 
 /// Terraform prints this when a plugin dies; no test may ever see it.

@@ -296,52 +296,11 @@ fn migration_failing_gate_rolls_back_by_itself() {
     ws.destroy();
 }
 
-/// The provider plugin process terraform started (a descendant of `terraform_pid` whose
-/// command name is the provider's, truncated by the kernel to 15 bytes).
+/// The provider plugin process terraform started.
 fn plugin_pid(terraform_pid: u32) -> Option<u32> {
-    let mut procs: Vec<(u32, u32, String)> = Vec::new();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...; comm may hold spaces, so split at the last ')'.
-        let Some((head, tail)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head
-            .split_once('(')
-            .map(|(_, c)| c.to_string())
-            .unwrap_or_default();
-        if let Some(ppid) = tail
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok())
-        {
-            procs.push((pid, ppid, comm));
-        }
-    }
-    let mut family = vec![terraform_pid];
-    let mut grew = true;
-    while grew {
-        grew = false;
-        for (pid, ppid, _) in &procs {
-            if family.contains(ppid) && !family.contains(pid) {
-                family.push(*pid);
-                grew = true;
-            }
-        }
-    }
-    let found = procs
-        .iter()
-        .find(|(pid, _, comm)| family.contains(pid) && comm.starts_with("terraform-prov"))
-        .map(|(pid, _, _)| *pid);
-    if found.is_none() {
-        eprintln!("no plugin among descendants {family:?} of {terraform_pid}: {procs:?}");
-    }
-    found
+    crate::harness::provider_descendants(terraform_pid)
+        .into_iter()
+        .next()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{assert_no_crash, combined, Workspace};
+use crate::harness::{assert_no_crash, combined, provider_descendants, Workspace};
 
 const NODE_CPU_LIMIT: u32 = 4;
 const RACER_CPU: u32 = 2;
@@ -267,52 +267,6 @@ fn eight_workspaces_racing_through_redis_never_over_commit() {
     for round in 0..env_count("HYBRID_STRESS_RACE_ROUNDS", 1) {
         println!("{}", race("redis", Some(&redis.url()), round));
     }
-}
-
-/// The provider processes below `terraform_pid` (Terraform re-executes itself under a
-/// supervising parent, so the plugin is a grandchild, not a child).
-fn provider_descendants(terraform_pid: u32) -> Vec<u32> {
-    let mut procs: Vec<(u32, u32, String)> = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...; comm may hold spaces, so split after the last ')'.
-        let Some((head, tail)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head
-            .split_once('(')
-            .map(|(_, c)| c)
-            .unwrap_or("")
-            .to_string();
-        if let Some(ppid) = tail.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
-            procs.push((pid, ppid, comm));
-        }
-    }
-    let mut below = BTreeSet::from([terraform_pid]);
-    loop {
-        let before = below.len();
-        for (pid, ppid, _) in &procs {
-            if below.contains(ppid) {
-                below.insert(*pid);
-            }
-        }
-        if below.len() == before {
-            break;
-        }
-    }
-    procs
-        .into_iter()
-        .filter(|(pid, _, comm)| below.contains(pid) && comm.starts_with("terraform-provi"))
-        .map(|(pid, _, _)| pid)
-        .collect()
 }
 
 /// A small deterministic generator, so a failing run can be replayed from its seed.
