@@ -475,3 +475,68 @@ fn check_truth(ws: &Workspace, expected: usize, run: usize) {
         "run {run}: reservations vs edge workloads"
     );
 }
+
+/// Ctrl-C during an apply whose creates keep being throttled: Terraform asks the provider to
+/// stop, the retry loops end at once with a diagnostic (not after the create timeout), nothing is
+/// left half-made, and the next apply converges.
+#[test]
+fn stopping_an_apply_cancels_retrying_creates_and_the_next_apply_converges() {
+    let mut ws = Workspace::new("stop-apply").env("HYBRID_SIM_FAULTS", "create:throttle=1");
+    ws.config(
+        r#"
+provider "hybrid" {}
+
+resource "hybrid_workload" "w" {
+  count     = 3
+  name      = "stop-${count.index}"
+  cpu       = 2
+  memory_gb = 4
+}
+"#,
+    );
+    let child = ws
+        .command(&["apply", "-no-color", "-input=false", "-auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start terraform apply");
+    // Wait until the creates are retrying inside the provider.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while provider_descendants(child.id()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    // What Ctrl-C does (SIGTERM: a background test process may have SIGINT ignored).
+    let stopped_at = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("terraform exits");
+    let took = stopped_at.elapsed();
+    let text = combined(&out);
+    assert!(!out.status.success(), "{text}");
+    assert_no_crash(&text);
+    assert!(
+        text.contains("Terraform asked the provider to stop"),
+        "the creates must end as cancelled:\n{text}"
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "stopping took {took:?}, not bounded by the retries"
+    );
+    assert!(ws.sim_instances().is_empty(), "nothing was created");
+
+    ws.remove_env("HYBRID_SIM_FAULTS");
+    ws.apply();
+    let live = ws.sim_instances();
+    assert_eq!(live.len(), 3, "{live:?}");
+    ws.expect_empty_plan();
+    ws.destroy();
+    assert!(ws.sim_instances().is_empty());
+    println!(
+        "stop: terraform ended {:.1} s after the signal, creates cancelled, next apply converged",
+        took.as_secs_f64()
+    );
+}
