@@ -274,3 +274,26 @@ fn edge_block_input_is_validated_with_attribute_paths() {
         ws.expect_error(&["plan", "-input=false"], patterns);
     }
 }
+
+/// A site whose cluster exists but whose nodes do not yet (an apply stopped in between): the
+/// workload's placement waits for the nodes created in the same run instead of failing the plan.
+#[test]
+fn a_workload_on_a_cluster_whose_nodes_are_still_being_created_is_placed_at_apply() {
+    let ws = Workspace::new("edge-nodes-later");
+    ws.config(SITE);
+    ws.run(&[
+        "apply",
+        "-input=false",
+        "-auto-approve",
+        "-target=hybrid_edge_cluster.berlin",
+    ]);
+    let plan = ws.plan();
+    assert!(plan.contains("Placement decided at apply"), "{plan}");
+    ws.apply();
+    let node = ws.resource("hybrid_edge_node.n1");
+    let ingest = ws.resource("hybrid_workload.sensor_ingest");
+    assert_eq!(ingest["placement"]["node"], node["id"], "{ingest:#}");
+    ws.expect_empty_plan();
+    ws.destroy();
+    assert!(ws.sim_instances().is_empty());
+}

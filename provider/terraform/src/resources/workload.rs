@@ -796,6 +796,32 @@ fn planned_bookings(planned: &Value, placement: &Value) -> Vec<(String, ledger::
     wanted
 }
 
+/// Whether the workload names edge clusters none of which has a node yet: a site being built in
+/// the same run (its nodes are created before the workload, which depends on them), as after an
+/// apply that stopped between creating the cluster and its nodes.
+fn clusters_still_empty(ctx: &ProviderContext, planned: &Value) -> bool {
+    let clusters = attrs::strings(planned, "edge_cluster_ids");
+    if clusters.is_empty() {
+        return false;
+    }
+    match ctx.sim.edge_nodes() {
+        Ok(nodes) => nodes.iter().all(|n| !clusters.contains(&n.cluster_id)),
+        Err(_) => false,
+    }
+}
+
+/// Leaves the placement to the apply-time plan (as when a named cluster's id is not known yet),
+/// saying so in a warning the reviewer sees.
+fn defer_to_apply(planned: &mut Value, diags: &mut Diagnostics) {
+    for name in NOTED {
+        attrs::set(planned, name, Value::Unknown);
+    }
+    diags.push(Diagnostic::warning(
+        "Placement decided at apply",
+        "The edge clusters this workload names have no nodes yet. When their nodes are created in this run (the workload should depend on them), the placement is decided once they exist, at apply; if none exists then, apply fails with the reason.",
+    ));
+}
+
 /// How long a plan's edge decision is remembered for the apply-time plan of the same run (or a
 /// saved plan applied later).
 const PLAN_NOTE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -1138,6 +1164,9 @@ impl Resource for Workload {
                             attrs::set(&mut planned, "edge_assignments", assignments);
                             self.write_plan_note(ctx, &planned, &mut resp.diagnostics);
                         }
+                        Err(_) if !has_prior && clusters_still_empty(ctx, &planned) => {
+                            defer_to_apply(&mut planned, &mut resp.diagnostics);
+                        }
                         Err(d) => {
                             resp.diagnostics.push(d);
                             return resp;
@@ -1252,6 +1281,9 @@ impl Resource for Workload {
                         attrs::set(&mut planned, "alternatives", alternatives);
                         self.write_plan_note(ctx, &planned, &mut resp.diagnostics);
                     }
+                }
+                Some(Err(_)) if !has_prior && clusters_still_empty(ctx, &planned) => {
+                    defer_to_apply(&mut planned, &mut resp.diagnostics);
                 }
                 Some(Err(no_fit)) => {
                     let mut detail = no_fit.to_string();
