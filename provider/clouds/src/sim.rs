@@ -71,8 +71,21 @@ impl SimCloud {
             .map_err(|e| storage("open", format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(|e| storage("open", e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| storage("open", e))?;
+        // SQLite may answer SQLITE_BUSY at once (without its busy handler) to a journal-mode
+        // switch while another process switches or recovers the same file: retry it.
+        let started = std::time::Instant::now();
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && started.elapsed() < Duration::from_secs(30) =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(storage("open", e)),
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| storage("open", e))?;
         conn.execute_batch(

@@ -168,9 +168,22 @@ impl SqliteLedger {
         let conn = Connection::open(&path).map_err(sq(&path, "opening"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(sq(&path, "setting busy_timeout"))?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(sq(&path, "switching to WAL"))?;
+        // Switching to WAL takes an exclusive lock, and SQLite may answer SQLITE_BUSY at once
+        // (without its busy handler) while another process is switching or recovering the same
+        // fresh file: retry that, within the same bound as every other wait.
+        let started = std::time::Instant::now();
+        let mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+                Ok(mode) => break mode,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(sq(&path, "switching to WAL")(e)),
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(LedgerError::Corrupt {
                 detail: format!("{} refused WAL journal mode (got {mode})", path.display()),
