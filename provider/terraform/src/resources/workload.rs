@@ -403,12 +403,18 @@ impl Workload {
 
     /// Remembers an edge decision just shown, so that the apply-time plan repeats it (see the
     /// ledger's plan notes). A cloud-only decision needs no note: the catalog does not move.
-    fn write_plan_note(&self, ctx: &ProviderContext, planned: &Value, diags: &mut Diagnostics) {
+    fn write_plan_note(
+        &self,
+        ctx: &ProviderContext,
+        planned: &Value,
+        edge_considered: bool,
+        diags: &mut Diagnostics,
+    ) {
         let Some(id) = attrs::string(planned, "id") else {
             return;
         };
         let placement = planned.get("placement").cloned().unwrap_or(Value::Null);
-        if planned_bookings(planned, &placement).is_empty() {
+        if !edge_considered && planned_bookings(planned, &placement).is_empty() {
             return;
         }
         let Type::Object(object) = self.schema.block.value_type() else {
@@ -1162,7 +1168,7 @@ impl Resource for Workload {
                         Ok((placement, assignments)) => {
                             attrs::set(&mut planned, "placement", placement);
                             attrs::set(&mut planned, "edge_assignments", assignments);
-                            self.write_plan_note(ctx, &planned, &mut resp.diagnostics);
+                            self.write_plan_note(ctx, &planned, true, &mut resp.diagnostics);
                         }
                         Err(_) if !has_prior && clusters_still_empty(ctx, &planned) => {
                             defer_to_apply(&mut planned, &mut resp.diagnostics);
@@ -1222,10 +1228,13 @@ impl Resource for Workload {
             } else {
                 Vec::new()
             };
-            let recalled = if edge.is_empty() {
-                Ok(false)
-            } else {
+            // Any decision that could have gone to an edge node is noted and repeated: edge
+            // nodes registered between plan and apply (in this run or by another workspace)
+            // must not change what the reviewer saw, even when the plan chose a cloud.
+            let recalled = if wants_edge {
                 self.recall_plan_note(ctx, &prior, &mut planned)
+            } else {
+                Ok(false)
             };
             let decided = match recalled {
                 Err(d) => {
@@ -1279,7 +1288,7 @@ impl Resource for Workload {
                     } else {
                         attrs::set(&mut planned, "placement", chosen);
                         attrs::set(&mut planned, "alternatives", alternatives);
-                        self.write_plan_note(ctx, &planned, &mut resp.diagnostics);
+                        self.write_plan_note(ctx, &planned, wants_edge, &mut resp.diagnostics);
                     }
                 }
                 Some(Err(_)) if !has_prior && clusters_still_empty(ctx, &planned) => {
