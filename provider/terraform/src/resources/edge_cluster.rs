@@ -82,6 +82,17 @@ pub fn is_cluster_id(id: &str) -> bool {
         .is_some_and(|hex| hex.len() == 16 && hex.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// A diagnostic on `path` when `id` does not have the form of a cluster id.
+pub fn check_cluster_id(id: &str, path: AttributePath, attr: &str, diags: &mut Diagnostics) {
+    if !is_cluster_id(id) {
+        diags.push(Diagnostic::attribute_error(
+            path,
+            &format!("Invalid {attr}"),
+            format!("{id:?} is not an edge cluster id (ec- followed by 16 hex digits); use hybrid_edge_cluster.<name>.id."),
+        ));
+    }
+}
+
 /// `prefix` + 16 hex digits of SHA-256 of the parts: stable ids known at plan time.
 pub fn stable_id(prefix: &str, parts: &[&str]) -> String {
     format!("{prefix}{}", super::sha256_hex(&parts.join("/"), 8))

@@ -375,13 +375,12 @@ impl Resource for EdgeNodeResource {
             );
         }
         if let Some(id) = attrs::string(config, "cluster_id") {
-            if !super::edge_cluster::is_cluster_id(&id) {
-                diags.push(Diagnostic::attribute_error(
-                    root().attr("cluster_id"),
-                    "Invalid cluster_id",
-                    format!("{id:?} is not an edge cluster id (ec- followed by 16 hex digits); use hybrid_edge_cluster.<name>.id."),
-                ));
-            }
+            super::edge_cluster::check_cluster_id(
+                &id,
+                root().attr("cluster_id"),
+                "cluster_id",
+                &mut diags,
+            );
         }
         let config = &checkable(config);
         if !config.is_known() {

@@ -880,14 +880,7 @@ fn shortfall(
         Ok(u) => u,
         Err(e) => return Some(e.to_string()),
     };
-    let own = ledger::Resources::sum(
-        usage
-            .holders
-            .iter()
-            .filter(|h| h.holder.as_str() == holder)
-            .map(|h| &h.amounts),
-    );
-    let free = usage.free.saturating_add(&own);
+    let free = workload_edge::free_for(&usage, Some(holder));
     if amounts.fits_within(&free) {
         return None;
     }
@@ -1026,13 +1019,12 @@ impl Resource for Workload {
         }
         if !attrs::is_unknown(config, "edge_cluster_ids") {
             for id in attrs::strings(config, "edge_cluster_ids") {
-                if !super::edge_cluster::is_cluster_id(&id) {
-                    diags.push(Diagnostic::attribute_error(
-                        root().attr("edge_cluster_ids"),
-                        "Invalid edge_cluster_ids",
-                        format!("{id:?} is not an edge cluster id (ec- followed by 16 hex digits); use hybrid_edge_cluster.<name>.id."),
-                    ));
-                }
+                super::edge_cluster::check_cluster_id(
+                    &id,
+                    root().attr("edge_cluster_ids"),
+                    "edge_cluster_ids",
+                    &mut diags,
+                );
             }
         }
         if let Some(timeouts) = attrs::get(config, "timeouts") {

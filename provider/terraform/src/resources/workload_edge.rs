@@ -142,6 +142,18 @@ pub fn request(config: &Value) -> Result<Option<EdgeRequest>, Diagnostics> {
     }
 }
 
+/// A node's free capacity as `holder` sees it: what it already holds there counts as free.
+pub fn free_for(usage: &ledger::NodeUsage, holder: Option<&str>) -> ledger::Resources {
+    let own = ledger::Resources::sum(
+        usage
+            .holders
+            .iter()
+            .filter(|h| Some(h.holder.as_str()) == holder)
+            .map(|h| &h.amounts),
+    );
+    usage.free.saturating_add(&own)
+}
+
 /// An edge node from the registry with its cluster and the capacity free for `holder`.
 pub struct RegisteredNode {
     pub node: clouds::edge::EdgeNode,
@@ -179,18 +191,7 @@ pub fn registered_nodes(
                 ))
             }
         };
-        let mut free = usage.free;
-        for h in usage
-            .holders
-            .iter()
-            .filter(|h| Some(h.holder.as_str()) == holder)
-        {
-            free.cpu_millis += h.amounts.cpu_millis;
-            free.memory_mb += h.amounts.memory_mb;
-            free.storage_gb += h.amounts.storage_gb;
-            free.gpu += h.amounts.gpu;
-            free.network_mbps += h.amounts.network_mbps;
-        }
+        let free = free_for(&usage, holder);
         let cluster = ctx.sim.edge_cluster(&node.cluster_id).ok().flatten();
         out.push(RegisteredNode {
             node,
