@@ -455,11 +455,14 @@ impl Provider for HybridProvider {
             tracing::info!(terraform_version = %req.terraform_version, state_path = %settings.state_path.display(), ledger = %ledger.location(), "provider configured");
             let warnings = self.telemetry.configure(settings.metrics.as_ref()).await;
             let sim = Arc::new(sim.with_catalog(catalog));
-            let aws = aws_driver(settings.aws.as_ref(), &self.stop);
+            let mut clouds = BTreeMap::new();
+            if let Some(aws) = aws_driver(settings.aws.as_ref(), &self.stop) {
+                clouds.insert("aws", MeteredDriver::wrap(aws, self.telemetry.clone()));
+            }
             *self.context.write().await = Some(ProviderContext {
                 catalog,
                 driver: MeteredDriver::wrap(sim.clone(), self.telemetry.clone()),
-                aws: aws.map(|d| MeteredDriver::wrap(d, self.telemetry.clone())),
+                clouds,
                 sim,
                 ledger,
                 default_tags: settings.default_tags,

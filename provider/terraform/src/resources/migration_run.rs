@@ -589,7 +589,7 @@ mod tests {
         ProviderContext {
             catalog: catalog::embedded(),
             driver: sim.clone(),
-            aws: None,
+            clouds: BTreeMap::new(),
             sim,
             ledger,
             default_tags: BTreeMap::new(),

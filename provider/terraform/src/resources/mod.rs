@@ -28,8 +28,10 @@ pub struct ProviderContext {
     pub catalog: &'static catalog::Catalog,
     /// The default driver (the sim cloud); see [`ProviderContext::driver_for`].
     pub driver: Arc<dyn Driver>,
-    /// The EC2 driver, when the provider block has `aws {}` (and the binary has the feature).
-    pub aws: Option<Arc<dyn Driver>>,
+    /// The real cloud drivers configured in the provider block (`aws {}`, and the others as
+    /// their features land), keyed by the placement provider they serve (`aws`, `gcp`, ...).
+    /// A cloud without an entry is provisioned on the sim cloud.
+    pub clouds: BTreeMap<&'static str, Arc<dyn Driver>>,
     /// The sim cloud's own store, which also holds the edge sites' descriptions.
     pub sim: Arc<clouds::sim::SimCloud>,
     /// Edge capacity reservations, shared by every workspace using the same store.
@@ -44,10 +46,10 @@ impl ProviderContext {
     /// The driver that provisions a new placement on `provider`: the EC2 driver for aws when
     /// it is configured, the sim cloud for everything else.
     pub fn driver_for(&self, provider: &str) -> Arc<dyn Driver> {
-        match (provider, &self.aws) {
-            ("aws", Some(aws)) => aws.clone(),
-            _ => self.driver.clone(),
-        }
+        self.clouds
+            .get(provider)
+            .cloned()
+            .unwrap_or_else(|| self.driver.clone())
     }
 
     /// The driver recorded in a resource's state (`driver` attribute), which keeps owning the
@@ -56,10 +58,12 @@ impl ProviderContext {
         if name == self.driver.name() {
             return Ok(self.driver.clone());
         }
-        match &self.aws {
-            Some(aws) if aws.name() == name => Ok(aws.clone()),
-            _ if name == "aws" => Err("this instance was made by the aws driver, which is not configured: add an aws {} block to the provider (credentials from the AWS environment) to manage it".to_string()),
-            _ => Err(format!("this instance was made by the {name} driver, which this provider does not have configured")),
+        if let Some(driver) = self.clouds.values().find(|d| d.name() == name) {
+            return Ok(driver.clone());
+        }
+        match name {
+            "aws" => Err("this instance was made by the aws driver, which is not configured: add an aws {} block to the provider (credentials from the AWS environment) to manage it".to_string()),
+            _ => Err(format!("this instance was made by the {name} driver, which this provider does not have configured: add a {name} {{}} block to the provider to manage it")),
         }
     }
 }

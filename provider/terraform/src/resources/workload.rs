@@ -1444,10 +1444,8 @@ impl Resource for Workload {
         // Sim ids start with sim-; anything else is a cloud id when a cloud driver is
         // configured. A workload id is looked up in every configured driver, cloud first.
         let mut drivers: Vec<Arc<dyn Driver>> = Vec::new();
-        if let Some(aws) = &ctx.aws {
-            if id.starts_with("wl-") || !id.starts_with("sim-") {
-                drivers.push(aws.clone());
-            }
+        if id.starts_with("wl-") || !id.starts_with("sim-") {
+            drivers.extend(ctx.clouds.values().cloned());
         }
         if id.starts_with("wl-") || drivers.is_empty() {
             drivers.push(ctx.driver.clone());
