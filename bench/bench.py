@@ -72,6 +72,38 @@ resource "null_resource" "bench" {{
 """
 
 
+def count_leaves(v):
+    if isinstance(v, dict):
+        return sum(count_leaves(x) for x in v.values())
+    if isinstance(v, list):
+        return sum(count_leaves(x) for x in v)
+    return 1
+
+
+def null_sized_config(count, leaves, size):
+    """null_resource whose state instance is as large as ours: `triggers` gets `leaves` string
+    values whose lengths make the instance's JSON (indented, as Terraform writes its state file)
+    `size` bytes long, so that Terraform has as much state to copy, encode and write per resource.
+    Returns the configuration and the instance size it gives."""
+    keys = max(1, leaves - 1)
+
+    def instance(width):
+        triggers = {"name": "bench-0"}
+        for i in range(keys):
+            triggers[f"p{i:03d}"] = "x" * width + "0"
+        return {"index_key": 0, "schema_version": 0,
+                "attributes": {"id": "5996371247849355164", "triggers": triggers},
+                "sensitive_attributes": [], "private": "bnVsbA=="}
+
+    width = 1
+    while len(json.dumps(instance(width + 1), indent=2)) <= size:
+        width += 1
+    pads = "\n".join(f'    p{i:03d} = "{"x" * width}${{count.index}}"' for i in range(keys))
+    config = null_config(count).replace(
+        'name = "bench-${count.index}"', 'name = "bench-${count.index}"\n' + pads)
+    return config, len(json.dumps(instance(width), indent=2))
+
+
 class Side:
     """One provider's work directory, mirror and environment."""
 
@@ -275,6 +307,28 @@ def main():
              "registry.terraform.io/hashicorp/null", "2.1.2", "terraform-provider-null_v2.1.2_x4",
              null_config(a.count)),
     ]
+    # The size-matched control: Terraform 1.x writes the whole state file after every resource
+    # it applies, so its own work grows with the state each resource carries (ours: a placement
+    # and ranked alternatives; null: an id). A pilot apply of one of our resources (not timed)
+    # measures that size; a third side runs null_resource padded to the same size, so the table
+    # can separate Terraform's cost of storing the state from what our provider adds.
+    pilot = Side("pilot", os.path.join(a.work, "pilot"), a.terraform, a.shim, a.hybrid,
+                 "registry.terraform.io/hybrid/hybrid", "0.1.0", "terraform-provider-hybrid_v0.1.0",
+                 hybrid_config(1))
+    pilot.run("init", ["init", "-input=false", "-no-color"])
+    pilot.run("pilot", ["apply", "-input=false", "-no-color", "-auto-approve"])
+    with open(os.path.join(pilot.work, "terraform.tfstate")) as f:
+        pilot_instance = json.load(f)["resources"][0]["instances"][0]
+    ours_size = len(json.dumps(pilot_instance, indent=2))
+    ours_leaves = count_leaves(pilot_instance["attributes"])
+    pilot.run("pilot-destroy", ["destroy", "-input=false", "-no-color", "-auto-approve"])
+    sized_config, sized_size = null_sized_config(a.count, ours_leaves, ours_size)
+    print(f"bench: one hybrid_workload is {ours_size} bytes of state ({ours_leaves} values); "
+          f"the size-matched null_resource {sized_size} bytes", flush=True)
+    sides.append(Side("nullsz", os.path.join(a.work, "null-sized"), a.terraform, a.shim, a.null,
+                      "registry.terraform.io/hashicorp/null", "2.1.2",
+                      "terraform-provider-null_v2.1.2_x4", sized_config))
+
     par = f"-parallelism={a.parallelism}"
     commands = {
         "plan": (["plan", "-input=false", "-no-color", par, "-out=bench.tfplan"], (0,)),
@@ -341,7 +395,7 @@ def main():
                   "null_sends_cert": len(tl_null.split("|")) > 5 and len(tl_null.split("|")[5]) > 50}
         hs_tls["ratio"] = ratio(hs_tls["ours_median_ms"], hs_tls["null_median_ms"])
 
-    ours, null = sides
+    ours, null, sized = sides
     rows = []
     all_pass = True
     for phase in PHASES:
@@ -350,6 +404,9 @@ def main():
                "wall_ratio": ratio(o["wall_s"], n["wall_s"]),
                "cpu_ratio": ratio(o["cpu_s"], n["cpu_s"]),
                "rss_ratio": ratio(o["peak_rss_mb"], n["peak_rss_mb"])}
+        z = sized.results[phase]
+        row["null_size_matched"] = z
+        row["wall_ratio_vs_size_matched"] = ratio(o["wall_s"], z["wall_s"])
         row["wall_verdict"] = verdict(row["wall_ratio"], TARGETS["wall"])
         row["cpu_verdict"] = verdict(row["cpu_ratio"], TARGETS["cpu"])
         row["rss_verdict"] = verdict(row["rss_ratio"], TARGETS["rss"])
@@ -398,9 +455,14 @@ def main():
               f"{hs_tls['ratio']:.2f}x (server certificate in the line: ours "
               f"{'yes' if hs_tls['ours_sends_cert'] else 'no'}, null "
               f"{'yes' if hs_tls['null_sends_cert'] else 'no'})")
-    print("terraform's own CPU s (its rusage minus the providers'), ours/null: " + ", ".join(
-        f"{p} {ours.results[p]['terraform_cpu_s']:.2f}/{null.results[p]['terraform_cpu_s']:.2f}"
-        for p in PHASES))
+    print("terraform's own CPU s (its rusage minus the providers'), ours/null/size-matched null: "
+          + ", ".join(f"{p} {ours.results[p]['terraform_cpu_s']:.2f}/"
+                      f"{null.results[p]['terraform_cpu_s']:.2f}/{sized.results[p]['terraform_cpu_s']:.2f}"
+                      for p in PHASES))
+    print(f"against null_resource carrying the same state per resource ({sized_size} bytes; "
+          "informational, not a target): " + ", ".join(
+              f"{r['phase']} wall {r['ours']['wall_s']:.2f}/{r['null_size_matched']['wall_s']:.2f} s "
+              f"= {r['wall_ratio_vs_size_matched']:.2f}x" for r in rows))
     procs = ", ".join(f"{p} {ours.results[p]['provider_processes']}/{null.results[p]['provider_processes']}"
                       for p in PHASES)
     print(f"provider processes per phase (ours/null): {procs}")
@@ -418,6 +480,10 @@ def main():
                  "binary": a.hybrid, "resource": "hybrid_workload"},
         "peer": {"provider": "registry.terraform.io/hashicorp/null 2.1.2 (Go, protocol 5)",
                  "binary": a.null, "resource": "null_resource"},
+        "peer_size_matched": {"resource": "null_resource with padded triggers",
+                              "ours_state_bytes_per_instance": ours_size,
+                              "ours_values_per_instance": ours_leaves,
+                              "null_state_bytes_per_instance": sized_size},
         "targets": TARGETS,
         "phases": rows,
         "handshake": hs,

@@ -189,6 +189,9 @@ impl SqliteLedger {
                 detail: format!("{} refused WAL journal mode (got {mode})", path.display()),
             });
         }
+        // A small page cache: the ledger is a few pages per node, and the OS caches the file.
+        conn.pragma_update(None, "cache_size", -512)
+            .map_err(sq(&path, "setting cache_size"))?;
         let ledger = SqliteLedger {
             path,
             conn: Mutex::new(conn),
@@ -277,7 +280,9 @@ impl SqliteLedger {
         sql: &str,
         params: impl rusqlite::Params,
     ) -> Result<Vec<Reservation>, LedgerError> {
-        let mut stmt = tx.prepare(sql).map_err(sq(path, "listing reservations"))?;
+        let mut stmt = tx
+            .prepare_cached(sql)
+            .map_err(sq(path, "listing reservations"))?;
         let raws = stmt
             .query_map(params, read_raw)
             .map_err(sq(path, "listing reservations"))?
@@ -578,12 +583,13 @@ impl Ledger for SqliteLedger {
 
     fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError> {
         self.with_read("reading a plan note", |tx, path| {
-            tx.query_row(
+            tx.prepare_cached(
                 "SELECT body FROM ledger_plan_notes WHERE key = ?1 AND expires_at_ms > ?2",
-                params![key, to_i64(now_ms())],
-                |r| r.get::<_, String>(0),
             )
-            .optional()
+            .and_then(|mut stmt| {
+                stmt.query_row(params![key, to_i64(now_ms())], |r| r.get::<_, String>(0))
+                    .optional()
+            })
             .map_err(sq(path, "reading a plan note"))
         })
     }

@@ -5,6 +5,7 @@
 //! after the RPC and resource type, and is guarded so that a crash in a handler returns an error
 //! diagnostic instead of killing the plugin (Terraform would abort the whole run).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -32,6 +33,10 @@ pub struct HybridProvider {
     resources: BTreeMap<&'static str, Arc<dyn Resource>>,
     data_sources: BTreeMap<&'static str, Arc<dyn DataSource>>,
     provider_schema: Schema,
+    /// The value type of each resource's and data source's schema, built once: decoding every
+    /// DynamicValue needs it, and building it allocates every attribute name again.
+    resource_types: BTreeMap<&'static str, Type>,
+    data_source_types: BTreeMap<&'static str, Type>,
     context: RwLock<Option<ProviderContext>>,
     stop: StopHandle,
     telemetry: Arc<Telemetry>,
@@ -46,15 +51,25 @@ impl Default for HybridProvider {
 impl HybridProvider {
     pub fn new() -> HybridProvider {
         let (stop, _) = StopHandle::new();
+        let resources: BTreeMap<&'static str, Arc<dyn Resource>> = resources::all()
+            .into_iter()
+            .map(|r| (r.type_name(), r))
+            .collect();
+        let data_sources: BTreeMap<&'static str, Arc<dyn DataSource>> = data_sources::all()
+            .into_iter()
+            .map(|d| (d.type_name(), d))
+            .collect();
         HybridProvider {
-            resources: resources::all()
-                .into_iter()
-                .map(|r| (r.type_name(), r))
+            resource_types: resources
+                .iter()
+                .map(|(name, r)| (*name, r.schema().block.value_type()))
                 .collect(),
-            data_sources: data_sources::all()
-                .into_iter()
-                .map(|d| (d.type_name(), d))
+            data_source_types: data_sources
+                .iter()
+                .map(|(name, d)| (*name, d.schema().block.value_type()))
                 .collect(),
+            resources,
+            data_sources,
             provider_schema: config::schema(),
             context: RwLock::new(None),
             stop,
@@ -74,6 +89,22 @@ impl HybridProvider {
                 format!("This provider has no resource type {type_name:?}."),
             )
         })
+    }
+
+    /// The value type of a resource's schema (from the table built at start-up).
+    fn resource_type(&self, type_name: &str, schema: &Schema) -> Cow<'_, Type> {
+        match self.resource_types.get(type_name) {
+            Some(ty) => Cow::Borrowed(ty),
+            None => Cow::Owned(schema.block.value_type()),
+        }
+    }
+
+    /// The value type of a data source's schema (from the table built at start-up).
+    fn data_source_type(&self, type_name: &str, schema: &Schema) -> Cow<'_, Type> {
+        match self.data_source_types.get(type_name) {
+            Some(ty) => Cow::Borrowed(ty),
+            None => Cow::Owned(schema.block.value_type()),
+        }
     }
 
     fn data_source(&self, type_name: &str) -> Result<&Arc<dyn DataSource>, Diagnostic> {
@@ -513,7 +544,7 @@ impl Provider for HybridProvider {
                     return resp;
                 }
             };
-            let ty = resource.schema().block.value_type();
+            let ty = self.resource_type(&req.type_name, resource.schema());
             let Some(raw) = req.raw_state.as_ref().filter(|r| !r.json.is_empty()) else {
                 resp.diagnostics = one(Diagnostic::error(
                     "Unsupported state format",
@@ -556,7 +587,7 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
-                let ty = resource.schema().block.value_type();
+                let ty = self.resource_type(&req.type_name, resource.schema());
                 let state = match decode(req.current_state.as_ref(), &ty, "current state") {
                     Ok(s) => s,
                     Err(d) => {
@@ -605,7 +636,7 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
-                let ty = resource.schema().block.value_type();
+                let ty = self.resource_type(&req.type_name, resource.schema());
                 let decoded = (
                     decode(req.prior_state.as_ref(), &ty, "prior state"),
                     decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
@@ -679,7 +710,7 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
-                let ty = resource.schema().block.value_type();
+                let ty = self.resource_type(&req.type_name, resource.schema());
                 let decoded = (
                     decode(req.prior_state.as_ref(), &ty, "prior state"),
                     decode(req.planned_state.as_ref(), &ty, "planned state"),
@@ -747,7 +778,7 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
-                let ty = resource.schema().block.value_type();
+                let ty = self.resource_type(&req.type_name, resource.schema());
                 let out = resource.import(&ctx, &req.id).await;
                 let mut diags = out.diagnostics;
                 for state in out.states {
@@ -815,7 +846,7 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
-                let ty = source.schema().block.value_type();
+                let ty = self.data_source_type(&req.type_name, source.schema());
                 let config = match decode(req.config.as_ref(), &ty, "configuration") {
                     Ok(c) => c,
                     Err(d) => {

@@ -52,11 +52,11 @@ fn ensure_tables(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
-    let n: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('sim_migrations', 'sim_traffic')",
-        [],
-        |r| r.get(0),
-    )?;
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('sim_migrations', 'sim_traffic')",
+        )?
+        .query_row([], |r| r.get(0))?;
     Ok(n == 2)
 }
 
@@ -101,7 +101,7 @@ impl SimCloud {
             return Ok(Vec::new());
         }
         let mut stmt = conn
-            .prepare("SELECT doc FROM sim_migrations ORDER BY migration_id")
+            .prepare_cached("SELECT doc FROM sim_migrations ORDER BY migration_id")
             .map_err(|e| storage("migration", e))?;
         let docs = stmt
             .query_map([], |r| r.get::<_, String>(0))
