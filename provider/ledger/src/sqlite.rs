@@ -72,6 +72,9 @@ const COLUMNS: &str = "id, node, holder, state, cpu_millis, memory_mb, storage_g
 pub struct SqliteLedger {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Expired plan notes are purged by the first note this handle writes, not by every one:
+    /// a plan of a thousand workloads writes a thousand notes.
+    notes_purged: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteLedger {
@@ -195,6 +198,7 @@ impl SqliteLedger {
         let ledger = SqliteLedger {
             path,
             conn: Mutex::new(conn),
+            notes_purged: std::sync::atomic::AtomicBool::new(false),
         };
         ledger.with_tx("creating tables", |tx, path| {
             tx.execute_batch(SCHEMA)
@@ -566,16 +570,22 @@ impl Ledger for SqliteLedger {
     fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError> {
         let expires = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
         self.with_tx("writing a plan note", |tx, path| {
-            // Expired notes of every workload go with each write, so the table stays small.
-            tx.execute(
-                "DELETE FROM ledger_plan_notes WHERE expires_at_ms <= ?1",
-                params![to_i64(now_ms())],
-            )
-            .map_err(sq(path, "writing a plan note"))?;
-            tx.execute(
+            // Expired notes of every workload go with the first write of each process (each
+            // plan or apply), so the table stays small without a scan per note.
+            if !self
+                .notes_purged
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tx.execute(
+                    "DELETE FROM ledger_plan_notes WHERE expires_at_ms <= ?1",
+                    params![to_i64(now_ms())],
+                )
+                .map_err(sq(path, "writing a plan note"))?;
+            }
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO ledger_plan_notes (key, body, expires_at_ms) VALUES (?1, ?2, ?3)",
-                params![key, body, to_i64(expires)],
             )
+            .and_then(|mut stmt| stmt.execute(params![key, body, to_i64(expires)]))
             .map_err(sq(path, "writing a plan note"))?;
             Ok(())
         })
@@ -600,5 +610,41 @@ impl Ledger for SqliteLedger {
                 .map_err(sq(path, "forgetting a plan note"))?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn rows(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM ledger_plan_notes", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn expired_plan_notes_go_with_the_first_note_each_handle_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let first = SqliteLedger::open(&path).unwrap();
+        first
+            .put_plan_note("wl-old", "stale", Duration::from_millis(1))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        // The same handle does not scan again...
+        first
+            .put_plan_note("wl-a", "a", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(rows(&path), 2);
+        // ...the next process (a new handle) purges with its first note.
+        let next = SqliteLedger::open(&path).unwrap();
+        next.put_plan_note("wl-b", "b", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(rows(&path), 2);
+        assert_eq!(next.plan_note("wl-old").unwrap(), None);
+        assert_eq!(next.plan_note("wl-a").unwrap().as_deref(), Some("a"));
     }
 }

@@ -78,6 +78,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 pub struct Workload {
     schema: Schema,
+    /// The schema's object type, built once (plan notes and import encode with it).
+    object: ObjectType,
 }
 
 impl Default for Workload {
@@ -136,23 +138,23 @@ impl Workload {
             Attr::computed("private_ip", Type::String, "The instance's private IP address."),
             Attr::computed("status", Type::String, "The instance's state as the cloud reports it (running, stopped, ...)."),
         ];
-        Workload {
-            schema: Schema {
-                version: SCHEMA_VERSION,
-                block: Block {
-                    attributes,
-                    blocks: vec![
-                        timeouts_block(&["create", "update", "delete"]),
-                        workload_edge::edge_block(),
-                    ],
-                    description: "A workload placed by the hybrid placement engine: requirements in; at plan time the provider, region, instance type, hourly cost, latency and the reason; at apply time a running instance.",
-                },
+        let schema = Schema {
+            version: SCHEMA_VERSION,
+            block: Block {
+                attributes,
+                blocks: vec![
+                    timeouts_block(&["create", "update", "delete"]),
+                    workload_edge::edge_block(),
+                ],
+                description: "A workload placed by the hybrid placement engine: requirements in; at plan time the provider, region, instance type, hourly cost, latency and the reason; at apply time a running instance.",
             },
-        }
+        };
+        let object = schema.block.object_type();
+        Workload { schema, object }
     }
 
     fn object_type(&self) -> ObjectType {
-        self.schema.block.object_type()
+        self.object.clone()
     }
 }
 
@@ -417,9 +419,7 @@ impl Workload {
         if !edge_considered && planned_bookings(planned, &placement).is_empty() {
             return;
         }
-        let Type::Object(object) = self.schema.block.value_type() else {
-            return;
-        };
+        let object = &self.object;
         let mut note = serde_json::Map::new();
         note.insert("inputs".into(), inputs_digest(planned).into());
         for name in NOTED {
@@ -473,9 +473,7 @@ impl Workload {
         if note.get("inputs").and_then(|v| v.as_str()) != Some(inputs_digest(planned).as_str()) {
             return Ok(false);
         }
-        let Type::Object(object) = self.schema.block.value_type() else {
-            return Ok(false);
-        };
+        let object = &self.object;
         let mut candidate = planned.clone();
         for name in NOTED {
             let (Some(ty), Some(bytes)) = (
