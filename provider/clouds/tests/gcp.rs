@@ -281,6 +281,12 @@ async fn read_of_a_vanished_instance_is_none_and_delete_is_idempotent() {
     d.delete(&inst.instance_id)
         .await
         .expect("deleting what is gone succeeds");
+    // Re-created with the same key after an out-of-band delete: GCE still remembers the
+    // requestId and answers with the old operation; the driver inserts again.
+    let back = d.create(&spec("0055")).await.expect("re-create");
+    assert_eq!(back.instance_id, inst.instance_id);
+    assert_eq!(s.server.instances().len(), 1);
+    d.delete(&back.instance_id).await.expect("delete");
     let again = d.create(&spec("0056")).await.expect("create");
     d.delete(&again.instance_id).await.expect("delete");
     assert!(s.server.instances().is_empty());

@@ -865,25 +865,51 @@ impl Driver for GcpDriver {
                     model::AttachedDiskInitializeParams::new().set_source_image(image),
                 )])
             .set_network_interfaces([nic]);
-        let sent = instances
-            .insert()
-            .set_project(&project)
-            .set_zone(&zone)
-            .set_request_id(request_id(&spec.idempotency_key))
-            .set_body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(op) => {
-                tracing::info!(instance = %name, zone = %zone, "GCE instance insert accepted");
-                self.wait_operation(&project, &zone, op, "instances.insert", "create")
-                    .await?;
+        // A requestId is remembered by GCE for a while: after the instance it made was deleted
+        // out of band, the same id answers with that old, DONE operation and makes nothing. A
+        // DONE insert whose instance is absent therefore gets one more insert, with an id
+        // derived from the stale operation's name (still deterministic for retries).
+        let mut rid = request_id(&spec.idempotency_key);
+        for round in 0..2 {
+            let sent = instances
+                .insert()
+                .set_project(&project)
+                .set_zone(&zone)
+                .set_request_id(rid.clone())
+                .set_body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(op) => {
+                    let op_name = op.name.clone().unwrap_or_default();
+                    tracing::info!(instance = %name, zone = %zone, "GCE instance insert accepted");
+                    self.wait_operation(&project, &zone, op, "instances.insert", "create")
+                        .await?;
+                    if self
+                        .get_raw(&project, &zone, &name, "create")
+                        .await?
+                        .is_some()
+                    {
+                        break;
+                    }
+                    if round == 0 {
+                        tracing::info!(instance = %name, operation = %op_name, "the requestId named an earlier insert whose instance is gone; inserting again");
+                        rid = request_id(&format!("{}#{op_name}", spec.idempotency_key));
+                        continue;
+                    }
+                    return Err(DriverError::Unavailable {
+                        target: TARGET.into(),
+                        operation: "create",
+                        message: format!("GCE instances.insert: operation {op_name} finished but instance {name} does not exist"),
+                    });
+                }
+                // Made by an attempt whose answer was lost: adopt it below.
+                Err(e) if e.http_status_code() == Some(409) => {
+                    tracing::info!(instance = %name, "instance already exists; adopting it");
+                    break;
+                }
+                Err(e) => return Err(gax_error("create", "instances.insert", &e)),
             }
-            // Made by an attempt whose answer was lost: adopt it below.
-            Err(e) if e.http_status_code() == Some(409) => {
-                tracing::info!(instance = %name, "instance already exists; adopting it");
-            }
-            Err(e) => return Err(gax_error("create", "instances.insert", &e)),
         }
         // 3. Wait until it runs.
         self.wait_running(&project, &zone, &name, "create").await
