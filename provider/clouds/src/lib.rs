@@ -15,6 +15,8 @@
 pub mod aws;
 pub mod edge;
 pub mod faults;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod retry;

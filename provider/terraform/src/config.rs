@@ -49,7 +49,7 @@ pub fn schema() -> Schema {
                     "Make the sim cloud fail on demand, e.g. \"create:throttle=0.3,delete:error=1\" (kinds: throttle, error, reject, lost_response). Default: $HYBRID_SIM_FAULTS, else none.",
                 ),
             ],
-            blocks: vec![crate::observe::metrics_block(), aws_block()],
+            blocks: vec![crate::observe::metrics_block(), aws_block(), gcp_block()],
             description: "Places workloads across AWS, Azure, GCP, on-prem and edge sites; provisions on the embedded sim cloud by default.",
         },
     }
@@ -76,6 +76,39 @@ fn aws_block() -> NestedBlock {
     }
 }
 
+/// `gcp {}`: its presence turns the Compute Engine driver on for workloads placed on gcp.
+/// Credentials are deliberately not attributes: Application Default Credentials.
+fn gcp_block() -> NestedBlock {
+    NestedBlock {
+        type_name: "gcp",
+        nesting: Nesting::Single,
+        block: Block {
+            attributes: vec![
+                Attr::optional("project", Type::String, "Project the instances are created in. Default: $GOOGLE_CLOUD_PROJECT."),
+                Attr::optional("endpoint_url", Type::String, "Compute Engine endpoint to use instead of the real one (e.g. a local test server), as scheme://host[:port]. Default: https://compute.googleapis.com."),
+                Attr::optional("default_image", Type::String, "Boot image for workloads whose image is not a GCE image path (projects/..., global/... or https://...). Default: projects/debian-cloud/global/images/family/debian-12."),
+                Attr::optional("network", Type::String, "Network of the instances' interface. Default: global/networks/default."),
+                Attr::optional("subnetwork", Type::String, "Subnetwork of the instances' interface, e.g. regions/europe-west1/subnetworks/apps. Default: the network's subnet in the placement's region."),
+            ],
+            blocks: Vec::new(),
+            description: "Provision workloads placed on gcp as real Compute Engine instances (zone from the placement, else the region's first zone; credentials from Application Default Credentials, i.e. $GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default login or the metadata server, never from HCL). Without this block gcp placements run on the sim cloud. Needs a provider built with the `gcp` feature.",
+        },
+        min_items: 0,
+        max_items: 0,
+    }
+}
+
+/// The provider block's `gcp {}` settings, as plain values (the driver type exists only in
+/// builds with the `gcp` feature).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GcpConfig {
+    pub project: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub default_image: Option<String>,
+    pub network: Option<String>,
+    pub subnetwork: Option<String>,
+}
+
 /// The provider block's `aws {}` settings, as plain values (the driver type exists only in
 /// builds with the `aws` feature).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -98,6 +131,8 @@ pub struct Settings {
     pub metrics: Option<crate::observe::MetricsSettings>,
     /// `Some` when the provider block has an `aws {}` block.
     pub aws: Option<AwsConfig>,
+    /// `Some` when the provider block has a `gcp {}` block.
+    pub gcp: Option<GcpConfig>,
 }
 
 fn default_state_path() -> PathBuf {
@@ -141,6 +176,25 @@ pub fn validate(config: &Value) -> Diagnostics {
             "This terraform-provider-hybrid binary was built without the aws driver (cargo feature `aws`), so the aws block cannot be honoured. Use a build with --features aws, or remove the block to provision aws placements on the sim cloud.",
         ));
     }
+    if attrs::get(config, "gcp").is_some() && !cfg!(feature = "gcp") {
+        diags.push(Diagnostic::attribute_error(
+            AttributePath::root().attr("gcp"),
+            "GCP driver not available",
+            "This terraform-provider-hybrid binary was built without the gcp driver (cargo feature `gcp`), so the gcp block cannot be honoured. Use a build with --features gcp, or remove the block to provision gcp placements on the sim cloud.",
+        ));
+    }
+    if let Some(block) = attrs::get(config, "gcp") {
+        if let Some(url) = attrs::string(block, "endpoint_url") {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                diags.push(Diagnostic::attribute_error(
+                    AttributePath::root().attr("gcp").attr("endpoint_url"),
+                    "Invalid endpoint_url",
+                    "endpoint_url must start with http:// or https://; leave it out to use Compute Engine's own endpoint.",
+                ));
+            }
+        }
+    }
     if let Some(path) = attrs::string(config, "state_path") {
         if path.trim().is_empty() {
             diags.push(Diagnostic::attribute_error(
@@ -172,6 +226,13 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
             default_image_id: attrs::string(block, "default_image_id"),
             subnet_id: attrs::string(block, "subnet_id"),
             security_group_ids: attrs::strings(block, "security_group_ids"),
+        }),
+        gcp: attrs::get(config, "gcp").map(|block| GcpConfig {
+            project: attrs::string(block, "project"),
+            endpoint_url: attrs::string(block, "endpoint_url"),
+            default_image: attrs::string(block, "default_image"),
+            network: attrs::string(block, "network"),
+            subnetwork: attrs::string(block, "subnetwork"),
         }),
         ledger_url: attrs::string(config, "ledger_url").or_else(|| {
             ENV_LEDGER_URLS
@@ -211,6 +272,46 @@ mod tests {
             assert_eq!(diags.0[0].path, Some(AttributePath::root().attr("aws")));
             assert!(diags.0[0].detail.contains("built without the aws driver"));
         }
+    }
+
+    fn with_gcp_block(endpoint: &str) -> Value {
+        let gcp = Value::object([
+            ("project", Value::string("acme-prod")),
+            ("endpoint_url", Value::string(endpoint)),
+            ("default_image", Value::Null),
+            ("network", Value::Null),
+            ("subnetwork", Value::Null),
+        ]);
+        Value::object([("gcp", gcp)])
+    }
+
+    #[test]
+    fn the_gcp_block_is_read_into_settings_or_refused_on_its_path() {
+        let config = with_gcp_block("http://127.0.0.1:8080");
+        if cfg!(feature = "gcp") {
+            let settings = settings(&config).expect("valid");
+            let gcp = settings.gcp.expect("gcp block");
+            assert_eq!(gcp.project.as_deref(), Some("acme-prod"));
+            assert_eq!(gcp.endpoint_url.as_deref(), Some("http://127.0.0.1:8080"));
+            let diags = validate(&with_gcp_block("127.0.0.1:8080"));
+            assert_eq!(
+                diags.0[0].path,
+                Some(AttributePath::root().attr("gcp").attr("endpoint_url"))
+            );
+        } else {
+            let diags = settings(&config).expect_err("refused");
+            assert!(diags
+                .0
+                .iter()
+                .any(|d| d.path == Some(AttributePath::root().attr("gcp"))
+                    && d.detail.contains("built without the gcp driver")));
+        }
+        assert_eq!(
+            settings(&Value::object([("gcp", Value::Null)]))
+                .expect("valid")
+                .gcp,
+            None
+        );
     }
 
     #[test]

@@ -490,6 +490,9 @@ impl Provider for HybridProvider {
             if let Some(aws) = aws_driver(settings.aws.as_ref(), &self.stop) {
                 clouds.insert("aws", MeteredDriver::wrap(aws, self.telemetry.clone()));
             }
+            if let Some(gcp) = gcp_driver(settings.gcp.as_ref(), &self.stop) {
+                clouds.insert("gcp", MeteredDriver::wrap(gcp, self.telemetry.clone()));
+            }
             *self.context.write().await = Some(ProviderContext {
                 catalog,
                 driver: MeteredDriver::wrap(sim.clone(), self.telemetry.clone()),
@@ -918,6 +921,35 @@ fn aws_driver(
 #[cfg(not(feature = "aws"))]
 fn aws_driver(
     _block: Option<&config::AwsConfig>,
+    _stop: &StopHandle,
+) -> Option<Arc<dyn clouds::Driver>> {
+    None
+}
+
+/// The Compute Engine driver for a `gcp {}` block (config validation already refused the block
+/// in builds without the feature).
+#[cfg(feature = "gcp")]
+fn gcp_driver(
+    block: Option<&config::GcpConfig>,
+    stop: &StopHandle,
+) -> Option<Arc<dyn clouds::Driver>> {
+    let block = block?;
+    let settings = clouds::gcp::GcpSettings {
+        project: block.project.clone(),
+        endpoint_url: block.endpoint_url.clone(),
+        default_image: block.default_image.clone(),
+        network: block.network.clone(),
+        subnetwork: block.subnetwork.clone(),
+    };
+    Some(Arc::new(clouds::gcp::GcpDriver::new(
+        settings,
+        stop.signal(),
+    )))
+}
+
+#[cfg(not(feature = "gcp"))]
+fn gcp_driver(
+    _block: Option<&config::GcpConfig>,
     _stop: &StopHandle,
 ) -> Option<Arc<dyn clouds::Driver>> {
     None

@@ -1474,7 +1474,7 @@ impl Resource for Workload {
             Ok(None) => {
                 resp.diagnostics.push(Diagnostic::error(
                     "Cannot import non-existent workload",
-                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id (for aws: i-... in $AWS_REGION, or region/i-...).", used.name()),
+                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id (for aws: i-... in $AWS_REGION, or region/i-...; for gcp: project/zone/name).", used.name()),
                 ));
                 return resp;
             }
