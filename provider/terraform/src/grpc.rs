@@ -902,13 +902,13 @@ fn aws_driver(
 /// refuses the block in builds without the feature).
 #[cfg(feature = "kubernetes")]
 fn kubernetes_sites(sim: &Arc<clouds::sim::SimCloud>) -> Option<Arc<dyn clouds::edge::EdgeSites>> {
-    Some(Arc::new(clouds::kubernetes::KubernetesSites::new(sim.clone())))
+    Some(Arc::new(clouds::kubernetes::KubernetesSites::new(
+        sim.clone(),
+    )))
 }
 
 #[cfg(not(feature = "kubernetes"))]
-fn kubernetes_sites(
-    _sim: &Arc<clouds::sim::SimCloud>,
-) -> Option<Arc<dyn clouds::edge::EdgeSites>> {
+fn kubernetes_sites(_sim: &Arc<clouds::sim::SimCloud>) -> Option<Arc<dyn clouds::edge::EdgeSites>> {
     None
 }
 

@@ -158,7 +158,11 @@ fn validate_kubernetes(config: &Value, diags: &mut Diagnostics) {
             "Conflicting kubernetes settings",
             "Set kubeconfig_path (with an optional context) or host, not both.",
         ));
-    } else if kubeconfig.is_none() && host.is_none() && !unknown("kubeconfig_path") && !unknown("host") {
+    } else if kubeconfig.is_none()
+        && host.is_none()
+        && !unknown("kubeconfig_path")
+        && !unknown("host")
+    {
         diags.push(Diagnostic::attribute_error(
             path(),
             "Missing kubernetes settings",
@@ -268,12 +272,29 @@ impl EdgeClusterResource {
         let kubernetes = match &cluster.kubernetes {
             None => Value::Null,
             Some(site) => Value::object([
-                ("kubeconfig_path", attrs::str_value(site.kubeconfig_path.as_deref())),
+                (
+                    "kubeconfig_path",
+                    attrs::str_value(site.kubeconfig_path.as_deref()),
+                ),
                 ("context", attrs::str_value(site.context.as_deref())),
                 ("host", attrs::str_value(site.host.as_deref())),
-                ("token", if site.token_in_config { token } else { Value::Null }),
+                (
+                    "token",
+                    if site.token_in_config {
+                        token
+                    } else {
+                        Value::Null
+                    },
+                ),
                 ("namespace", attrs::str_value(site.namespace.as_deref())),
-                ("insecure", if site.insecure { Value::Bool(true) } else { Value::Null }),
+                (
+                    "insecure",
+                    if site.insecure {
+                        Value::Bool(true)
+                    } else {
+                        Value::Null
+                    },
+                ),
             ]),
         };
         Value::object([
@@ -295,7 +316,10 @@ impl EdgeClusterResource {
                     attrs::string_map_value(&cluster.labels)
                 },
             ),
-            ("driver", Value::string(driver_name(cluster.kubernetes.is_some()))),
+            (
+                "driver",
+                Value::string(driver_name(cluster.kubernetes.is_some())),
+            ),
             ("kubernetes", kubernetes),
             (
                 "location",
