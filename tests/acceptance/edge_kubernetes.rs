@@ -285,7 +285,7 @@ fn edge_kubernetes_host_with_kube_token_and_a_missing_node_is_a_diagnostic() {
     let list = server
         .requests()
         .into_iter()
-        .find(|r| r.path == format!("/apis/apps/v1/namespaces/default/deployments"))
+        .find(|r| r.path == "/apis/apps/v1/namespaces/default/deployments")
         .expect("the cluster checked its namespace");
     assert_eq!(
         list.headers.get("authorization").map(String::as_str),

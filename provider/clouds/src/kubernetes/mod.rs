@@ -55,7 +55,7 @@
 //! requests and answers like the API server. Not yet exercised: a real kube-apiserver's
 //! server-side-apply merge (list merge keys, defaulting) and conflict behaviour, an HPA
 //! controller actually scaling, TLS
-//! (rustls with ring, cluster CA from a kubeconfig), bearer-token auth against a real server,
+//! (rustls with aws-lc-rs, cluster CA from a kubeconfig), bearer-token auth against a real server,
 //! [`KubernetesDriver::from_kubeconfig`] with exec/OIDC credential plugins, foreground deletion
 //! that takes time to finish (we report success as soon as the DELETE is accepted), and
 //! scheduling with the nodeSelector.

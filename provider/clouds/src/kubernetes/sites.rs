@@ -28,12 +28,14 @@ use crate::{Driver, DriverError, Instance, InstanceSpec};
 /// The environment variable a site's bearer token is read from when its configuration has none.
 pub const ENV_KUBE_TOKEN: &str = "KUBE_TOKEN";
 
+/// A site's driver with the settings and token it was built from.
+type BuiltDriver = (KubeSite, Option<String>, Arc<KubernetesDriver>);
+
 /// The router over every Kubernetes site in the store.
 pub struct KubernetesSites {
     sim: Arc<SimCloud>,
     tokens: SiteTokens,
-    drivers:
-        tokio::sync::Mutex<BTreeMap<String, (KubeSite, Option<String>, Arc<KubernetesDriver>)>>,
+    drivers: tokio::sync::Mutex<BTreeMap<String, BuiltDriver>>,
 }
 
 impl std::fmt::Debug for KubernetesSites {

@@ -6,6 +6,11 @@
 //! so a node is never offered to placement before its capacity is booked; lowering limits below
 //! what workloads hold, or deleting a node that still hosts workloads, is refused with the
 //! holders named.
+//!
+//! On a Kubernetes site (a cluster with a `kubernetes` block) the node is the Kubernetes Node of
+//! the same name: apply puts its description on that Node as `hybrid.io/*` labels and
+//! annotations (before anything else, so a missing Node fails the apply with nothing booked),
+//! and destroy takes exactly those keys back.
 
 use std::collections::BTreeMap;
 
@@ -117,7 +122,7 @@ impl EdgeNodeResource {
                     attributes: vec![
                         Attr::computed("id", Type::String, "Id derived from cluster and name (`en-` + 16 hex digits), known after the first apply."),
                         Attr::required("cluster_id", Type::String, "The hybrid_edge_cluster this node belongs to; changing it replaces the node."),
-                        Attr::required("name", Type::String, "Node name, unique in its cluster; changing it replaces the node."),
+                        Attr::required("name", Type::String, "Node name, unique in its cluster; changing it replaces the node. On a cluster with a kubernetes block, the name of its Kubernetes Node, which gets this node's description as hybrid.io/* labels and annotations."),
                         Attr::required("node_type", Type::String, "gateway, compute, storage or inference."),
                         Attr::optional("capabilities", Type::set(Type::String), "What the node offers: ml_inference, real_time_processing, data_caching, ml_training, analytics, batch_processing."),
                         Attr::optional("hourly_cost", Type::Number, "Amortised USD per replica-hour, used to compare this node with cloud offers. Unset means unknown: never treated as free."),
