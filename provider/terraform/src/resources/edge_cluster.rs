@@ -536,3 +536,95 @@ impl Resource for EdgeClusterResource {
         super::decode_stored_state(TYPE_NAME, &self.schema, version, state_json)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_kubernetes(fields: &[(&str, Value)]) -> Value {
+        let mut block = Value::object([
+            ("kubeconfig_path", Value::Null),
+            ("context", Value::Null),
+            ("host", Value::Null),
+            ("token", Value::Null),
+            ("namespace", Value::Null),
+            ("insecure", Value::Null),
+        ]);
+        for (k, v) in fields {
+            attrs::set(&mut block, k, v.clone());
+        }
+        Value::object([("kubernetes", block)])
+    }
+
+    fn paths(config: &Value) -> Vec<AttributePath> {
+        let mut diags = Diagnostics::new();
+        validate_kubernetes(config, &mut diags);
+        diags.0.into_iter().filter_map(|d| d.path).collect()
+    }
+
+    #[test]
+    fn kubernetes_settings_are_checked_on_their_paths_or_refused_without_the_feature() {
+        let k = || AttributePath::root().attr("kubernetes");
+        let good = with_kubernetes(&[
+            ("host", Value::string("https://10.0.0.1:6443")),
+            ("namespace", Value::string("edge")),
+        ]);
+        if !cfg!(feature = "kubernetes") {
+            assert_eq!(paths(&good), vec![k()]);
+            return;
+        }
+        assert!(paths(&good).is_empty());
+        let cases = [
+            (
+                with_kubernetes(&[
+                    ("host", Value::string("https://h")),
+                    ("kubeconfig_path", Value::string("/k")),
+                ]),
+                k().attr("host"),
+            ),
+            (with_kubernetes(&[]), k()),
+            (
+                with_kubernetes(&[
+                    ("host", Value::string("https://h")),
+                    ("context", Value::string("c")),
+                ]),
+                k().attr("context"),
+            ),
+            (
+                with_kubernetes(&[("host", Value::string("ftp://h"))]),
+                k().attr("host"),
+            ),
+            (
+                with_kubernetes(&[
+                    ("host", Value::string("https://h")),
+                    ("namespace", Value::string("-bad")),
+                ]),
+                k().attr("namespace"),
+            ),
+            (
+                with_kubernetes(&[
+                    ("host", Value::string("https://h")),
+                    ("token", Value::string(" ")),
+                ]),
+                k().attr("token"),
+            ),
+        ];
+        for (config, path) in cases {
+            assert_eq!(paths(&config), vec![path]);
+        }
+        // Unknown values (e.g. from another resource) are not judged yet.
+        assert!(paths(&with_kubernetes(&[("kubeconfig_path", Value::Unknown)])).is_empty());
+    }
+
+    #[test]
+    fn the_store_record_never_holds_the_token() {
+        let state = with_kubernetes(&[
+            ("host", Value::string("https://h")),
+            ("token", Value::string("s3cr3t")),
+        ]);
+        let site = kube_site(&state).expect("site");
+        assert!(site.token_in_config);
+        let json = serde_json::to_string(&site).expect("json");
+        assert!(!json.contains("s3cr3t"), "{json}");
+    }
+}
