@@ -238,6 +238,18 @@ fn edge_kubernetes_workload_becomes_a_deployment_with_an_autoscaler_on_labelled_
         .is_some());
     ws.expect_empty_plan();
 
+    // Import by the instance id brings the same workload back into state.
+    ws.state_rm("hybrid_workload.vision");
+    ws.import(
+        "hybrid_workload.vision",
+        &format!("{cluster_id}:{NS}/{name}"),
+    );
+    assert_eq!(
+        ws.resource("hybrid_workload.vision")["driver"],
+        "kubernetes"
+    );
+    ws.expect_empty_plan();
+
     // Deleted on the cluster: the next plan re-creates it.
     assert!(server.remove(Kind::Deployment, NS, &name));
     let plan = ws.expect_changes();

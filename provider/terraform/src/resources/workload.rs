@@ -1572,12 +1572,19 @@ impl Resource for Workload {
         let mut resp = ImportResponse::default();
         // Sim ids start with sim-; anything else is a cloud id when a cloud driver is
         // configured. A workload id is looked up in every configured driver, cloud first.
+        // Kubernetes instance ids name their edge cluster (`ec-...:<namespace>/<name>`).
         let mut drivers: Vec<Arc<dyn Driver>> = Vec::new();
-        if id.starts_with("wl-") || !id.starts_with("sim-") {
+        let kube_id = id.starts_with("ec-") && id.contains(':');
+        if kube_id {
+            drivers.extend(ctx.kubernetes.iter().cloned());
+        } else if id.starts_with("wl-") || !id.starts_with("sim-") {
             drivers.extend(ctx.clouds.values().cloned());
         }
         if id.starts_with("wl-") || drivers.is_empty() {
             drivers.push(ctx.driver.clone());
+        }
+        if id.starts_with("wl-") {
+            drivers.extend(ctx.kubernetes.iter().cloned());
         }
         let mut found = Ok(None);
         let mut used = ctx.driver.clone();
@@ -1605,7 +1612,7 @@ impl Resource for Workload {
             Ok(None) => {
                 resp.diagnostics.push(Diagnostic::error(
                     "Cannot import non-existent workload",
-                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id (for aws: i-... in $AWS_REGION, or region/i-...).", used.name()),
+                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id (for aws: i-... in $AWS_REGION, or region/i-...; for kubernetes: <cluster_id>:<namespace>/<name>).", used.name()),
                 ));
                 return resp;
             }
