@@ -7,6 +7,8 @@ mod bad_input;
 mod data_sources;
 mod docs;
 mod edge;
+#[cfg(feature = "kubernetes")]
+mod edge_kubernetes;
 mod examples;
 #[cfg(feature = "gcp")]
 mod gcp;

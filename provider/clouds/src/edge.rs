@@ -7,8 +7,12 @@
 //! here: it is the ledger's (limits minus reservations).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+use crate::{Driver, DriverError};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EdgeCluster {
@@ -19,6 +23,76 @@ pub struct EdgeCluster {
     pub lng: f64,
     pub distribution_strategy: String,
     pub labels: BTreeMap<String, String>,
+    /// Set when the site is a Kubernetes cluster that workloads and node labels go to;
+    /// `None`: the sim store is the site. Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubeSite>,
+}
+
+/// How to reach a site's Kubernetes API. Never holds a secret: a bearer token comes from the
+/// cluster's `token` attribute as this process saw it ([`SiteTokens`]), from `$KUBE_TOKEN`, or
+/// from the kubeconfig, and is not written to the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeSite {
+    pub kubeconfig_path: Option<String>,
+    /// The kubeconfig context; its current context when `None`.
+    pub context: Option<String>,
+    /// The API server URL, when no kubeconfig is used.
+    pub host: Option<String>,
+    /// Where Deployments and autoscalers go; the context's namespace, else `default`, when
+    /// `None`.
+    pub namespace: Option<String>,
+    /// Skip TLS certificate verification (for lab clusters with self-signed certificates).
+    #[serde(default)]
+    pub insecure: bool,
+    /// The configuration gave a token (its value is kept only in memory).
+    #[serde(default)]
+    pub token_in_config: bool,
+}
+
+/// Bearer tokens from clusters' `token` attributes, by cluster id, as this provider process has
+/// been sent them. Memory only.
+#[derive(Default)]
+pub struct SiteTokens(Mutex<BTreeMap<String, String>>);
+
+impl SiteTokens {
+    pub fn remember(&self, cluster_id: &str, token: Option<&str>) {
+        if let Ok(mut tokens) = self.0.lock() {
+            match token {
+                Some(t) => tokens.insert(cluster_id.to_string(), t.to_string()),
+                None => tokens.remove(cluster_id),
+            };
+        }
+    }
+
+    pub fn get(&self, cluster_id: &str) -> Option<String> {
+        self.0.lock().ok()?.get(cluster_id).cloned()
+    }
+}
+
+impl std::fmt::Debug for SiteTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SiteTokens(<redacted>)")
+    }
+}
+
+/// What the resources need from the driver of Kubernetes edge sites beyond [`Driver`]: one
+/// place that knows every site, so that `hybrid_edge_node` can label its Node and
+/// `hybrid_edge_cluster` can hand over its token. Implemented by the `kubernetes` feature.
+#[async_trait]
+pub trait EdgeSites: Send + Sync {
+    /// The driver that provisions workloads on any Kubernetes site (instance ids name the site).
+    fn driver(self: Arc<Self>) -> Arc<dyn Driver>;
+    /// The bearer token from a cluster's configuration (`None`: it has none).
+    fn remember_token(&self, cluster_id: &str, token: Option<&str>);
+    /// Puts the node's description (type, capabilities, location, labels) on its Kubernetes
+    /// Node; `NotFound` when the cluster has no Node of that name.
+    async fn label_node(&self, node: &EdgeNode) -> Result<(), DriverError>;
+    /// Takes back every label and annotation [`EdgeSites::label_node`] set; a missing Node is
+    /// success.
+    async fn unlabel_node(&self, node: &EdgeNode) -> Result<(), DriverError>;
+    /// Checks that the site answers (its namespace can be listed), for the cluster resource.
+    async fn check(&self, cluster: &EdgeCluster) -> Result<(), DriverError>;
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -318,6 +318,22 @@ impl SimCloud {
         Ok(())
     }
 
+    /// Every edge cluster, in id order.
+    pub fn edge_clusters(&self) -> Result<Vec<EdgeCluster>, DriverError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT doc FROM sim_edge_clusters ORDER BY id")
+            .map_err(|e| storage("edge", e))?;
+        let docs = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| storage("edge", e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| storage("edge", e))?;
+        docs.iter()
+            .map(|d| serde_json::from_str(d).map_err(|e| storage("edge", e)))
+            .collect()
+    }
+
     /// Every edge node, in id order (deterministic input for placement).
     pub fn edge_nodes(&self) -> Result<Vec<EdgeNode>, DriverError> {
         let conn = self.lock();
@@ -744,6 +760,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let sim = open(&dir, "");
         let cluster = EdgeCluster {
+            kubernetes: None,
             id: "ec-1".into(),
             name: "berlin".into(),
             geographic_region: "eu-central".into(),

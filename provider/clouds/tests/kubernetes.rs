@@ -1,323 +1,36 @@
-//! The Kubernetes driver against a scripted API server: a tiny HTTP/1.1 responder on
-//! 127.0.0.1:0 (std threads, no extra dependencies) that records every request, checks what the
-//! driver must send, and answers as kube-apiserver does (Deployment JSON with uid and
-//! resourceVersion, Status JSON for errors).
+//! The Kubernetes driver against the fake API server (`kubefake`): every request it sends is
+//! recorded and checked here, and the server answers as kube-apiserver does (server-side apply
+//! ownership, resourceVersion, Status JSON for errors).
 #![cfg(feature = "kubernetes")]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
 
 use clouds::kubernetes::{
     deployment_name, KubeTarget, KubernetesDriver, LABEL_IDEMPOTENCY_KEY, LABEL_MANAGED_BY,
     LABEL_WORKLOAD_ID,
 };
 use clouds::{Driver, DriverError, InstanceSpec, TAG_MANAGED_BY, TAG_WORKLOAD_ID};
-use serde_json::{json, Value};
+use kubefake::{FakeApiServer, Kind, Reply};
+use serde_json::json;
 
 const NS: &str = "edge-berlin";
 const TOKEN: &str = "s3cr3t";
 
-#[derive(Clone, Debug)]
-struct Request {
-    method: String,
-    path: String,
-    query: BTreeMap<String, String>,
-    headers: BTreeMap<String, String>,
-    body: Value,
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-#[derive(Default)]
-struct State {
-    deployments: BTreeMap<String, Value>,
-    requests: Vec<Request>,
-    /// Answers given instead of the normal behaviour, first to last.
-    forced: Vec<Reply>,
-    next_uid: u64,
-    resource_version: u64,
-    addr: String,
-}
-
-type Shared = Arc<Mutex<State>>;
-
-fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
-    state.lock().expect("state lock")
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("hex");
-                out.push(u8::from_str_radix(hex, 16).expect("hex"));
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).expect("utf8")
-}
-
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {},
-        "status": "Failure", "message": message, "reason": reason, "code": code,
-    })
-}
-
-fn reply(status_code: u16, body: Value) -> Reply {
-    Reply {
-        status: status_code,
-        headers: Vec::new(),
-        body,
-    }
-}
-
-fn not_found(name: &str) -> Reply {
-    reply(
-        404,
-        status(
-            404,
-            "NotFound",
-            &format!("deployments.apps \"{name}\" not found"),
-        ),
-    )
-}
-
-/// Merges `patch` into `target` as a JSON merge patch (RFC 7386).
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
-}
-
-fn selector_matches(dep: &Value, selector: &str) -> bool {
-    selector.split(',').all(|term| {
-        let (k, v) = term.split_once('=').expect("equality selector");
-        dep["metadata"]["labels"][k].as_str() == Some(v)
-    })
-}
-
-/// What kube-apiserver would answer (the subset the driver uses).
-fn answer(state: &mut State, req: &Request) -> Reply {
-    if !state.forced.is_empty() {
-        return state.forced.remove(0);
-    }
-    let prefix = format!("/apis/apps/v1/namespaces/{NS}/deployments");
-    let Some(rest) = req.path.strip_prefix(&prefix) else {
-        return reply(404, status(404, "NotFound", "no such path"));
-    };
-    let name = rest.trim_start_matches('/').to_string();
-    match (req.method.as_str(), name.is_empty()) {
-        ("GET", true) => {
-            let selector = req.query.get("labelSelector").cloned().unwrap_or_default();
-            let items: Vec<Value> = state
-                .deployments
-                .values()
-                .filter(|d| selector.is_empty() || selector_matches(d, &selector))
-                .cloned()
-                .collect();
-            reply(
-                200,
-                json!({
-                    "kind": "DeploymentList", "apiVersion": "apps/v1",
-                    "metadata": {"resourceVersion": state.resource_version.to_string()},
-                    "items": items,
-                }),
-            )
-        }
-        ("GET", false) => match state.deployments.get(&name) {
-            Some(d) => reply(200, d.clone()),
-            None => not_found(&name),
-        },
-        ("PATCH", false) => {
-            let ctype = req.headers.get("content-type").cloned().unwrap_or_default();
-            if ctype == "application/apply-patch+yaml" {
-                state.resource_version += 1;
-                let rv = state.resource_version.to_string();
-                if let Some(existing) = state.deployments.get(&name) {
-                    // Same applied config: nothing changes, the object comes back as it is.
-                    if existing["spec"] == req.body["spec"]
-                        && existing["metadata"]["labels"] == req.body["metadata"]["labels"]
-                    {
-                        return reply(200, existing.clone());
-                    }
-                    let mut updated = existing.clone();
-                    merge(&mut updated, &req.body);
-                    updated["metadata"]["resourceVersion"] = json!(rv);
-                    state.deployments.insert(name, updated.clone());
-                    return reply(200, updated);
-                }
-                state.next_uid += 1;
-                let mut created = req.body.clone();
-                created["metadata"]["uid"] = json!(format!("uid-{}", state.next_uid));
-                created["metadata"]["resourceVersion"] = json!(rv);
-                created["metadata"]["creationTimestamp"] = json!("2026-11-25T18:00:00Z");
-                let replicas = created["spec"]["replicas"].clone();
-                created["status"] = json!({"replicas": replicas, "readyReplicas": replicas});
-                state.deployments.insert(name, created.clone());
-                reply(201, created)
-            } else if ctype == "application/merge-patch+json" {
-                let Some(existing) = state.deployments.get_mut(&name) else {
-                    return not_found(&name);
-                };
-                merge(existing, &req.body);
-                state.resource_version += 1;
-                existing["metadata"]["resourceVersion"] = json!(state.resource_version.to_string());
-                reply(200, existing.clone())
-            } else {
-                reply(
-                    415,
-                    status(
-                        415,
-                        "UnsupportedMediaType",
-                        &format!("content-type {ctype}"),
-                    ),
-                )
-            }
-        }
-        ("DELETE", false) => match state.deployments.remove(&name) {
-            Some(mut d) => {
-                // Foreground deletion: the object is returned with a deletion timestamp and the
-                // foregroundDeletion finalizer; here it is gone right after.
-                d["metadata"]["deletionTimestamp"] = json!("2026-11-25T18:05:00Z");
-                d["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
-                reply(200, d)
-            }
-            None => not_found(&name),
-        },
-        _ => reply(405, status(405, "MethodNotAllowed", "method not allowed")),
-    }
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).ok()?;
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let query = query
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect();
-    Some(Request {
-        method,
-        path: percent_decode(path),
-        query,
-        headers,
-        body: if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body).expect("request bodies are JSON")
-        },
-    })
-}
-
-fn serve(stream: TcpStream, state: Shared) {
-    let mut writer = stream.try_clone().expect("clone stream");
-    let mut reader = BufReader::new(stream);
-    while let Some(req) = read_request(&mut reader) {
-        let r = {
-            let mut s = lock(&state);
-            s.requests.push(req.clone());
-            answer(&mut s, &req)
-        };
-        let body = r.body.to_string();
-        let mut head = format!(
-            "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
-            r.status,
-            body.len()
-        );
-        for (k, v) in &r.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(body.as_bytes()).is_err()
-        {
-            return;
-        }
-    }
-}
-
-/// Starts the fake API server; the state records its address.
-fn start_server() -> Shared {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let state: Shared = Arc::default();
-    lock(&state).addr = addr.to_string();
-    let server_state = state.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let state = server_state.clone();
-            std::thread::spawn(move || serve(stream, state));
-        }
-    });
-    state
-}
-
-/// Starts the fake API server; returns its state and a driver pointed at it.
-fn start() -> (Shared, KubernetesDriver) {
-    let state = start_server();
-    let addr = lock(&state).addr.clone();
+/// Starts the fake API server (requiring the bearer token); returns it and a driver pointed at it.
+fn start() -> (FakeApiServer, KubernetesDriver) {
+    let server = FakeApiServer::with_token(TOKEN);
     let driver = KubernetesDriver::new(&KubeTarget {
-        server_url: format!("http://{addr}"),
+        server_url: server.url(),
         token: Some(TOKEN.into()),
         namespace: NS.into(),
     })
     .expect("driver");
-    (state, driver)
+    (server, driver)
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Reply {
+    Reply::failure(code, reason, message)
 }
 
 fn spec(workload: &str, key: &str) -> InstanceSpec {
@@ -336,13 +49,9 @@ fn spec(workload: &str, key: &str) -> InstanceSpec {
     }
 }
 
-fn requests(state: &Shared) -> Vec<Request> {
-    lock(state).requests.clone()
-}
-
 #[tokio::test]
 async fn full_lifecycle_sends_the_right_requests() {
-    let (state, driver) = start();
+    let (server, driver) = start();
     let made = driver.create(&spec("wl-1", "key-1")).await.expect("create");
     let name = deployment_name("wl-1");
     assert_eq!(name, "hybrid-wl-1");
@@ -358,13 +67,18 @@ async fn full_lifecycle_sends_the_right_requests() {
     assert_eq!(made.tags["team"], "cdn");
     assert_eq!(made.tags[TAG_MANAGED_BY], "terraform-provider-hybrid");
     assert_eq!(made.tags[TAG_WORKLOAD_ID], "wl-1");
+    // The stored metadata, plus what the cluster runs (for drift detection).
     assert_eq!(
         made.metadata,
-        Some(json!({"cpu": 0.5, "memory_gb": 1, "replicas": 2}))
+        Some(
+            json!({"cpu": 0.5, "memory_gb": 1, "replicas": 2, "observed": {
+                "replicas": 2, "cpu": 0.5, "memory_gb": 1.0, "image": "nginx:1.27",
+            }})
+        )
     );
 
     // The apply request.
-    let apply = &requests(&state)[0];
+    let apply = &server.requests()[0];
     assert_eq!(apply.method, "PATCH");
     assert_eq!(
         apply.path,
@@ -405,6 +119,17 @@ async fn full_lifecycle_sends_the_right_requests() {
         "1024Mi"
     );
     assert_eq!(
+        pod["containers"][0]["resources"]["limits"],
+        pod["containers"][0]["resources"]["requests"]
+    );
+    // No scaling policy: no autoscaler, and any stale one is removed.
+    let hpa_check = &server.requests()[1];
+    assert_eq!(hpa_check.method, "DELETE");
+    assert_eq!(
+        hpa_check.path,
+        format!("/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/hybrid-wl-1")
+    );
+    assert_eq!(
         body["spec"]["template"]["metadata"]["labels"][LABEL_WORKLOAD_ID],
         "wl-1"
     );
@@ -412,7 +137,7 @@ async fn full_lifecycle_sends_the_right_requests() {
     // read
     let read = driver.read(&made.instance_id).await.expect("read");
     assert_eq!(read.as_ref(), Some(&made));
-    let get = requests(&state).last().cloned().expect("request");
+    let get = server.requests().last().cloned().expect("request");
     assert_eq!(
         (get.method.as_str(), get.path.as_str()),
         (
@@ -424,7 +149,7 @@ async fn full_lifecycle_sends_the_right_requests() {
     // find_by_workload
     let found = driver.find_by_workload("wl-1").await.expect("find");
     assert_eq!(found.as_ref(), Some(&made));
-    let list = requests(&state).last().cloned().expect("request");
+    let list = server.requests().last().cloned().expect("request");
     assert_eq!(list.method, "GET");
     assert_eq!(
         list.path,
@@ -442,7 +167,7 @@ async fn full_lifecycle_sends_the_right_requests() {
     // list_managed
     let all = driver.list_managed().await.expect("list");
     assert_eq!(all, vec![made.clone()]);
-    let list = requests(&state).last().cloned().expect("request");
+    let list = server.requests().last().cloned().expect("request");
     assert_eq!(
         list.query.get("labelSelector").map(String::as_str),
         Some("hybrid.io/managed-by=terraform-provider-hybrid")
@@ -458,17 +183,26 @@ async fn full_lifecycle_sends_the_right_requests() {
     assert!(!updated.tags.contains_key("team"));
     assert_eq!(updated.tags[TAG_WORKLOAD_ID], "wl-1");
     assert_eq!(updated.metadata, None);
-    let patch = requests(&state).last().cloned().expect("request");
-    assert_eq!(patch.method, "PATCH");
+    // An update applies the whole Deployment again, forced (it restores what the plan showed).
+    let patch = server
+        .requests()
+        .into_iter()
+        .rfind(|r| r.method == "PATCH")
+        .expect("apply");
     assert_eq!(
         patch.headers.get("content-type").map(String::as_str),
-        Some("application/merge-patch+json")
+        Some("application/apply-patch+yaml")
     );
+    assert_eq!(patch.query.get("force").map(String::as_str), Some("true"));
     assert_eq!(
         patch.body["metadata"]["annotations"]["hybrid.io/tags"],
         "{\"env\":\"prod\"}"
     );
     assert!(patch.body["metadata"]["annotations"]["hybrid.io/metadata"].is_null());
+    let stored = server
+        .get(Kind::Deployment, NS, "hybrid-wl-1")
+        .expect("stored");
+    assert!(stored["metadata"]["annotations"]["hybrid.io/metadata"].is_null());
     assert_eq!(
         driver.read(&made.instance_id).await.expect("read"),
         Some(updated)
@@ -476,7 +210,7 @@ async fn full_lifecycle_sends_the_right_requests() {
 
     // delete, then read is None
     driver.delete(&made.instance_id).await.expect("delete");
-    let del = requests(&state).last().cloned().expect("request");
+    let del = server.requests().last().cloned().expect("request");
     assert_eq!(del.method, "DELETE");
     assert_eq!(
         del.path,
@@ -489,28 +223,30 @@ async fn full_lifecycle_sends_the_right_requests() {
 
 #[tokio::test]
 async fn a_repeated_create_returns_the_same_deployment() {
-    let (state, driver) = start();
+    let (server, driver) = start();
     let first = driver.create(&spec("wl-2", "k")).await.expect("create");
     let again = driver
         .create(&spec("wl-2", "k"))
         .await
         .expect("create again");
     assert_eq!(first, again);
-    let s = lock(&state);
-    assert_eq!(s.deployments.len(), 1);
-    let dep = &s.deployments["hybrid-wl-2"];
-    assert_eq!(dep["metadata"]["uid"], "uid-1");
+    assert_eq!(server.objects(Kind::Deployment).len(), 1);
+    let dep = server
+        .get(Kind::Deployment, NS, "hybrid-wl-2")
+        .expect("stored");
+    // The second apply changed nothing, so the object kept its version.
     assert_eq!(dep["metadata"]["resourceVersion"], "1");
+    assert_eq!(dep["metadata"]["generation"], 1);
 }
 
 #[tokio::test]
 async fn deleting_a_missing_deployment_succeeds() {
-    let (state, driver) = start();
+    let (server, driver) = start();
     driver
         .delete(&format!("{NS}/hybrid-gone"))
         .await
         .expect("404 on delete is success");
-    assert_eq!(requests(&state)[0].method, "DELETE");
+    assert_eq!(server.requests()[0].method, "DELETE");
     assert_eq!(
         driver
             .read(&format!("{NS}/hybrid-gone"))
@@ -522,16 +258,14 @@ async fn deleting_a_missing_deployment_succeeds() {
 
 #[tokio::test]
 async fn throttling_is_retryable() {
-    let (state, driver) = start();
-    lock(&state).forced.push(Reply {
-        status: 429,
-        headers: vec![("retry-after".into(), "1".into())],
-        body: status(
-            429,
-            "TooManyRequests",
-            "too many requests, please try again later",
-        ),
-    });
+    let (server, driver) = start();
+    let mut throttled = status(
+        429,
+        "TooManyRequests",
+        "too many requests, please try again later",
+    );
+    throttled.headers = vec![("retry-after".into(), "1".into())];
+    server.push_reply(throttled);
     let err = driver.create(&spec("wl-3", "k")).await.expect_err("429");
     assert!(matches!(err, DriverError::Throttled { .. }), "{err:?}");
     assert!(err.is_retryable());
@@ -541,10 +275,8 @@ async fn throttling_is_retryable() {
 
 #[tokio::test]
 async fn server_errors_are_unavailable_and_retryable() {
-    let (state, driver) = start();
-    lock(&state)
-        .forced
-        .push(reply(500, status(500, "InternalError", "etcd is sad")));
+    let (server, driver) = start();
+    server.push_reply(status(500, "InternalError", "etcd is sad"));
     let err = driver
         .read(&format!("{NS}/hybrid-x"))
         .await
@@ -556,14 +288,11 @@ async fn server_errors_are_unavailable_and_retryable() {
 
 #[tokio::test]
 async fn conflicts_and_missing_objects_are_final() {
-    let (state, driver) = start();
-    lock(&state).forced.push(reply(
+    let (server, driver) = start();
+    server.push_reply(status(
         409,
-        status(
-            409,
-            "Conflict",
-            "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas",
-        ),
+        "Conflict",
+        "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas",
     ));
     let err = driver.create(&spec("wl-4", "k")).await.expect_err("409");
     assert!(matches!(err, DriverError::Rejected { .. }), "{err:?}");
@@ -579,7 +308,7 @@ async fn conflicts_and_missing_objects_are_final() {
 
 #[tokio::test]
 async fn a_workload_id_that_is_not_a_label_value_is_found_by_its_hash() {
-    let (state, driver) = start();
+    let (server, driver) = start();
     let mut s = spec("Workload With Spaces", "key/with/slashes");
     s.node = None;
     s.image = None;
@@ -591,7 +320,7 @@ async fn a_workload_id_that_is_not_a_label_value_is_found_by_its_hash() {
         made.image.as_deref(),
         Some(clouds::kubernetes::DEFAULT_IMAGE)
     );
-    let body = requests(&state)[0].body.clone();
+    let body = server.requests()[0].body.clone();
     assert_eq!(body["spec"]["replicas"], 1);
     assert!(body["spec"]["template"]["spec"]["nodeSelector"].is_null());
     assert!(body["spec"]["template"]["spec"]["containers"][0]["resources"].is_null());
@@ -611,19 +340,9 @@ async fn a_workload_id_that_is_not_a_label_value_is_found_by_its_hash() {
 async fn with_backoff_rides_out_throttling_and_server_errors() {
     use clouds::retry::{with_backoff, RetryPolicy, StopSignal};
     use std::time::Duration;
-    let (state, driver) = start();
-    {
-        let mut s = lock(&state);
-        s.forced.push(Reply {
-            status: 429,
-            headers: vec![("retry-after".into(), "1".into())],
-            body: status(429, "TooManyRequests", "slow down"),
-        });
-        s.forced.push(reply(
-            503,
-            status(503, "ServiceUnavailable", "apiserver restarting"),
-        ));
-    }
+    let (server, driver) = start();
+    server.push_reply(status(429, "TooManyRequests", "slow down"));
+    server.push_reply(status(503, "ServiceUnavailable", "apiserver restarting"));
     let policy = RetryPolicy {
         initial_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
@@ -641,8 +360,10 @@ async fn with_backoff_rides_out_throttling_and_server_errors() {
     .await
     .expect("create after retries");
     assert_eq!(made.workload_id, "wl-5");
-    assert_eq!(requests(&state).len(), 3);
-    assert_eq!(lock(&state).deployments.len(), 1);
+    // Two refused applies, the one that worked, and the check for a stale autoscaler.
+    let methods: Vec<String> = server.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["PATCH", "PATCH", "PATCH", "DELETE"]);
+    assert_eq!(server.objects(Kind::Deployment).len(), 1);
 }
 
 #[tokio::test]
@@ -663,8 +384,8 @@ async fn an_unreachable_server_is_unavailable() {
 
 #[tokio::test]
 async fn a_kubeconfig_file_is_honoured() {
-    let state = start_server();
-    let addr = lock(&state).addr.clone();
+    let server = FakeApiServer::with_token(TOKEN);
+    let addr = server.url().trim_start_matches("http://").to_string();
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("kubeconfig");
     std::fs::write(
@@ -697,7 +418,7 @@ users:
         .expect("driver");
     assert_eq!(driver.namespace(), NS);
     driver.create(&spec("wl-6", "k")).await.expect("create");
-    let apply = &requests(&state)[0];
+    let apply = &server.requests()[0];
     assert_eq!(
         apply.path,
         format!("/apis/apps/v1/namespaces/{NS}/deployments/hybrid-wl-6")
@@ -706,4 +427,266 @@ users:
         apply.headers.get("authorization").map(String::as_str),
         Some("Bearer s3cr3t")
     );
+}
+
+fn scaled_spec(workload: &str) -> InstanceSpec {
+    let mut s = spec(workload, "key");
+    s.node = Some("en-0000000000000001".into());
+    s.image = None;
+    s.metadata = Some(json!({
+        "schema_version": 2,
+        "state": {"name": "cache"},
+        "kubernetes": {
+            "replicas": 2, "cpu": 0.25, "memory_gb": 0.5, "image": "nginx:1.27",
+            "nodes": ["berlin-1", "berlin-2"],
+            "scaling_policy": {
+                "enabled": true, "min_replicas": 2, "max_replicas": 6,
+                "cpu_threshold": 0.7, "memory_threshold": 0.8,
+                "scale_up_cooldown": 30, "scale_down_cooldown": 300,
+            },
+        },
+    }));
+    s
+}
+
+#[tokio::test]
+async fn a_scaling_policy_becomes_an_autoscaler_that_owns_the_replicas() {
+    let (server, driver) = start();
+    let made = driver.create(&scaled_spec("wl-7")).await.expect("create");
+    let dep = server
+        .get(Kind::Deployment, NS, "hybrid-wl-7")
+        .expect("deployment");
+    let applied = &server.requests()[0].body;
+    assert!(
+        applied["spec"]["replicas"].is_null(),
+        "the autoscaler owns replicas"
+    );
+    let pod = &dep["spec"]["template"]["spec"];
+    assert!(pod["nodeSelector"].is_null());
+    let term = &pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"][0]["matchExpressions"][0];
+    assert_eq!(
+        term,
+        &json!({"key": "kubernetes.io/hostname", "operator": "In", "values": ["berlin-1", "berlin-2"]})
+    );
+    assert_eq!(pod["containers"][0]["image"], "nginx:1.27");
+    assert_eq!(pod["containers"][0]["resources"]["limits"]["cpu"], "250m");
+    assert_eq!(
+        pod["containers"][0]["resources"]["limits"]["memory"],
+        "512Mi"
+    );
+
+    let hpa_apply = &server.requests()[1];
+    assert_eq!(hpa_apply.method, "PATCH");
+    assert_eq!(
+        hpa_apply.path,
+        format!("/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/hybrid-wl-7")
+    );
+    assert_eq!(
+        hpa_apply.content_type(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(
+        hpa_apply.query_param("fieldManager"),
+        Some("terraform-provider-hybrid")
+    );
+    let hpa = server
+        .get(Kind::HorizontalPodAutoscaler, NS, "hybrid-wl-7")
+        .expect("hpa");
+    assert_eq!(
+        hpa["spec"],
+        json!({
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hybrid-wl-7"},
+            "minReplicas": 2, "maxReplicas": 6,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}},
+                {"type": "Resource", "resource": {"name": "memory", "target": {"type": "Utilization", "averageUtilization": 80}}},
+            ],
+            "behavior": {"scaleUp": {"stabilizationWindowSeconds": 30}, "scaleDown": {"stabilizationWindowSeconds": 300}},
+        })
+    );
+    assert_eq!(hpa["metadata"]["labels"][LABEL_WORKLOAD_ID], "wl-7");
+    // Autoscaled: the replica count is not reported for drift.
+    let observed = &made.metadata.expect("metadata")["observed"];
+    assert!(observed["replicas"].is_null());
+    assert_eq!(observed["cpu"], 0.25);
+    assert_eq!(observed["memory_gb"], 0.5);
+
+    // Turning the policy off removes the autoscaler and gives the Deployment its count back.
+    let mut off = scaled_spec("wl-7");
+    if let Some(m) = off.metadata.as_mut() {
+        m["kubernetes"]["scaling_policy"]["enabled"] = json!(false);
+    }
+    driver
+        .update_tags(&made.instance_id, &off.tags, off.metadata.as_ref())
+        .await
+        .expect("update");
+    assert!(server
+        .get(Kind::HorizontalPodAutoscaler, NS, "hybrid-wl-7")
+        .is_none());
+    let dep = server
+        .get(Kind::Deployment, NS, "hybrid-wl-7")
+        .expect("deployment");
+    assert_eq!(dep["spec"]["replicas"], 2);
+
+    // Delete takes both.
+    driver
+        .update_tags(
+            &made.instance_id,
+            &BTreeMap::new(),
+            scaled_spec("wl-7").metadata.as_ref(),
+        )
+        .await
+        .expect("update");
+    assert!(server
+        .get(Kind::HorizontalPodAutoscaler, NS, "hybrid-wl-7")
+        .is_some());
+    driver.delete(&made.instance_id).await.expect("delete");
+    assert!(server.objects(Kind::Deployment).is_empty());
+    assert!(server.objects(Kind::HorizontalPodAutoscaler).is_empty());
+}
+
+#[tokio::test]
+async fn changes_made_outside_terraform_show_on_read_and_an_update_puts_them_back() {
+    let (server, driver) = start();
+    let mut wanted = scaled_spec("wl-8");
+    if let Some(m) = wanted.metadata.as_mut() {
+        m["kubernetes"]["scaling_policy"] = json!(null);
+    }
+    let made = driver.create(&wanted).await.expect("create");
+    assert!(
+        server.edit(Kind::Deployment, NS, "hybrid-wl-8", "kubectl-edit", |d| {
+            d["spec"]["replicas"] = json!(5);
+            d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:latest");
+            d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] =
+                json!("1");
+        })
+    );
+    let read = driver
+        .read(&made.instance_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    let observed = &read.metadata.as_ref().expect("metadata")["observed"];
+    assert_eq!(observed["replicas"], 5);
+    assert_eq!(observed["image"], "nginx:latest");
+    assert_eq!(observed["cpu"], 1.0);
+    assert_eq!(read.image.as_deref(), Some("nginx:latest"));
+
+    // A plain apply would now conflict with kubectl-edit; the update is forced and wins.
+    driver
+        .update_tags(&made.instance_id, &wanted.tags, wanted.metadata.as_ref())
+        .await
+        .expect("update");
+    let dep = server
+        .get(Kind::Deployment, NS, "hybrid-wl-8")
+        .expect("deployment");
+    assert_eq!(dep["spec"]["replicas"], 2);
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+        "250m"
+    );
+}
+
+#[tokio::test]
+async fn a_first_create_does_not_take_over_fields_someone_else_owns() {
+    let (server, driver) = start();
+    driver.create(&spec("wl-9", "k")).await.expect("create");
+    server.edit(Kind::Deployment, NS, "hybrid-wl-9", "kubectl-scale", |d| {
+        d["spec"]["replicas"] = json!(9);
+    });
+    let err = driver
+        .create(&spec("wl-9", "k"))
+        .await
+        .expect_err("conflict");
+    assert!(err.to_string().contains("conflict"), "{err}");
+}
+
+#[tokio::test]
+async fn nodes_get_our_labels_and_give_them_back() {
+    let (server, driver) = start();
+    server.add_node("berlin-1", &[("topology.kubernetes.io/zone", "a")]);
+    let node = clouds::edge::EdgeNode {
+        id: "en-0000000000000001".into(),
+        cluster_id: "ec-0000000000000001".into(),
+        name: "berlin-1".into(),
+        node_type: "inference".into(),
+        lat: 52.5,
+        lng: 13.4,
+        cpu_cores: 8.0,
+        memory_gb: 32.0,
+        storage_gb: 100.0,
+        gpu_count: 0,
+        gpu_model: None,
+        limit_cpu: 8.0,
+        limit_memory_gb: 32.0,
+        limit_storage_gb: 100.0,
+        limit_network_mbps: 1000.0,
+        capabilities: vec!["ml_inference".into(), "data_caching".into()],
+        connectivity_type: None,
+        bandwidth_gbps: None,
+        hourly_cost: None,
+        labels: BTreeMap::from([
+            ("rack".to_string(), "r7".to_string()),
+            ("bad key!".to_string(), "x".to_string()),
+        ]),
+    };
+    let (labels, annotations) = clouds::kubernetes::node_metadata(&node);
+    driver
+        .label_node("berlin-1", &labels, &annotations)
+        .await
+        .expect("label");
+    let apply = server.writes().pop().expect("apply");
+    assert_eq!(apply.path, "/api/v1/nodes/berlin-1");
+    assert_eq!(apply.content_type(), Some("application/apply-patch+yaml"));
+    assert_eq!(apply.query_param("force"), Some("true"));
+    assert!(apply.body.get("spec").is_none(), "metadata only");
+    let stored = server.get(Kind::Node, "", "berlin-1").expect("node");
+    let l = &stored["metadata"]["labels"];
+    assert_eq!(l["hybrid.io/node-type"], "inference");
+    assert_eq!(l["hybrid.io/capability.ml_inference"], "true");
+    assert_eq!(l["hybrid.io/capability.data_caching"], "true");
+    assert_eq!(l["hybrid.io/label.rack"], "r7");
+    assert_eq!(l["hybrid.io/node-id"], "en-0000000000000001");
+    assert_eq!(l["topology.kubernetes.io/zone"], "a");
+    let a = &stored["metadata"]["annotations"];
+    assert_eq!(a["hybrid.io/location"], "{\"lat\":52.5,\"lng\":13.4}");
+    assert_eq!(a["hybrid.io/capabilities"], "ml_inference,data_caching");
+    assert!(a["hybrid.io/labels"]
+        .as_str()
+        .is_some_and(|s| s.contains("bad key!")));
+    for key in l.as_object().expect("labels").keys() {
+        assert!(
+            key.starts_with("hybrid.io/") || key.contains("kubernetes.io/"),
+            "{key}"
+        );
+    }
+
+    driver.unlabel_node("berlin-1").await.expect("unlabel");
+    let stored = server.get(Kind::Node, "", "berlin-1").expect("node");
+    let keys: Vec<&String> = stored["metadata"]["labels"]
+        .as_object()
+        .expect("labels")
+        .keys()
+        .collect();
+    assert_eq!(
+        keys,
+        ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+    );
+    assert!(stored["metadata"]["annotations"]
+        .as_object()
+        .is_none_or(|a| a.is_empty()));
+
+    // A Node the cluster does not have: labelling is NotFound, unlabelling succeeds.
+    let err = driver
+        .label_node("nowhere", &labels, &annotations)
+        .await
+        .expect_err("missing");
+    assert!(matches!(err, DriverError::NotFound { .. }), "{err:?}");
+    driver.unlabel_node("nowhere").await.expect("nothing to do");
+    assert!(server.get(Kind::Node, "", "nowhere").is_none());
 }

@@ -493,10 +493,16 @@ impl Provider for HybridProvider {
             if let Some(gcp) = gcp_driver(settings.gcp.as_ref(), &self.stop) {
                 clouds.insert("gcp", MeteredDriver::wrap(gcp, self.telemetry.clone()));
             }
+            let edge_sites = kubernetes_sites(&sim);
+            let kubernetes = edge_sites
+                .clone()
+                .map(|sites| MeteredDriver::wrap(sites.driver(), self.telemetry.clone()));
             *self.context.write().await = Some(ProviderContext {
                 catalog,
                 driver: MeteredDriver::wrap(sim.clone(), self.telemetry.clone()),
                 clouds,
+                edge_sites,
+                kubernetes,
                 sim,
                 ledger,
                 default_tags: settings.default_tags,
@@ -952,6 +958,20 @@ fn gcp_driver(
     _block: Option<&config::GcpConfig>,
     _stop: &StopHandle,
 ) -> Option<Arc<dyn clouds::Driver>> {
+    None
+}
+
+/// Every Kubernetes edge site behind one driver (clusters with a `kubernetes` block; validation
+/// refuses the block in builds without the feature).
+#[cfg(feature = "kubernetes")]
+fn kubernetes_sites(sim: &Arc<clouds::sim::SimCloud>) -> Option<Arc<dyn clouds::edge::EdgeSites>> {
+    Some(Arc::new(clouds::kubernetes::KubernetesSites::new(
+        sim.clone(),
+    )))
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn kubernetes_sites(_sim: &Arc<clouds::sim::SimCloud>) -> Option<Arc<dyn clouds::edge::EdgeSites>> {
     None
 }
 

@@ -21,10 +21,24 @@
 //!   values live in annotations. User tags are stored as one JSON annotation
 //!   ([`ANNOTATION_TAGS`]) because tag keys such as `hybrid:managed-by` are not valid annotation
 //!   keys; the spec's metadata likewise ([`ANNOTATION_METADATA`]).
-//! - **Sizing.** Replicas and resource requests come from [`KubeWorkload`], read from the spec's
-//!   metadata JSON fields `replicas`, `cpu` (cores) and `memory_gb`. A given `spec.node` becomes
-//!   the nodeSelector `kubernetes.io/hostname=<node>`. Without `spec.image` the container runs
-//!   [`DEFAULT_IMAGE`] (the pause image: it holds the placement and does nothing).
+//! - **Sizing and placement.** Replicas, CPU/memory requests (limits equal to them), the image
+//!   and the Node names come from [`KubeWorkload`], read from the [`METADATA_SECTION`] of the
+//!   spec's metadata. One Node becomes the nodeSelector `kubernetes.io/hostname=<node>`, several
+//!   a required node affinity over their names (the scheduler decides how many pods land on
+//!   each). Without an image the container runs [`DEFAULT_IMAGE`] (the pause image: it holds
+//!   the placement and does nothing).
+//! - **Autoscaling.** An enabled `scaling_policy` becomes an `autoscaling/v2`
+//!   HorizontalPodAutoscaler of the same name ([`hpa_manifest`]), applied after the Deployment
+//!   and deleted before it; the Deployment then leaves `replicas` to the autoscaler.
+//! - **Drift and update.** `read` reports what runs (replicas unless autoscaled, requests,
+//!   image) under [`METADATA_OBSERVED`]; `update_tags` applies the whole Deployment and
+//!   autoscaler again from the new metadata, forced, so a reviewed plan puts back what was
+//!   changed outside Terraform (a first create is never forced).
+//! - **Nodes.** [`KubernetesDriver::label_node`] puts [`node_metadata`] (all keys under
+//!   `hybrid.io/`) on an existing Node by a metadata-only apply; `unlabel_node` applies nothing,
+//!   which gives back every key this field manager set.
+//! - **Sites.** [`KubernetesSites`] routes between the edge sites (instance ids
+//!   `<cluster_id>:<namespace>/<name>`); see its module.
 //! - **Status.** `running` when `readyReplicas >= replicas`, `stopped` at zero replicas,
 //!   `terminating` once a deletion timestamp is set, `pending` otherwise. `private_ip` is always
 //!   empty: a Deployment has no single address (a Service would), and we do not invent one.
@@ -36,10 +50,12 @@
 //!   `read`, `update_tags` and `delete` use the namespace in the instance id and do not check
 //!   that the Deployment carries our labels.
 //!
-//! **Not run against a real cluster.** Everything here is tested against a scripted HTTP server
-//! in `tests/kubernetes.rs` that checks the requests and answers like the API server. Not yet
-//! exercised: a real kube-apiserver's server-side-apply merge and conflict behaviour, TLS
-//! (rustls with ring, cluster CA from a kubeconfig), bearer-token auth against a real server,
+//! **Not run against a real cluster.** Everything here is tested against the fake API server
+//! (`provider/kubefake`, from `tests/kubernetes.rs` and the acceptance tests) that checks the
+//! requests and answers like the API server. Not yet exercised: a real kube-apiserver's
+//! server-side-apply merge (list merge keys, defaulting) and conflict behaviour, an HPA
+//! controller actually scaling, TLS
+//! (rustls with aws-lc-rs, cluster CA from a kubeconfig), bearer-token auth against a real server,
 //! [`KubernetesDriver::from_kubeconfig`] with exec/OIDC credential plugins, foreground deletion
 //! that takes time to finish (we report success as soon as the DELETE is accepted), and
 //! scheduling with the nodeSelector.
@@ -49,13 +65,19 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Config};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::edge::{EdgeNode, KubeSite};
 use crate::{managed_tags, Driver, DriverError, Instance, InstanceSpec, MANAGED_BY_VALUE};
+
+mod sites;
+pub use sites::{KubernetesSites, ENV_KUBE_TOKEN};
 
 const TARGET: &str = "kubernetes";
 
@@ -78,6 +100,8 @@ pub const ANNOTATION_PLACEMENT: &str = "hybrid.io/placement";
 pub const DEFAULT_IMAGE: &str = "registry.k8s.io/pause:3.10";
 /// The one container's name in the pod template.
 pub const CONTAINER_NAME: &str = "workload";
+/// The well-known Node label holding the Node's name, used to pin pods to chosen Nodes.
+pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 /// Where the driver talks to: an API server URL, an optional bearer token, and the namespace
 /// Deployments go to. TLS verification is always on (no accept-invalid-certs switch).
@@ -99,14 +123,28 @@ impl std::fmt::Debug for KubeTarget {
     }
 }
 
-/// The sizing of a workload's Deployment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The key of the section of [`InstanceSpec::metadata`] this driver reads (written by the
+/// resource layer): `{"replicas", "cpu", "memory_gb", "image", "nodes", "scaling_policy"}`.
+/// Without it the same fields are read from the top level of the metadata.
+pub const METADATA_SECTION: &str = "kubernetes";
+/// The key [`instance_from_deployment`] adds to the instance's metadata with what the cluster
+/// actually runs (`replicas`, `cpu`, `memory_gb`, `image`), for drift detection.
+pub const METADATA_OBSERVED: &str = "observed";
+
+/// How a workload's Deployment is sized and where it may run.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KubeWorkload {
     pub replicas: i32,
-    /// CPU request in millicores.
+    /// CPU request (and limit) in millicores.
     pub cpu_millis: Option<u32>,
-    /// Memory request in MiB.
+    /// Memory request (and limit) in MiB.
     pub memory_mb: Option<u32>,
+    /// The image, when the spec does not name one.
+    pub image: Option<String>,
+    /// Kubernetes Node names the pods may run on (empty: the spec's node, else anywhere).
+    pub nodes: Vec<String>,
+    /// A HorizontalPodAutoscaler owns the replica count when set.
+    pub autoscaling: Option<Autoscaling>,
 }
 
 impl Default for KubeWorkload {
@@ -115,27 +153,115 @@ impl Default for KubeWorkload {
             replicas: 1,
             cpu_millis: None,
             memory_mb: None,
+            image: None,
+            nodes: Vec::new(),
+            autoscaling: None,
         }
     }
 }
 
-impl KubeWorkload {
-    /// Reads `replicas` (integer, default 1), `cpu` (cores, number) and `memory_gb` (number) from
-    /// the spec's metadata; absent, non-numeric or non-positive values are ignored.
-    pub fn from_metadata(metadata: Option<&Value>) -> KubeWorkload {
-        let field = |name: &str| metadata.and_then(|m| m.get(name)).and_then(Value::as_f64);
-        let positive = |v: f64| (v.is_finite() && v > 0.0).then_some(v);
-        KubeWorkload {
-            replicas: field("replicas")
-                .filter(|v| v.is_finite() && *v >= 0.0)
+/// The autoscaler made from a workload's `scaling_policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Autoscaling {
+    /// At least 1 (an HPA cannot scale to zero without an alpha feature gate).
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    /// Target average CPU utilisation in percent of the request.
+    pub cpu_percent: Option<i32>,
+    /// Target average memory utilisation in percent of the request.
+    pub memory_percent: Option<i32>,
+    /// Stabilisation windows in seconds (0..=3600, the API's range).
+    pub scale_up_window_s: Option<i32>,
+    pub scale_down_window_s: Option<i32>,
+}
+
+fn number(v: &Value, name: &str) -> Option<f64> {
+    v.get(name)
+        .and_then(Value::as_f64)
+        .filter(|x| x.is_finite())
+}
+
+impl Autoscaling {
+    /// From a `scaling_policy` object (`enabled`, `min_replicas`, `max_replicas`,
+    /// `cpu_threshold`, `memory_threshold` in (0, 1], `scale_up_cooldown`,
+    /// `scale_down_cooldown` in seconds); `None` when absent or `enabled = false`.
+    pub fn from_policy(policy: Option<&Value>, replicas: i32) -> Option<Autoscaling> {
+        let policy = policy.filter(|p| p.is_object())?;
+        if policy.get("enabled").and_then(Value::as_bool) == Some(false) {
+            return None;
+        }
+        let count = |name: &str| {
+            number(policy, name)
+                .filter(|v| *v >= 0.0)
                 .map(|v| v.min(f64::from(i32::MAX)) as i32)
-                .unwrap_or(1),
+        };
+        let min_replicas = count("min_replicas").unwrap_or(replicas).max(1);
+        let max_replicas = count("max_replicas")
+            .unwrap_or(replicas.max(min_replicas))
+            .max(min_replicas);
+        let percent = |name: &str| {
+            number(policy, name)
+                .filter(|t| *t > 0.0)
+                .map(|t| (t * 100.0).round().clamp(1.0, 100.0) as i32)
+        };
+        let window = |name: &str| {
+            number(policy, name)
+                .filter(|t| *t >= 0.0)
+                .map(|t| t.round().min(3600.0) as i32)
+        };
+        Some(Autoscaling {
+            min_replicas,
+            max_replicas,
+            cpu_percent: percent("cpu_threshold"),
+            memory_percent: percent("memory_threshold"),
+            scale_up_window_s: window("scale_up_cooldown"),
+            scale_down_window_s: window("scale_down_cooldown"),
+        })
+    }
+}
+
+impl KubeWorkload {
+    /// Reads the [`METADATA_SECTION`] of the spec's metadata (else its top level): `replicas`
+    /// (integer, default 1), `cpu` (cores), `memory_gb`, `image`, `nodes` (Node names) and
+    /// `scaling_policy`; absent, mistyped or non-positive values are ignored.
+    pub fn from_metadata(metadata: Option<&Value>) -> KubeWorkload {
+        let section = metadata
+            .and_then(|m| m.get(METADATA_SECTION))
+            .filter(|s| s.is_object())
+            .or(metadata);
+        let field = |name: &str| section.and_then(|m| number(m, name));
+        let positive = |v: f64| (v > 0.0).then_some(v);
+        let replicas = field("replicas")
+            .filter(|v| *v >= 0.0)
+            .map(|v| v.min(f64::from(i32::MAX)) as i32)
+            .unwrap_or(1);
+        KubeWorkload {
+            replicas,
             cpu_millis: field("cpu")
                 .and_then(positive)
                 .map(|c| (c * 1000.0).round().min(f64::from(u32::MAX)) as u32),
             memory_mb: field("memory_gb")
                 .and_then(positive)
                 .map(|g| (g * 1024.0).round().min(f64::from(u32::MAX)) as u32),
+            image: section
+                .and_then(|m| m.get("image"))
+                .and_then(Value::as_str)
+                .filter(|i| !i.is_empty())
+                .map(str::to_string),
+            nodes: section
+                .and_then(|m| m.get("nodes"))
+                .and_then(Value::as_array)
+                .map(|ns| {
+                    ns.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            autoscaling: Autoscaling::from_policy(
+                section.and_then(|m| m.get("scaling_policy")),
+                replicas,
+            ),
         }
     }
 }
@@ -256,16 +382,48 @@ pub fn deployment_manifest(spec: &InstanceSpec, namespace: &str) -> Value {
     if let Some(mem) = workload.memory_mb {
         requests.insert("memory".into(), json!(format!("{mem}Mi")));
     }
-    let mut container = json!({
-        "name": CONTAINER_NAME,
-        "image": spec.image.as_deref().unwrap_or(DEFAULT_IMAGE),
-    });
+    let image = spec
+        .image
+        .clone()
+        .or_else(|| workload.image.clone())
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+    let mut container = json!({ "name": CONTAINER_NAME, "image": image });
     if !requests.is_empty() {
-        container["resources"] = json!({ "requests": requests });
+        // Limits equal to requests: the booked capacity is also the most a replica may use.
+        container["resources"] = json!({ "requests": requests, "limits": requests });
     }
     let mut pod_spec = json!({ "containers": [container] });
-    if let Some(node) = &spec.node {
-        pod_spec["nodeSelector"] = json!({ "kubernetes.io/hostname": node });
+    let nodes: Vec<String> = if workload.nodes.is_empty() {
+        spec.node.iter().cloned().collect()
+    } else {
+        workload.nodes.clone()
+    };
+    match nodes.as_slice() {
+        [] => {}
+        [one] => pod_spec["nodeSelector"] = json!({ HOSTNAME_LABEL: one }),
+        many => {
+            pod_spec["affinity"] = json!({ "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": { "nodeSelectorTerms": [{
+                    "matchExpressions": [{ "key": HOSTNAME_LABEL, "operator": "In", "values": many }],
+                }]},
+            }});
+        }
+    }
+    let mut dep_spec = json!({
+        "selector": { "matchLabels": { LABEL_WORKLOAD_ID: workload_label } },
+        "template": {
+            "metadata": {
+                "labels": {
+                    LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+                    LABEL_WORKLOAD_ID: workload_label,
+                }
+            },
+            "spec": pod_spec,
+        },
+    });
+    // With an autoscaler the replica count is its to change: applying one would take it back.
+    if workload.autoscaling.is_none() {
+        dep_spec["replicas"] = json!(workload.replicas);
     }
     json!({
         "apiVersion": "apps/v1",
@@ -280,20 +438,93 @@ pub fn deployment_manifest(spec: &InstanceSpec, namespace: &str) -> Value {
             },
             "annotations": annotations,
         },
-        "spec": {
-            "replicas": workload.replicas,
-            "selector": { "matchLabels": { LABEL_WORKLOAD_ID: workload_label } },
-            "template": {
-                "metadata": {
-                    "labels": {
-                        LABEL_MANAGED_BY: MANAGED_BY_VALUE,
-                        LABEL_WORKLOAD_ID: workload_label,
-                    }
-                },
-                "spec": pod_spec,
+        "spec": dep_spec,
+    })
+}
+
+/// The server-side-apply document of the HorizontalPodAutoscaler for `spec` (same name as
+/// its Deployment), or `None` when the workload has no enabled scaling policy.
+pub fn hpa_manifest(spec: &InstanceSpec, namespace: &str) -> Option<Value> {
+    let scaling = KubeWorkload::from_metadata(spec.metadata.as_ref()).autoscaling?;
+    let name = deployment_name(&spec.workload_id);
+    let metric = |resource: &str, percent: i32| {
+        json!({ "type": "Resource", "resource": {
+            "name": resource, "target": { "type": "Utilization", "averageUtilization": percent },
+        }})
+    };
+    let mut hpa_spec = json!({
+        "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name },
+        "minReplicas": scaling.min_replicas,
+        "maxReplicas": scaling.max_replicas,
+    });
+    let metrics: Vec<Value> = [
+        scaling.cpu_percent.map(|p| metric("cpu", p)),
+        scaling.memory_percent.map(|p| metric("memory", p)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !metrics.is_empty() {
+        hpa_spec["metrics"] = json!(metrics);
+    }
+    let mut behavior = serde_json::Map::new();
+    if let Some(w) = scaling.scale_up_window_s {
+        behavior.insert("scaleUp".into(), json!({ "stabilizationWindowSeconds": w }));
+    }
+    if let Some(w) = scaling.scale_down_window_s {
+        behavior.insert(
+            "scaleDown".into(),
+            json!({ "stabilizationWindowSeconds": w }),
+        );
+    }
+    if !behavior.is_empty() {
+        hpa_spec["behavior"] = Value::Object(behavior);
+    }
+    Some(json!({
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+                LABEL_WORKLOAD_ID: label_value(&spec.workload_id),
             },
         },
-    })
+        "spec": hpa_spec,
+    }))
+}
+
+/// CPU quantity in cores: `500m`, `2`, `1.5`.
+pub fn parse_cpu(quantity: &str) -> Option<f64> {
+    match quantity.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().ok().map(|m| m / 1000.0),
+        None => quantity.parse::<f64>().ok(),
+    }
+    .filter(|v| v.is_finite())
+}
+
+/// Memory quantity in GiB (the unit of `memory_gb`): `1024Mi`, `2Gi`, `512M`, `1073741824`.
+pub fn parse_memory_gb(quantity: &str) -> Option<f64> {
+    const UNITS: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1024.0 * 1024.0),
+        ("Gi", 1024.0 * 1024.0 * 1024.0),
+        ("Ti", 1024.0 * 1024.0 * 1024.0 * 1024.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    let (number, factor) = UNITS
+        .iter()
+        .find_map(|(suffix, f)| quantity.strip_suffix(suffix).map(|n| (n, *f)))
+        .unwrap_or((quantity, 1.0));
+    number
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * factor / (1024.0 * 1024.0 * 1024.0))
+        .filter(|v| v.is_finite())
 }
 
 /// Maps a kube error to the shared error type. `instance_id` names the object for `NotFound`.
@@ -391,18 +622,37 @@ pub fn instance_from_deployment(dep: &Deployment) -> Instance {
         .get(ANNOTATION_PLACEMENT)
         .and_then(|p| serde_json::from_str(p).ok())
         .unwrap_or_default();
-    let metadata = annotations
+    let mut metadata: Option<Value> = annotations
         .get(ANNOTATION_METADATA)
         .and_then(|m| serde_json::from_str(m).ok());
     let spec = dep.spec.as_ref();
     let pod = spec.and_then(|s| s.template.spec.as_ref());
     let node = pod
         .and_then(|p| p.node_selector.as_ref())
-        .and_then(|s| s.get("kubernetes.io/hostname"))
+        .and_then(|s| s.get(HOSTNAME_LABEL))
         .cloned();
-    let image = pod
-        .and_then(|p| p.containers.iter().find(|c| c.name == CONTAINER_NAME))
-        .and_then(|c| c.image.clone());
+    let container = pod.and_then(|p| p.containers.iter().find(|c| c.name == CONTAINER_NAME));
+    let image = container.and_then(|c| c.image.clone());
+    // What runs, beside what was asked for: the resource layer compares the two (drift). The
+    // replica count of an autoscaled Deployment is the autoscaler's, not drift.
+    if let Some(Value::Object(doc)) = metadata.as_mut() {
+        let autoscaled = KubeWorkload::from_metadata(Some(&Value::Object(doc.clone())))
+            .autoscaling
+            .is_some();
+        let requests = container
+            .and_then(|c| c.resources.as_ref())
+            .and_then(|r| r.requests.as_ref());
+        let request = |name: &str| requests.and_then(|r| r.get(name)).map(|q| q.0.as_str());
+        doc.insert(
+            METADATA_OBSERVED.to_string(),
+            json!({
+                "replicas": if autoscaled { None } else { spec.and_then(|s| s.replicas) },
+                "cpu": request("cpu").and_then(parse_cpu),
+                "memory_gb": request("memory").and_then(parse_memory_gb),
+                "image": image,
+            }),
+        );
+    }
     let wanted = spec.and_then(|s| s.replicas).unwrap_or(1);
     let ready = dep
         .status
@@ -441,6 +691,83 @@ pub fn instance_from_deployment(dep: &Deployment) -> Instance {
         status: status.to_string(),
         metadata,
     }
+}
+
+/// `~/...` is the user's home, as in kubectl.
+fn expand_home(path: &str) -> std::path::PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => Path::new(path).to_path_buf(),
+    }
+}
+
+/// Label marking a Node as described by a `hybrid_edge_node`.
+pub const LABEL_NODE_ID: &str = "hybrid.io/node-id";
+/// Node label with the node type (gateway, compute, storage, inference).
+pub const LABEL_NODE_TYPE: &str = "hybrid.io/node-type";
+/// Node label prefix for capabilities: `hybrid.io/capability.<name>=true`.
+pub const LABEL_CAPABILITY_PREFIX: &str = "hybrid.io/capability.";
+/// Node label prefix for the node's own labels: `hybrid.io/label.<key>=<value>`.
+pub const LABEL_USER_PREFIX: &str = "hybrid.io/label.";
+/// Node annotation with the location as `{"lat":..,"lng":..}`.
+pub const ANNOTATION_LOCATION: &str = "hybrid.io/location";
+/// Node annotation with the capabilities, comma-separated.
+pub const ANNOTATION_CAPABILITIES: &str = "hybrid.io/capabilities";
+/// Node annotation with the node's labels as a JSON object (all of them, also those whose key
+/// or value cannot be a Kubernetes label).
+pub const ANNOTATION_LABELS: &str = "hybrid.io/labels";
+
+fn valid_label_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// The labels and annotations an edge node's description becomes on its Kubernetes Node.
+/// Every key is under `hybrid.io/`; a user label whose key or value is not valid for
+/// Kubernetes is kept only in [`ANNOTATION_LABELS`].
+pub fn node_metadata(node: &EdgeNode) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut labels = BTreeMap::from([
+        (LABEL_MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()),
+        (LABEL_NODE_ID.to_string(), label_value(&node.id)),
+        (LABEL_NODE_TYPE.to_string(), label_value(&node.node_type)),
+    ]);
+    for cap in &node.capabilities {
+        if valid_label_name(cap) {
+            labels.insert(format!("{LABEL_CAPABILITY_PREFIX}{cap}"), "true".into());
+        }
+    }
+    for (k, v) in &node.labels {
+        let name = format!("label.{k}");
+        if valid_label_name(&name) && (v.is_empty() || label_value(v) == *v) {
+            labels.insert(format!("{LABEL_USER_PREFIX}{k}"), v.clone());
+        }
+    }
+    let annotations = BTreeMap::from([
+        (
+            ANNOTATION_LOCATION.to_string(),
+            json!({ "lat": node.lat, "lng": node.lng }).to_string(),
+        ),
+        (
+            ANNOTATION_CAPABILITIES.to_string(),
+            node.capabilities.join(","),
+        ),
+        (
+            ANNOTATION_LABELS.to_string(),
+            json!(node.labels).to_string(),
+        ),
+    ]);
+    (labels, annotations)
 }
 
 /// The driver: a kube client and the namespace new Deployments go to.
@@ -514,12 +841,177 @@ impl KubernetesDriver {
         Ok(KubernetesDriver { client, namespace })
     }
 
+    /// Builds the client for an edge site: its kubeconfig (file and context) or its host,
+    /// then the site's namespace, `insecure`, and `token` (which replaces the kubeconfig's
+    /// credentials when given).
+    pub async fn for_site(
+        site: &KubeSite,
+        token: Option<&str>,
+    ) -> Result<KubernetesDriver, DriverError> {
+        let mut config = if let Some(path) = &site.kubeconfig_path {
+            let path = expand_home(path);
+            let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+                .map_err(|e| rejected("connect", format!("{}: {e}", path.display())))?;
+            let options = kube::config::KubeConfigOptions {
+                context: site.context.clone(),
+                ..Default::default()
+            };
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| rejected("connect", format!("{}: {e}", path.display())))?
+        } else if let Some(host) = &site.host {
+            let uri: http::Uri = host
+                .parse()
+                .map_err(|e| rejected("connect", format!("bad host {host:?}: {e}")))?;
+            Config::new(uri)
+        } else {
+            return Err(rejected(
+                "connect",
+                "the site names neither a kubeconfig_path nor a host",
+            ));
+        };
+        if let Some(ns) = &site.namespace {
+            config.default_namespace = ns.clone();
+        }
+        if site.insecure {
+            config.accept_invalid_certs = true;
+        }
+        if let Some(token) = token {
+            config.auth_info = Default::default();
+            let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| rejected("connect", "the token is not a valid header value"))?;
+            value.set_sensitive(true);
+            config.headers.push((http::header::AUTHORIZATION, value));
+        }
+        Self::from_config(config)
+    }
+
     pub fn namespace(&self) -> &str {
         &self.namespace
     }
 
     fn api(&self, namespace: &str) -> Api<Deployment> {
         Api::namespaced(self.client.clone(), namespace)
+    }
+
+    fn hpas(&self, namespace: &str) -> Api<HorizontalPodAutoscaler> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Applies the Deployment and its autoscaler (or deletes an autoscaler the workload no
+    /// longer has). `force` takes fields back from other managers: used when re-applying what
+    /// a reviewed plan showed over changes made outside Terraform; a first create is not
+    /// forced, so that it never silently takes over someone else's Deployment.
+    async fn apply_workload(
+        &self,
+        operation: &'static str,
+        spec: &InstanceSpec,
+        namespace: &str,
+        force: bool,
+    ) -> Result<Deployment, DriverError> {
+        let manifest = deployment_manifest(spec, namespace);
+        let name = deployment_name(&spec.workload_id);
+        let id = format!("{namespace}/{name}");
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            params = params.force();
+        }
+        let dep = self
+            .api(namespace)
+            .patch(&name, &params, &Patch::Apply(&manifest))
+            .await
+            .map_err(|e| map_error(operation, &id, e))?;
+        match hpa_manifest(spec, namespace) {
+            Some(hpa) => {
+                self.hpas(namespace)
+                    .patch(&name, &params, &Patch::Apply(&hpa))
+                    .await
+                    .map_err(|e| map_error(operation, &id, e))?;
+            }
+            None => self.delete_hpa(operation, namespace, &name).await?,
+        }
+        Ok(dep)
+    }
+
+    async fn delete_hpa(
+        &self,
+        operation: &'static str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), DriverError> {
+        match self
+            .hpas(namespace)
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(resp)) if resp.code == 404 => Ok(()),
+            Err(e) => Err(map_error(operation, &format!("{namespace}/{name}"), e)),
+        }
+    }
+
+    /// Puts `labels` and `annotations` on the Node `name` (server-side apply of metadata only,
+    /// forced: the `hybrid.io/` keys are ours). A missing Node is `NotFound`: applying would
+    /// create a Node object that no kubelet backs.
+    pub async fn label_node(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), DriverError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        nodes
+            .get(name)
+            .await
+            .map_err(|e| map_error("label node", name, e))?;
+        let patch = json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": { "name": name, "labels": labels, "annotations": annotations },
+        });
+        nodes
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|e| map_error("label node", name, e))?;
+        Ok(())
+    }
+
+    /// Gives back every Node label and annotation this field manager set (an apply that sets
+    /// nothing); a missing Node is success.
+    pub async fn unlabel_node(&self, name: &str) -> Result<(), DriverError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        match nodes.get(name).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(resp)) if resp.code == 404 => return Ok(()),
+            Err(e) => return Err(map_error("unlabel node", name, e)),
+        }
+        let patch = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": name } });
+        match nodes
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(resp)) if resp.code == 404 => Ok(()),
+            Err(e) => Err(map_error("unlabel node", name, e)),
+        }
+    }
+
+    /// Lists at most one Deployment in the namespace: proves the server answers and the
+    /// credentials may read there.
+    pub async fn check(&self) -> Result<(), DriverError> {
+        self.api(&self.namespace)
+            .list(&ListParams::default().limit(1))
+            .await
+            .map_err(|e| map_error("connect", "", e))?;
+        Ok(())
     }
 
     async fn list(
@@ -543,20 +1035,12 @@ impl Driver for KubernetesDriver {
     }
 
     async fn create(&self, spec: &InstanceSpec) -> Result<Instance, DriverError> {
-        let manifest = deployment_manifest(spec, &self.namespace);
-        let name = deployment_name(&spec.workload_id);
-        let id = format!("{}/{name}", self.namespace);
         let dep = self
-            .api(&self.namespace)
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER),
-                &Patch::Apply(&manifest),
-            )
-            .await
-            .map_err(|e| map_error("create", &id, e))?;
-        tracing::info!(instance_id = %id, key = %spec.idempotency_key, "deployment applied");
-        Ok(instance_from_deployment(&dep))
+            .apply_workload("create", spec, &self.namespace, false)
+            .await?;
+        let inst = instance_from_deployment(&dep);
+        tracing::info!(instance_id = %inst.instance_id, key = %spec.idempotency_key, "deployment applied");
+        Ok(inst)
     }
 
     async fn read(&self, instance_id: &str) -> Result<Option<Instance>, DriverError> {
@@ -585,25 +1069,41 @@ impl Driver for KubernetesDriver {
         metadata: Option<&Value>,
     ) -> Result<Instance, DriverError> {
         let (ns, name) = split_id("update", instance_id)?;
-        // A JSON merge patch: `null` removes the metadata annotation.
-        let patch = json!({
-            "metadata": {
-                "annotations": {
-                    ANNOTATION_TAGS: json!(tags).to_string(),
-                    ANNOTATION_METADATA: metadata.map(Value::to_string),
-                }
-            }
-        });
-        let dep = self
+        let current = self
             .api(ns)
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .get(name)
             .await
             .map_err(|e| map_error("update", instance_id, e))?;
+        let inst = instance_from_deployment(&current);
+        // Everything is applied again from the new metadata, forced: this is how a reviewed
+        // plan puts back what was changed outside Terraform (image, requests, replicas).
+        let sectioned = metadata.is_some_and(|m| m.get(METADATA_SECTION).is_some());
+        let spec = InstanceSpec {
+            idempotency_key: inst.idempotency_key,
+            workload_id: inst.workload_id,
+            name: inst.name,
+            provider: inst.provider,
+            region: inst.region,
+            zone: inst.zone,
+            instance_type: inst.instance_type,
+            node: inst.node,
+            image: if sectioned { None } else { inst.image },
+            tags: tags.clone(),
+            metadata: metadata.cloned(),
+        };
+        if deployment_name(&spec.workload_id) != name {
+            return Err(rejected(
+                "update",
+                format!("{instance_id} does not carry the workload id it was made for"),
+            ));
+        }
+        let dep = self.apply_workload("update", &spec, ns, true).await?;
         Ok(instance_from_deployment(&dep))
     }
 
     async fn delete(&self, instance_id: &str) -> Result<(), DriverError> {
         let (ns, name) = split_id("delete", instance_id)?;
+        self.delete_hpa("delete", ns, name).await?;
         match self.api(ns).delete(name, &DeleteParams::foreground()).await {
             Ok(_) => {
                 tracing::info!(instance_id, "deployment deletion accepted");
@@ -662,7 +1162,8 @@ mod tests {
             KubeWorkload {
                 replicas: 3,
                 cpu_millis: Some(500),
-                memory_mb: Some(2048)
+                memory_mb: Some(2048),
+                ..KubeWorkload::default()
             }
         );
         assert_eq!(KubeWorkload::from_metadata(None), KubeWorkload::default());
@@ -717,6 +1218,36 @@ mod tests {
         assert_eq!(i.instance_id, "ns/hybrid-wl");
         assert_eq!(i.image.as_deref(), Some(DEFAULT_IMAGE));
         assert_eq!(i.private_ip, "");
+    }
+
+    #[test]
+    fn the_resource_layers_section_wins_and_scaling_is_clamped_to_the_api() {
+        let w = KubeWorkload::from_metadata(Some(&json!({
+            "replicas": 9,
+            "kubernetes": {"replicas": 0, "nodes": ["a", 3, "b"], "image": "",
+                "scaling_policy": {"min_replicas": 0, "max_replicas": 0, "cpu_threshold": 1.5,
+                    "scale_down_cooldown": 99999}},
+        })));
+        assert_eq!(w.replicas, 0);
+        assert_eq!(w.nodes, ["a", "b"]);
+        assert_eq!(w.image, None);
+        let a = w.autoscaling.expect("enabled by default");
+        assert_eq!((a.min_replicas, a.max_replicas), (1, 1));
+        assert_eq!(a.cpu_percent, Some(100));
+        assert_eq!(a.scale_down_window_s, Some(3600));
+        let off = json!({"kubernetes": {"scaling_policy": {"enabled": false}}});
+        assert_eq!(KubeWorkload::from_metadata(Some(&off)).autoscaling, None);
+    }
+
+    #[test]
+    fn quantities_parse_into_the_workloads_units() {
+        assert_eq!(parse_cpu("250m"), Some(0.25));
+        assert_eq!(parse_cpu("2"), Some(2.0));
+        assert_eq!(parse_cpu("lots"), None);
+        assert_eq!(parse_memory_gb("512Mi"), Some(0.5));
+        assert_eq!(parse_memory_gb("2Gi"), Some(2.0));
+        assert_eq!(parse_memory_gb("1073741824"), Some(1.0));
+        assert_eq!(parse_memory_gb("x"), None);
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! so a node is never offered to placement before its capacity is booked; lowering limits below
 //! what workloads hold, or deleting a node that still hosts workloads, is refused with the
 //! holders named.
+//!
+//! On a Kubernetes site (a cluster with a `kubernetes` block) the node is the Kubernetes Node of
+//! the same name: apply puts its description on that Node as `hybrid.io/*` labels and
+//! annotations (before anything else, so a missing Node fails the apply with nothing booked),
+//! and destroy takes exactly those keys back.
 
 use std::collections::BTreeMap;
 
@@ -117,7 +122,7 @@ impl EdgeNodeResource {
                     attributes: vec![
                         Attr::computed("id", Type::String, "Id derived from cluster and name (`en-` + 16 hex digits), known after the first apply."),
                         Attr::required("cluster_id", Type::String, "The hybrid_edge_cluster this node belongs to; changing it replaces the node."),
-                        Attr::required("name", Type::String, "Node name, unique in its cluster; changing it replaces the node."),
+                        Attr::required("name", Type::String, "Node name, unique in its cluster; changing it replaces the node. On a cluster with a kubernetes block, the name of its Kubernetes Node, which gets this node's description as hybrid.io/* labels and annotations."),
                         Attr::required("node_type", Type::String, "gateway, compute, storage or inference."),
                         Attr::optional("capabilities", Type::set(Type::String), "What the node offers: ml_inference, real_time_processing, data_caching, ml_training, analytics, batch_processing."),
                         Attr::optional("hourly_cost", Type::Number, "Amortised USD per replica-hour, used to compare this node with cloud offers. Unset means unknown: never treated as free."),
@@ -347,6 +352,53 @@ fn store_error(op: &str, err: &clouds::DriverError) -> Diagnostic {
     Diagnostic::error(format!("Could not {op} the edge node"), err.to_string())
 }
 
+/// On a Kubernetes site, the node's description goes onto the Node of the same name. A
+/// cluster without that Node is an error: the node would be offered to placement while no
+/// kubelet could run what lands on it.
+async fn label_kube_node(ctx: &ProviderContext, node: &EdgeNode) -> Result<(), Diagnostic> {
+    let Some(sites) = &ctx.edge_sites else {
+        return Err(Diagnostic::attribute_error(
+            AttributePath::root().attr("cluster_id"),
+            "Kubernetes driver not available",
+            "This node's cluster is a Kubernetes site, and this terraform-provider-hybrid binary was built without the Kubernetes driver (cargo feature `kubernetes`).",
+        ));
+    };
+    match sites.label_node(node).await {
+        Ok(()) => Ok(()),
+        Err(clouds::DriverError::NotFound { .. }) => Err(Diagnostic::attribute_error(
+            AttributePath::root().attr("name"),
+            "Kubernetes Node not found",
+            format!("The cluster {} has no Node named {:?}. The name of a hybrid_edge_node on a Kubernetes site must be the name of its Node (kubectl get nodes); join the node to the cluster first.", node.cluster_id, node.name),
+        )),
+        Err(err) => Err(Diagnostic::error(
+            "Could not label the Kubernetes Node",
+            format!("{err}. Running apply again retries."),
+        )),
+    }
+}
+
+/// Takes our labels off the node's Kubernetes Node, when its cluster is a Kubernetes site; a
+/// Node that is already gone is fine.
+async fn unlabel_kube_node(ctx: &ProviderContext, id: &str) -> Result<(), Diagnostic> {
+    let Some(node) = ctx.sim.edge_node(id).map_err(|e| store_error("read", &e))? else {
+        return Ok(());
+    };
+    let kube = ctx
+        .sim
+        .edge_cluster(&node.cluster_id)
+        .map_err(|e| store_error("read the cluster of", &e))?
+        .is_some_and(|c| c.kubernetes.is_some());
+    let (true, Some(sites)) = (kube, &ctx.edge_sites) else {
+        return Ok(());
+    };
+    sites.unlabel_node(&node).await.map_err(|err| {
+        Diagnostic::error(
+            "Could not remove our labels from the Kubernetes Node",
+            format!("{err}. Running destroy again retries."),
+        )
+    })
+}
+
 fn node_id(id: &str) -> Result<ledger::NodeId, Diagnostic> {
     ledger::NodeId::new(id).map_err(|e| ledger_error("register", &e))
 }
@@ -457,6 +509,10 @@ impl Resource for EdgeNodeResource {
                     return resp;
                 }
             };
+            if let Err(d) = unlabel_kube_node(ctx, &id).await {
+                resp.diagnostics.push(d);
+                return resp;
+            }
             if let Err(err) = ctx.ledger.remove_node(&node) {
                 resp.diagnostics.push(ledger_error("remove", &err));
                 return resp;
@@ -505,6 +561,12 @@ impl Resource for EdgeNodeResource {
                 return resp;
             }
         };
+        if cluster.kubernetes.is_some() {
+            if let Err(d) = label_kube_node(ctx, &node).await {
+                resp.diagnostics.push(d);
+                return resp;
+            }
+        }
         // Capacity first: the node is offered to placement only once it is booked.
         if let Err(err) = ctx.ledger.set_capacity(&id, &ledger_capacity(&node)) {
             resp.diagnostics.push(ledger_error("register", &err));

@@ -595,6 +595,8 @@ mod tests {
             default_tags: BTreeMap::new(),
             stop: clouds::retry::StopSignal::never(),
             placements: Arc::default(),
+            edge_sites: None,
+            kubernetes: None,
         }
     }
 

@@ -40,6 +40,11 @@ pub struct ProviderContext {
     pub stop: StopSignal,
     /// Decisions already made in this process, for identical inputs over the catalog alone.
     pub placements: Arc<PlacementCache>,
+    /// The Kubernetes edge sites (builds with the `kubernetes` feature): node labels, tokens,
+    /// and [`ProviderContext::kubernetes`], the driver of workloads placed on their nodes.
+    pub edge_sites: Option<Arc<dyn clouds::edge::EdgeSites>>,
+    /// The (metered) driver of workloads on Kubernetes edge sites, named `kubernetes`.
+    pub kubernetes: Option<Arc<dyn Driver>>,
 }
 
 impl ProviderContext {
@@ -52,6 +57,43 @@ impl ProviderContext {
             .unwrap_or_else(|| self.driver.clone())
     }
 
+    /// The driver for a new placement: a workload on edge nodes of a cluster with a
+    /// `kubernetes` block goes to the Kubernetes driver (all its nodes must be in that one
+    /// cluster); anything else as [`ProviderContext::driver_for`]. `nodes` are edge node ids.
+    pub fn driver_for_placement(
+        &self,
+        provider: &str,
+        nodes: &[String],
+    ) -> Result<Arc<dyn Driver>, String> {
+        if !matches!(provider, "edge" | "onprem") || nodes.is_empty() {
+            return Ok(self.driver_for(provider));
+        }
+        // Nodes or clusters the store no longer has are not Kubernetes sites as far as we know;
+        // the sim path reports them where it always has.
+        let mut clusters = BTreeMap::new();
+        for id in nodes {
+            let Some(node) = self.sim.edge_node(id).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            let kube = self
+                .sim
+                .edge_cluster(&node.cluster_id)
+                .map_err(|e| e.to_string())?
+                .is_some_and(|c| c.kubernetes.is_some());
+            clusters.insert(node.cluster_id, kube);
+        }
+        match (clusters.len(), clusters.values().any(|kube| *kube)) {
+            (_, false) => Ok(self.driver_for(provider)),
+            (1, true) => self.kubernetes.clone().ok_or_else(|| {
+                "the chosen edge cluster is a Kubernetes site, and this terraform-provider-hybrid binary was built without the kubernetes driver (cargo feature `kubernetes`)".to_string()
+            }),
+            (_, true) => Err(format!(
+                "the replicas would be spread over edge clusters {}, and at least one of them is a Kubernetes site: one workload's Deployment lives in one cluster. Name one cluster in edge_cluster_ids",
+                clusters.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
     /// The driver recorded in a resource's state (`driver` attribute), which keeps owning the
     /// instance whatever the current configuration would pick for a new one.
     pub fn driver_named(&self, name: &str) -> Result<Arc<dyn Driver>, String> {
@@ -61,7 +103,11 @@ impl ProviderContext {
         if let Some(driver) = self.clouds.values().find(|d| d.name() == name) {
             return Ok(driver.clone());
         }
+        if let Some(driver) = self.kubernetes.as_ref().filter(|d| d.name() == name) {
+            return Ok(driver.clone());
+        }
         match name {
+            "kubernetes" => Err("this workload was made by the kubernetes driver, and this terraform-provider-hybrid binary was built without it (cargo feature `kubernetes`)".to_string()),
             "aws" => Err("this instance was made by the aws driver, which is not configured: add an aws {} block to the provider (credentials from the AWS environment) to manage it".to_string()),
             "gcp" => Err("this instance was made by the gcp driver, which is not configured: add a gcp {} block to the provider (credentials from Application Default Credentials) to manage it".to_string()),
             _ => Err(format!("this instance was made by the {name} driver, which this provider does not have configured: add a {name} {{}} block to the provider to manage it")),

@@ -533,6 +533,17 @@ impl Workload {
             tags: Self::merged_tags(ctx, &planned),
             metadata: self.metadata(&planned),
         };
+        let driver = match placement_driver(ctx, &planned, &placement) {
+            Ok(d) => d,
+            Err(d) => {
+                resp.diagnostics.push(d);
+                return resp;
+            }
+        };
+        let mut spec = spec;
+        if driver.name() == KUBERNETES_DRIVER {
+            spec.metadata = with_kube_section(ctx, spec.metadata, &planned, &placement);
+        }
         // The apply-time plan has repeated the noted decision; from here the reservation
         // decides, and a later plan decides afresh.
         let _ = ctx
@@ -546,7 +557,6 @@ impl Workload {
                 return resp;
             }
         };
-        let driver = ctx.driver_for(&spec.provider);
         let limit = timeout(&planned, "create", DEFAULT_CREATE_TIMEOUT);
         let result = drive(ctx, &driver, "create", limit, |_| {
             let driver = driver.clone();
@@ -599,7 +609,7 @@ impl Workload {
                 attrs::set(&mut new_state, computed, v.clone());
             }
         }
-        let metadata = self.metadata(&new_state);
+        let mut metadata = self.metadata(&new_state);
         let driver = match recorded_driver(ctx, &prior) {
             Ok(d) => d,
             Err(d) => {
@@ -608,6 +618,12 @@ impl Workload {
                 return resp;
             }
         };
+        if driver.name() == KUBERNETES_DRIVER {
+            let placement = attrs::get(&new_state, "placement")
+                .cloned()
+                .unwrap_or(Value::Null);
+            metadata = with_kube_section(ctx, metadata, &new_state, &placement);
+        }
         let limit = timeout(&planned, "update", DEFAULT_UPDATE_TIMEOUT);
         let result = drive(ctx, &driver, "update", limit, |_| {
             let driver = driver.clone();
@@ -663,6 +679,113 @@ impl Workload {
             }
         }
         resp
+    }
+}
+
+/// The name of the driver of workloads on Kubernetes edge sites.
+const KUBERNETES_DRIVER: &str = "kubernetes";
+
+/// The edge node ids a planned placement books (every node of `edge_assignments`, or the one
+/// node of an engine placement on edge/on-prem).
+fn placement_nodes(planned: &Value, placement: &Value) -> Vec<String> {
+    planned_bookings(planned, placement)
+        .into_iter()
+        .map(|(node, _)| node)
+        .collect()
+}
+
+/// The driver that provisions a new placement: the Kubernetes driver for nodes of a
+/// Kubernetes site, else by provider (see `ProviderContext::driver_for_placement`).
+fn placement_driver(
+    ctx: &ProviderContext,
+    planned: &Value,
+    placement: &Value,
+) -> Result<Arc<dyn Driver>, Diagnostic> {
+    let provider = attrs::string(placement, "provider").unwrap_or_default();
+    ctx.driver_for_placement(&provider, &placement_nodes(planned, placement))
+        .map_err(|why| {
+            Diagnostic::attribute_error(
+                AttributePath::root().attr("edge_cluster_ids"),
+                "Cannot provision this edge placement",
+                format!("{why}."),
+            )
+        })
+}
+
+/// Adds what the Kubernetes driver reads (`clouds::kubernetes::METADATA_SECTION`): replicas,
+/// per-replica cpu and memory, image, the Node names of the chosen edge nodes, and the
+/// scaling policy.
+fn with_kube_section(
+    ctx: &ProviderContext,
+    metadata: Option<serde_json::Value>,
+    planned: &Value,
+    placement: &Value,
+) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let nodes: Vec<String> = placement_nodes(planned, placement)
+        .iter()
+        .filter_map(|id| ctx.sim.edge_node(id).ok().flatten())
+        .map(|n| n.name)
+        .collect();
+    let policy = attrs::get(planned, "edge").and_then(|e| attrs::get(e, "scaling_policy"));
+    let scaling = policy.map(|p| {
+        let mut out = serde_json::Map::new();
+        if let Some(enabled) = attrs::boolean(p, "enabled") {
+            out.insert("enabled".into(), json!(enabled));
+        }
+        for name in [
+            "min_replicas",
+            "max_replicas",
+            "cpu_threshold",
+            "memory_threshold",
+            "scale_up_cooldown",
+            "scale_down_cooldown",
+        ] {
+            if let Some(v) = attrs::number(p, name) {
+                out.insert(name.into(), json!(v));
+            }
+        }
+        serde_json::Value::Object(out)
+    });
+    let section = json!({
+        "replicas": attrs::number(planned, "replicas"),
+        "cpu": attrs::number(planned, "cpu"),
+        "memory_gb": attrs::number(planned, "memory_gb"),
+        "image": attrs::string(planned, "image"),
+        "nodes": nodes,
+        "scaling_policy": scaling,
+    });
+    let mut doc = metadata.unwrap_or_else(|| json!({}));
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("kubernetes".into(), section);
+    }
+    Some(doc)
+}
+
+/// A driver that reports what actually runs (`observed` in the instance's metadata: replicas,
+/// cpu, memory_gb, image) makes changes made outside Terraform show in the plan: the observed
+/// value replaces the state's, and the configuration's value is planned back.
+fn observed_drift(state: &mut Value, inst: &Instance) {
+    let Some(observed) = inst.metadata.as_ref().and_then(|m| m.get("observed")) else {
+        return;
+    };
+    for name in ["replicas", "cpu", "memory_gb"] {
+        let Some(actual) = observed.get(name).and_then(serde_json::Value::as_f64) else {
+            continue;
+        };
+        let recorded = attrs::number(state, name);
+        if recorded.is_some_and(|r| (r - actual).abs() > 1e-9) {
+            tracing::info!(attribute = name, recorded, actual, "drift");
+            attrs::set(state, name, attrs::num_value(Some(actual)));
+        }
+    }
+    if let Some(actual) = observed.get("image").and_then(serde_json::Value::as_str) {
+        let recorded = attrs::string(state, "image");
+        // A workload without an image runs the driver's placeholder: not drift.
+        if recorded.as_deref().is_some_and(|r| r != actual) {
+            tracing::info!(attribute = "image", "drift");
+            attrs::set(state, "image", Value::string(actual.to_string()));
+        }
     }
 }
 
@@ -1316,8 +1439,13 @@ impl Resource for Workload {
         } else if !new_placement.is_known() {
             Value::Unknown
         } else {
-            let provider = attrs::string(&new_placement, "provider").unwrap_or_default();
-            Value::string(ctx.driver_for(&provider).name())
+            match placement_driver(ctx, &planned, &new_placement) {
+                Ok(d) => Value::string(d.name()),
+                Err(d) => {
+                    resp.diagnostics.push(d);
+                    return resp;
+                }
+            }
         };
         attrs::set(&mut planned, "driver", driver);
         for computed in ["instance_id", "private_ip", "status"] {
@@ -1400,6 +1528,7 @@ impl Resource for Workload {
             }
             Ok(Some(inst)) => {
                 let mut new_state = with_instance(state, &inst);
+                observed_drift(&mut new_state, &inst);
                 if let Some(moved) = migrated_placement(&inst) {
                     attrs::set(&mut new_state, "placement", moved);
                 }
@@ -1441,12 +1570,19 @@ impl Resource for Workload {
         let mut resp = ImportResponse::default();
         // Sim ids start with sim-; anything else is a cloud id when a cloud driver is
         // configured. A workload id is looked up in every configured driver, cloud first.
+        // Kubernetes instance ids name their edge cluster (`ec-...:<namespace>/<name>`).
         let mut drivers: Vec<Arc<dyn Driver>> = Vec::new();
-        if id.starts_with("wl-") || !id.starts_with("sim-") {
+        let kube_id = id.starts_with("ec-") && id.contains(':');
+        if kube_id {
+            drivers.extend(ctx.kubernetes.iter().cloned());
+        } else if id.starts_with("wl-") || !id.starts_with("sim-") {
             drivers.extend(ctx.clouds.values().cloned());
         }
         if id.starts_with("wl-") || drivers.is_empty() {
             drivers.push(ctx.driver.clone());
+        }
+        if id.starts_with("wl-") {
+            drivers.extend(ctx.kubernetes.iter().cloned());
         }
         let mut found = Ok(None);
         let mut used = ctx.driver.clone();
@@ -1474,7 +1610,7 @@ impl Resource for Workload {
             Ok(None) => {
                 resp.diagnostics.push(Diagnostic::error(
                     "Cannot import non-existent workload",
-                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id (for aws: i-... in $AWS_REGION, or region/i-...; for gcp: project/zone/name).", used.name()),
+                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id (for aws: i-... in $AWS_REGION, or region/i-...; for gcp: project/zone/name; for kubernetes: <cluster_id>:<namespace>/<name>).", used.name()),
                 ));
                 return resp;
             }
