@@ -210,6 +210,15 @@ fn attr_to_pb(attr: &Attr) -> pb::schema::Attribute {
 }
 
 fn nested_block_to_pb(b: &NestedBlock) -> pb::schema::NestedBlock {
+    // Terraform (1.3 and later, and OpenTofu) refuses a single block whose MinItems and MaxItems
+    // differ ("must match in NestingSingle mode"): both 0 when optional, both 1 when required.
+    let (min_items, max_items) = match b.nesting {
+        Nesting::Single => {
+            let n = i64::from(b.min_items > 0);
+            (n, n)
+        }
+        _ => (b.min_items, b.max_items),
+    };
     pb::schema::NestedBlock {
         type_name: b.type_name.to_string(),
         block: Some(block_to_pb(&b.block)),
@@ -219,8 +228,8 @@ fn nested_block_to_pb(b: &NestedBlock) -> pb::schema::NestedBlock {
             Nesting::Set => pb::schema::nested_block::NestingMode::Set,
             Nesting::Map => pb::schema::nested_block::NestingMode::Map,
         } as i32,
-        min_items: b.min_items,
-        max_items: b.max_items,
+        min_items,
+        max_items,
     }
 }
 
@@ -978,6 +987,33 @@ fn kubernetes_sites(_sim: &Arc<clouds::sim::SimCloud>) -> Option<Arc<dyn clouds:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Terraform's own schema check (configschema InternalValidate), which 1.0 skips and later
+    /// versions run when they load the provider: a single block has MinItems == MaxItems, 0 or 1.
+    #[test]
+    fn single_blocks_send_equal_min_and_max_items() {
+        fn check(path: &str, block: &pb::schema::Block) {
+            for nb in &block.block_types {
+                let here = format!("{path}.{}", nb.type_name);
+                if nb.nesting == pb::schema::nested_block::NestingMode::Single as i32 {
+                    assert_eq!(nb.min_items, nb.max_items, "{here}");
+                    assert!(nb.min_items == 0 || nb.min_items == 1, "{here}");
+                }
+                if let Some(inner) = &nb.block {
+                    check(&here, inner);
+                }
+            }
+        }
+        let provider = HybridProvider::new();
+        for (name, schema) in provider
+            .resource_schemas()
+            .into_iter()
+            .chain(provider.data_source_schemas())
+        {
+            check(&name, schema.block.as_ref().expect("block"));
+        }
+        check("provider", &schema_to_pb(&provider.provider_schema).block.expect("block"));
+    }
 
     #[test]
     fn nested_attributes_never_send_a_type_as_well() {
