@@ -376,6 +376,23 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
     improve(inst, &mut best);
     let mut ub = best.objective(inst);
     let flow_bound = if fr.complete { fr.value.max(0.0) } else { 0.0 };
+    if ub - flow_bound > target_gap * flow_bound {
+        let by_node = node_pairs(inst);
+        for _ in 0..8 {
+            let before = best.objective(inst);
+            if !eject_refill(inst, &by_node, &mut best) {
+                break;
+            }
+            improve(inst, &mut best);
+            ub = best.objective(inst);
+            if std::env::var_os("BATCH_DEBUG").is_some() {
+                eprintln!("eject: {before:.1} -> {ub:.1}");
+            }
+            if ub - flow_bound <= target_gap * flow_bound || ub > before * (1.0 - 1e-4) {
+                break;
+            }
+        }
+    }
     if ub - flow_bound <= target_gap * flow_bound {
         return (best, flow_bound, 0);
     }
@@ -396,6 +413,7 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
     let mut chosen: Vec<(f64, u32)> = Vec::new();
     let mut it = 0u32;
     let mut since_primal = 0u32;
+    let mut relaxed: Vec<(u32, u32, u32)> = Vec::new();
     while it < max_iterations {
         it += 1;
         // Relaxed subproblem: every workload independently takes its cheapest reduced-cost
@@ -404,6 +422,7 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
             *u = [0.0; R];
         }
         let mut l = 0.0;
+        relaxed.clear();
         for w in 0..nw {
             let need = inst.reps[w] as usize;
             let s = inst.size[w];
@@ -442,8 +461,9 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
                 if left == 0 {
                     break;
                 }
+                let k = inst.cap[p as usize].min(left);
+                relaxed.push((w as u32, p, k));
                 let p = p as usize;
-                let k = inst.cap[p].min(left);
                 left -= k;
                 l += f64::from(k) * rc;
                 let n = inst.node[p] as usize;
@@ -482,12 +502,16 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
         since_primal += 1;
         if since_primal == 8 || theta < 1e-3 {
             since_primal = 0;
-            let mut s = construct(inst, &mu);
-            improve(inst, &mut s);
-            let v = s.objective(inst);
-            if v < ub {
-                ub = v;
-                best = s;
+            for mut s in [construct(inst, &mu), repair_relaxed(inst, &mu, &relaxed)] {
+                improve(inst, &mut s);
+                let v = s.objective(inst);
+                if std::env::var_os("BATCH_DEBUG").is_some() {
+                    eprintln!("it {it} lb {lb:.1} primal {v:.1}");
+                }
+                if v < ub {
+                    ub = v;
+                    best = s;
+                }
             }
         }
         if ub - lb.max(flow_bound) <= target_gap * lb.max(flow_bound) || norm <= 0.0 || theta < 1e-3
@@ -530,8 +554,15 @@ fn round_flow(inst: &Inst, flow: &[f64], unit: &[f64]) -> Sol {
 /// second-best reduced cost, ties by id), each filling its pairs in reduced-cost order up to
 /// the real residual capacity.
 fn construct(inst: &Inst, mu: &[[f64; R]]) -> Sol {
-    let nw = inst.reps.len();
+    let order = regret_order(inst, mu);
     let mut sol = Sol::empty(inst);
+    fill(inst, mu, &order, &mut sol);
+    sol
+}
+
+/// Workloads by decreasing regret of reduced cost (best vs second-best pair), ties by id.
+fn regret_order(inst: &Inst, mu: &[[f64; R]]) -> Vec<usize> {
+    let nw = inst.reps.len();
     let rc_of = |w: usize, p: usize| {
         let s = inst.size[w];
         let m = &mu[inst.node[p] as usize];
@@ -554,8 +585,22 @@ fn construct(inst: &Inst, mu: &[[f64; R]]) -> Sol {
         })
         .collect();
     regret.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    regret.into_iter().map(|(_, w)| w).collect()
+}
+
+/// Places the unplaced replicas of `sol`, workloads in `order`, each filling its pairs in
+/// reduced-cost order up to the real residual capacity.
+fn fill(inst: &Inst, mu: &[[f64; R]], order: &[usize], sol: &mut Sol) {
+    let rc_of = |w: usize, p: usize| {
+        let s = inst.size[w];
+        let m = &mu[inst.node[p] as usize];
+        inst.cost[p] + s[0] * m[0] + s[1] * m[1] + s[2] * m[2] + s[3] * m[3]
+    };
     let mut list: Vec<(f64, usize)> = Vec::new();
-    for &(_, w) in &regret {
+    for &w in order {
+        if sol.unplaced[w] == 0 {
+            continue;
+        }
         list.clear();
         list.extend(inst.pairs(w).map(|p| (rc_of(w, p), p)));
         let head = (2 * inst.reps[w] as usize + 16).min(list.len());
@@ -585,6 +630,31 @@ fn construct(inst: &Inst, mu: &[[f64; R]]) -> Sol {
             }
         }
     }
+}
+
+/// Lagrangian heuristic: keeps the relaxed subproblem's choice `(workload, pair, count)`
+/// wherever it fits the real residual (on an overloaded node the workloads with the larger
+/// regret keep their replicas first), then places the rest with [`fill`].
+fn repair_relaxed(inst: &Inst, mu: &[[f64; R]], relaxed: &[(u32, u32, u32)]) -> Sol {
+    let order = regret_order(inst, mu);
+    let mut rank = vec![0usize; order.len()];
+    for (i, &w) in order.iter().enumerate() {
+        rank[w] = i;
+    }
+    let mut xs: Vec<(u32, usize, u32, u32)> = relaxed
+        .iter()
+        .map(|&(w, p, k)| (inst.node[p as usize], rank[w as usize], p, k))
+        .collect();
+    xs.sort_unstable();
+    let mut sol = Sol::empty(inst);
+    for &(n, r, p, k) in &xs {
+        let w = order[r];
+        let k = k.min(sol.room(inst, w, n as usize)).min(sol.unplaced[w]);
+        if k > 0 {
+            sol.add(inst, w, p as usize, k);
+        }
+    }
+    fill(inst, mu, &order, &mut sol);
     sol
 }
 
@@ -635,4 +705,138 @@ fn improve(inst: &Inst, sol: &mut Sol) {
             break;
         }
     }
+}
+
+/// For every node, the feasible pairs `(workload, pair)` that end on it.
+fn node_pairs(inst: &Inst) -> Vec<Vec<(u32, u32)>> {
+    let mut by_node: Vec<Vec<(u32, u32)>> = vec![Vec::new(); inst.capacity.len()];
+    for w in 0..inst.reps.len() {
+        for p in inst.pairs(w) {
+            by_node[inst.node[p] as usize].push((w as u32, p as u32));
+        }
+    }
+    by_node
+}
+
+fn fits(resid: &[f64; R], size: &[f64; R]) -> bool {
+    (0..R).all(|r| size[r] <= resid[r] + 1e-9 * resid[r].abs().max(1.0))
+}
+
+/// One replica that could move onto the node under repair: `(gain, workload, pair on the
+/// node, source pair or usize::MAX for an unplaced replica)`.
+type Item = (f64, u32, u32, usize);
+
+/// Ejection move on every node in turn: evict one replica of workload v from node b to v's
+/// cheapest pair with room elsewhere, and use the freed room (with what was already free)
+/// for replicas that are cheaper on b than where they are (most gain first, first fit).
+/// Applied when the total cost drops. This mixes replicas with complementary resource
+/// profiles on contended nodes (memory-heavy with cpu-heavy), which neither the rounding
+/// nor single moves can do. Returns whether anything changed.
+fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool {
+    const PER_WORKLOAD: usize = 8;
+    let mut changed = false;
+    let mut items: Vec<Item> = Vec::new();
+    let mut on_b: Vec<(usize, usize)> = Vec::new();
+    let mut pick: Vec<usize> = Vec::new();
+    let mut best_pick: Vec<usize> = Vec::new();
+    for (b, pairs) in by_node.iter().enumerate() {
+        for _round in 0..16 {
+            items.clear();
+            on_b.clear();
+            for &(w, p) in pairs {
+                let (w, p) = (w as usize, p as usize);
+                let cb = inst.cost[p];
+                if cb >= inst.penalty {
+                    continue;
+                }
+                let start = items.len();
+                let limit = (inst.cap[p] as usize).min(PER_WORKLOAD);
+                for _ in 0..(sol.unplaced[w] as usize).min(limit) {
+                    items.push((inst.penalty - cb, w as u32, p as u32, usize::MAX));
+                }
+                for &(q, k) in &sol.x[w] {
+                    if q == p {
+                        on_b.push((w, p));
+                    } else if inst.cost[q] > cb {
+                        for _ in 0..(k as usize).min(limit) {
+                            items.push((inst.cost[q] - cb, w as u32, p as u32, q));
+                        }
+                    }
+                }
+                if items.len() - start > limit {
+                    items[start..].sort_by(|a, b| b.0.total_cmp(&a.0).then(a.3.cmp(&b.3)));
+                    items.truncate(start + limit);
+                }
+            }
+            if items.is_empty() || on_b.is_empty() {
+                break;
+            }
+            items.sort_by(|a, b| {
+                b.0.total_cmp(&a.0)
+                    .then(a.1.cmp(&b.1))
+                    .then(a.3.cmp(&b.3))
+            });
+            // (net gain, evicted workload, its pair on b, destination pair)
+            let mut best: Option<(f64, usize, usize, usize)> = None;
+            for &(v, pv) in &on_b {
+                let Some(dest) = inst
+                    .pairs(v)
+                    .take_while(|&q| inst.cost[q] < inst.penalty)
+                    .find(|&q| q != pv && sol.room(inst, v, inst.node[q] as usize) > 0)
+                else {
+                    continue;
+                };
+                let loss = inst.cost[dest] - inst.cost[pv];
+                let mut resid = sol.resid[b];
+                for r in 0..R {
+                    resid[r] += inst.size[v][r];
+                }
+                let mut gain = 0.0;
+                pick.clear();
+                for (i, it) in items.iter().enumerate() {
+                    let w = it.1 as usize;
+                    if w == v || !fits(&resid, &inst.size[w]) {
+                        continue;
+                    }
+                    for r in 0..R {
+                        resid[r] -= inst.size[w][r];
+                    }
+                    gain += it.0;
+                    pick.push(i);
+                }
+                let net = gain - loss;
+                if net > 1e-9 * inst.cost[pv].abs().max(1.0)
+                    && best.is_none_or(|(g, ..)| net > g)
+                {
+                    best = Some((net, v, pv, dest));
+                    best_pick.clone_from(&pick);
+                }
+            }
+            let Some((_, v, pv, dest)) = best else {
+                break;
+            };
+            sol.remove(inst, v, pv, 1);
+            sol.add(inst, v, dest, 1);
+            for &i in &best_pick {
+                let (_, w, p, q) = items[i];
+                let (w, p) = (w as usize, p as usize);
+                if q == usize::MAX {
+                    if sol.unplaced[w] == 0 {
+                        continue;
+                    }
+                } else if sol.x[w].iter().all(|&(pq, k)| pq != q || k == 0) {
+                    continue;
+                } else {
+                    sol.remove(inst, w, q, 1);
+                }
+                if fits(&sol.resid[b], &inst.size[w]) {
+                    sol.add(inst, w, p, 1);
+                } else if q != usize::MAX {
+                    sol.add(inst, w, q, 1);
+                }
+            }
+            changed = true;
+        }
+    }
+    changed
 }
