@@ -119,6 +119,10 @@ impl Ord for Key {
 
 pub(crate) const R: usize = 4;
 
+/// Phase 2 stops after this many iterations if its bound has not reached the flow bound
+/// and it has not improved the primal.
+const GIVE_UP: u32 = 48;
+
 /// The instance in dense form: workloads and nodes sorted by id; per workload its feasible
 /// pairs sorted by (cost, node).
 #[derive(Clone)]
@@ -361,6 +365,21 @@ pub fn place_batch(
     }
 }
 
+/// Ejection-refill rounds and local search until they stop paying (at most 8 rounds).
+fn polish(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol, bound: f64, target_gap: f64) {
+    for _ in 0..8 {
+        let before = sol.objective(inst);
+        if !eject_refill(inst, by_node, sol) {
+            break;
+        }
+        improve(inst, sol);
+        let ub = sol.objective(inst);
+        if ub - bound <= target_gap * bound || ub > before * (1.0 - 1e-4) {
+            break;
+        }
+    }
+}
+
 /// Subgradient optimisation of the Lagrangian dual with periodic price-guided primal
 /// constructions. Returns (best primal, best bound, iterations).
 fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32) {
@@ -378,31 +397,21 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
     let flow_bound = if fr.complete { fr.value.max(0.0) } else { 0.0 };
     if ub - flow_bound > target_gap * flow_bound {
         let by_node = node_pairs(inst);
-        for _ in 0..8 {
-            let before = best.objective(inst);
-            if !eject_refill(inst, &by_node, &mut best) {
-                break;
-            }
-            improve(inst, &mut best);
-            ub = best.objective(inst);
-            if std::env::var_os("BATCH_DEBUG").is_some() {
-                eprintln!("eject: {before:.1} -> {ub:.1}");
-            }
-            if ub - flow_bound <= target_gap * flow_bound || ub > before * (1.0 - 1e-4) {
-                break;
-            }
-        }
+        polish(inst, &by_node, &mut best, flow_bound, target_gap);
+        ub = best.objective(inst);
     }
     if ub - flow_bound <= target_gap * flow_bound {
         return (best, flow_bound, 0);
     }
     // Phase 2: Lagrangian subgradient on all resources (bound) with price-guided greedy
     // constructions (primal).
+    let mut phase2_improved = false;
     let mut s0 = construct(inst, &mu);
     improve(inst, &mut s0);
     if s0.objective(inst) < ub {
         ub = s0.objective(inst);
         best = s0;
+        phase2_improved = true;
     }
     // Costs are >= 0, so 0 is a valid bound to start from.
     let mut lb = 0.0f64;
@@ -505,17 +514,21 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
             for mut s in [construct(inst, &mu), repair_relaxed(inst, &mu, &relaxed)] {
                 improve(inst, &mut s);
                 let v = s.objective(inst);
-                if std::env::var_os("BATCH_DEBUG").is_some() {
-                    eprintln!("it {it} lb {lb:.1} primal {v:.1}");
-                }
                 if v < ub {
                     ub = v;
                     best = s;
+                    phase2_improved = true;
                 }
             }
         }
         if ub - lb.max(flow_bound) <= target_gap * lb.max(flow_bound) || norm <= 0.0 || theta < 1e-3
         {
+            break;
+        }
+        // Give up when, after GIVE_UP iterations, the Lagrangian bound is still below the
+        // flow bound and no price-guided primal beat phase 1: more iterations would not
+        // change the result within the time budget.
+        if it >= GIVE_UP && lb < flow_bound && !phase2_improved {
             break;
         }
         let t = theta * (ub - l).max(0.0) / norm;
@@ -734,7 +747,10 @@ type Item = (f64, u32, u32, usize);
 /// nor single moves can do. Returns whether anything changed.
 fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool {
     const PER_WORKLOAD: usize = 8;
+    const EVICT: u32 = 2;
     let mut changed = false;
+    let mut dests: Vec<usize> = Vec::new();
+    let mut best_dests: Vec<usize> = Vec::new();
     let mut items: Vec<Item> = Vec::new();
     let mut on_b: Vec<(usize, usize)> = Vec::new();
     let mut pick: Vec<usize> = Vec::new();
@@ -771,52 +787,65 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
             if items.is_empty() || on_b.is_empty() {
                 break;
             }
-            items.sort_by(|a, b| {
-                b.0.total_cmp(&a.0)
-                    .then(a.1.cmp(&b.1))
-                    .then(a.3.cmp(&b.3))
-            });
+            items.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.3.cmp(&b.3)));
             // (net gain, evicted workload, its pair on b, destination pair)
-            let mut best: Option<(f64, usize, usize, usize)> = None;
+            let mut best: Option<(f64, usize, usize, u32)> = None;
             for &(v, pv) in &on_b {
-                let Some(dest) = inst
-                    .pairs(v)
-                    .take_while(|&q| inst.cost[q] < inst.penalty)
-                    .find(|&q| q != pv && sol.room(inst, v, inst.node[q] as usize) > 0)
-                else {
-                    continue;
-                };
-                let loss = inst.cost[dest] - inst.cost[pv];
-                let mut resid = sol.resid[b];
-                for r in 0..R {
-                    resid[r] += inst.size[v][r];
-                }
-                let mut gain = 0.0;
-                pick.clear();
-                for (i, it) in items.iter().enumerate() {
-                    let w = it.1 as usize;
-                    if w == v || !fits(&resid, &inst.size[w]) {
+                let on = sol.x[v].iter().find(|e| e.0 == pv).map_or(0, |e| e.1);
+                // Destinations of up to EVICT replicas: v's cheapest pairs with room.
+                dests.clear();
+                let mut want = on.min(EVICT);
+                for q in inst.pairs(v) {
+                    if want == 0 || inst.cost[q] >= inst.penalty {
+                        break;
+                    }
+                    if q == pv {
                         continue;
                     }
-                    for r in 0..R {
-                        resid[r] -= inst.size[w][r];
+                    let k = sol.room(inst, v, inst.node[q] as usize).min(want);
+                    for _ in 0..k {
+                        dests.push(q);
                     }
-                    gain += it.0;
-                    pick.push(i);
+                    want -= k;
                 }
-                let net = gain - loss;
-                if net > 1e-9 * inst.cost[pv].abs().max(1.0)
-                    && best.is_none_or(|(g, ..)| net > g)
-                {
-                    best = Some((net, v, pv, dest));
-                    best_pick.clone_from(&pick);
+                let mut loss = 0.0;
+                for (e, &dest) in dests.iter().enumerate() {
+                    loss += inst.cost[dest] - inst.cost[pv];
+                    let mut resid = sol.resid[b];
+                    for r in 0..R {
+                        resid[r] += (e + 1) as f64 * inst.size[v][r];
+                    }
+                    let mut gain = 0.0;
+                    pick.clear();
+                    for (i, it) in items.iter().enumerate() {
+                        let w = it.1 as usize;
+                        if w == v || !fits(&resid, &inst.size[w]) {
+                            continue;
+                        }
+                        for r in 0..R {
+                            resid[r] -= inst.size[w][r];
+                        }
+                        gain += it.0;
+                        pick.push(i);
+                    }
+                    let net = gain - loss;
+                    if net > 1e-9 * inst.cost[pv].abs().max(1.0)
+                        && best.is_none_or(|(g, ..)| net > g)
+                    {
+                        best = Some((net, v, pv, e as u32 + 1));
+                        best_pick.clone_from(&pick);
+                        best_dests.clear();
+                        best_dests.extend_from_slice(&dests[..=e]);
+                    }
                 }
             }
-            let Some((_, v, pv, dest)) = best else {
+            let Some((_, v, pv, k)) = best else {
                 break;
             };
-            sol.remove(inst, v, pv, 1);
-            sol.add(inst, v, dest, 1);
+            sol.remove(inst, v, pv, k);
+            for &dest in &best_dests {
+                sol.add(inst, v, dest, 1);
+            }
             for &i in &best_pick {
                 let (_, w, p, q) = items[i];
                 let (w, p) = (w as usize, p as usize);
