@@ -134,10 +134,11 @@ fn mid_size_fleet_is_near_optimal_within_capacity_and_deterministic() {
 
 /// Regression for issue #5: cpu and memory both bind (half the workloads at 7 GB per vCPU,
 /// half at 1 GB, on 4 GB-per-vCPU nodes). Rounding the cpu flow and moving single replicas
-/// left a gap of 11.9 % on the benchmark instance; the ejection-refill repair must mix the
-/// two kinds on contended nodes. Measured on this scaled-down instance: see the bound below.
+/// leaves a certified gap of 14.9 % on this scaled-down instance (2,000 replicas on 200
+/// nodes; 11.9 % on the 10k benchmark); the ejection-refill repair brings it to 2.8 %.
 #[test]
 fn two_binding_resources_gap_stays_small() {
+    const GAP_LIMIT: f64 = 0.035;
     let nodes = fleet(200, 7);
     let workloads = testgen::batch_two_binding(100, 20, 11);
     let model = latency_model();
@@ -151,4 +152,3 @@ fn two_binding_resources_gap_stays_small() {
     assert!(r.lower_bound <= r.total_cost);
     assert!(r.gap <= GAP_LIMIT, "gap {} > {GAP_LIMIT}", r.gap);
 }
-const GAP_LIMIT: f64 = 1.0;

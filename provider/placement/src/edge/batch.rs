@@ -739,10 +739,11 @@ fn fits(resid: &[f64; R], size: &[f64; R]) -> bool {
 /// node, source pair or usize::MAX for an unplaced replica)`.
 type Item = (f64, u32, u32, usize);
 
-/// Ejection move on every node in turn: evict one replica of workload v from node b to v's
-/// cheapest pair with room elsewhere, and use the freed room (with what was already free)
-/// for replicas that are cheaper on b than where they are (most gain first, first fit).
-/// Applied when the total cost drops. This mixes replicas with complementary resource
+/// Ejection move on every node in turn: evict one or two replicas of one workload v from
+/// node b, use the freed room (with what was already free) for replicas that are cheaper on
+/// b than where they are (unplaced ones first, then most gain first; first fit), and send
+/// the evicted replicas to v's cheapest pairs with room, counting the room the refilled
+/// replicas leave behind (so a swap is one move). Applied when the total cost drops. This mixes replicas with complementary resource
 /// profiles on contended nodes (memory-heavy with cpu-heavy), which neither the rounding
 /// nor single moves can do. Returns whether anything changed.
 fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool {
@@ -750,6 +751,7 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
     const EVICT: u32 = 2;
     let mut changed = false;
     let mut dests: Vec<usize> = Vec::new();
+    let mut freed: Vec<(u32, [f64; R])> = Vec::new();
     let mut best_dests: Vec<usize> = Vec::new();
     let mut items: Vec<Item> = Vec::new();
     let mut on_b: Vec<(usize, usize)> = Vec::new();
@@ -792,31 +794,15 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
             let mut best: Option<(f64, usize, usize, u32)> = None;
             for &(v, pv) in &on_b {
                 let on = sol.x[v].iter().find(|e| e.0 == pv).map_or(0, |e| e.1);
-                // Destinations of up to EVICT replicas: v's cheapest pairs with room.
-                dests.clear();
-                let mut want = on.min(EVICT);
-                for q in inst.pairs(v) {
-                    if want == 0 || inst.cost[q] >= inst.penalty {
-                        break;
-                    }
-                    if q == pv {
-                        continue;
-                    }
-                    let k = sol.room(inst, v, inst.node[q] as usize).min(want);
-                    for _ in 0..k {
-                        dests.push(q);
-                    }
-                    want -= k;
-                }
-                let mut loss = 0.0;
-                for (e, &dest) in dests.iter().enumerate() {
-                    loss += inst.cost[dest] - inst.cost[pv];
+                for e in 1..=on.min(EVICT) {
                     let mut resid = sol.resid[b];
                     for r in 0..R {
-                        resid[r] += (e + 1) as f64 * inst.size[v][r];
+                        resid[r] += f64::from(e) * inst.size[v][r];
                     }
+                    // Refill: most gain first, first fit.
                     let mut gain = 0.0;
                     pick.clear();
+                    freed.clear();
                     for (i, it) in items.iter().enumerate() {
                         let w = it.1 as usize;
                         if w == v || !fits(&resid, &inst.size[w]) {
@@ -827,15 +813,48 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
                         }
                         gain += it.0;
                         pick.push(i);
+                        if it.3 != usize::MAX {
+                            freed.push((inst.node[it.3], inst.size[w]));
+                        }
+                    }
+                    // The e evicted replicas go to v's cheapest pairs with room, counting
+                    // the room the refill frees where its replicas come from (a swap).
+                    dests.clear();
+                    let mut loss = -f64::from(e) * inst.cost[pv];
+                    for q in inst.pairs(v) {
+                        if dests.len() == e as usize || inst.cost[q] >= inst.penalty {
+                            break;
+                        }
+                        if q == pv {
+                            continue;
+                        }
+                        let n = inst.node[q];
+                        let mut room = sol.resid[n as usize];
+                        for (fnode, fsize) in &freed {
+                            if *fnode == n {
+                                for r in 0..R {
+                                    room[r] += fsize[r];
+                                }
+                            }
+                        }
+                        while dests.len() < e as usize && fits(&room, &inst.size[v]) {
+                            for r in 0..R {
+                                room[r] -= inst.size[v][r];
+                            }
+                            dests.push(q);
+                            loss += inst.cost[q];
+                        }
+                    }
+                    if dests.len() < e as usize {
+                        break;
                     }
                     let net = gain - loss;
                     if net > 1e-9 * inst.cost[pv].abs().max(1.0)
                         && best.is_none_or(|(g, ..)| net > g)
                     {
-                        best = Some((net, v, pv, e as u32 + 1));
+                        best = Some((net, v, pv, e));
                         best_pick.clone_from(&pick);
-                        best_dests.clear();
-                        best_dests.extend_from_slice(&dests[..=e]);
+                        best_dests.clone_from(&dests);
                     }
                 }
             }
@@ -843,9 +862,6 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
                 break;
             };
             sol.remove(inst, v, pv, k);
-            for &dest in &best_dests {
-                sol.add(inst, v, dest, 1);
-            }
             for &i in &best_pick {
                 let (_, w, p, q) = items[i];
                 let (w, p) = (w as usize, p as usize);
@@ -862,6 +878,21 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
                     sol.add(inst, w, p, 1);
                 } else if q != usize::MAX {
                     sol.add(inst, w, q, 1);
+                }
+            }
+            for &dest in &best_dests {
+                let n = inst.node[dest] as usize;
+                // The planned room is there unless a refill replica could not move; then
+                // the cheapest pair with room (possibly back on b), else unplaced.
+                let q = if sol.room(inst, v, n) > 0 {
+                    Some(dest)
+                } else {
+                    inst.pairs(v)
+                        .take_while(|&q| inst.cost[q] < inst.penalty)
+                        .find(|&q| sol.room(inst, v, inst.node[q] as usize) > 0)
+                };
+                if let Some(q) = q {
+                    sol.add(inst, v, q, 1);
                 }
             }
             changed = true;
