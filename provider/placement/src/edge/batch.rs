@@ -731,6 +731,13 @@ fn node_pairs(inst: &Inst) -> Vec<Vec<(u32, u32)>> {
     by_node
 }
 
+/// `a += k × b`.
+fn axpy(a: &mut [f64; R], k: f64, b: &[f64; R]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += k * y;
+    }
+}
+
 fn fits(resid: &[f64; R], size: &[f64; R]) -> bool {
     (0..R).all(|r| size[r] <= resid[r] + 1e-9 * resid[r].abs().max(1.0))
 }
@@ -796,9 +803,7 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
                 let on = sol.x[v].iter().find(|e| e.0 == pv).map_or(0, |e| e.1);
                 for e in 1..=on.min(EVICT) {
                     let mut resid = sol.resid[b];
-                    for r in 0..R {
-                        resid[r] += f64::from(e) * inst.size[v][r];
-                    }
+                    axpy(&mut resid, f64::from(e), &inst.size[v]);
                     // Refill: most gain first, first fit.
                     let mut gain = 0.0;
                     pick.clear();
@@ -808,9 +813,7 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
                         if w == v || !fits(&resid, &inst.size[w]) {
                             continue;
                         }
-                        for r in 0..R {
-                            resid[r] -= inst.size[w][r];
-                        }
+                        axpy(&mut resid, -1.0, &inst.size[w]);
                         gain += it.0;
                         pick.push(i);
                         if it.3 != usize::MAX {
@@ -832,15 +835,11 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
                         let mut room = sol.resid[n as usize];
                         for (fnode, fsize) in &freed {
                             if *fnode == n {
-                                for r in 0..R {
-                                    room[r] += fsize[r];
-                                }
+                                axpy(&mut room, 1.0, fsize);
                             }
                         }
                         while dests.len() < e as usize && fits(&room, &inst.size[v]) {
-                            for r in 0..R {
-                                room[r] -= inst.size[v][r];
-                            }
+                            axpy(&mut room, -1.0, &inst.size[v]);
                             dests.push(q);
                             loss += inst.cost[q];
                         }
