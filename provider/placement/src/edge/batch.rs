@@ -754,8 +754,8 @@ type Item = (f64, u32, u32, usize);
 /// profiles on contended nodes (memory-heavy with cpu-heavy), which neither the rounding
 /// nor single moves can do. Returns whether anything changed.
 fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool {
-    const PER_WORKLOAD: usize = 16;
-    const EVICT: u32 = 3;
+    const PER_WORKLOAD: usize = 8;
+    const EVICT: u32 = 2;
     let mut changed = false;
     let mut dests: Vec<usize> = Vec::new();
     let mut freed: Vec<(u32, [f64; R])> = Vec::new();
