@@ -124,25 +124,28 @@
 //! ratio: when a non-dominant resource binds, the repair can leave a gap or even unplaced
 //! replicas that a cleverer packing would fit, and the gap shows it. Figures from
 //! `benches/batch.rs` (criterion medians on a 2-core machine shared with four other
-//! builds, load average ≈ 9–11: times are noisy and higher than on an idle machine):
+//! builds, load average ≈ 6–9: times are noisy and higher than on an idle machine):
 //! * `10k_replicas_1k_nodes`: 10,000 replicas of 500 workloads on 1,000 nodes in 40
 //!   metros, users skewed towards popular metros, 59 % of free cpu demanded. Phase 1 is
 //!   exact: cost = bound = the LP and MIP optimum found by HiGHS (381,952.5), 0 unplaced;
-//!   median 2.35 s (1.60 s in another run). This path is unchanged by the repair; it
-//!   measured 0.70–0.86 s (median 0.78 s) on the same machine less loaded.
+//!   median 1.42 s (2.35 s and 1.60 s in runs at higher load). This path is unchanged
+//!   by the repair; it measured 0.70–0.86 s (median 0.78 s) on the same machine less
+//!   loaded.
 //! * `10k_replicas_1k_nodes_two_binding`: same fleet and users, half the workloads at
 //!   7 GB per vCPU and half at 1 GB (59 % of free cpu, 58 % of free memory), so both
 //!   bind. Cost 393,726.5, bound 381,963.0 (the flow bound; the HiGHS LP value is
 //!   383,120, so the bound is within 0.3 % of the LP), certified gap 3.08 % (11.9 %
-//!   before the ejection-refill repair), 0 unplaced; median 7.6 s (one call split
-//!   roughly 0.3 s set-up, 2.0 s flow, 1.2 s repair, 0.9 s for 48 phase-2 iterations in
-//!   a 4.2 s run). Against the LP value the cost is at most 2.8 % above the optimum.
-//!   The target (< 1 s within 1 %) is not met on this instance: the remaining
-//!   gap is mostly the primal side (the repair stops in a local optimum) and ≤ 0.3 % the
-//!   bound.
+//!   before the ejection-refill repair), 0 unplaced; median 5.21 s (7.6 s in a run at
+//!   higher load; one 4.2 s call split roughly 0.3 s set-up, 2.0 s flow, 1.2 s repair,
+//!   0.9 s for 48 phase-2 iterations). Against the LP value the cost is at most 2.8 %
+//!   above the optimum. The target (< 1 s within 1 %) is not met on this
+//!   instance: the remaining gap is mostly the primal side (the repair stops in a local
+//!   optimum) and ≤ 0.3 % the bound. A larger neighbourhood (3 evictions, 16 refill
+//!   candidates per workload) gave 2.94 % here but 4.1 % instead of 2.8 % on the
+//!   2,000-replica test instance, so it was not kept.
 //!
 //! Phase 2 stops at `target_gap` (default 0.2 %), after `max_iterations`, or when the step
-//! factor falls below 1e-3. `benches/batch.rs` measures 10,000 replicas on 1,000 nodes.
+//! factor falls below 1e-3.
 
 mod batch;
 mod distribute;
