@@ -1,6 +1,6 @@
 //! Batch placement: hand-made cases with an obvious optimum, and a mid-size synthetic fleet.
 
-use placement::edge::testgen::{batch, fleet};
+use placement::edge::testgen::{self, batch, fleet};
 use placement::edge::*;
 use placement::testutil::latency_model;
 use placement::UserLocation;
@@ -130,4 +130,25 @@ fn mid_size_fleet_is_near_optimal_within_capacity_and_deterministic() {
         place_batch(&rev_nodes, &rev_w, &model, &BatchOptions::default()),
         r
     );
+}
+
+/// Regression for issue #5: cpu and memory both bind (half the workloads at 7 GB per vCPU,
+/// half at 1 GB, on 4 GB-per-vCPU nodes). Rounding the cpu flow and moving single replicas
+/// leaves a certified gap of 14.9 % on this scaled-down instance (2,000 replicas on 200
+/// nodes; 11.9 % on the 10k benchmark); the ejection-refill repair brings it to 2.8 %.
+#[test]
+fn two_binding_resources_gap_stays_small() {
+    const GAP_LIMIT: f64 = 0.035;
+    let nodes = fleet(200, 7);
+    let workloads = testgen::batch_two_binding(100, 20, 11);
+    let model = latency_model();
+    let r = place_batch(&nodes, &workloads, &model, &BatchOptions::default());
+    eprintln!(
+        "two-binding 2k/200: cost {:.1}, bound {:.1}, gap {:.4}, unplaced {}",
+        r.total_cost, r.lower_bound, r.gap, r.unplaced
+    );
+    assert_eq!(r.replicas, 2000);
+    assert_eq!(r.unplaced, 0);
+    assert!(r.lower_bound <= r.total_cost);
+    assert!(r.gap <= GAP_LIMIT, "gap {} > {GAP_LIMIT}", r.gap);
 }

@@ -470,3 +470,141 @@ proptest! {
         prop_assert_eq!(again, r);
     }
 }
+
+#[derive(Clone, Debug)]
+struct MixedWorkload {
+    heavy: bool,
+    replicas: u32,
+    user: usize,
+    storage: bool,
+    compute_only: bool,
+}
+
+fn mixed_workload() -> impl Gen<Value = MixedWorkload> {
+    (
+        any::<bool>(),
+        1u32..4,
+        0..SPOTS.len(),
+        any::<bool>(),
+        prop::sample::select(vec![false, false, true]),
+    )
+        .prop_map(
+            |(heavy, replicas, user, storage, compute_only)| MixedWorkload {
+                heavy,
+                replicas,
+                user,
+                storage,
+                compute_only,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Batch with two binding resources: memory-heavy (7 GB per vCPU) and light (1 GB per
+    /// vCPU) replicas on 4 GB-per-vCPU nodes, some storage-bound, some restricted to compute
+    /// nodes. `target_gap: 0` forces every repair phase to run. The result respects all four
+    /// resources and the filter, and the brute-force optimum lies in [bound, cost].
+    #[test]
+    fn two_binding_batch_is_feasible_and_brackets_the_optimum(
+        free in prop::collection::vec((1u8..7, 1u8..5, 0..SPOTS.len(), 0..4usize), 1..4),
+        mut mws in prop::collection::vec(mixed_workload(), 1..5),
+    ) {
+        // At most 8 replicas in all, so (nodes + 1)^replicas stays small.
+        mws.retain({
+            let mut seen = 0;
+            move |m| { seen += m.replicas; seen <= 8 }
+        });
+        let nodes: Vec<EdgeNode> = free.iter().enumerate().map(|(i, &(cpu, disk, spot, t))| {
+            let cpu = f64::from(cpu) * 0.5;
+            EdgeNode::new(
+                &format!("n{i}"),
+                NodeType::ALL[t],
+                SPOTS[spot].0,
+                SPOTS[spot].1,
+                EdgeResources::new(cpu, 4.0 * cpu, f64::from(disk) * 10.0, 1000.0),
+            )
+        }).collect();
+        let workloads: Vec<BatchWorkload> = mws.iter().enumerate().map(|(i, m)| {
+            let gb = if m.heavy { 3.5 } else { 0.5 };
+            let mut request = EdgeRequest::new(0.5, gb, m.replicas)
+                .with_users(&[UserLocation { lat: SPOTS[m.user].0, lng: SPOTS[m.user].1, weight: 1.0 }])
+                .with_storage_network(if m.storage { 10.0 } else { 0.0 }, 100.0);
+            if m.compute_only {
+                request = request.with_node_types(&[NodeType::Compute]);
+            }
+            BatchWorkload { id: format!("w{i}"), request }
+        }).collect();
+        let penalty = 1000.0;
+        let opts = BatchOptions { unplaced_penalty: penalty, target_gap: 0.0, ..BatchOptions::default() };
+        let model = latency_model();
+        let r = place_batch(&nodes, &workloads, &model, &opts);
+        prop_assert!(r.gap >= 0.0);
+        prop_assert!(r.lower_bound <= r.total_cost + 1e-9);
+        prop_assert_eq!(r.placed + r.unplaced, r.replicas);
+
+        let cost: Vec<Vec<Option<f64>>> = workloads.iter().map(|w| nodes.iter().map(|n| {
+            (oracle_capacity(n, &w.request) > 0).then(|| oracle_rtt(n, &w.request.user_locations))
+        }).collect()).collect();
+        let mut used = vec![[0.0f64; 4]; nodes.len()];
+        let mut got = 0.0;
+        for (wi, (w, p)) in workloads.iter().zip(&r.workloads).enumerate() {
+            prop_assert_eq!(&w.id, &p.id);
+            prop_assert_eq!(p.placed + p.unplaced, w.request.replicas);
+            for (id, k) in &p.assignments {
+                let ni = nodes.iter().position(|n| &n.id == id).expect("known node");
+                prop_assert!(cost[wi][ni].is_some(), "pair {} / {} rejected by the filter", w.id, id);
+                got += f64::from(*k) * cost[wi][ni].unwrap_or(0.0);
+                let q = w.request.requests.as_array();
+                for (u, q) in used[ni].iter_mut().zip(q) {
+                    *u += f64::from(*k) * q;
+                }
+            }
+            got += f64::from(p.unplaced) * penalty;
+        }
+        for (n, u) in nodes.iter().zip(&used) {
+            let f = n.free.as_array();
+            for i in 0..4 {
+                prop_assert!(u[i] <= f[i] + 1e-9, "{} resource {}: {} > {}", n.id, i, u[i], f[i]);
+            }
+        }
+        prop_assert!((got - r.total_cost).abs() < 1e-6 * got.max(1.0));
+
+        // Brute force over every replica's node (or unplaced).
+        let reps: Vec<usize> = workloads.iter().enumerate()
+            .flat_map(|(w, x)| std::iter::repeat_n(w, x.request.replicas as usize)).collect();
+        let choices = nodes.len() + 1;
+        let mut best = f64::INFINITY;
+        for mut code in 0..choices.pow(reps.len() as u32) {
+            let mut load = vec![[0.0f64; 4]; nodes.len()];
+            let mut c = 0.0;
+            let mut ok = true;
+            for &w in &reps {
+                let pick = code % choices;
+                code /= choices;
+                if pick == nodes.len() {
+                    c += penalty;
+                    continue;
+                }
+                match cost[w][pick] {
+                    None => { ok = false; break; }
+                    Some(x) => {
+                        c += x;
+                        for (l, q) in load[pick].iter_mut().zip(workloads[w].request.requests.as_array()) {
+                            *l += q;
+                        }
+                    }
+                }
+            }
+            if ok && nodes.iter().zip(&load).all(|(n, l)| {
+                let f = n.free.as_array();
+                (0..4).all(|i| l[i] <= f[i])
+            }) {
+                best = best.min(c);
+            }
+        }
+        prop_assert!(best >= r.lower_bound - 1e-6 * best.max(1.0), "optimum {} < bound {}", best, r.lower_bound);
+        prop_assert!(r.total_cost >= best - 1e-6 * best.max(1.0), "cost {} < optimum {}", r.total_cost, best);
+    }
+}

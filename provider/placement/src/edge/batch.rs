@@ -119,6 +119,10 @@ impl Ord for Key {
 
 pub(crate) const R: usize = 4;
 
+/// Phase 2 stops after this many iterations if its bound has not reached the flow bound
+/// and it has not improved the primal.
+const GIVE_UP: u32 = 48;
+
 /// The instance in dense form: workloads and nodes sorted by id; per workload its feasible
 /// pairs sorted by (cost, node).
 #[derive(Clone)]
@@ -361,6 +365,21 @@ pub fn place_batch(
     }
 }
 
+/// Ejection-refill rounds and local search until they stop paying (at most 8 rounds).
+fn polish(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol, bound: f64, target_gap: f64) {
+    for _ in 0..8 {
+        let before = sol.objective(inst);
+        if !eject_refill(inst, by_node, sol) {
+            break;
+        }
+        improve(inst, sol);
+        let ub = sol.objective(inst);
+        if ub - bound <= target_gap * bound || ub > before * (1.0 - 1e-4) {
+            break;
+        }
+    }
+}
+
 /// Subgradient optimisation of the Lagrangian dual with periodic price-guided primal
 /// constructions. Returns (best primal, best bound, iterations).
 fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32) {
@@ -376,16 +395,23 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
     improve(inst, &mut best);
     let mut ub = best.objective(inst);
     let flow_bound = if fr.complete { fr.value.max(0.0) } else { 0.0 };
+    if ub - flow_bound > target_gap * flow_bound {
+        let by_node = node_pairs(inst);
+        polish(inst, &by_node, &mut best, flow_bound, target_gap);
+        ub = best.objective(inst);
+    }
     if ub - flow_bound <= target_gap * flow_bound {
         return (best, flow_bound, 0);
     }
     // Phase 2: Lagrangian subgradient on all resources (bound) with price-guided greedy
     // constructions (primal).
+    let mut phase2_improved = false;
     let mut s0 = construct(inst, &mu);
     improve(inst, &mut s0);
     if s0.objective(inst) < ub {
         ub = s0.objective(inst);
         best = s0;
+        phase2_improved = true;
     }
     // Costs are >= 0, so 0 is a valid bound to start from.
     let mut lb = 0.0f64;
@@ -396,6 +422,7 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
     let mut chosen: Vec<(f64, u32)> = Vec::new();
     let mut it = 0u32;
     let mut since_primal = 0u32;
+    let mut relaxed: Vec<(u32, u32, u32)> = Vec::new();
     while it < max_iterations {
         it += 1;
         // Relaxed subproblem: every workload independently takes its cheapest reduced-cost
@@ -404,6 +431,7 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
             *u = [0.0; R];
         }
         let mut l = 0.0;
+        relaxed.clear();
         for w in 0..nw {
             let need = inst.reps[w] as usize;
             let s = inst.size[w];
@@ -442,8 +470,9 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
                 if left == 0 {
                     break;
                 }
+                let k = inst.cap[p as usize].min(left);
+                relaxed.push((w as u32, p, k));
                 let p = p as usize;
-                let k = inst.cap[p].min(left);
                 left -= k;
                 l += f64::from(k) * rc;
                 let n = inst.node[p] as usize;
@@ -482,16 +511,24 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
         since_primal += 1;
         if since_primal == 8 || theta < 1e-3 {
             since_primal = 0;
-            let mut s = construct(inst, &mu);
-            improve(inst, &mut s);
-            let v = s.objective(inst);
-            if v < ub {
-                ub = v;
-                best = s;
+            for mut s in [construct(inst, &mu), repair_relaxed(inst, &mu, &relaxed)] {
+                improve(inst, &mut s);
+                let v = s.objective(inst);
+                if v < ub {
+                    ub = v;
+                    best = s;
+                    phase2_improved = true;
+                }
             }
         }
         if ub - lb.max(flow_bound) <= target_gap * lb.max(flow_bound) || norm <= 0.0 || theta < 1e-3
         {
+            break;
+        }
+        // Give up when, after GIVE_UP iterations, the Lagrangian bound is still below the
+        // flow bound and no price-guided primal beat phase 1: more iterations would not
+        // change the result within the time budget.
+        if it >= GIVE_UP && lb < flow_bound && !phase2_improved {
             break;
         }
         let t = theta * (ub - l).max(0.0) / norm;
@@ -530,8 +567,15 @@ fn round_flow(inst: &Inst, flow: &[f64], unit: &[f64]) -> Sol {
 /// second-best reduced cost, ties by id), each filling its pairs in reduced-cost order up to
 /// the real residual capacity.
 fn construct(inst: &Inst, mu: &[[f64; R]]) -> Sol {
-    let nw = inst.reps.len();
+    let order = regret_order(inst, mu);
     let mut sol = Sol::empty(inst);
+    fill(inst, mu, &order, &mut sol);
+    sol
+}
+
+/// Workloads by decreasing regret of reduced cost (best vs second-best pair), ties by id.
+fn regret_order(inst: &Inst, mu: &[[f64; R]]) -> Vec<usize> {
+    let nw = inst.reps.len();
     let rc_of = |w: usize, p: usize| {
         let s = inst.size[w];
         let m = &mu[inst.node[p] as usize];
@@ -554,8 +598,22 @@ fn construct(inst: &Inst, mu: &[[f64; R]]) -> Sol {
         })
         .collect();
     regret.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    regret.into_iter().map(|(_, w)| w).collect()
+}
+
+/// Places the unplaced replicas of `sol`, workloads in `order`, each filling its pairs in
+/// reduced-cost order up to the real residual capacity.
+fn fill(inst: &Inst, mu: &[[f64; R]], order: &[usize], sol: &mut Sol) {
+    let rc_of = |w: usize, p: usize| {
+        let s = inst.size[w];
+        let m = &mu[inst.node[p] as usize];
+        inst.cost[p] + s[0] * m[0] + s[1] * m[1] + s[2] * m[2] + s[3] * m[3]
+    };
     let mut list: Vec<(f64, usize)> = Vec::new();
-    for &(_, w) in &regret {
+    for &w in order {
+        if sol.unplaced[w] == 0 {
+            continue;
+        }
         list.clear();
         list.extend(inst.pairs(w).map(|p| (rc_of(w, p), p)));
         let head = (2 * inst.reps[w] as usize + 16).min(list.len());
@@ -585,6 +643,31 @@ fn construct(inst: &Inst, mu: &[[f64; R]]) -> Sol {
             }
         }
     }
+}
+
+/// Lagrangian heuristic: keeps the relaxed subproblem's choice `(workload, pair, count)`
+/// wherever it fits the real residual (on an overloaded node the workloads with the larger
+/// regret keep their replicas first), then places the rest with [`fill`].
+fn repair_relaxed(inst: &Inst, mu: &[[f64; R]], relaxed: &[(u32, u32, u32)]) -> Sol {
+    let order = regret_order(inst, mu);
+    let mut rank = vec![0usize; order.len()];
+    for (i, &w) in order.iter().enumerate() {
+        rank[w] = i;
+    }
+    let mut xs: Vec<(u32, usize, u32, u32)> = relaxed
+        .iter()
+        .map(|&(w, p, k)| (inst.node[p as usize], rank[w as usize], p, k))
+        .collect();
+    xs.sort_unstable();
+    let mut sol = Sol::empty(inst);
+    for &(n, r, p, k) in &xs {
+        let w = order[r];
+        let k = k.min(sol.room(inst, w, n as usize)).min(sol.unplaced[w]);
+        if k > 0 {
+            sol.add(inst, w, p as usize, k);
+        }
+    }
+    fill(inst, mu, &order, &mut sol);
     sol
 }
 
@@ -635,4 +718,184 @@ fn improve(inst: &Inst, sol: &mut Sol) {
             break;
         }
     }
+}
+
+/// For every node, the feasible pairs `(workload, pair)` that end on it.
+fn node_pairs(inst: &Inst) -> Vec<Vec<(u32, u32)>> {
+    let mut by_node: Vec<Vec<(u32, u32)>> = vec![Vec::new(); inst.capacity.len()];
+    for w in 0..inst.reps.len() {
+        for p in inst.pairs(w) {
+            by_node[inst.node[p] as usize].push((w as u32, p as u32));
+        }
+    }
+    by_node
+}
+
+/// `a += k × b`.
+fn axpy(a: &mut [f64; R], k: f64, b: &[f64; R]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += k * y;
+    }
+}
+
+fn fits(resid: &[f64; R], size: &[f64; R]) -> bool {
+    (0..R).all(|r| size[r] <= resid[r] + 1e-9 * resid[r].abs().max(1.0))
+}
+
+/// One replica that could move onto the node under repair: `(gain, workload, pair on the
+/// node, source pair or usize::MAX for an unplaced replica)`.
+type Item = (f64, u32, u32, usize);
+
+/// Ejection move on every node in turn: evict one or two replicas of one workload v from
+/// node b, use the freed room (with what was already free) for replicas that are cheaper on
+/// b than where they are (unplaced ones first, then most gain first; first fit), and send
+/// the evicted replicas to v's cheapest pairs with room, counting the room the refilled
+/// replicas leave behind (so a swap is one move). Applied when the total cost drops. This mixes replicas with complementary resource
+/// profiles on contended nodes (memory-heavy with cpu-heavy), which neither the rounding
+/// nor single moves can do. Returns whether anything changed.
+fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool {
+    const PER_WORKLOAD: usize = 8;
+    const EVICT: u32 = 2;
+    let mut changed = false;
+    let mut dests: Vec<usize> = Vec::new();
+    let mut freed: Vec<(u32, [f64; R])> = Vec::new();
+    let mut best_dests: Vec<usize> = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
+    let mut on_b: Vec<(usize, usize)> = Vec::new();
+    let mut pick: Vec<usize> = Vec::new();
+    let mut best_pick: Vec<usize> = Vec::new();
+    for (b, pairs) in by_node.iter().enumerate() {
+        for _round in 0..16 {
+            items.clear();
+            on_b.clear();
+            for &(w, p) in pairs {
+                let (w, p) = (w as usize, p as usize);
+                let cb = inst.cost[p];
+                if cb >= inst.penalty {
+                    continue;
+                }
+                let start = items.len();
+                let limit = (inst.cap[p] as usize).min(PER_WORKLOAD);
+                for _ in 0..(sol.unplaced[w] as usize).min(limit) {
+                    items.push((inst.penalty - cb, w as u32, p as u32, usize::MAX));
+                }
+                for &(q, k) in &sol.x[w] {
+                    if q == p {
+                        on_b.push((w, p));
+                    } else if inst.cost[q] > cb {
+                        for _ in 0..(k as usize).min(limit) {
+                            items.push((inst.cost[q] - cb, w as u32, p as u32, q));
+                        }
+                    }
+                }
+                if items.len() - start > limit {
+                    items[start..].sort_by(|a, b| b.0.total_cmp(&a.0).then(a.3.cmp(&b.3)));
+                    items.truncate(start + limit);
+                }
+            }
+            if items.is_empty() || on_b.is_empty() {
+                break;
+            }
+            items.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.3.cmp(&b.3)));
+            // (net gain, evicted workload, its pair on b, destination pair)
+            let mut best: Option<(f64, usize, usize, u32)> = None;
+            for &(v, pv) in &on_b {
+                let on = sol.x[v].iter().find(|e| e.0 == pv).map_or(0, |e| e.1);
+                for e in 1..=on.min(EVICT) {
+                    let mut resid = sol.resid[b];
+                    axpy(&mut resid, f64::from(e), &inst.size[v]);
+                    // Refill: most gain first, first fit.
+                    let mut gain = 0.0;
+                    pick.clear();
+                    freed.clear();
+                    for (i, it) in items.iter().enumerate() {
+                        let w = it.1 as usize;
+                        if w == v || !fits(&resid, &inst.size[w]) {
+                            continue;
+                        }
+                        axpy(&mut resid, -1.0, &inst.size[w]);
+                        gain += it.0;
+                        pick.push(i);
+                        if it.3 != usize::MAX {
+                            freed.push((inst.node[it.3], inst.size[w]));
+                        }
+                    }
+                    // The e evicted replicas go to v's cheapest pairs with room, counting
+                    // the room the refill frees where its replicas come from (a swap).
+                    dests.clear();
+                    let mut loss = -f64::from(e) * inst.cost[pv];
+                    for q in inst.pairs(v) {
+                        if dests.len() == e as usize || inst.cost[q] >= inst.penalty {
+                            break;
+                        }
+                        if q == pv {
+                            continue;
+                        }
+                        let n = inst.node[q];
+                        let mut room = sol.resid[n as usize];
+                        for (fnode, fsize) in &freed {
+                            if *fnode == n {
+                                axpy(&mut room, 1.0, fsize);
+                            }
+                        }
+                        while dests.len() < e as usize && fits(&room, &inst.size[v]) {
+                            axpy(&mut room, -1.0, &inst.size[v]);
+                            dests.push(q);
+                            loss += inst.cost[q];
+                        }
+                    }
+                    if dests.len() < e as usize {
+                        break;
+                    }
+                    let net = gain - loss;
+                    if net > 1e-9 * inst.cost[pv].abs().max(1.0)
+                        && best.is_none_or(|(g, ..)| net > g)
+                    {
+                        best = Some((net, v, pv, e));
+                        best_pick.clone_from(&pick);
+                        best_dests.clone_from(&dests);
+                    }
+                }
+            }
+            let Some((_, v, pv, k)) = best else {
+                break;
+            };
+            sol.remove(inst, v, pv, k);
+            for &i in &best_pick {
+                let (_, w, p, q) = items[i];
+                let (w, p) = (w as usize, p as usize);
+                if q == usize::MAX {
+                    if sol.unplaced[w] == 0 {
+                        continue;
+                    }
+                } else if sol.x[w].iter().all(|&(pq, k)| pq != q || k == 0) {
+                    continue;
+                } else {
+                    sol.remove(inst, w, q, 1);
+                }
+                if fits(&sol.resid[b], &inst.size[w]) {
+                    sol.add(inst, w, p, 1);
+                } else if q != usize::MAX {
+                    sol.add(inst, w, q, 1);
+                }
+            }
+            for &dest in &best_dests {
+                let n = inst.node[dest] as usize;
+                // The planned room is there unless a refill replica could not move; then
+                // the cheapest pair with room (possibly back on b), else unplaced.
+                let q = if sol.room(inst, v, n) > 0 {
+                    Some(dest)
+                } else {
+                    inst.pairs(v)
+                        .take_while(|&q| inst.cost[q] < inst.penalty)
+                        .find(|&q| sol.room(inst, v, inst.node[q] as usize) > 0)
+                };
+                if let Some(q) = q {
+                    sol.add(inst, v, q, 1);
+                }
+            }
+            changed = true;
+        }
+    }
+    changed
 }

@@ -113,11 +113,28 @@ pub fn fleet(n: usize, seed: u64) -> Vec<EdgeNode> {
 /// `workloads` workloads of `replicas` replicas each: 0.5 or 1 vCPU, 2 or 4 GB per vCPU,
 /// users in 1–3 skewed metros; one in ten requires `ml_inference`.
 pub fn batch(workloads: usize, replicas: u32, seed: u64) -> Vec<BatchWorkload> {
+    batch_with(workloads, replicas, seed, None)
+}
+
+/// Like [`batch`] (same users, cpu and constraints), but memory and cpu both bind: even
+/// workloads ask 7 GB per vCPU, odd ones 1 GB (the fleet has 4 GB per vCPU), so a node
+/// is only filled on both resources by mixing the two kinds.
+pub fn batch_two_binding(workloads: usize, replicas: u32, seed: u64) -> Vec<BatchWorkload> {
+    batch_with(workloads, replicas, seed, Some([7.0, 1.0]))
+}
+
+fn batch_with(
+    workloads: usize,
+    replicas: u32,
+    seed: u64,
+    gb_per_vcpu: Option<[f64; 2]>,
+) -> Vec<BatchWorkload> {
     let mut rng = Rng(seed);
     (0..workloads)
         .map(|i| {
             let cpu = [0.5, 1.0, 1.0][rng.below(3)];
-            let mem = cpu * [2.0, 4.0][rng.below(2)];
+            let ratio = [2.0, 4.0][rng.below(2)];
+            let mem = cpu * gb_per_vcpu.map_or(ratio, |r| r[i % 2]);
             let users: Vec<UserLocation> = (0..1 + rng.below(3))
                 .map(|_| {
                     let (lat, lng) = METROS[skewed_metro(&mut rng)];
