@@ -13,10 +13,13 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod edge;
 pub mod faults;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
+pub mod meta_tags;
 pub mod retry;
 pub mod sim;
 
