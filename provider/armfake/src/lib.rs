@@ -233,6 +233,20 @@ impl ArmFake {
         }
     }
 
+    /// A NIC made outside the driver (as a user would have); returns its id.
+    pub fn add_nic(&self, name: &str, location: &str, subnet_id: &str) -> String {
+        let id = format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/networkInterfaces/{name}",
+            self.config.subscription_id, self.config.resource_group
+        );
+        let body = json!({
+            "id": id, "name": name, "location": location, "type": "Microsoft.Network/networkInterfaces",
+            "properties": {"provisioningState": "Succeeded", "ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}, "privateIPAddress": "10.0.9.9"}}]}
+        });
+        lock(&self.state).nics.insert(name.to_ascii_lowercase(), Nic { body });
+        id
+    }
+
     /// Answer the next matching requests with a fault.
     pub fn inject(&self, fault: Fault) {
         lock(&self.state).faults.push_back(fault);

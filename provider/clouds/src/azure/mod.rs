@@ -74,6 +74,8 @@ pub struct AzureSettings {
     pub network_interface_id: Option<String>,
     /// `publisher:offer:sku:version` or an image resource id (default [`DEFAULT_IMAGE`]).
     pub default_image: Option<String>,
+    /// Entra authority (else `AZURE_AUTHORITY_HOST`, else [`DEFAULT_AUTHORITY`]).
+    pub authority_host: Option<String>,
     /// OpenSSH public key for [`DEFAULT_ADMIN_USERNAME`] (real Azure requires one for Linux
     /// VMs with password login off).
     pub ssh_public_key: Option<String>,
@@ -206,7 +208,12 @@ impl AzureDriver {
             client_id: need("AZURE_CLIENT_ID")?,
             client_secret: Secret(need("AZURE_CLIENT_SECRET")?),
             subscription_id,
-            authority: var("AZURE_AUTHORITY_HOST")
+            authority: self
+                .settings
+                .authority_host
+                .clone()
+                .filter(|a| !a.is_empty())
+                .or_else(|| var("AZURE_AUTHORITY_HOST"))
                 .unwrap_or_else(|| DEFAULT_AUTHORITY.to_string())
                 .trim_end_matches('/')
                 .to_string(),
@@ -404,7 +411,10 @@ impl AzureDriver {
         let mut wait = started.retry_after;
         let mut n = 0u32;
         loop {
-            let delay = wait.unwrap_or_else(|| self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0));
+            // A Retry-After of 0 would make a busy loop: poll at least every 100 ms.
+            let delay = wait
+                .unwrap_or_else(|| self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0))
+                .max(Duration::from_millis(100));
             self.sleep_or_stop(delay.min(RETRY_AFTER_MAX), operation).await?;
             n = n.saturating_add(1);
             if begun.elapsed() > self.poll.timeout {
