@@ -459,6 +459,9 @@ impl Provider for HybridProvider {
             if let Some(aws) = aws_driver(settings.aws.as_ref(), &self.stop) {
                 clouds.insert("aws", MeteredDriver::wrap(aws, self.telemetry.clone()));
             }
+            if let Some(azure) = azure_driver(settings.azure.as_ref(), &self.stop) {
+                clouds.insert("azure", MeteredDriver::wrap(azure, self.telemetry.clone()));
+            }
             *self.context.write().await = Some(ProviderContext {
                 catalog,
                 driver: MeteredDriver::wrap(sim.clone(), self.telemetry.clone()),
@@ -887,6 +890,38 @@ fn aws_driver(
 #[cfg(not(feature = "aws"))]
 fn aws_driver(
     _block: Option<&config::AwsConfig>,
+    _stop: &StopHandle,
+) -> Option<Arc<dyn clouds::Driver>> {
+    None
+}
+
+/// The Azure Compute driver for an `azure {}` block (config validation already refused the
+/// block in builds without the feature).
+#[cfg(feature = "azure")]
+fn azure_driver(
+    block: Option<&config::AzureConfig>,
+    stop: &StopHandle,
+) -> Option<Arc<dyn clouds::Driver>> {
+    let block = block?;
+    let settings = clouds::azure::AzureSettings {
+        subscription_id: block.subscription_id.clone(),
+        resource_group: block.resource_group.clone(),
+        endpoint_url: block.endpoint_url.clone(),
+        subnet_id: block.subnet_id.clone(),
+        network_interface_id: block.network_interface_id.clone(),
+        default_image: block.default_image.clone(),
+        authority_host: None,
+        ssh_public_key: block.ssh_public_key.clone(),
+    };
+    Some(Arc::new(clouds::azure::AzureDriver::new(
+        settings,
+        stop.signal(),
+    )))
+}
+
+#[cfg(not(feature = "azure"))]
+fn azure_driver(
+    _block: Option<&config::AzureConfig>,
     _stop: &StopHandle,
 ) -> Option<Arc<dyn clouds::Driver>> {
     None
