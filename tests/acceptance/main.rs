@@ -3,6 +3,8 @@
 
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "azure")]
+mod azure;
 mod bad_input;
 mod data_sources;
 mod docs;
@@ -12,7 +14,7 @@ mod harness;
 mod metrics;
 mod migration;
 mod monitoring;
-#[cfg(feature = "aws")]
+#[cfg(any(feature = "aws", feature = "azure"))]
 mod moto;
 mod protocol;
 mod release;

@@ -1,5 +1,6 @@
 //! Test support for the aws driver: a moto EC2 server started on a free port for one test, a
-//! fault-injecting HTTP proxy of our own in front of it, and a plain EC2 query client that
+//! fault-injecting HTTP proxy of our own in front of it (the azure tests put the same proxy in
+//! front of their ARM server), and a plain EC2 query client that
 //! checks what exists in moto without going through the driver under test.
 //!
 //! None of this is in the provider binary.
@@ -238,17 +239,27 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(moto: &Moto, rates: FaultRates, seed: u64) -> FaultProxy {
+        FaultProxy::start_for(&moto.rt, moto.url(), rates, seed)
+    }
+
+    /// The same proxy in front of any plain-HTTP upstream (the azure tests' ARM server). Its
+    /// injected answers are EC2-shaped (XML), which other clouds' clients see as an unreadable
+    /// 503 or 500: still a throttle or server error by status.
+    pub fn start_for(
+        rt: &tokio::runtime::Runtime,
+        upstream: String,
+        rates: FaultRates,
+        seed: u64,
+    ) -> FaultProxy {
         let counts = Arc::new(FaultCounts::default());
-        let upstream = moto.url();
-        let client = moto.client.clone();
-        let listener = moto
-            .rt
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("proxy listens");
         let port = listener.local_addr().expect("proxy address").port();
         let rng = Arc::new(AtomicU64::new(seed));
         let task_counts = counts.clone();
-        let task = moto.rt.spawn(async move {
+        let task = rt.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;

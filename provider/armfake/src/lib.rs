@@ -124,6 +124,8 @@ pub struct ArmFake {
     pub url: String,
     pub config: FakeConfig,
     state: Arc<Mutex<State>>,
+    /// The URL operation and nextLink addresses start with.
+    base: Arc<Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -151,10 +153,11 @@ impl ArmFake {
             next_ip: 4,
             ..State::default()
         }));
+        let base = Arc::new(Mutex::new(url.clone()));
         let shared = Shared {
             config: config.clone(),
             state: state.clone(),
-            base: url.clone(),
+            base: base.clone(),
         };
         let task = tokio::spawn(async move {
             loop {
@@ -177,6 +180,7 @@ impl ArmFake {
             url,
             config,
             state,
+            base,
             task,
         })
     }
@@ -184,6 +188,14 @@ impl ArmFake {
     /// Starts on `rt` from synchronous code (the terraform acceptance tests).
     pub fn start_on(rt: &tokio::runtime::Runtime, config: FakeConfig) -> std::io::Result<ArmFake> {
         rt.block_on(ArmFake::start(config))
+    }
+
+    /// Operation-status and nextLink URLs start with `url` from now on (a proxy in front of the
+    /// server, as ARM's own links name ARM's front door).
+    pub fn set_public_url(&self, url: &str) {
+        if let Ok(mut base) = self.base.lock() {
+            *base = url.trim_end_matches('/').to_string();
+        }
     }
 
     /// What a test passes as `AZURE_AUTHORITY_HOST`.
@@ -357,7 +369,7 @@ fn arm_error(status: u16, code: &str, message: &str) -> Answer {
 struct Shared {
     config: FakeConfig,
     state: Arc<Mutex<State>>,
-    base: String,
+    base: Arc<Mutex<String>>,
 }
 
 /// The parsed request the handlers see.
@@ -371,6 +383,13 @@ struct Call {
 }
 
 impl Shared {
+    fn base(&self) -> String {
+        match self.base.lock() {
+            Ok(b) => b.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     async fn handle(&self, req: Request<hyper::body::Incoming>) -> Answer {
         let (parts, body) = req.into_parts();
         let body = match body.collect().await {
@@ -584,7 +603,7 @@ impl Shared {
         };
         let prefix = format!(
             "{}/subscriptions/{}/providers/{provider}/locations/{location}",
-            self.base, self.config.subscription_id
+            self.base(), self.config.subscription_id
         );
         vec![
             (
@@ -644,7 +663,7 @@ impl Shared {
         if skip + self.config.page_size < all.len() {
             body["nextLink"] = json!(format!(
                 "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines?api-version={COMPUTE_API_VERSION}&$skiptoken={}",
-                self.base,
+                self.base(),
                 self.config.subscription_id,
                 self.config.resource_group,
                 skip + self.config.page_size
