@@ -101,10 +101,15 @@ fn tagged_vms(fake: &ArmFake) -> Vec<(String, String)> {
         .into_iter()
         .filter(|vm| vm.provisioning_state != "Deleting")
         .filter(|vm| {
-            vm.tags.get("hybrid:managed-by").map(String::as_str) == Some("terraform-provider-hybrid")
+            vm.tags.get("hybrid:managed-by").map(String::as_str)
+                == Some("terraform-provider-hybrid")
         })
         .map(|vm| {
-            let workload = vm.tags.get("hybrid:workload-id").cloned().unwrap_or_default();
+            let workload = vm
+                .tags
+                .get("hybrid:workload-id")
+                .cloned()
+                .unwrap_or_default();
             (vm.id, workload)
         })
         .collect();
@@ -135,7 +140,10 @@ fn azure_workload_lifecycle_against_the_arm_contract_server() {
     ws.set_env("TF_LOG", "trace");
     let apply_log = ws.apply();
     ws.remove_env("TF_LOG");
-    assert!(apply_log.contains("terraform-provider-hybrid"), "trace log captured");
+    assert!(
+        apply_log.contains("terraform-provider-hybrid"),
+        "trace log captured"
+    );
     assert!(!apply_log.contains(SECRET), "secret in TF_LOG=trace output");
 
     let web = ws.resource("hybrid_workload.web[0]");
@@ -146,7 +154,13 @@ fn azure_workload_lifecycle_against_the_arm_contract_server() {
         instance_id.starts_with(&format!("/subscriptions/{}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/hybrid-", fake.config.subscription_id)),
         "{instance_id}"
     );
-    assert!(web["private_ip"].as_str().unwrap_or_default().starts_with("10.0."), "{web:#}");
+    assert!(
+        web["private_ip"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("10.0."),
+        "{web:#}"
+    );
     assert_eq!(web["tags_all"]["team"], "payments");
     assert_eq!(web["tags_all"]["owner"], "acceptance");
     let workload_id = web["id"].as_str().unwrap_or_default().to_string();
@@ -161,7 +175,10 @@ fn azure_workload_lifecycle_against_the_arm_contract_server() {
     ws.expect_empty_plan();
 
     let state_text = std::fs::read_to_string(ws.dir.join("terraform.tfstate")).unwrap_or_default();
-    assert!(!state_text.is_empty() && !state_text.contains(SECRET), "secret in state");
+    assert!(
+        !state_text.is_empty() && !state_text.contains(SECRET),
+        "secret in state"
+    );
     assert!(!plan.to_string().contains(SECRET));
 
     // Import by the ARM id and by the workload id.
@@ -196,7 +213,10 @@ fn azure_workload_lifecycle_against_the_arm_contract_server() {
     let current = fake.vms()[0].name.clone();
     assert!(fake.remove_vm(&current));
     let recreate = ws.expect_changes();
-    assert!(recreate.contains("hybrid_workload.web[0] will be created"), "{recreate}");
+    assert!(
+        recreate.contains("hybrid_workload.web[0] will be created"),
+        "{recreate}"
+    );
     ws.apply();
     assert_eq!(tagged_vms(fake).len(), 1);
     ws.expect_empty_plan();
@@ -205,7 +225,11 @@ fn azure_workload_lifecycle_against_the_arm_contract_server() {
     assert!(fake.vms().is_empty(), "{:?}", fake.vms());
     assert!(fake.nic_ids().is_empty(), "NICs go with their VMs");
     let log = fake.requests();
-    assert!(log.iter().all(|r| r.contains("oauth2") || r.contains("api-version=")), "every ARM call names its api-version");
+    assert!(
+        log.iter()
+            .all(|r| r.contains("oauth2") || r.contains("api-version=")),
+        "every ARM call names its api-version"
+    );
     drop(cloud.rt);
 }
 
@@ -228,7 +252,13 @@ fn azure_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicat
     // Operation and nextLink URLs lead through the proxy too, as ARM's lead to its front door.
     fake.set_public_url(&proxy.url());
     let ws = workspace("azure-faults", fake);
-    ws.config(&config(&proxy.url(), &fake.config.resource_group, COUNT, "batch", true));
+    ws.config(&config(
+        &proxy.url(),
+        &fake.config.resource_group,
+        COUNT,
+        "batch",
+        true,
+    ));
 
     let mut applies = 0;
     loop {
@@ -239,7 +269,10 @@ fn azure_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicat
         if out.status.success() {
             break;
         }
-        assert!(applies < MAX_RUNS, "apply did not converge in {MAX_RUNS} runs:\n{text}");
+        assert!(
+            applies < MAX_RUNS,
+            "apply did not converge in {MAX_RUNS} runs:\n{text}"
+        );
         eprintln!("apply {applies} failed, running it again:\n{text}");
     }
     let mut in_state = state_instance_ids(&ws);
@@ -258,7 +291,10 @@ fn azure_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicat
         fake.nic_ids().len(),
         in_state.len(),
     );
-    assert!(counts.lost_responses.load(Ordering::SeqCst) > 0, "some responses were lost after the request was applied");
+    assert!(
+        counts.lost_responses.load(Ordering::SeqCst) > 0,
+        "some responses were lost after the request was applied"
+    );
     assert_eq!(in_state.len(), COUNT);
     assert_eq!(tagged.len(), COUNT, "no orphans, no duplicates: {tagged:?}");
     assert_eq!(fake.vms().len(), COUNT, "no untagged VMs either");
@@ -274,9 +310,16 @@ fn azure_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicat
         if out.status.success() {
             break;
         }
-        assert!(destroys < MAX_RUNS, "destroy did not converge:\n{}", combined(&out));
+        assert!(
+            destroys < MAX_RUNS,
+            "destroy did not converge:\n{}",
+            combined(&out)
+        );
     }
-    println!("azure fault run: destroys needed: {destroys}; faults injected in total: {}", counts.injected());
+    println!(
+        "azure fault run: destroys needed: {destroys}; faults injected in total: {}",
+        counts.injected()
+    );
     assert!(fake.vms().is_empty(), "{:?}", fake.vms());
     assert!(fake.nic_ids().is_empty(), "{:?}", fake.nic_ids());
     drop(proxy);

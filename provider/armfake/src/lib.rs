@@ -19,6 +19,9 @@
 //! keeps its state across requests so that separate terraform runs see one consistent cloud.
 //! Nothing here is in the provider binary.
 
+// Checks return the ready ARM error answer; this is test support, size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -255,7 +258,9 @@ impl ArmFake {
             "id": id, "name": name, "location": location, "type": "Microsoft.Network/networkInterfaces",
             "properties": {"provisioningState": "Succeeded", "ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}, "privateIPAddress": "10.0.9.9"}}]}
         });
-        lock(&self.state).nics.insert(name.to_ascii_lowercase(), Nic { body });
+        lock(&self.state)
+            .nics
+            .insert(name.to_ascii_lowercase(), Nic { body });
         id
     }
 
@@ -410,10 +415,16 @@ impl Shared {
             .is_some_and(|v| v == format!("Bearer {token}"));
         {
             let mut st = lock(&self.state);
-            let q = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+            let q = parts
+                .uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
             st.log.push(format!("{method} {path}{q}"));
             let found = st.faults.iter().position(|f| {
-                f.times > 0 && f.method.eq_ignore_ascii_case(&method) && path.contains(&f.path_contains)
+                f.times > 0
+                    && f.method.eq_ignore_ascii_case(&method)
+                    && path.contains(&f.path_contains)
             });
             if let Some(i) = found {
                 let fault = st.faults[i].clone();
@@ -447,7 +458,11 @@ impl Shared {
     }
 
     fn route(&self, call: Call) -> Answer {
-        let seg: Vec<String> = call.segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let seg: Vec<String> = call
+            .segments
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
         let s: Vec<&str> = seg.iter().map(String::as_str).collect();
         // Entra token endpoint.
         if let [tenant, "oauth2", "v2.0", "token"] = s.as_slice() {
@@ -456,7 +471,9 @@ impl Shared {
         if !call.authorized {
             return answer(
                 401,
-                Some(json!({"error": {"code": "AuthenticationFailed", "message": "Authentication failed. The 'Authorization' header is missing or invalid."}})),
+                Some(
+                    json!({"error": {"code": "AuthenticationFailed", "message": "Authentication failed. The 'Authorization' header is missing or invalid."}}),
+                ),
                 &[],
             );
         }
@@ -491,7 +508,11 @@ impl Shared {
                     ("PUT", [name]) => self.put_vm(&call.segments[7], name, &call),
                     ("PATCH", [name]) => self.patch_vm(name, &call),
                     ("DELETE", [name]) => self.delete_vm(name),
-                    _ => arm_error(405, "MethodNotAllowed", "no such operation on virtualMachines"),
+                    _ => arm_error(
+                        405,
+                        "MethodNotAllowed",
+                        "no such operation on virtualMachines",
+                    ),
                 }
             }
             ["subscriptions", sb, "resourcegroups", g, "providers", "microsoft.network", "networkinterfaces", name]
@@ -507,13 +528,20 @@ impl Shared {
                     "GET" => self.get_nic(name),
                     "PUT" => self.put_nic(&call.segments[7], name, &call),
                     "DELETE" => self.delete_nic(name),
-                    _ => arm_error(405, "MethodNotAllowed", "no such operation on networkInterfaces"),
+                    _ => arm_error(
+                        405,
+                        "MethodNotAllowed",
+                        "no such operation on networkInterfaces",
+                    ),
                 }
             }
             ["subscriptions", sb, ..] if *sb != sub => arm_error(
                 404,
                 "SubscriptionNotFound",
-                &format!("The subscription '{}' could not be found.", call.segments[1]),
+                &format!(
+                    "The subscription '{}' could not be found.",
+                    call.segments[1]
+                ),
             ),
             _ => arm_error(
                 404,
@@ -534,8 +562,18 @@ impl Shared {
     fn check_api_version(&self, call: &Call, want: &str) -> Option<Answer> {
         match call.query.get("api-version") {
             Some(v) if v == want => None,
-            Some(v) => Some(arm_error(400, "InvalidApiVersionParameter", &format!("The api-version '{v}' is invalid. The supported version here is '{want}'."))),
-            None => Some(arm_error(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")),
+            Some(v) => Some(arm_error(
+                400,
+                "InvalidApiVersionParameter",
+                &format!(
+                    "The api-version '{v}' is invalid. The supported version here is '{want}'."
+                ),
+            )),
+            None => Some(arm_error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )),
         }
     }
 
@@ -547,27 +585,48 @@ impl Shared {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let bad = |code: &str, text: &str| {
-            answer(400, Some(json!({"error": code, "error_description": text})), &[])
+            answer(
+                400,
+                Some(json!({"error": code, "error_description": text})),
+                &[],
+            )
         };
         if tenant != self.config.tenant_id.to_ascii_lowercase() {
             return bad("invalid_request", "AADSTS90002: Tenant not found.");
         }
         if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-            return bad("unsupported_grant_type", "AADSTS70003: grant_type must be client_credentials.");
+            return bad(
+                "unsupported_grant_type",
+                "AADSTS70003: grant_type must be client_credentials.",
+            );
         }
         if !form.get("scope").is_some_and(|s| s.ends_with("/.default")) {
-            return bad("invalid_scope", "AADSTS1002012: The provided value for scope is not valid.");
+            return bad(
+                "invalid_scope",
+                "AADSTS1002012: The provided value for scope is not valid.",
+            );
         }
         if form.get("client_id") != Some(&self.config.client_id) {
-            return bad("unauthorized_client", "AADSTS700016: Application not found in the directory.");
+            return bad(
+                "unauthorized_client",
+                "AADSTS700016: Application not found in the directory.",
+            );
         }
         if form.get("client_secret") != Some(&self.config.client_secret) {
-            return answer(401, Some(json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})), &[]);
+            return answer(
+                401,
+                Some(
+                    json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+                ),
+                &[],
+            );
         }
         let token = lock(&self.state).token.clone();
         answer(
             200,
-            Some(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})),
+            Some(
+                json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}),
+            ),
             &[],
         )
     }
@@ -603,7 +662,8 @@ impl Shared {
         };
         let prefix = format!(
             "{}/subscriptions/{}/providers/{provider}/locations/{location}",
-            self.base(), self.config.subscription_id
+            self.base(),
+            self.config.subscription_id
         );
         vec![
             (
@@ -623,7 +683,11 @@ impl Shared {
         let now = Instant::now();
         settle(&mut st, now);
         let Some(op) = st.operations.get(id) else {
-            return arm_error(404, "OperationNotFound", "The operation could not be found.");
+            return arm_error(
+                404,
+                "OperationNotFound",
+                "The operation could not be found.",
+            );
         };
         let retry = [("retry-after", self.config.retry_after_secs.to_string())];
         let running = now < op.done_at;
@@ -658,7 +722,12 @@ impl Shared {
             .and_then(|t| t.parse().ok())
             .unwrap_or(0);
         let all: Vec<Json> = st.vms.values().map(|vm| view(vm, now, false)).collect();
-        let page: Vec<Json> = all.iter().skip(skip).take(self.config.page_size).cloned().collect();
+        let page: Vec<Json> = all
+            .iter()
+            .skip(skip)
+            .take(self.config.page_size)
+            .cloned()
+            .collect();
         let mut body = json!({"value": page});
         if skip + self.config.page_size < all.len() {
             body["nextLink"] = json!(format!(
@@ -676,13 +745,18 @@ impl Shared {
         let mut st = lock(&self.state);
         let now = Instant::now();
         settle(&mut st, now);
-        let expand = match call.query.get("$expand").map(String::as_str) {
-            None => false,
-            Some(e) if e.eq_ignore_ascii_case("instanceView") => true,
-            Some(e) => {
-                return arm_error(400, "InvalidParameter", &format!("The value '{e}' of $expand is not valid; use instanceView or userData."))
-            }
-        };
+        let expand =
+            match call.query.get("$expand").map(String::as_str) {
+                None => false,
+                Some(e) if e.eq_ignore_ascii_case("instanceView") => true,
+                Some(e) => return arm_error(
+                    400,
+                    "InvalidParameter",
+                    &format!(
+                        "The value '{e}' of $expand is not valid; use instanceView or userData."
+                    ),
+                ),
+            };
         match st.vms.get(name) {
             Some(vm) => answer(200, Some(view(vm, now, expand)), &[]),
             None => self.vm_not_found(name),
@@ -703,7 +777,13 @@ impl Shared {
     fn put_vm(&self, raw_name: &str, name: &str, call: &Call) -> Answer {
         let body: Json = match serde_json::from_slice(&call.body) {
             Ok(b) => b,
-            Err(e) => return arm_error(400, "InvalidRequestContent", &format!("The request content was invalid and could not be deserialized: {e}")),
+            Err(e) => {
+                return arm_error(
+                    400,
+                    "InvalidRequestContent",
+                    &format!("The request content was invalid and could not be deserialized: {e}"),
+                )
+            }
         };
         if let Err(bad) = check_vm_body(&body, raw_name) {
             return bad;
@@ -714,22 +794,45 @@ impl Shared {
         let location = body["location"].as_str().unwrap_or_default().to_string();
         // Every NIC must exist and may serve only this VM.
         for (nic_id, _) in nic_refs(&body) {
-            let nic_name = nic_id.rsplit('/').next().unwrap_or_default().to_ascii_lowercase();
+            let nic_name = nic_id
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             let Some(nic) = st.nics.get(&nic_name) else {
                 return arm_error(400, "NotFound", &format!("Resource {nic_id} not found."));
             };
             let owner = nic.body["properties"]["virtualMachine"]["id"].as_str();
             if owner.is_some_and(|o| !o.eq_ignore_ascii_case(&self.vm_id(raw_name))) {
-                return arm_error(409, "NicInUse", &format!("Network Interface {nic_id} is used by existing resource {}.", owner.unwrap_or_default()));
+                return arm_error(
+                    409,
+                    "NicInUse",
+                    &format!(
+                        "Network Interface {nic_id} is used by existing resource {}.",
+                        owner.unwrap_or_default()
+                    ),
+                );
             }
         }
         let existed = st.vms.get(name);
         if let Some(vm) = existed {
             if vm.deleting {
-                return arm_error(409, "OperationNotAllowed", "The VM is being deleted; a write is not allowed until the delete completes.");
+                return arm_error(
+                    409,
+                    "OperationNotAllowed",
+                    "The VM is being deleted; a write is not allowed until the delete completes.",
+                );
             }
-            if !vm.body["location"].as_str().unwrap_or_default().eq_ignore_ascii_case(&location) {
-                return arm_error(409, "PropertyChangeNotAllowed", "Changing property 'location' is not allowed.");
+            if !vm.body["location"]
+                .as_str()
+                .unwrap_or_default()
+                .eq_ignore_ascii_case(&location)
+            {
+                return arm_error(
+                    409,
+                    "PropertyChangeNotAllowed",
+                    "Changing property 'location' is not allowed.",
+                );
             }
         }
         let created = existed.is_none();
@@ -752,7 +855,11 @@ impl Shared {
             stored["tags"] = json!({});
         }
         for (nic_id, _) in nic_refs(&body) {
-            let nic_name = nic_id.rsplit('/').next().unwrap_or_default().to_ascii_lowercase();
+            let nic_name = nic_id
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             if let Some(nic) = st.nics.get_mut(&nic_name) {
                 nic.body["properties"]["virtualMachine"] = json!({"id": vm_id_text});
             }
@@ -770,14 +877,23 @@ impl Shared {
         let view_now = st.vms.get(name).map(|vm| view(vm, now, false));
         let status = if created { 201 } else { 200 };
         // ARM sends Azure-AsyncOperation (not Location) on a PUT.
-        let headers: Vec<(&str, String)> = headers.into_iter().filter(|(k, _)| *k != "location").collect();
+        let headers: Vec<(&str, String)> = headers
+            .into_iter()
+            .filter(|(k, _)| *k != "location")
+            .collect();
         answer(status, view_now, &headers)
     }
 
     fn patch_vm(&self, name: &str, call: &Call) -> Answer {
         let patch: Json = match serde_json::from_slice(&call.body) {
             Ok(b) => b,
-            Err(e) => return arm_error(400, "InvalidRequestContent", &format!("The request content was invalid and could not be deserialized: {e}")),
+            Err(e) => {
+                return arm_error(
+                    400,
+                    "InvalidRequestContent",
+                    &format!("The request content was invalid and could not be deserialized: {e}"),
+                )
+            }
         };
         if let Some(tags) = patch.get("tags") {
             if let Err(bad) = check_tags(tags) {
@@ -806,7 +922,10 @@ impl Shared {
         }
         vm.busy_until = now + self.config.operation_time;
         let body = view(vm, now, false);
-        let headers: Vec<(&str, String)> = headers.into_iter().filter(|(k, _)| *k != "location").collect();
+        let headers: Vec<(&str, String)> = headers
+            .into_iter()
+            .filter(|(k, _)| *k != "location")
+            .collect();
         answer(200, Some(body), &headers)
     }
 
@@ -838,19 +957,31 @@ impl Shared {
     fn put_nic(&self, raw_name: &str, name: &str, call: &Call) -> Answer {
         let body: Json = match serde_json::from_slice(&call.body) {
             Ok(b) => b,
-            Err(e) => return arm_error(400, "InvalidRequestContent", &format!("The request content was invalid and could not be deserialized: {e}")),
+            Err(e) => {
+                return arm_error(
+                    400,
+                    "InvalidRequestContent",
+                    &format!("The request content was invalid and could not be deserialized: {e}"),
+                )
+            }
         };
         let Some(location) = body["location"].as_str().filter(|l| !l.is_empty()) else {
-            return arm_error(400, "LocationRequired", "The location property is required for this definition.");
+            return arm_error(
+                400,
+                "LocationRequired",
+                "The location property is required for this definition.",
+            );
         };
         let configs = body["properties"]["ipConfigurations"].as_array();
         let subnet_ok = configs.is_some_and(|c| {
             !c.is_empty()
                 && c.iter().all(|ip| {
                     ip["name"].as_str().is_some_and(|n| !n.is_empty())
-                        && ip["properties"]["subnet"]["id"]
-                            .as_str()
-                            .is_some_and(|s| s.to_ascii_lowercase().contains("/providers/microsoft.network/virtualnetworks/") && s.to_ascii_lowercase().contains("/subnets/"))
+                        && ip["properties"]["subnet"]["id"].as_str().is_some_and(|s| {
+                            s.to_ascii_lowercase()
+                                .contains("/providers/microsoft.network/virtualnetworks/")
+                                && s.to_ascii_lowercase().contains("/subnets/")
+                        })
                 })
         });
         if !subnet_ok {
@@ -858,12 +989,21 @@ impl Shared {
         }
         let location = location.to_string();
         let mut st = lock(&self.state);
-        let existing_owner = st.nics.get(name).map(|n| n.body["properties"]["virtualMachine"].clone());
+        let existing_owner = st
+            .nics
+            .get(name)
+            .map(|n| n.body["properties"]["virtualMachine"].clone());
         let ip = match st.nics.get(name) {
-            Some(n) => n.body["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"].clone(),
+            Some(n) => n.body["properties"]["ipConfigurations"][0]["properties"]
+                ["privateIPAddress"]
+                .clone(),
             None => {
                 st.next_ip += 1;
-                json!(format!("10.0.{}.{}", st.next_ip / 250, st.next_ip % 250 + 4))
+                json!(format!(
+                    "10.0.{}.{}",
+                    st.next_ip / 250,
+                    st.next_ip % 250 + 4
+                ))
             }
         };
         let id = format!(
@@ -881,8 +1021,16 @@ impl Shared {
         }
         let created = !st.nics.contains_key(name);
         let headers = self.start_operation(&mut st, "Microsoft.Network", &location, None);
-        st.nics.insert(name.to_string(), Nic { body: stored.clone() });
-        let headers: Vec<(&str, String)> = headers.into_iter().filter(|(k, _)| *k == "azure-asyncoperation").collect();
+        st.nics.insert(
+            name.to_string(),
+            Nic {
+                body: stored.clone(),
+            },
+        );
+        let headers: Vec<(&str, String)> = headers
+            .into_iter()
+            .filter(|(k, _)| *k == "azure-asyncoperation")
+            .collect();
         answer(if created { 201 } else { 200 }, Some(stored), &headers)
     }
 
@@ -895,7 +1043,10 @@ impl Shared {
         if let Some(owner) = nic.body["properties"]["virtualMachine"]["id"].as_str() {
             return arm_error(400, "NicInUse", &format!("Network Interface {name} is used by existing resource {owner}. In order to delete the network interface, it must be dissociated from the resource."));
         }
-        let location = nic.body["location"].as_str().unwrap_or_default().to_string();
+        let location = nic.body["location"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         st.nics.remove(name);
         let headers = self.start_operation(&mut st, "Microsoft.Network", &location, None);
         answer(202, None, &headers)
@@ -914,7 +1065,11 @@ fn settle(st: &mut State, now: Instant) {
         if let Some(vm) = st.vms.remove(&name) {
             delete_owned_nics(st, &vm.body);
             for (id, _) in nic_refs(&vm.body) {
-                if let Some(nic) = id.rsplit('/').next().and_then(|n| st.nics.get_mut(&n.to_ascii_lowercase())) {
+                if let Some(nic) = id
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| st.nics.get_mut(&n.to_ascii_lowercase()))
+                {
                     if let Some(props) = nic.body["properties"].as_object_mut() {
                         props.remove("virtualMachine");
                     }
@@ -954,18 +1109,34 @@ fn check_vm_body(body: &Json, name: &str) -> Result<(), Answer> {
     let invalid = |target: &str, message: &str| {
         Err(answer(
             400,
-            Some(json!({"error": {"code": "InvalidParameter", "message": message, "target": target}})),
+            Some(
+                json!({"error": {"code": "InvalidParameter", "message": message, "target": target}}),
+            ),
             &[],
         ))
     };
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
-        return invalid("vmName", "The VM name is invalid (1-64 letters, digits, '-', '_', '.').");
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return invalid(
+            "vmName",
+            "The VM name is invalid (1-64 letters, digits, '-', '_', '.').",
+        );
     }
     if body["location"].as_str().is_none_or(str::is_empty) {
-        return Err(arm_error(400, "LocationRequired", "The location property is required for this definition."));
+        return Err(arm_error(
+            400,
+            "LocationRequired",
+            "The location property is required for this definition.",
+        ));
     }
     let props = &body["properties"];
-    let size = props["hardwareProfile"]["vmSize"].as_str().unwrap_or_default();
+    let size = props["hardwareProfile"]["vmSize"]
+        .as_str()
+        .unwrap_or_default();
     if !size.starts_with("Standard_") && !size.starts_with("Basic_") {
         return invalid("vmSize", &format!("The value '{size}' of parameter 'vmSize' is not allowed. Allowed values are Standard_* and Basic_* sizes."));
     }
@@ -974,13 +1145,21 @@ fn check_vm_body(body: &Json, name: &str) -> Result<(), Answer> {
         .iter()
         .all(|k| image[*k].as_str().is_some_and(|v| !v.is_empty()));
     if !by_urn && image["id"].as_str().is_none_or(str::is_empty) {
-        return invalid("imageReference", "Either imageReference.id or publisher, offer, sku and version are required.");
+        return invalid(
+            "imageReference",
+            "Either imageReference.id or publisher, offer, sku and version are required.",
+        );
     }
     if props["storageProfile"]["osDisk"]["createOption"].as_str() != Some("FromImage") {
-        return invalid("osDisk.createOption", "osDisk.createOption must be FromImage for a VM from an image.");
+        return invalid(
+            "osDisk.createOption",
+            "osDisk.createOption must be FromImage for a VM from an image.",
+        );
     }
     let os = &props["osProfile"];
-    if os["computerName"].as_str().is_none_or(str::is_empty) || os["adminUsername"].as_str().is_none_or(str::is_empty) {
+    if os["computerName"].as_str().is_none_or(str::is_empty)
+        || os["adminUsername"].as_str().is_none_or(str::is_empty)
+    {
         return invalid("osProfile", "Required parameter 'osProfile.computerName' and 'osProfile.adminUsername' are missing (null).");
     }
     let nics = nic_refs(body);
@@ -996,19 +1175,37 @@ fn check_tags(tags: &Json) -> Result<(), Answer> {
         return if tags.is_null() {
             Ok(())
         } else {
-            Err(arm_error(400, "InvalidTagFormat", "tags must be an object of strings"))
+            Err(arm_error(
+                400,
+                "InvalidTagFormat",
+                "tags must be an object of strings",
+            ))
         };
     };
     if map.len() > 50 {
-        return Err(arm_error(400, "InvalidTagCount", &format!("{} tags given; a resource may have at most 50.", map.len())));
+        return Err(arm_error(
+            400,
+            "InvalidTagCount",
+            &format!("{} tags given; a resource may have at most 50.", map.len()),
+        ));
     }
     for (k, v) in map {
         if k.is_empty() || k.chars().count() > 512 || k.chars().any(|c| "<>%&\\?/".contains(c)) {
-            return Err(arm_error(400, "InvalidTagNameCharacters", &format!("The tag name '{k}' has invalid characters or length.")));
+            return Err(arm_error(
+                400,
+                "InvalidTagNameCharacters",
+                &format!("The tag name '{k}' has invalid characters or length."),
+            ));
         }
         match v.as_str() {
             Some(text) if text.chars().count() <= 256 => {}
-            _ => return Err(arm_error(400, "InvalidTagValueLength", &format!("The value of tag '{k}' is not a string of at most 256 characters."))),
+            _ => {
+                return Err(arm_error(
+                    400,
+                    "InvalidTagValueLength",
+                    &format!("The value of tag '{k}' is not a string of at most 256 characters."),
+                ))
+            }
         }
     }
     Ok(())

@@ -12,7 +12,11 @@ pub const TAG_META_PREFIX: &str = "hybrid:meta-";
 
 /// The `(key, value)` tags holding `meta`, using at most `max_tags` tags of `value_max`
 /// characters each; empty when it does not fit even without the alternatives.
-pub fn encode(meta: &serde_json::Value, max_tags: usize, value_max: usize) -> Vec<(String, String)> {
+pub fn encode(
+    meta: &serde_json::Value,
+    max_tags: usize,
+    value_max: usize,
+) -> Vec<(String, String)> {
     let budget = max_tags.saturating_mul(value_max);
     let mut text = meta.to_string();
     if text.chars().count() > budget {
@@ -23,7 +27,9 @@ pub fn encode(meta: &serde_json::Value, max_tags: usize, value_max: usize) -> Ve
         text = slim.to_string();
     }
     if text.chars().count() > budget {
-        tracing::warn!("workload description too large for the cloud's tags; this instance cannot be imported");
+        tracing::warn!(
+            "workload description too large for the cloud's tags; this instance cannot be imported"
+        );
         return Vec::new();
     }
     chunks(&text, value_max)

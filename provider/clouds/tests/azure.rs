@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use armfake::{ArmFake, Fault, FakeConfig};
+use armfake::{ArmFake, FakeConfig, Fault};
 use clouds::azure::{AzureDriver, AzureSettings};
 use clouds::retry::{with_backoff, RetryPolicy, StopHandle, StopSignal};
 use clouds::{Driver, DriverError, InstanceSpec, TAG_MANAGED_BY, TAG_WORKLOAD_ID};
@@ -91,7 +91,10 @@ async fn create_read_update_find_list_delete() {
     assert!(made.private_ip.starts_with("10.0."), "{}", made.private_ip);
     assert_eq!(made.tags["team"], "payments");
     assert_eq!(made.workload_id, s.workload_id);
-    assert_eq!(made.metadata, s.metadata, "description round-trips through tags");
+    assert_eq!(
+        made.metadata, s.metadata,
+        "description round-trips through tags"
+    );
 
     let vms = fake.vms();
     assert_eq!(vms.len(), 1);
@@ -100,21 +103,41 @@ async fn create_read_update_find_list_delete() {
     assert!(vms[0].tags.values().all(|v| v.chars().count() <= 256));
     assert_eq!(fake.nic_ids().len(), 1, "one NIC made in the subnet");
     let log = fake.requests();
-    assert!(log.iter().any(|r| r.starts_with("PUT /subscriptions/") && r.contains("/networkInterfaces/") && r.ends_with("?api-version=2024-05-01")), "{log:#?}");
-    assert!(log.iter().any(|r| r.starts_with("PUT /subscriptions/") && r.contains("/virtualMachines/") && r.ends_with("?api-version=2024-07-01")), "{log:#?}");
-    assert!(log.iter().any(|r| r.contains("/operations/")), "the async operation was polled: {log:#?}");
+    assert!(
+        log.iter().any(|r| r.starts_with("PUT /subscriptions/")
+            && r.contains("/networkInterfaces/")
+            && r.ends_with("?api-version=2024-05-01")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|r| r.starts_with("PUT /subscriptions/")
+            && r.contains("/virtualMachines/")
+            && r.ends_with("?api-version=2024-07-01")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|r| r.contains("/operations/")),
+        "the async operation was polled: {log:#?}"
+    );
 
     // Create again (a retry, or a new apply after a lost answer): the same VM, no second one.
     let again = d.create(&s).await.expect("create again");
     assert_eq!(again.instance_id, made.instance_id);
     assert_eq!(fake.vms().len(), 1);
 
-    let read = d.read(&made.instance_id).await.expect("read").expect("exists");
+    let read = d
+        .read(&made.instance_id)
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!(read.instance_id, made.instance_id);
 
     // Tags: replaced, ours and the key kept.
     let new_tags = BTreeMap::from([("team".to_string(), "search".to_string())]);
-    let updated = d.update_tags(&made.instance_id, &new_tags, s.metadata.as_ref()).await.expect("update");
+    let updated = d
+        .update_tags(&made.instance_id, &new_tags, s.metadata.as_ref())
+        .await
+        .expect("update");
     assert_eq!(updated.tags["team"], "search");
     let stored = &fake.vms()[0].tags;
     assert_eq!(stored["team"], "search");
@@ -123,10 +146,18 @@ async fn create_read_update_find_list_delete() {
 
     // Out-of-band resize shows in the instance type (drift).
     fake.set_vm_size(&fake.vms()[0].name, "Standard_D4s_v5");
-    let drifted = d.read(&made.instance_id).await.expect("read").expect("exists");
+    let drifted = d
+        .read(&made.instance_id)
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!(drifted.instance_type.as_deref(), Some("Standard_D4s_v5"));
 
-    let found = d.find_by_workload(&s.workload_id).await.expect("find").expect("found");
+    let found = d
+        .find_by_workload(&s.workload_id)
+        .await
+        .expect("find")
+        .expect("found");
     assert_eq!(found.instance_id, made.instance_id);
     assert!(d.find_by_workload("wl-none").await.expect("find").is_none());
     assert_eq!(d.list_managed().await.expect("list").len(), 1);
@@ -134,8 +165,13 @@ async fn create_read_update_find_list_delete() {
     d.delete(&made.instance_id).await.expect("delete");
     assert!(fake.vms().is_empty());
     assert!(fake.nic_ids().is_empty(), "the NIC went with the VM");
-    assert!(d.read(&made.instance_id).await.expect("read").is_none(), "404 is None");
-    d.delete(&made.instance_id).await.expect("deleting a gone VM succeeds");
+    assert!(
+        d.read(&made.instance_id).await.expect("read").is_none(),
+        "404 is None"
+    );
+    d.delete(&made.instance_id)
+        .await
+        .expect("deleting a gone VM succeeds");
     // Ids of other clouds are not ours.
     assert!(d.read("eu-west-1/i-0123").await.expect("read").is_none());
 }
@@ -150,7 +186,11 @@ async fn list_follows_next_links_and_keeps_only_ours() {
     let listed = d.list_managed().await.expect("list");
     assert_eq!(listed.len(), 3, "three pages of size 2 joined");
     assert!(fake.requests().iter().any(|r| r.contains("skiptoken")));
-    let found = d.find_by_workload("wl-aa03").await.expect("find").expect("found");
+    let found = d
+        .find_by_workload("wl-aa03")
+        .await
+        .expect("find")
+        .expect("found");
     assert_eq!(found.workload_id, "wl-aa03");
 }
 
@@ -177,7 +217,11 @@ async fn throttling_honours_retry_after_and_server_errors_are_retried() {
     let s = spec("bb01");
     let first = d.create(&s).await.expect_err("throttled");
     assert_eq!(kind(&first), "throttled");
-    assert!(first.to_string().contains("virtualMachines.CreateOrUpdate") && first.to_string().contains("TooManyRequests"), "{first}");
+    assert!(
+        first.to_string().contains("virtualMachines.CreateOrUpdate")
+            && first.to_string().contains("TooManyRequests"),
+        "{first}"
+    );
 
     fake.inject(Fault {
         method: "PUT".into(),
@@ -194,10 +238,15 @@ async fn throttling_honours_retry_after_and_server_errors_are_retried() {
         multiplier: 2.0,
         timeout: Duration::from_secs(60),
     };
-    let made = with_backoff("azure", "create", &policy, &StopSignal::never(), |_| d.create(&s))
-        .await
-        .expect("create converges");
-    assert!(started.elapsed() >= Duration::from_secs(2), "waited for Retry-After");
+    let made = with_backoff("azure", "create", &policy, &StopSignal::never(), |_| {
+        d.create(&s)
+    })
+    .await
+    .expect("create converges");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited for Retry-After"
+    );
     assert_eq!(fake.vms().len(), 1);
     assert_eq!(made.status, "running");
 }
@@ -216,13 +265,20 @@ async fn rejections_name_the_call_and_carry_arm_code() {
     });
     let err = d.create(&spec("cc01")).await.expect_err("409");
     assert_eq!(kind(&err), "rejected");
-    assert!(err.to_string().contains("ARM virtualMachines.CreateOrUpdate: OperationNotAllowed"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("ARM virtualMachines.CreateOrUpdate: OperationNotAllowed"),
+        "{err}"
+    );
 
     let mut bad = spec("cc02");
     bad.instance_type = Some("t3.micro".into());
     let err = d.create(&bad).await.expect_err("bad size");
     assert_eq!(kind(&err), "rejected");
-    assert!(err.to_string().contains("InvalidParameter") && err.to_string().contains("vmSize"), "{err}");
+    assert!(
+        err.to_string().contains("InvalidParameter") && err.to_string().contains("vmSize"),
+        "{err}"
+    );
 
     let mut no_net = settings(&fake);
     no_net.subnet_id = None;
@@ -230,7 +286,10 @@ async fn rejections_name_the_call_and_carry_arm_code() {
         .create(&spec("cc03"))
         .await
         .expect_err("no network");
-    assert!(err.to_string().contains("subnet_id") && err.to_string().contains("network_interface_id"), "{err}");
+    assert!(
+        err.to_string().contains("subnet_id") && err.to_string().contains("network_interface_id"),
+        "{err}"
+    );
 
     let mut bad_image = spec("cc04");
     bad_image.image = Some("Canonical:ubuntu-24_04-lts:server:latest".into());
@@ -251,7 +310,10 @@ async fn a_wrong_secret_is_rejected_without_the_secret_in_the_error() {
     let text = format!("{err} {err:?}");
     assert_eq!(kind(&err), "rejected");
     assert!(text.contains("AADSTS7000215"), "{text}");
-    assert!(!text.contains(&FakeConfig::default().client_secret), "{text}");
+    assert!(
+        !text.contains(&FakeConfig::default().client_secret),
+        "{text}"
+    );
     assert!(!text.contains("the-server-expects-this"));
 }
 
@@ -284,7 +346,13 @@ async fn a_given_nic_is_attached_and_survives_the_vm() {
     let d = AzureDriver::new(s, StopSignal::never());
     let made = d.create(&spec("ee01")).await.expect("create");
     assert_eq!(fake.vms()[0].nic_ids, vec![nic.clone()]);
-    assert!(!fake.requests().iter().any(|r| r.starts_with("PUT") && r.contains("networkInterfaces")), "no NIC made");
+    assert!(
+        !fake
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("PUT") && r.contains("networkInterfaces")),
+        "no NIC made"
+    );
     d.delete(&made.instance_id).await.expect("delete");
     assert!(fake.vms().is_empty());
     assert_eq!(fake.nic_ids(), vec![nic], "a NIC we did not make stays");

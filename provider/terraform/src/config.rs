@@ -208,14 +208,19 @@ fn validate_azure(block: &Value, diags: &mut Diagnostics) {
         return;
     }
     let known = |name: &str| !attrs::is_unknown(block, name);
-    if known("resource_group") && attrs::string(block, "resource_group").is_none_or(|g| g.trim().is_empty()) {
+    if known("resource_group")
+        && attrs::string(block, "resource_group").is_none_or(|g| g.trim().is_empty())
+    {
         diags.push(Diagnostic::attribute_error(
             path.clone().attr("resource_group"),
             "Missing resource_group",
             "The azure block needs resource_group: the existing resource group that holds the VMs.",
         ));
     }
-    let set = |name: &str| attrs::string(block, name).is_some_and(|v| !v.trim().is_empty()) || attrs::is_unknown(block, name);
+    let set = |name: &str| {
+        attrs::string(block, name).is_some_and(|v| !v.trim().is_empty())
+            || attrs::is_unknown(block, name)
+    };
     if !set("subnet_id") && !set("network_interface_id") {
         diags.push(Diagnostic::attribute_error(
             path.clone(),
@@ -331,7 +336,8 @@ mod tests {
         Value::object([("azure", azure)])
     }
 
-    const SUBNET: &str = "/subscriptions/s/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/d";
+    const SUBNET: &str =
+        "/subscriptions/s/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/d";
 
     #[test]
     fn the_azure_block_is_read_checked_or_refused_on_its_path() {
@@ -349,7 +355,11 @@ mod tests {
             for (config, needle) in cases {
                 let diags = validate(&config);
                 assert!(diags.has_errors(), "{needle}");
-                assert!(diags.0.iter().any(|d| d.detail.contains(needle)), "{needle}: {:?}", diags.0);
+                assert!(
+                    diags.0.iter().any(|d| d.detail.contains(needle)),
+                    "{needle}: {:?}",
+                    diags.0
+                );
             }
         } else {
             let diags = validate(&good);

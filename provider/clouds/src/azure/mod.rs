@@ -220,7 +220,11 @@ impl AzureDriver {
         })
     }
 
-    async fn sleep_or_stop(&self, delay: Duration, operation: &'static str) -> Result<(), DriverError> {
+    async fn sleep_or_stop(
+        &self,
+        delay: Duration,
+        operation: &'static str,
+    ) -> Result<(), DriverError> {
         let mut stop = self.stop.clone();
         tokio::select! {
             _ = tokio::time::sleep(delay) => Ok(()),
@@ -239,7 +243,10 @@ impl AzureDriver {
         call: &str,
     ) -> Result<Answer, DriverError> {
         let Some(client) = &self.client else {
-            return Err(rejected(operation, format!("ARM {call}: no TLS root certificates are installed on this machine")));
+            return Err(rejected(
+                operation,
+                format!("ARM {call}: no TLS root certificates are installed on this machine"),
+            ));
         };
         let mut req = hyper::Request::builder().method(method).uri(url);
         for (k, v) in headers {
@@ -249,9 +256,16 @@ impl AzureDriver {
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|_| rejected(operation, format!("ARM {call}: the request URL is not valid (check endpoint_url and the resource names)")))?;
         let sent = tokio::time::timeout(ATTEMPT_TIMEOUT, async {
-            let resp = client.request(req).await.map_err(|_| "connection failed or was closed")?;
+            let resp = client
+                .request(req)
+                .await
+                .map_err(|_| "connection failed or was closed")?;
             let (parts, body) = resp.into_parts();
-            let bytes = body.collect().await.map_err(|_| "the response was cut off")?.to_bytes();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|_| "the response was cut off")?
+                .to_bytes();
             Ok::<_, &'static str>((parts, bytes))
         });
         let mut stop = self.stop.clone();
@@ -280,7 +294,11 @@ impl AzureDriver {
     }
 
     /// A bearer token for ARM, from the cache or Entra.
-    async fn bearer(&self, creds: &Credentials, operation: &'static str) -> Result<Secret, DriverError> {
+    async fn bearer(
+        &self,
+        creds: &Credentials,
+        operation: &'static str,
+    ) -> Result<Secret, DriverError> {
         let mut cached = self.token.lock().await;
         if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.renew_at) {
             return Ok(t.value.clone());
@@ -312,9 +330,16 @@ impl AzureDriver {
                 .as_str()
                 .and_then(|d| d.lines().next())
                 .unwrap_or("");
-            let message = format!("Entra ID token request: {code}: {description} (HTTP {})", answer.status);
+            let message = format!(
+                "Entra ID token request: {code}: {description} (HTTP {})",
+                answer.status
+            );
             return Err(if answer.status == 429 {
-                DriverError::Throttled { target: TARGET.into(), operation, message }
+                DriverError::Throttled {
+                    target: TARGET.into(),
+                    operation,
+                    message,
+                }
             } else if answer.status >= 500 {
                 unavailable(operation, message)
             } else {
@@ -322,13 +347,17 @@ impl AzureDriver {
             });
         }
         let Some(value) = answer.body["access_token"].as_str() else {
-            return Err(unavailable(operation, "Entra ID token request: the answer held no access_token".into()));
+            return Err(unavailable(
+                operation,
+                "Entra ID token request: the answer held no access_token".into(),
+            ));
         };
         let lifetime = answer.body["expires_in"].as_u64().unwrap_or(300);
         let token = Token {
             value: Secret(value.to_string()),
             // Renew five minutes early (or halfway for short-lived tokens).
-            renew_at: Instant::now() + Duration::from_secs(lifetime.saturating_sub(300).max(lifetime / 2)),
+            renew_at: Instant::now()
+                + Duration::from_secs(lifetime.saturating_sub(300).max(lifetime / 2)),
         };
         let value = token.value.clone();
         *cached = Some(token);
@@ -355,7 +384,14 @@ impl AzureDriver {
             headers.push(("content-type", "application/json".into()));
         }
         let answer = self
-            .exchange(method, url, &headers, body.map(|b| Bytes::from(b.to_string())), operation, call)
+            .exchange(
+                method,
+                url,
+                &headers,
+                body.map(|b| Bytes::from(b.to_string())),
+                operation,
+                call,
+            )
             .await?;
         if answer.status < 300 || (allow_404 && answer.status == 404) {
             return Ok(answer);
@@ -366,7 +402,8 @@ impl AzureDriver {
         }
         if answer.status == 429 {
             if let Some(wait) = answer.retry_after {
-                self.sleep_or_stop(wait.min(RETRY_AFTER_MAX), operation).await?;
+                self.sleep_or_stop(wait.min(RETRY_AFTER_MAX), operation)
+                    .await?;
             }
         }
         Err(classify(operation, call, answer.status, &answer.body))
@@ -400,7 +437,12 @@ impl AzureDriver {
     /// Waits for a long-running operation the answer started (Azure-AsyncOperation first, else
     /// Location), honouring `Retry-After`. A failed operation is `Rejected` with ARM's error;
     /// a poll that fails with a retryable error is polled again.
-    async fn wait_operation(&self, started: &Answer, operation: &'static str, call: &str) -> Result<(), DriverError> {
+    async fn wait_operation(
+        &self,
+        started: &Answer,
+        operation: &'static str,
+        call: &str,
+    ) -> Result<(), DriverError> {
         let (url, by_status) = match (&started.async_operation, &started.location) {
             (Some(url), _) => (url.clone(), false),
             (None, Some(url)) if started.status == 202 => (url.clone(), true),
@@ -415,12 +457,27 @@ impl AzureDriver {
             let delay = wait
                 .unwrap_or_else(|| self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0))
                 .max(Duration::from_millis(100));
-            self.sleep_or_stop(delay.min(RETRY_AFTER_MAX), operation).await?;
+            self.sleep_or_stop(delay.min(RETRY_AFTER_MAX), operation)
+                .await?;
             n = n.saturating_add(1);
             if begun.elapsed() > self.poll.timeout {
-                return Err(DriverError::Timeout { target: TARGET.into(), operation, seconds: self.poll.timeout.as_secs() });
+                return Err(DriverError::Timeout {
+                    target: TARGET.into(),
+                    operation,
+                    seconds: self.poll.timeout.as_secs(),
+                });
             }
-            let poll = match self.arm("GET", &url, None, operation, &format!("{call} (operation status)"), true).await {
+            let poll = match self
+                .arm(
+                    "GET",
+                    &url,
+                    None,
+                    operation,
+                    &format!("{call} (operation status)"),
+                    true,
+                )
+                .await
+            {
                 Ok(p) => p,
                 Err(e) if e.is_retryable() => {
                     tracing::debug!(error = %e, "operation poll failed; polling again");
@@ -440,9 +497,16 @@ impl AzureDriver {
                 "Succeeded" => return Ok(()),
                 "Failed" | "Canceled" => {
                     let status = poll.body["status"].as_str().unwrap_or("Failed").to_string();
-                    let code = poll.body["error"]["code"].as_str().unwrap_or("OperationFailed");
-                    let message = poll.body["error"]["message"].as_str().unwrap_or("no message");
-                    return Err(rejected(operation, format!("ARM {call}: the operation ended {status}: {code}: {message}")));
+                    let code = poll.body["error"]["code"]
+                        .as_str()
+                        .unwrap_or("OperationFailed");
+                    let message = poll.body["error"]["message"]
+                        .as_str()
+                        .unwrap_or("no message");
+                    return Err(rejected(
+                        operation,
+                        format!("ARM {call}: the operation ended {status}: {code}: {message}"),
+                    ));
                 }
                 _ => {}
             }
@@ -450,25 +514,47 @@ impl AzureDriver {
     }
 
     /// The VM at `url` with its instance view; `None` when it does not exist.
-    async fn get_vm(&self, url: &str, operation: &'static str) -> Result<Option<Json>, DriverError> {
+    async fn get_vm(
+        &self,
+        url: &str,
+        operation: &'static str,
+    ) -> Result<Option<Json>, DriverError> {
         let answer = self
-            .arm("GET", &format!("{url}?api-version={COMPUTE_API_VERSION}&$expand=instanceView"), None, operation, "virtualMachines.Get", true)
+            .arm(
+                "GET",
+                &format!("{url}?api-version={COMPUTE_API_VERSION}&$expand=instanceView"),
+                None,
+                operation,
+                "virtualMachines.Get",
+                true,
+            )
             .await?;
         Ok((answer.status != 404).then_some(answer.body))
     }
 
     /// The private IP of the VM's first NIC ("" when unknown).
     async fn private_ip(&self, vm: &Json, operation: &'static str) -> Result<String, DriverError> {
-        let Some(nic_id) = vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"].as_str() else {
+        let Some(nic_id) =
+            vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"].as_str()
+        else {
             return Ok(String::new());
         };
         let answer = self
-            .arm("GET", &format!("{}?api-version={NETWORK_API_VERSION}", self.id_url(nic_id)), None, operation, "networkInterfaces.Get", true)
+            .arm(
+                "GET",
+                &format!("{}?api-version={NETWORK_API_VERSION}", self.id_url(nic_id)),
+                None,
+                operation,
+                "networkInterfaces.Get",
+                true,
+            )
             .await?;
-        Ok(answer.body["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
+        Ok(
+            answer.body["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
     }
 
     /// Our [`Instance`] for an ARM VM body, with its private IP.
@@ -490,20 +576,38 @@ impl AzureDriver {
         while let Some(next) = url.take() {
             pages += 1;
             if pages > 1000 {
-                return Err(unavailable(operation, "ARM virtualMachines.List: more than 1000 pages (nextLink loops)".into()));
+                return Err(unavailable(
+                    operation,
+                    "ARM virtualMachines.List: more than 1000 pages (nextLink loops)".into(),
+                ));
             }
-            let answer = self.arm("GET", &next, None, operation, "virtualMachines.List", false).await?;
+            let answer = self
+                .arm("GET", &next, None, operation, "virtualMachines.List", false)
+                .await?;
             if let Some(items) = answer.body["value"].as_array() {
                 out.extend(items.iter().cloned());
             }
-            url = answer.body["nextLink"].as_str().filter(|l| !l.is_empty()).map(str::to_string);
+            url = answer.body["nextLink"]
+                .as_str()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string);
         }
         Ok(out)
     }
 
     /// The NIC for a new VM: the configured one, or one made in the configured subnet.
-    async fn network_interface(&self, creds: &Credentials, vm_name: &str, location: &str) -> Result<(String, bool), DriverError> {
-        if let Some(nic) = self.settings.network_interface_id.as_ref().filter(|n| !n.is_empty()) {
+    async fn network_interface(
+        &self,
+        creds: &Credentials,
+        vm_name: &str,
+        location: &str,
+    ) -> Result<(String, bool), DriverError> {
+        if let Some(nic) = self
+            .settings
+            .network_interface_id
+            .as_ref()
+            .filter(|n| !n.is_empty())
+        {
             return Ok((nic.clone(), false));
         }
         let Some(subnet) = self.settings.subnet_id.as_ref().filter(|s| !s.is_empty()) else {
@@ -522,10 +626,21 @@ impl AzureDriver {
         });
         let url = self.nic_url(creds, &name);
         let answer = self
-            .arm("PUT", &format!("{url}?api-version={NETWORK_API_VERSION}"), Some(&body), "create", "networkInterfaces.CreateOrUpdate", false)
+            .arm(
+                "PUT",
+                &format!("{url}?api-version={NETWORK_API_VERSION}"),
+                Some(&body),
+                "create",
+                "networkInterfaces.CreateOrUpdate",
+                false,
+            )
             .await?;
-        self.wait_operation(&answer, "create", "networkInterfaces.CreateOrUpdate").await?;
-        let id = answer.body["id"].as_str().map(str::to_string).unwrap_or_else(|| url.trim_start_matches(&self.endpoint).to_string());
+        self.wait_operation(&answer, "create", "networkInterfaces.CreateOrUpdate")
+            .await?;
+        let id = answer.body["id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| url.trim_start_matches(&self.endpoint).to_string());
         Ok((id, true))
     }
 
@@ -534,10 +649,23 @@ impl AzureDriver {
         if self.settings.network_interface_id.is_some() && self.settings.subnet_id.is_none() {
             return Ok(());
         }
-        let url = format!("{}?api-version={NETWORK_API_VERSION}", self.nic_url(creds, &nic_name(vm_name)));
-        let answer = self.arm("DELETE", &url, None, "delete", "networkInterfaces.Delete", true).await?;
+        let url = format!(
+            "{}?api-version={NETWORK_API_VERSION}",
+            self.nic_url(creds, &nic_name(vm_name))
+        );
+        let answer = self
+            .arm(
+                "DELETE",
+                &url,
+                None,
+                "delete",
+                "networkInterfaces.Delete",
+                true,
+            )
+            .await?;
         if answer.status != 404 {
-            self.wait_operation(&answer, "delete", "networkInterfaces.Delete").await?;
+            self.wait_operation(&answer, "delete", "networkInterfaces.Delete")
+                .await?;
         }
         Ok(())
     }
@@ -548,19 +676,37 @@ impl AzureDriver {
         if let Some(reference) = spec.image.as_deref().and_then(image_reference) {
             return Ok(reference);
         }
-        let fallback = self.settings.default_image.as_deref().unwrap_or(DEFAULT_IMAGE);
+        let fallback = self
+            .settings
+            .default_image
+            .as_deref()
+            .unwrap_or(DEFAULT_IMAGE);
         image_reference(fallback).ok_or_else(|| {
             rejected("create", format!("default_image {fallback:?} is neither publisher:offer:sku:version nor an image resource id"))
         })
     }
 
     /// The body of the VM's PUT.
-    fn vm_body(&self, spec: &InstanceSpec, vm_name: &str, nic_id: &str, own_nic: bool) -> Result<Json, DriverError> {
+    fn vm_body(
+        &self,
+        spec: &InstanceSpec,
+        vm_name: &str,
+        nic_id: &str,
+        own_nic: bool,
+    ) -> Result<Json, DriverError> {
         let Some(size) = spec.instance_type.as_deref().filter(|s| !s.is_empty()) else {
-            return Err(rejected("create", "the placement names no instance type (vmSize)".into()));
+            return Err(rejected(
+                "create",
+                "the placement names no instance type (vmSize)".into(),
+            ));
         };
         let mut linux = json!({"disablePasswordAuthentication": true, "provisionVMAgent": true});
-        if let Some(key) = self.settings.ssh_public_key.as_ref().filter(|k| !k.is_empty()) {
+        if let Some(key) = self
+            .settings
+            .ssh_public_key
+            .as_ref()
+            .filter(|k| !k.is_empty())
+        {
             linux["ssh"] = json!({"publicKeys": [{
                 "path": format!("/home/{DEFAULT_ADMIN_USERNAME}/.ssh/authorized_keys"),
                 "keyData": key,
@@ -604,7 +750,11 @@ fn authority_allowed(url: &str) -> bool {
     lower.starts_with("https://")
         || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
             .iter()
-            .any(|p| lower.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with(':') || rest.starts_with('/')))
+            .any(|p| {
+                lower.strip_prefix(p).is_some_and(|rest| {
+                    rest.is_empty() || rest.starts_with(':') || rest.starts_with('/')
+                })
+            })
 }
 
 /// `1`, `2`, `3` from a zone written `1` or `<region>-1`; anything else is not an Azure zone.
@@ -659,7 +809,12 @@ pub fn nic_name(vm_name: &str) -> String {
 /// Tags a VM is created with: the user's (no `hybrid:` keys), ours, the key, the name and the
 /// stored description (as many `hybrid:meta-N` tags as fit under Azure's 50).
 pub fn instance_tags(spec: &InstanceSpec) -> BTreeMap<String, String> {
-    let mut tags = desired_tags(&spec.tags, &spec.workload_id, &spec.name, spec.metadata.as_ref());
+    let mut tags = desired_tags(
+        &spec.tags,
+        &spec.workload_id,
+        &spec.name,
+        spec.metadata.as_ref(),
+    );
     tags.insert(TAG_IDEMPOTENCY_KEY.into(), spec.idempotency_key.clone());
     tags
 }
@@ -724,7 +879,13 @@ fn image_of(vm: &Json) -> Option<String> {
         return Some(id.to_string());
     }
     let part = |k: &str| r[k].as_str().map(str::to_string);
-    Some(format!("{}:{}:{}:{}", part("publisher")?, part("offer")?, part("sku")?, part("version")?))
+    Some(format!(
+        "{}:{}:{}:{}",
+        part("publisher")?,
+        part("offer")?,
+        part("sku")?,
+        part("version")?
+    ))
 }
 
 /// Our [`Instance`] from an ARM VM body.
@@ -747,7 +908,9 @@ fn to_instance(vm: &Json, private_ip: String) -> Instance {
         provider: TARGET.into(),
         region: vm["location"].as_str().unwrap_or_default().to_string(),
         zone: vm["zones"][0].as_str().map(str::to_string),
-        instance_type: vm["properties"]["hardwareProfile"]["vmSize"].as_str().map(str::to_string),
+        instance_type: vm["properties"]["hardwareProfile"]["vmSize"]
+            .as_str()
+            .map(str::to_string),
         node: None,
         image: image_of(vm),
         private_ip,
@@ -770,14 +933,22 @@ fn is_live(vm: &Json) -> bool {
 /// retried), everything else rejected; the text names the call and carries ARM's code and
 /// message.
 pub fn classify(operation: &'static str, call: &str, status: u16, body: &Json) -> DriverError {
-    let error = if body["error"].is_object() { &body["error"] } else { body };
+    let error = if body["error"].is_object() {
+        &body["error"]
+    } else {
+        body
+    };
     let code = error["code"].as_str().unwrap_or("UnknownError");
     let message = match error["message"].as_str().filter(|m| !m.is_empty()) {
         Some(m) => format!("ARM {call}: {code}: {m} (HTTP {status})"),
         None => format!("ARM {call}: {code} (HTTP {status})"),
     };
     match status {
-        429 => DriverError::Throttled { target: TARGET.into(), operation, message },
+        429 => DriverError::Throttled {
+            target: TARGET.into(),
+            operation,
+            message,
+        },
         s if s >= 500 => unavailable(operation, message),
         _ => rejected(operation, message),
     }
@@ -794,7 +965,11 @@ pub fn parse_vm_id(id: &str) -> Option<(String, String, String)> {
                 && providers.eq_ignore_ascii_case("providers")
                 && ns.eq_ignore_ascii_case("Microsoft.Compute")
                 && kind.eq_ignore_ascii_case("virtualMachines")
-                && [sub, rg, name].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))) =>
+                && [sub, rg, name].iter().all(|p| {
+                    !p.is_empty()
+                        && p.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))
+                }) =>
         {
             Some((sub.to_string(), rg.to_string(), name.to_string()))
         }
@@ -823,16 +998,27 @@ impl Driver for AzureDriver {
                 return self.instance(&vm, "create").await;
             }
             if !is_live(&vm) {
-                return Err(unavailable("create", format!("ARM virtualMachines.CreateOrUpdate: VM {name} is still being deleted")));
+                return Err(unavailable(
+                    "create",
+                    format!("ARM virtualMachines.CreateOrUpdate: VM {name} is still being deleted"),
+                ));
             }
         }
         let (nic_id, own_nic) = self.network_interface(&creds, &name, &spec.region).await?;
         let body = self.vm_body(spec, &name, &nic_id, own_nic)?;
         let answer = self
-            .arm("PUT", &format!("{url}?api-version={COMPUTE_API_VERSION}"), Some(&body), "create", "virtualMachines.CreateOrUpdate", false)
+            .arm(
+                "PUT",
+                &format!("{url}?api-version={COMPUTE_API_VERSION}"),
+                Some(&body),
+                "create",
+                "virtualMachines.CreateOrUpdate",
+                false,
+            )
             .await?;
         tracing::info!(vm = %name, location = %spec.region, "Azure VM requested");
-        self.wait_operation(&answer, "create", "virtualMachines.CreateOrUpdate").await?;
+        self.wait_operation(&answer, "create", "virtualMachines.CreateOrUpdate")
+            .await?;
         match self.get_vm(&url, "create").await? {
             Some(vm) if provisioning_state(&vm) == "Failed" => Err(rejected("create", format!("ARM virtualMachines.CreateOrUpdate: VM {name} ended in provisioningState Failed (see its activity log)"))),
             Some(vm) => self.instance(&vm, "create").await,
@@ -843,7 +1029,12 @@ impl Driver for AzureDriver {
     async fn read(&self, instance_id: &str) -> Result<Option<Instance>, DriverError> {
         let url = if parse_vm_id(instance_id).is_some() {
             self.id_url(instance_id)
-        } else if !instance_id.is_empty() && instance_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && instance_id.starts_with("hybrid-") {
+        } else if !instance_id.is_empty()
+            && instance_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && instance_id.starts_with("hybrid-")
+        {
             // A bare VM name (import) in the configured resource group.
             let creds = self.credentials("read")?;
             self.vm_url(&creds, instance_id)
@@ -861,7 +1052,11 @@ impl Driver for AzureDriver {
             .list_vms("read")
             .await?
             .into_iter()
-            .filter(|vm| is_managed(vm) && is_live(vm) && vm["tags"][TAG_WORKLOAD_ID].as_str() == Some(workload_id))
+            .filter(|vm| {
+                is_managed(vm)
+                    && is_live(vm)
+                    && vm["tags"][TAG_WORKLOAD_ID].as_str() == Some(workload_id)
+            })
             .collect();
         found.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         let Some(id) = found.first().and_then(|vm| vm["id"].as_str()) else {
@@ -876,7 +1071,11 @@ impl Driver for AzureDriver {
         tags: &BTreeMap<String, String>,
         metadata: Option<&Json>,
     ) -> Result<Instance, DriverError> {
-        let not_found = || DriverError::NotFound { target: TARGET.into(), operation: "update", instance_id: instance_id.to_string() };
+        let not_found = || DriverError::NotFound {
+            target: TARGET.into(),
+            operation: "update",
+            instance_id: instance_id.to_string(),
+        };
         if parse_vm_id(instance_id).is_none() {
             return Err(not_found());
         }
@@ -886,7 +1085,10 @@ impl Driver for AzureDriver {
         };
         let current = tags_of(&vm);
         let workload = current.get(TAG_WORKLOAD_ID).cloned().unwrap_or_default();
-        let name = current.get(TAG_NAME).cloned().unwrap_or_else(|| vm["name"].as_str().unwrap_or_default().to_string());
+        let name = current
+            .get(TAG_NAME)
+            .cloned()
+            .unwrap_or_else(|| vm["name"].as_str().unwrap_or_default().to_string());
         let mut desired = desired_tags(tags, &workload, &name, metadata);
         if let Some(key) = current.get(TAG_IDEMPOTENCY_KEY) {
             desired.insert(TAG_IDEMPOTENCY_KEY.into(), key.clone());
@@ -894,9 +1096,17 @@ impl Driver for AzureDriver {
         if desired != current {
             // PATCH replaces the whole tag set.
             let answer = self
-                .arm("PATCH", &format!("{url}?api-version={COMPUTE_API_VERSION}"), Some(&json!({"tags": desired})), "update", "virtualMachines.Update", false)
+                .arm(
+                    "PATCH",
+                    &format!("{url}?api-version={COMPUTE_API_VERSION}"),
+                    Some(&json!({"tags": desired})),
+                    "update",
+                    "virtualMachines.Update",
+                    false,
+                )
                 .await?;
-            self.wait_operation(&answer, "update", "virtualMachines.Update").await?;
+            self.wait_operation(&answer, "update", "virtualMachines.Update")
+                .await?;
         }
         self.read(instance_id).await?.ok_or_else(not_found)
     }
@@ -908,13 +1118,28 @@ impl Driver for AzureDriver {
         };
         let url = self.id_url(instance_id);
         let answer = self
-            .arm("DELETE", &format!("{url}?api-version={COMPUTE_API_VERSION}"), None, "delete", "virtualMachines.Delete", true)
+            .arm(
+                "DELETE",
+                &format!("{url}?api-version={COMPUTE_API_VERSION}"),
+                None,
+                "delete",
+                "virtualMachines.Delete",
+                true,
+            )
             .await?;
         if answer.status != 404 {
-            self.wait_operation(&answer, "delete", "virtualMachines.Delete").await?;
+            self.wait_operation(&answer, "delete", "virtualMachines.Delete")
+                .await?;
             // The operation said done; make sure ARM agrees before the NIC goes.
-            if self.get_vm(&url, "delete").await?.is_some_and(|vm| !is_live(&vm)) {
-                return Err(unavailable("delete", format!("ARM virtualMachines.Delete: VM {name} is still being deleted")));
+            if self
+                .get_vm(&url, "delete")
+                .await?
+                .is_some_and(|vm| !is_live(&vm))
+            {
+                return Err(unavailable(
+                    "delete",
+                    format!("ARM virtualMachines.Delete: VM {name} is still being deleted"),
+                ));
             }
         }
         let creds = self.credentials("delete")?;
@@ -975,11 +1200,19 @@ mod tests {
             };
             assert_eq!(got, *want, "{status}");
             let text = err.to_string();
-            assert!(text.contains("virtualMachines.CreateOrUpdate") && text.contains("SkuNotAvailable") && text.contains("not here"), "{text}");
+            assert!(
+                text.contains("virtualMachines.CreateOrUpdate")
+                    && text.contains("SkuNotAvailable")
+                    && text.contains("not here"),
+                "{text}"
+            );
         }
         // A body that is not ARM's (a proxy's page) still names the call and the status.
         let text = classify("read", "virtualMachines.Get", 502, &Json::Null).to_string();
-        assert!(text.contains("virtualMachines.Get") && text.contains("502"), "{text}");
+        assert!(
+            text.contains("virtualMachines.Get") && text.contains("502"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -993,7 +1226,9 @@ mod tests {
         assert_ne!(vm_name(&s), vm_name(&other));
         let mut odd = s.clone();
         odd.workload_id = "wl-../../ÄÖ?".into();
-        assert!(vm_name(&odd).chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        assert!(vm_name(&odd)
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-'));
     }
 
     #[test]
@@ -1017,24 +1252,48 @@ mod tests {
     fn image_references_and_ids() {
         assert_eq!(
             image_reference(DEFAULT_IMAGE),
-            Some(json!({"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}))
+            Some(
+                json!({"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"})
+            )
         );
         assert_eq!(image_reference("ami-123"), None);
         assert_eq!(image_reference("a::c:d"), None);
-        assert!(image_reference("/subscriptions/x/resourceGroups/r/providers/Microsoft.Compute/images/i").is_some());
+        assert!(image_reference(
+            "/subscriptions/x/resourceGroups/r/providers/Microsoft.Compute/images/i"
+        )
+        .is_some());
         let id = "/subscriptions/s-1/resourceGroups/rg_1/providers/Microsoft.Compute/virtualMachines/hybrid-1";
-        assert_eq!(parse_vm_id(id), Some(("s-1".into(), "rg_1".into(), "hybrid-1".into())));
+        assert_eq!(
+            parse_vm_id(id),
+            Some(("s-1".into(), "rg_1".into(), "hybrid-1".into()))
+        );
         assert_eq!(parse_vm_id("eu-west-1/i-123"), None);
-        assert_eq!(parse_vm_id("/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/networkInterfaces/n"), None);
-        assert_eq!(parse_vm_id("/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/a?b"), None);
+        assert_eq!(
+            parse_vm_id(
+                "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/networkInterfaces/n"
+            ),
+            None
+        );
+        assert_eq!(
+            parse_vm_id(
+                "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/a?b"
+            ),
+            None
+        );
     }
 
     #[test]
     fn status_and_authority_rules() {
         let vm = json!({"properties": {"provisioningState": "Succeeded", "instanceView": {"statuses": [{"code": "ProvisioningState/succeeded"}, {"code": "PowerState/deallocated"}]}}});
         assert_eq!(status_of(&vm), "deallocated");
-        assert_eq!(status_of(&json!({"properties": {"provisioningState": "Succeeded"}})), "running");
-        assert_eq!(status_of(&json!({"properties": {"provisioningState": "Failed"}})), "failed");
+        assert_eq!(
+            status_of(&json!({"properties": {"provisioningState": "Succeeded"}})),
+            "running"
+        );
+        assert_eq!(
+            status_of(&json!({"properties": {"provisioningState": "Failed"}})),
+            "failed"
+        );
         assert!(authority_allowed("https://login.microsoftonline.com"));
         assert!(authority_allowed("http://127.0.0.1:4000"));
         assert!(!authority_allowed("http://127.0.0.1.evil.example"));
