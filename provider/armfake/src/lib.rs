@@ -745,18 +745,19 @@ impl Shared {
         let mut st = lock(&self.state);
         let now = Instant::now();
         settle(&mut st, now);
-        let expand =
-            match call.query.get("$expand").map(String::as_str) {
-                None => false,
-                Some(e) if e.eq_ignore_ascii_case("instanceView") => true,
-                Some(e) => return arm_error(
+        let expand = match call.query.get("$expand").map(String::as_str) {
+            None => false,
+            Some(e) if e.eq_ignore_ascii_case("instanceView") => true,
+            Some(e) => {
+                return arm_error(
                     400,
                     "InvalidParameter",
                     &format!(
                         "The value '{e}' of $expand is not valid; use instanceView or userData."
                     ),
-                ),
-            };
+                )
+            }
+        };
         match st.vms.get(name) {
             Some(vm) => answer(200, Some(view(vm, now, expand)), &[]),
             None => self.vm_not_found(name),

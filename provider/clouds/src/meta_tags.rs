@@ -69,12 +69,12 @@ mod tests {
 
     #[test]
     fn round_trip_and_limits() {
-        let meta = serde_json::json!({"state": {"name": "api", "blob": "é".repeat(700), "alternatives": ["x"]}});
+        let meta = serde_json::json!({"state": {"name": "api", "blob": "é".repeat(300), "alternatives": ["a".repeat(400)]}});
         let tags: BTreeMap<String, String> = encode(&meta, 24, 256).into_iter().collect();
         assert!(tags.values().all(|v| v.chars().count() <= 256));
         assert_eq!(decode(&tags), Some(meta.clone()));
         // Too small for everything: the alternatives go first.
-        let slim: BTreeMap<String, String> = encode(&meta, 3, 256).into_iter().collect();
+        let slim: BTreeMap<String, String> = encode(&meta, 2, 256).into_iter().collect();
         let back = decode(&slim).expect("slim description");
         assert_eq!(back["state"]["alternatives"], serde_json::json!([]));
         assert!(encode(&meta, 1, 256).is_empty());
