@@ -3,6 +3,8 @@
 
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "azure")]
+mod azure;
 mod bad_input;
 mod data_sources;
 mod docs;
@@ -16,7 +18,7 @@ mod harness;
 mod metrics;
 mod migration;
 mod monitoring;
-#[cfg(any(feature = "aws", feature = "gcp"))]
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 mod moto;
 mod protocol;
 mod release;

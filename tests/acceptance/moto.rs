@@ -1,7 +1,9 @@
 //! Test support for the aws driver: a moto EC2 server started on a free port for one test, a
 //! fault-injecting HTTP proxy of our own in front of it, and a plain EC2 query client that
 //! checks what exists in moto without going through the driver under test. The gcp tests put
-//! the same proxy in front of their local Compute Engine server ([`Dialect::Gce`]).
+//! the same proxy in front of their local Compute Engine server ([`Dialect::Gce`]), the azure
+//! tests in front of their ARM server (EC2-shaped injected answers, which an ARM client reads as
+//! a throttle or server error by status).
 //!
 //! None of this is in the provider binary.
 

@@ -13,12 +13,15 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod edge;
 pub mod faults;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
+pub mod meta_tags;
 pub mod retry;
 pub mod sim;
 

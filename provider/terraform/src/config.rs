@@ -49,7 +49,7 @@ pub fn schema() -> Schema {
                     "Make the sim cloud fail on demand, e.g. \"create:throttle=0.3,delete:error=1\" (kinds: throttle, error, reject, lost_response). Default: $HYBRID_SIM_FAULTS, else none.",
                 ),
             ],
-            blocks: vec![crate::observe::metrics_block(), aws_block(), gcp_block()],
+            blocks: vec![crate::observe::metrics_block(), aws_block(), gcp_block(), azure_block()],
             description: "Places workloads across AWS, Azure, GCP, on-prem and edge sites; provisions on the embedded sim cloud by default.",
         },
     }
@@ -98,6 +98,31 @@ fn gcp_block() -> NestedBlock {
     }
 }
 
+/// `azure {}`: its presence turns the Azure Compute driver on for workloads placed on azure.
+/// The service principal is deliberately not an attribute: AZURE_TENANT_ID, AZURE_CLIENT_ID and
+/// AZURE_CLIENT_SECRET from the environment.
+fn azure_block() -> NestedBlock {
+    NestedBlock {
+        type_name: "azure",
+        nesting: Nesting::Single,
+        block: Block {
+            attributes: vec![
+                Attr::optional("subscription_id", Type::String, "Subscription to create VMs in. Default: $AZURE_SUBSCRIPTION_ID."),
+                Attr::required("resource_group", Type::String, "Existing resource group that holds the VMs (and the NICs made for them)."),
+                Attr::optional("endpoint_url", Type::String, "Azure Resource Manager endpoint to use instead of https://management.azure.com (e.g. a sovereign cloud or a local test server)."),
+                Attr::optional("subnet_id", Type::String, "Subnet resource id (.../virtualNetworks/<vnet>/subnets/<name>): a network interface is made per VM with a name derived from the VM's, and deleted with it. One of subnet_id or network_interface_id is required; subnet_id wins when both are set."),
+                Attr::optional("network_interface_id", Type::String, "Existing network interface resource id to attach (a NIC serves one VM, so this suits a single workload); it is left in place when the VM is deleted."),
+                Attr::optional("default_image", Type::String, "Image for workloads whose image is not publisher:offer:sku:version or an image resource id. Default: Canonical:ubuntu-24_04-lts:server:latest."),
+                Attr::optional("ssh_public_key", Type::String, "OpenSSH public key for the VMs' admin user `hybrid` (password login is off; real Azure requires a key for such Linux VMs)."),
+            ],
+            blocks: Vec::new(),
+            description: "Provision workloads placed on azure as Azure VMs through Azure Resource Manager (location from the placement, vmSize from its instance type; service principal from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, never from HCL; Entra authority from $AZURE_AUTHORITY_HOST). Without this block azure placements run on the sim cloud. Needs a provider built with the `azure` feature.",
+        },
+        min_items: 0,
+        max_items: 0,
+    }
+}
+
 /// The provider block's `gcp {}` settings, as plain values (the driver type exists only in
 /// builds with the `gcp` feature).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -107,6 +132,19 @@ pub struct GcpConfig {
     pub default_image: Option<String>,
     pub network: Option<String>,
     pub subnetwork: Option<String>,
+}
+
+/// The provider block's `azure {}` settings, as plain values (the driver type exists only in
+/// builds with the `azure` feature).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AzureConfig {
+    pub subscription_id: Option<String>,
+    pub resource_group: String,
+    pub endpoint_url: Option<String>,
+    pub subnet_id: Option<String>,
+    pub network_interface_id: Option<String>,
+    pub default_image: Option<String>,
+    pub ssh_public_key: Option<String>,
 }
 
 /// The provider block's `aws {}` settings, as plain values (the driver type exists only in
@@ -133,6 +171,8 @@ pub struct Settings {
     pub aws: Option<AwsConfig>,
     /// `Some` when the provider block has a `gcp {}` block.
     pub gcp: Option<GcpConfig>,
+    /// `Some` when the provider block has an `azure {}` block.
+    pub azure: Option<AzureConfig>,
 }
 
 fn default_state_path() -> PathBuf {
@@ -195,6 +235,9 @@ pub fn validate(config: &Value) -> Diagnostics {
             }
         }
     }
+    if let Some(azure) = attrs::get(config, "azure") {
+        validate_azure(azure, &mut diags);
+    }
     if let Some(path) = attrs::string(config, "state_path") {
         if path.trim().is_empty() {
             diags.push(Diagnostic::attribute_error(
@@ -206,6 +249,63 @@ pub fn validate(config: &Value) -> Diagnostics {
     }
     crate::observe::validate_metrics(config, &mut diags);
     diags
+}
+
+fn validate_azure(block: &Value, diags: &mut Diagnostics) {
+    let path = AttributePath::root().attr("azure");
+    if !cfg!(feature = "azure") {
+        diags.push(Diagnostic::attribute_error(
+            path,
+            "Azure driver not available",
+            "This terraform-provider-hybrid binary was built without the azure driver (cargo feature `azure`), so the azure block cannot be honoured. Use a build with --features azure, or remove the block to provision azure placements on the sim cloud.",
+        ));
+        return;
+    }
+    let known = |name: &str| !attrs::is_unknown(block, name);
+    if known("resource_group")
+        && attrs::string(block, "resource_group").is_none_or(|g| g.trim().is_empty())
+    {
+        diags.push(Diagnostic::attribute_error(
+            path.clone().attr("resource_group"),
+            "Missing resource_group",
+            "The azure block needs resource_group: the existing resource group that holds the VMs.",
+        ));
+    }
+    let set = |name: &str| {
+        attrs::string(block, name).is_some_and(|v| !v.trim().is_empty())
+            || attrs::is_unknown(block, name)
+    };
+    if !set("subnet_id") && !set("network_interface_id") {
+        diags.push(Diagnostic::attribute_error(
+            path.clone(),
+            "No network for Azure VMs",
+            "An Azure VM needs a network interface: set subnet_id (a NIC is made per VM and deleted with it) or network_interface_id (an existing NIC, for a single workload) in the azure block.",
+        ));
+    }
+    for (name, what) in [
+        ("subnet_id", "/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Network/virtualNetworks/<vnet>/subnets/<name>"),
+        ("network_interface_id", "/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Network/networkInterfaces/<name>"),
+    ] {
+        if let Some(id) = attrs::string(block, name).filter(|v| !v.trim().is_empty()) {
+            if !id.starts_with("/subscriptions/") || !id.to_ascii_lowercase().contains("/providers/microsoft.network/") {
+                diags.push(Diagnostic::attribute_error(
+                    path.clone().attr(name),
+                    &format!("Invalid {name}"),
+                    format!("{name} must be a resource id of the form {what}."),
+                ));
+            }
+        }
+    }
+    if let Some(url) = attrs::string(block, "endpoint_url") {
+        let lower = url.to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+            diags.push(Diagnostic::attribute_error(
+                path.attr("endpoint_url"),
+                "Invalid endpoint_url",
+                "endpoint_url must be an http:// or https:// URL.",
+            ));
+        }
+    }
 }
 
 pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
@@ -233,6 +333,15 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
             default_image: attrs::string(block, "default_image"),
             network: attrs::string(block, "network"),
             subnetwork: attrs::string(block, "subnetwork"),
+        }),
+        azure: attrs::get(config, "azure").map(|block| AzureConfig {
+            subscription_id: attrs::string(block, "subscription_id"),
+            resource_group: attrs::string(block, "resource_group").unwrap_or_default(),
+            endpoint_url: attrs::string(block, "endpoint_url"),
+            subnet_id: attrs::string(block, "subnet_id"),
+            network_interface_id: attrs::string(block, "network_interface_id"),
+            default_image: attrs::string(block, "default_image"),
+            ssh_public_key: attrs::string(block, "ssh_public_key"),
         }),
         ledger_url: attrs::string(config, "ledger_url").or_else(|| {
             ENV_LEDGER_URLS
@@ -312,6 +421,53 @@ mod tests {
                 .gcp,
             None
         );
+    }
+
+    fn azure_block(group: Option<&str>, subnet: Option<&str>) -> Value {
+        let text = |v: Option<&str>| v.map(Value::string).unwrap_or(Value::Null);
+        let azure = Value::object([
+            ("subscription_id", Value::Null),
+            ("resource_group", text(group)),
+            ("endpoint_url", Value::string("http://127.0.0.1:4000")),
+            ("subnet_id", text(subnet)),
+            ("network_interface_id", Value::Null),
+            ("default_image", Value::Null),
+            ("ssh_public_key", Value::Null),
+        ]);
+        Value::object([("azure", azure)])
+    }
+
+    const SUBNET: &str =
+        "/subscriptions/s/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/d";
+
+    #[test]
+    fn the_azure_block_is_read_checked_or_refused_on_its_path() {
+        let good = azure_block(Some("rg"), Some(SUBNET));
+        if cfg!(feature = "azure") {
+            let settings = settings(&good).expect("valid settings");
+            let azure = settings.azure.expect("azure settings");
+            assert_eq!(azure.resource_group, "rg");
+            assert_eq!(azure.subnet_id.as_deref(), Some(SUBNET));
+            let cases = [
+                (azure_block(None, Some(SUBNET)), "resource_group"),
+                (azure_block(Some("rg"), None), "network_interface_id"),
+                (azure_block(Some("rg"), Some("subnet-1")), "resource id"),
+            ];
+            for (config, needle) in cases {
+                let diags = validate(&config);
+                assert!(diags.has_errors(), "{needle}");
+                assert!(
+                    diags.0.iter().any(|d| d.detail.contains(needle)),
+                    "{needle}: {:?}",
+                    diags.0
+                );
+            }
+        } else {
+            let diags = validate(&good);
+            assert!(diags.has_errors());
+            assert_eq!(diags.0[0].path, Some(AttributePath::root().attr("azure")));
+            assert!(diags.0[0].detail.contains("built without the azure driver"));
+        }
     }
 
     #[test]

@@ -506,6 +506,9 @@ impl Provider for HybridProvider {
             let kubernetes = edge_sites
                 .clone()
                 .map(|sites| MeteredDriver::wrap(sites.driver(), self.telemetry.clone()));
+            if let Some(azure) = azure_driver(settings.azure.as_ref(), &self.stop) {
+                clouds.insert("azure", MeteredDriver::wrap(azure, self.telemetry.clone()));
+            }
             *self.context.write().await = Some(ProviderContext {
                 catalog,
                 driver: MeteredDriver::wrap(sim.clone(), self.telemetry.clone()),
@@ -962,9 +965,41 @@ fn gcp_driver(
     )))
 }
 
+/// The Azure Compute driver for an `azure {}` block (config validation already refused the
+/// block in builds without the feature).
+#[cfg(feature = "azure")]
+fn azure_driver(
+    block: Option<&config::AzureConfig>,
+    stop: &StopHandle,
+) -> Option<Arc<dyn clouds::Driver>> {
+    let block = block?;
+    let settings = clouds::azure::AzureSettings {
+        subscription_id: block.subscription_id.clone(),
+        resource_group: block.resource_group.clone(),
+        endpoint_url: block.endpoint_url.clone(),
+        subnet_id: block.subnet_id.clone(),
+        network_interface_id: block.network_interface_id.clone(),
+        default_image: block.default_image.clone(),
+        authority_host: None,
+        ssh_public_key: block.ssh_public_key.clone(),
+    };
+    Some(Arc::new(clouds::azure::AzureDriver::new(
+        settings,
+        stop.signal(),
+    )))
+}
+
 #[cfg(not(feature = "gcp"))]
 fn gcp_driver(
     _block: Option<&config::GcpConfig>,
+    _stop: &StopHandle,
+) -> Option<Arc<dyn clouds::Driver>> {
+    None
+}
+
+#[cfg(not(feature = "azure"))]
+fn azure_driver(
+    _block: Option<&config::AzureConfig>,
     _stop: &StopHandle,
 ) -> Option<Arc<dyn clouds::Driver>> {
     None
@@ -1012,7 +1047,12 @@ mod tests {
         {
             check(&name, schema.block.as_ref().expect("block"));
         }
-        check("provider", &schema_to_pb(&provider.provider_schema).block.expect("block"));
+        check(
+            "provider",
+            &schema_to_pb(&provider.provider_schema)
+                .block
+                .expect("block"),
+        );
     }
 
     #[test]

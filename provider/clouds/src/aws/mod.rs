@@ -27,6 +27,7 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, InstanceType, Placement, ResourceType, Tag, TagSpecification};
 use tokio::sync::Mutex;
 
+use crate::meta_tags;
 use crate::retry::{Jitter, RetryPolicy, StopSignal};
 use crate::{
     managed_tags, Driver, DriverError, Instance, InstanceSpec, MANAGED_BY_VALUE, TAG_MANAGED_BY,
@@ -38,8 +39,8 @@ const TARGET: &str = "aws";
 pub const TAG_IDEMPOTENCY_KEY: &str = "hybrid:idempotency-key";
 /// Tag holding the workload name; marks a `Name` tag with the same value as ours.
 pub const TAG_NAME: &str = "hybrid:name";
-/// Prefix of the tags carrying the stored workload description.
-pub const TAG_META_PREFIX: &str = "hybrid:meta-";
+/// Prefix of the tags carrying the stored workload description (see [`crate::meta_tags`]).
+pub use crate::meta_tags::TAG_META_PREFIX;
 /// EC2's limit on a tag value, in characters.
 const TAG_VALUE_MAX: usize = 256;
 /// Tags the description may use (EC2 allows 50 per resource; the rest is for users and us).
@@ -444,56 +445,10 @@ fn desired_tags(
         tags.insert("Name".into(), name.to_string());
         tags.insert(TAG_NAME.into(), name.to_string());
     }
-    if let Some(text) = metadata.and_then(fitting_metadata) {
-        for (i, chunk) in chunks(&text, TAG_VALUE_MAX).into_iter().enumerate() {
-            tags.insert(format!("{TAG_META_PREFIX}{i}"), chunk);
-        }
+    if let Some(meta) = metadata {
+        tags.extend(meta_tags::encode(meta, META_TAGS_MAX, TAG_VALUE_MAX));
     }
     tags
-}
-
-/// The description as it fits in [`META_TAGS_MAX`] tags: whole, else without the workload's
-/// ranked alternatives (plan recomputes them), else not at all (import then says so).
-fn fitting_metadata(meta: &serde_json::Value) -> Option<String> {
-    let budget = META_TAGS_MAX * TAG_VALUE_MAX;
-    let text = meta.to_string();
-    if text.chars().count() <= budget {
-        return Some(text);
-    }
-    let mut slim = meta.clone();
-    if let Some(alternatives) = slim.pointer_mut("/state/alternatives") {
-        *alternatives = serde_json::Value::Array(Vec::new());
-    }
-    let text = slim.to_string();
-    if text.chars().count() <= budget {
-        return Some(text);
-    }
-    tracing::warn!("workload description too large for EC2 tags; this instance cannot be imported");
-    None
-}
-
-/// Splits `text` into pieces of at most `max` characters (never inside a character).
-fn chunks(text: &str, max: usize) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    chars
-        .chunks(max.max(1))
-        .map(|c| c.iter().collect())
-        .collect()
-}
-
-/// The stored description back from its tags; `None` when absent or damaged.
-fn metadata_from_tags(tags: &BTreeMap<String, String>) -> Option<serde_json::Value> {
-    let mut text = String::new();
-    for i in 0.. {
-        match tags.get(&format!("{TAG_META_PREFIX}{i}")) {
-            Some(part) => text.push_str(part),
-            None => break,
-        }
-    }
-    if text.is_empty() {
-        return None;
-    }
-    serde_json::from_str(&text).ok()
 }
 
 /// What [`update_tags`](Driver::update_tags) sends: tags to set (new or changed) and keys to
@@ -519,7 +474,7 @@ pub fn tag_changes(
 fn to_instance(region: &str, i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     let ec2_id = i.instance_id()?;
     let all = raw_tags(i);
-    let metadata = metadata_from_tags(&all);
+    let metadata = meta_tags::decode(&all);
     let mut tags: BTreeMap<String, String> = all
         .iter()
         .filter(|(k, _)| !k.starts_with(TAG_META_PREFIX))
@@ -990,7 +945,7 @@ mod tests {
         assert_eq!(tags["Name"], "api");
         assert_eq!(tags["team"], "payments");
         assert!(tags.values().all(|v| v.chars().count() <= TAG_VALUE_MAX));
-        assert_eq!(metadata_from_tags(&tags), s.metadata);
+        assert_eq!(meta_tags::decode(&tags), s.metadata);
         assert!(tags.len() < 50, "EC2 allows 50 tags per resource");
     }
 
@@ -1031,7 +986,7 @@ mod tests {
     #[test]
     fn chunks_never_split_a_character() {
         let text = "é".repeat(300);
-        let parts = chunks(&text, 256);
+        let parts = meta_tags::chunks(&text, 256);
         assert_eq!(parts.len(), 2);
         assert_eq!(parts.concat(), text);
     }

@@ -48,8 +48,8 @@ pub struct ProviderContext {
 }
 
 impl ProviderContext {
-    /// The driver that provisions a new placement on `provider`: the EC2 driver for aws or the
-    /// Compute Engine driver for gcp when configured, the sim cloud for everything else.
+    /// The driver that provisions a new placement on `provider`: the configured cloud driver
+    /// (aws, gcp, azure) when there is one, the sim cloud for everything else.
     pub fn driver_for(&self, provider: &str) -> Arc<dyn Driver> {
         self.clouds
             .get(provider)
@@ -110,6 +110,7 @@ impl ProviderContext {
             "kubernetes" => Err("this workload was made by the kubernetes driver, and this terraform-provider-hybrid binary was built without it (cargo feature `kubernetes`)".to_string()),
             "aws" => Err("this instance was made by the aws driver, which is not configured: add an aws {} block to the provider (credentials from the AWS environment) to manage it".to_string()),
             "gcp" => Err("this instance was made by the gcp driver, which is not configured: add a gcp {} block to the provider (credentials from Application Default Credentials) to manage it".to_string()),
+            "azure" => Err("this instance was made by the azure driver, which is not configured: add an azure {} block to the provider (service principal from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET) to manage it".to_string()),
             _ => Err(format!("this instance was made by the {name} driver, which this provider does not have configured: add a {name} {{}} block to the provider to manage it")),
         }
     }

@@ -1576,7 +1576,14 @@ impl Resource for Workload {
         if kube_id {
             drivers.extend(ctx.kubernetes.iter().cloned());
         } else if id.starts_with("wl-") || !id.starts_with("sim-") {
-            drivers.extend(ctx.clouds.values().cloned());
+            // An ARM resource id can only be Azure's (other drivers would misread its slashes).
+            let arm_id = id.starts_with("/subscriptions/");
+            drivers.extend(
+                ctx.clouds
+                    .values()
+                    .filter(|d| !arm_id || d.name() == "azure")
+                    .cloned(),
+            );
         }
         if id.starts_with("wl-") || drivers.is_empty() {
             drivers.push(ctx.driver.clone());
@@ -1610,7 +1617,7 @@ impl Resource for Workload {
             Ok(None) => {
                 resp.diagnostics.push(Diagnostic::error(
                     "Cannot import non-existent workload",
-                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id (for aws: i-... in $AWS_REGION, or region/i-...; for gcp: project/zone/name; for kubernetes: <cluster_id>:<namespace>/<name>).", used.name()),
+                    format!("No live workload with id {id:?} exists in the {} cloud. Import takes the workload id (wl-...) or the instance id (for aws: i-... in $AWS_REGION, or region/i-...; for gcp: project/zone/name; for azure: the VM's ARM resource id; for kubernetes: <cluster_id>:<namespace>/<name>).", used.name()),
                 ));
                 return resp;
             }
