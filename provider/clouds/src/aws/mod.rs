@@ -141,11 +141,7 @@ impl AwsDriver {
         delay: Duration,
         operation: &'static str,
     ) -> Result<(), DriverError> {
-        let mut stop = self.stop.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => Ok(()),
-            _ = stop.stopped() => Err(DriverError::Cancelled { target: TARGET.into(), operation }),
-        }
+        crate::retry::sleep_or_stop(&self.stop, delay, TARGET, operation).await
     }
 
     /// Live instances in `region` matching every tag in `tags`.

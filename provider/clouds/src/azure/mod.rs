@@ -225,11 +225,7 @@ impl AzureDriver {
         delay: Duration,
         operation: &'static str,
     ) -> Result<(), DriverError> {
-        let mut stop = self.stop.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => Ok(()),
-            _ = stop.stopped() => Err(DriverError::Cancelled { target: TARGET.into(), operation }),
-        }
+        crate::retry::sleep_or_stop(&self.stop, delay, TARGET, operation).await
     }
 
     /// One HTTP exchange; transport failures are `Unavailable` (retryable), any status is `Ok`.
