@@ -172,6 +172,21 @@ where
     }
 }
 
+/// Sleeps `delay`, or ends early with `Cancelled` when StopProvider arrives: the wait every
+/// driver's operation polling uses.
+pub async fn sleep_or_stop(
+    stop: &StopSignal,
+    delay: Duration,
+    target: &str,
+    operation: &'static str,
+) -> Result<(), DriverError> {
+    let mut stop = stop.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => Ok(()),
+        _ = stop.stopped() => Err(DriverError::Cancelled { target: target.into(), operation }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,20 +314,5 @@ mod tests {
             .expect("the loop must notice the stop quickly")
             .expect("task");
         assert!(matches!(out, Err(DriverError::Cancelled { .. })));
-    }
-}
-
-/// Sleeps `delay`, or ends early with `Cancelled` when StopProvider arrives: the wait every
-/// driver's operation polling uses.
-pub async fn sleep_or_stop(
-    stop: &StopSignal,
-    delay: Duration,
-    target: &str,
-    operation: &'static str,
-) -> Result<(), DriverError> {
-    let mut stop = stop.clone();
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => Ok(()),
-        _ = stop.stopped() => Err(DriverError::Cancelled { target: target.into(), operation }),
     }
 }
