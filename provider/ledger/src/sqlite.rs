@@ -192,6 +192,9 @@ impl SqliteLedger {
                 detail: format!("{} refused WAL journal mode (got {mode})", path.display()),
             });
         }
+        // Reservations wait for fsync (FULL); plan notes opt out (`with_tx_unsynced`).
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sq(&path, "setting synchronous"))?;
         // A small page cache: the ledger is a few pages per node, and the OS caches the file.
         conn.pragma_update(None, "cache_size", -512)
             .map_err(sq(&path, "setting cache_size"))?;
@@ -225,6 +228,36 @@ impl SqliteLedger {
         f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         self.with_behavior(TransactionBehavior::Immediate, context, f)
+    }
+
+    /// Like [`Self::with_tx`] for data that may be lost with the machine (plan notes, which are
+    /// a cache of decisions): the commit does not wait for fsync. WAL mode keeps the database
+    /// consistent either way; a commit is durable against a killed process at once, and
+    /// against power loss from the next synchronous commit on. Plans write one note per
+    /// workload, so an fsync each was a third of a 1,000-workload plan's provider CPU.
+    fn with_tx_unsynced<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let mut conn = self.lock();
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sq(&self.path, context))?;
+        let out = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sq(&self.path, context))?;
+            let out = f(&tx, &self.path)?;
+            tx.commit().map_err(sq(&self.path, context))?;
+            Ok(out)
+        })();
+        // Back to FULL for reservations, whatever happened above.
+        let restored = conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(sq(&self.path, context));
+        let out = out?;
+        restored?;
+        Ok(out)
     }
 
     /// Runs a read-only `f` in a deferred transaction: one consistent WAL snapshot that does not
@@ -569,7 +602,7 @@ impl Ledger for SqliteLedger {
 
     fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError> {
         let expires = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        self.with_tx("writing a plan note", |tx, path| {
+        self.with_tx_unsynced("writing a plan note", |tx, path| {
             // Expired notes of every workload go with the first write of each process (each
             // plan or apply), so the table stays small without a scan per note.
             if !self
@@ -605,7 +638,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn forget_plan_note(&self, key: &str) -> Result<(), LedgerError> {
-        self.with_tx("forgetting a plan note", |tx, path| {
+        self.with_tx_unsynced("forgetting a plan note", |tx, path| {
             tx.execute("DELETE FROM ledger_plan_notes WHERE key = ?1", params![key])
                 .map_err(sq(path, "forgetting a plan note"))?;
             Ok(())
@@ -623,6 +656,39 @@ mod tests {
             .unwrap()
             .query_row("SELECT COUNT(*) FROM ledger_plan_notes", [], |r| r.get(0))
             .unwrap()
+    }
+
+    #[test]
+    fn plan_notes_skip_fsync_but_reservations_keep_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SqliteLedger::open(dir.path().join("ledger.db")).unwrap();
+        let mode = |l: &SqliteLedger| -> i64 {
+            l.lock()
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(mode(&ledger), 2, "FULL after open");
+        ledger
+            .with_tx_unsynced("test", |tx, _| {
+                let inside: i64 = tx
+                    .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(inside, 1, "NORMAL inside a note write");
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(mode(&ledger), 2, "FULL again after a note write");
+        let failed: Result<(), _> = ledger.with_tx_unsynced("test", |_, _| {
+            Err(LedgerError::Corrupt {
+                detail: "test".into(),
+            })
+        });
+        assert!(failed.is_err());
+        assert_eq!(mode(&ledger), 2, "FULL again after a failed note write");
+        ledger
+            .put_plan_note("wl-a", "a", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(ledger.plan_note("wl-a").unwrap().as_deref(), Some("a"));
     }
 
     #[test]
