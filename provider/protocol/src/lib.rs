@@ -25,4 +25,6 @@ pub mod health {
 
 pub mod server;
 
-pub use server::{serve, serve_with, HandshakeInfo, ServeError, ServeOptions};
+pub use server::{
+    serve, serve_with, HandshakeInfo, PluginAddr, ServeError, ServeOptions, Transport,
+};

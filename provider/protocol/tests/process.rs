@@ -71,10 +71,12 @@ fn handshake_then_sigint_ignored_then_sigterm_exits_cleanly() {
         .unwrap()
         .self_signed(&key)
         .unwrap();
+    let sockets = tempfile::tempdir().unwrap();
     let mut child = Command::new(example_provider())
         .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
         .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
         .env("PLUGIN_CLIENT_CERT", client.pem())
+        .env("PLUGIN_UNIX_SOCKET_DIR", sockets.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -85,8 +87,10 @@ fn handshake_then_sigint_ignored_then_sigterm_exits_cleanly() {
         .unwrap();
     let fields: Vec<&str> = line.trim_end().split('|').collect();
     assert_eq!(fields.len(), 6, "{line}");
-    assert_eq!(&fields[..3], &["1", "6", "tcp"]);
-    assert!(fields[3].starts_with("127.0.0.1:"));
+    // As go-plugin's own servers on Unix: a socket under PLUGIN_UNIX_SOCKET_DIR.
+    assert_eq!(&fields[..3], &["1", "6", "unix"]);
+    assert!(fields[3].starts_with(&sockets.path().display().to_string()));
+    assert!(std::path::Path::new(fields[3]).exists());
     assert_eq!(fields[4], "grpc");
     assert!(fields[5].len() > 50 && !fields[5].contains('='));
 
@@ -101,4 +105,8 @@ fn handshake_then_sigint_ignored_then_sigterm_exits_cleanly() {
         let _ = child.kill();
     }
     assert!(status.expect("exited after SIGTERM").success());
+    assert!(
+        !std::path::Path::new(fields[3]).exists(),
+        "the socket is removed on a clean exit"
+    );
 }

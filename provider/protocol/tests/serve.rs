@@ -25,7 +25,7 @@ use tfprotocol::plugin::Empty;
 use tfprotocol::tfplugin6::provider_client::ProviderClient;
 use tfprotocol::tfplugin6::provider_server::Provider;
 use tfprotocol::tfplugin6::{self, get_provider_schema, plan_resource_change, schema};
-use tfprotocol::{serve_with, HandshakeInfo, ServeError, ServeOptions};
+use tfprotocol::{serve_with, HandshakeInfo, PluginAddr, ServeError, ServeOptions, Transport};
 
 /// Implements GetProviderSchema only; everything else is a default stub.
 struct TinyProvider;
@@ -110,8 +110,17 @@ struct Running {
 }
 
 async fn start(client_cert_pem: Option<String>, stop: Option<oneshot::Receiver<()>>) -> Running {
+    start_on(Transport::LoopbackTcp, client_cert_pem, stop).await
+}
+
+async fn start_on(
+    transport: Transport,
+    client_cert_pem: Option<String>,
+    stop: Option<oneshot::Receiver<()>>,
+) -> Running {
     let (tx, rx) = oneshot::channel();
     let options = ServeOptions {
+        transport,
         client_cert_pem,
         on_handshake: Some(Box::new(move |info| {
             tx.send(info.clone())
@@ -158,24 +167,41 @@ async fn tls_channel(
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let addr = info.addr;
+    let addr = info.addr.clone();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("valid DNS name");
     Endpoint::from_static("http://localhost")
         .connect_timeout(Duration::from_secs(5))
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let connector = connector.clone();
+            let addr = addr.clone();
+            let name = name.clone();
             async move {
-                let tcp = TcpStream::connect(addr).await?;
-                let name =
-                    rustls::pki_types::ServerName::try_from("localhost").expect("valid DNS name");
-                let tls = connector.connect(name, tcp).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(tls))
+                let io: Box<dyn Io> = match addr {
+                    PluginAddr::Tcp(addr) => {
+                        let tcp = TcpStream::connect(addr).await?;
+                        Box::new(connector.connect(name, tcp).await?)
+                    }
+                    PluginAddr::Unix(path) => {
+                        let unix = tokio::net::UnixStream::connect(path).await?;
+                        Box::new(connector.connect(name, unix).await?)
+                    }
+                };
+                Ok::<_, std::io::Error>(TokioIo::new(io))
             }
         }))
         .await
 }
 
+/// A client byte stream (TLS over TCP or over a Unix socket).
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+
 async fn plain_channel(info: &HandshakeInfo) -> Channel {
-    Endpoint::from_shared(format!("http://{}", info.addr))
+    let addr = info
+        .addr
+        .tcp()
+        .expect("these tests serve plain text on TCP");
+    Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
@@ -254,6 +280,30 @@ async fn terraform_like_p521_ca_client_cert_is_accepted() {
     assert_full_session(running, &client).await;
 }
 
+/// What Terraform gets from `serve`: AutoMTLS over a Unix socket in a private directory,
+/// which is gone once serving ends.
+#[tokio::test]
+async fn unix_socket_session_with_autotls() {
+    let client = terraform_like_cert();
+    let base = tempfile::tempdir().unwrap();
+    let running = start_on(
+        Transport::UnixSocket {
+            dir: Some(base.path().to_path_buf()),
+        },
+        Some(client.pem.clone()),
+        None,
+    )
+    .await;
+    let PluginAddr::Unix(path) = running.info.addr.clone() else {
+        panic!("expected a Unix socket, got {:?}", running.info.addr);
+    };
+    assert!(running.info.line().starts_with("1|6|unix|"));
+    assert!(path.exists());
+    assert_full_session(running, &client).await;
+    assert!(!path.exists(), "socket left behind");
+    assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0);
+}
+
 #[tokio::test]
 async fn p256_client_cert_is_accepted() {
     let client = p256_cert();
@@ -290,6 +340,7 @@ async fn handshake_line_has_unpadded_base64_server_cert() {
     assert_eq!(parts.len(), 6, "{line}");
     assert_eq!(&parts[..3], &["1", "6", "tcp"]);
     assert_eq!(parts[3], running.info.addr.to_string());
+    assert!(running.info.addr.tcp().is_some());
     assert!(parts[3].starts_with("127.0.0.1:"));
     assert_eq!(parts[4], "grpc");
     let cert = parts[5];

@@ -300,11 +300,11 @@ pub fn encode(value: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostic> 
 
 /// Decodes a configuration with its schema and runs the object's own checks on it.
 fn validate_config(
-    schema: &Schema,
+    ty: &Type,
     config: Option<&pb::DynamicValue>,
     validate: impl FnOnce(&Value) -> Diagnostics,
 ) -> Vec<pb::Diagnostic> {
-    match decode(config, &schema.block.value_type(), "configuration") {
+    match decode(config, ty, "configuration") {
         Ok(config) => diagnostics_to_pb(validate(&config)),
         Err(d) => one(d),
     }
@@ -539,7 +539,10 @@ impl Provider for HybridProvider {
             &req.type_name,
             async {
                 match self.resource(&req.type_name) {
-                    Ok(r) => validate_config(r.schema(), req.config.as_ref(), |c| r.validate(c)),
+                    Ok(r) => {
+                        let ty = self.resource_type(&req.type_name, r.schema());
+                        validate_config(&ty, req.config.as_ref(), |c| r.validate(c))
+                    }
                     Err(d) => one(d),
                 }
             },
@@ -837,7 +840,10 @@ impl Provider for HybridProvider {
             &req.type_name,
             async {
                 match self.data_source(&req.type_name) {
-                    Ok(d) => validate_config(d.schema(), req.config.as_ref(), |c| d.validate(c)),
+                    Ok(d) => {
+                        let ty = self.data_source_type(&req.type_name, d.schema());
+                        validate_config(&ty, req.config.as_ref(), |c| d.validate(c))
+                    }
                     Err(d) => one(d),
                 }
             },

@@ -1,4 +1,6 @@
-//! Accepting connections: plain TCP, or TLS with our own rustls acceptor.
+//! Accepting connections on a Unix socket (what Terraform gets, as go-plugin does on Unix) or
+//! loopback TCP (tests, debug mode, other platforms): plain, or TLS with our own rustls
+//! acceptor.
 //!
 //! tonic's built-in TLS cannot express go-plugin's pinned client certificate,
 //! so we terminate TLS ourselves and hand tonic ready streams. Each TLS
@@ -14,6 +16,8 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+#[cfg(unix)]
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -24,24 +28,116 @@ use super::services::ShutdownSignal;
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the server listens on.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// The next connection and a description of its peer (for log lines).
+    async fn accept(&self) -> io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (tcp, peer) = l.accept().await?;
+                let _ = tcp.set_nodelay(true);
+                Ok((Stream::Tcp(tcp), peer.to_string()))
+            }
+            #[cfg(unix)]
+            Listener::Unix(l) => {
+                let (unix, _) = l.accept().await?;
+                Ok((Stream::Unix(unix), "a local client".to_owned()))
+            }
+        }
+    }
+}
+
+/// One byte stream, TCP or Unix.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+macro_rules! each_stream {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            Stream::Tcp($s) => $e,
+            #[cfg(unix)]
+            Stream::Unix($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        each_stream!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        each_stream!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each_stream!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each_stream!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        each_stream!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        each_stream!(self, s => s.is_write_vectored())
+    }
+}
+
 /// An accepted connection, TLS or not.
 #[derive(Debug)]
 pub(crate) enum Conn {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Stream),
+    Tls(Box<TlsStream<Stream>>),
 }
 
 impl Connected for Conn {
     type ConnectInfo = TcpConnectInfo;
 
+    /// Addresses for TCP; none for a Unix socket (its peer has no address).
     fn connect_info(&self) -> TcpConnectInfo {
-        let tcp = match self {
-            Conn::Plain(tcp) => tcp,
+        let stream = match self {
+            Conn::Plain(s) => s,
             Conn::Tls(tls) => tls.get_ref().0,
         };
-        TcpConnectInfo {
-            local_addr: tcp.local_addr().ok(),
-            remote_addr: tcp.peer_addr().ok(),
+        match stream {
+            Stream::Tcp(tcp) => TcpConnectInfo {
+                local_addr: tcp.local_addr().ok(),
+                remote_addr: tcp.peer_addr().ok(),
+            },
+            #[cfg(unix)]
+            Stream::Unix(_) => TcpConnectInfo {
+                local_addr: None,
+                remote_addr: None,
+            },
         }
     }
 }
@@ -106,7 +202,7 @@ impl AsyncWrite for Conn {
 
 /// Accepts connections until shutdown and sends the ready ones to `out`.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
+    listener: Listener,
     tls: Option<Arc<ServerConfig>>,
     out: mpsc::Sender<Conn>,
     shutdown: ShutdownSignal,
@@ -115,7 +211,7 @@ pub(crate) async fn accept_loop(
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -127,18 +223,18 @@ pub(crate) async fn accept_loop(
                 }
             },
         };
-        let _ = tcp.set_nodelay(true);
         let out = out.clone();
         match &acceptor {
             None => {
-                if out.send(Conn::Plain(tcp)).await.is_err() {
+                if out.send(Conn::Plain(stream)).await.is_err() {
                     return;
                 }
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
                         Ok(Ok(tls)) => {
                             let _ = out.send(Conn::Tls(Box::new(tls))).await;
                         }

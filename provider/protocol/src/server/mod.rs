@@ -3,7 +3,8 @@
 //! [`serve()`] is what the provider binary's `main` calls. [`serve_with`] is the
 //! same machinery without the process environment, so tests (and the debug
 //! mode) can run it in-process. Submodules: `handshake` (environment and the
-//! stdout line), `tls` (AutoMTLS), `conn` (accepting TCP/TLS connections),
+//! stdout line), `tls` (AutoMTLS), `conn` (accepting Unix socket or TCP
+//! connections, plain or TLS),
 //! `services` (go-plugin's helper services) and `serve` (wiring it together).
 
 mod conn;
@@ -12,9 +13,10 @@ mod serve;
 pub mod services;
 pub mod tls;
 
-pub use handshake::{HandshakeInfo, PluginEnv};
+pub use handshake::{HandshakeInfo, PluginAddr, PluginEnv};
 pub use serve::{
     reattach_json, serve, serve_debug, serve_with, HandshakeCallback, ServeOptions, StopFuture,
+    Transport,
 };
 pub use services::ShutdownSignal;
 

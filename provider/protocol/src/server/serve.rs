@@ -11,8 +11,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
 use tonic::transport::Server;
 
-use super::conn::{accept_loop, Conn};
-use super::handshake::{bind_loopback, HandshakeInfo, PluginEnv, APP_PROTOCOL_VERSION};
+use super::conn::{accept_loop, Conn, Listener};
+use super::handshake::{
+    bind_loopback, HandshakeInfo, PluginAddr, PluginEnv, SocketDirGuard, APP_PROTOCOL_VERSION,
+};
 use super::services::{Broker, Controller, Health, ShutdownSignal, Stdio};
 use super::{tls, ServeError};
 use crate::health::health_server::HealthServer;
@@ -34,9 +36,22 @@ pub type HandshakeCallback = Box<dyn FnOnce(&HandshakeInfo) -> std::io::Result<(
 /// A future that asks the server to stop when it resolves.
 pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// What [`serve_with`] listens on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// 127.0.0.1 on a free port (of `port_range` if set).
+    #[default]
+    LoopbackTcp,
+    /// A Unix socket in a private directory under `dir` (default: the temporary directory);
+    /// loopback TCP if the socket cannot be made (a `dir` too long for a socket path, say).
+    UnixSocket { dir: Option<std::path::PathBuf> },
+}
+
 /// How [`serve_with`] listens and whom it tells.
 #[derive(Default)]
 pub struct ServeOptions {
+    /// Unix socket or loopback TCP.
+    pub transport: Transport,
     /// Terraform's client certificate (PEM). `Some` turns AutoMTLS on: we
     /// serve TLS and accept only this exact certificate.
     pub client_cert_pem: Option<String>,
@@ -51,6 +66,7 @@ pub struct ServeOptions {
 impl std::fmt::Debug for ServeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeOptions")
+            .field("transport", &self.transport)
             .field("client_cert_pem", &self.client_cert_pem.is_some())
             .field("port_range", &self.port_range)
             .field("on_handshake", &self.on_handshake.is_some())
@@ -69,9 +85,17 @@ impl std::fmt::Debug for ServeOptions {
 pub async fn serve<P: Provider>(provider: P) -> Result<(), ServeError> {
     let env = PluginEnv::from_process_env()?;
     let stop = install_signal_handlers(false)?;
+    let transport = if cfg!(unix) {
+        Transport::UnixSocket {
+            dir: env.unix_socket_dir,
+        }
+    } else {
+        Transport::LoopbackTcp
+    };
     serve_with(
         provider,
         ServeOptions {
+            transport,
             client_cert_pem: env.client_cert_pem,
             port_range: env.port_range,
             on_handshake: Some(Box::new(|info| print_line(&info.line()))),
@@ -116,7 +140,7 @@ pub fn reattach_json(provider_address: &str, info: &HandshakeInfo) -> String {
             "ProtocolVersion": APP_PROTOCOL_VERSION,
             "Pid": std::process::id(),
             "Test": true,
-            "Addr": { "Network": "tcp", "String": info.addr.to_string() },
+            "Addr": { "Network": info.addr.network(), "String": info.addr.to_string() },
         }
     })
     .to_string()
@@ -136,8 +160,7 @@ pub async fn serve_with<P: Provider>(provider: P, options: ServeOptions) -> Resu
         None => (None, None),
     };
 
-    let listener = bind_loopback(options.port_range).await?;
-    let addr = listener.local_addr().map_err(ServeError::Bind)?;
+    let (listener, addr, _socket_dir) = listen(&options.transport, options.port_range).await?;
     let shutdown = ShutdownSignal::new();
 
     let (conn_tx, conn_rx) = mpsc::channel::<Conn>(16);
@@ -205,6 +228,32 @@ pub async fn serve_with<P: Provider>(provider: P, options: ServeOptions) -> Resu
         stopper.abort();
     }
     result
+}
+
+/// Binds what `transport` asks for; the guard removes a Unix socket's directory when
+/// serving ends.
+async fn listen(
+    transport: &Transport,
+    port_range: Option<(u16, u16)>,
+) -> Result<(Listener, PluginAddr, Option<SocketDirGuard>), ServeError> {
+    #[cfg(unix)]
+    if let Transport::UnixSocket { dir } = transport {
+        match super::handshake::UnixSocket::bind(dir.as_deref()) {
+            Ok(socket) => {
+                let guard = socket.cleanup_guard();
+                let addr = PluginAddr::Unix(socket.path.clone());
+                return Ok((Listener::Unix(socket.listener), addr, Some(guard)));
+            }
+            Err(e) => {
+                eprintln!("[WARN] tfprotocol: no Unix socket ({e}); listening on loopback TCP");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = transport;
+    let listener = bind_loopback(port_range).await?;
+    let addr = listener.local_addr().map_err(ServeError::Bind)?;
+    Ok((Listener::Tcp(listener), PluginAddr::Tcp(addr), None))
 }
 
 fn print_line(line: &str) -> std::io::Result<()> {

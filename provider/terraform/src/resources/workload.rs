@@ -80,6 +80,8 @@ pub struct Workload {
     schema: Schema,
     /// The schema's object type, built once (plan notes and import encode with it).
     object: ObjectType,
+    /// The same as a [`Type`], for encoding whole states (instance metadata) without a clone.
+    ty: Type,
 }
 
 impl Default for Workload {
@@ -150,11 +152,8 @@ impl Workload {
             },
         };
         let object = schema.block.object_type();
-        Workload { schema, object }
-    }
-
-    fn object_type(&self) -> ObjectType {
-        self.object.clone()
+        let ty = Type::Object(object.clone());
+        Workload { schema, object, ty }
     }
 }
 
@@ -397,8 +396,7 @@ fn known_or_null(v: &Value) -> Value {
 
 impl Workload {
     fn metadata(&self, state: &Value) -> Option<serde_json::Value> {
-        let ty = Type::Object(self.object_type());
-        let bytes = tfvalue::encode_json(&known_or_null(state), &ty).ok()?;
+        let bytes = tfvalue::encode_json(&known_or_null(state), &self.ty).ok()?;
         let state_json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         Some(serde_json::json!({ "schema_version": SCHEMA_VERSION, "state": state_json }))
     }
@@ -1638,7 +1636,7 @@ impl Resource for Workload {
             ));
             return resp;
         };
-        match tfvalue::decode_json(stored.as_bytes(), &Type::Object(self.object_type())) {
+        match tfvalue::decode_json(stored.as_bytes(), &self.ty) {
             Ok(state) => {
                 let mut state = with_instance(state, &inst);
                 attrs::set(&mut state, "timeouts", Value::Null);
