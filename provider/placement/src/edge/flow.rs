@@ -52,6 +52,11 @@ pub(crate) fn relaxation(inst: &Inst) -> (Vec<f64>, Vec<f64>) {
     (unit, cap)
 }
 
+/// Arcs of a settled workload relaxed per scan event. Relaxing an arc early is always
+/// valid (the workload's distance is final); a chunk trades a few extra relaxations for
+/// far fewer heap operations than one event per arc.
+const SCAN_CHUNK: usize = 16;
+
 pub(crate) fn solve(inst: &Inst, unit: &[f64], node_cap: &[f64]) -> FlowResult {
     let nw = inst.reps.len();
     let nn = inst.capacity.len();
@@ -110,33 +115,37 @@ pub(crate) fn solve(inst: &Inst, unit: &[f64], node_cap: &[f64]) -> FlowResult {
             while let Some(Reverse(Key(d, u))) = heap.pop() {
                 let u = u as usize;
                 if u >= nv {
-                    // Scan event: relax the next arc of workload `uw`; its key is a lower
-                    // bound of that arc's tentative distance (arcs are sorted by cost and
+                    // Scan event: relax the next SCAN_CHUNK arcs of workload `uw`; its key
+                    // is a lower bound of the first one's tentative distance (arcs are sorted by cost and
                     // every node potential is <= max_node_pot).
                     let uw = u - nv;
-                    let p = cursor[uw];
+                    let first = cursor[uw];
+                    let end = inst.start[uw + 1];
+                    let last = (first + SCAN_CHUNK).min(end);
                     let du = dist[uw];
-                    if p + 1 < inst.start[uw + 1] {
-                        cursor[uw] = p + 1;
-                        let key = du + inst.cost[p + 1] / unit[uw] + pot[uw] - max_node_pot;
+                    if last < end {
+                        cursor[uw] = last;
+                        let key = du + inst.cost[last] / unit[uw] + pot[uw] - max_node_pot;
                         heap.push(Reverse(Key(key.max(d), (nv + uw) as u32)));
                     }
-                    if flow[p] >= f64::from(inst.cap[p]) * unit[uw] - eps * unit[uw] {
-                        continue;
-                    }
-                    let v = nw + inst.node[p] as usize;
-                    if done[v] {
-                        continue;
-                    }
-                    let rc = inst.cost[p] / unit[uw] + pot[uw] - pot[v];
-                    let nd = du + rc.max(0.0);
-                    if nd < dist[v] {
-                        if dist[v].is_infinite() {
-                            touched.push(v);
+                    for p in first..last {
+                        if flow[p] >= f64::from(inst.cap[p]) * unit[uw] - eps * unit[uw] {
+                            continue;
                         }
-                        dist[v] = nd;
-                        pred[v] = p;
-                        heap.push(Reverse(Key(nd, v as u32)));
+                        let v = nw + inst.node[p] as usize;
+                        if done[v] {
+                            continue;
+                        }
+                        let rc = inst.cost[p] / unit[uw] + pot[uw] - pot[v];
+                        let nd = du + rc.max(0.0);
+                        if nd < dist[v] {
+                            if dist[v].is_infinite() {
+                                touched.push(v);
+                            }
+                            dist[v] = nd;
+                            pred[v] = p;
+                            heap.push(Reverse(Key(nd, v as u32)));
+                        }
                     }
                     continue;
                 }
