@@ -14,6 +14,9 @@ pub(crate) struct FlowResult {
     pub unit: Vec<f64>,
     /// False if a safety limit stopped the augmentation early (then `value` is no bound).
     pub complete: bool,
+    /// Node prices of the dominant resource (cost per unit, >= 0) from the final
+    /// potentials: 0 on nodes with room left.
+    pub price: Vec<f64>,
 }
 
 /// The resource with the highest total demand / total free capacity (cpu or memory; both
@@ -288,10 +291,23 @@ pub(crate) fn solve(inst: &Inst, unit: &[f64], node_cap: &[f64]) -> FlowResult {
         }
         total += (f64::from(inst.reps[w]) - placed[w]).max(0.0) * inst.penalty;
     }
+    // Only full nodes are ever settled before the augmentation's target, so a node with
+    // room keeps potential 0 and a full node's price is -potential.
+    let price = (0..nn)
+        .map(|n| {
+            let v = -pot[nw + n];
+            if v.is_finite() && v > 0.0 {
+                v
+            } else {
+                0.0
+            }
+        })
+        .collect();
     FlowResult {
         flow,
         value: total,
         unit,
         complete,
+        price,
     }
 }

@@ -151,6 +151,7 @@ mod batch;
 mod distribute;
 mod filter;
 mod flow;
+mod lp;
 mod model;
 #[doc(hidden)]
 pub mod testgen;
