@@ -131,8 +131,8 @@ pub(crate) fn solve(inst: &Inst, unit: &[f64], node_cap: &[f64]) -> FlowResult {
                         let key = du + inst.cost[last] / unit[uw] + pot[uw] - max_node_pot;
                         heap.push(Reverse(Key(key.max(d), (nv + uw) as u32)));
                     }
-                    for p in first..last {
-                        if flow[p] >= f64::from(inst.cap[p]) * unit[uw] - eps * unit[uw] {
+                    for (p, &f) in flow.iter().enumerate().take(last).skip(first) {
+                        if f >= f64::from(inst.cap[p]) * unit[uw] - eps * unit[uw] {
                             continue;
                         }
                         let v = nw + inst.node[p] as usize;

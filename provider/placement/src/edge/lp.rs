@@ -63,16 +63,16 @@ impl Master {
         for &p in &cols {
             let w = pair_w[p] as usize;
             let n = inst.node[p] as usize;
-            for r in 0..R {
-                load[n][r] += inst.size[w][r] * f64::from(inst.cap[p]);
+            for (l, sz) in load[n].iter_mut().zip(&inst.size[w]) {
+                *l += sz * f64::from(inst.cap[p]);
             }
         }
         let mut row = vec![[usize::MAX; R]; nn];
         let mut ncap = 0;
-        for n in 0..nn {
+        for ((rw, l), inv) in row.iter_mut().zip(&load).zip(&inst.inv_cap) {
             for r in 0..R {
-                if inst.inv_cap[n][r] > 0.0 && load[n][r] * inst.inv_cap[n][r] > 1.0 + 1e-9 {
-                    row[n][r] = ncap;
+                if inv[r] > 0.0 && l[r] * inv[r] > 1.0 + 1e-9 {
+                    rw[r] = ncap;
                     ncap += 1;
                 }
             }
@@ -89,8 +89,7 @@ impl Master {
             let inv_reps = 1.0 / f64::from(inst.reps[w].max(1));
             let mut colsum = inv_reps;
             sig_w[w] += inv_reps;
-            for r in 0..R {
-                let i = row[n][r];
+            for (r, &i) in row[n].iter().enumerate() {
                 if i != usize::MAX {
                     let a = inst.size[w][r] * inst.inv_cap[n][r];
                     colsum += a;
@@ -161,7 +160,6 @@ pub(crate) fn solve(
     budget: u32,
 ) -> LpResult {
     let nw = inst.reps.len();
-    let nn = inst.capacity.len();
     let mut pair_w = vec![0u32; inst.node.len()];
     for w in 0..nw {
         for p in inst.pairs(w) {
@@ -170,7 +168,7 @@ pub(crate) fn solve(
     }
     let mut in_set = vec![false; inst.node.len()];
     let mut cols: Vec<usize> = Vec::new();
-    for w in 0..nw {
+    for (w, feasible_w) in feasible.iter().enumerate().take(nw) {
         let mut cum = 0u64;
         for (i, p) in inst.pairs(w).enumerate() {
             let cheap = i < FIRST_PAIRS || cum < 2 * u64::from(inst.reps[w]);
@@ -180,8 +178,8 @@ pub(crate) fn solve(
                 cum += u64::from(inst.cap[p]);
             }
         }
-        for &(p, _) in &feasible[w] {
-            if !in_set[p] {
+        for &(p, _) in feasible_w {
+            if !in_set[p] && inst.cost[p] < inst.penalty {
                 in_set[p] = true;
                 cols.push(p);
             }
@@ -223,11 +221,10 @@ pub(crate) fn solve(
                 .collect(),
             mu: vec![0.0; m.ncap],
         };
-        for n in 0..nn {
+        for ((rw, mh), c) in m.row.iter().zip(&mu_hat).zip(&inst.capacity) {
             for r in 0..R {
-                let i = m.row[n][r];
-                if i != usize::MAX {
-                    z.mu[i] = mu_hat[n][r] * inst.capacity[n][r];
+                if rw[r] != usize::MAX {
+                    z.mu[rw[r]] = mh[r] * c[r];
                 }
             }
         }
@@ -245,17 +242,16 @@ pub(crate) fn solve(
         let (ran, converged) = pdhg(&m, &mut z, left, omega);
         iterations += ran;
         // Unscaled prices.
-        for w in 0..nw {
-            pi_hat[w] = sanitize(z.pi[w] / f64::from(inst.reps[w].max(1)));
-            u[w] = z.u[w];
+        for (w, ph) in pi_hat.iter_mut().enumerate() {
+            *ph = sanitize(z.pi[w] * m.inv_reps[w]);
         }
-        for n in 0..nn {
+        u.clone_from(&z.u);
+        for ((mh, rw), inv) in mu_hat.iter_mut().zip(&m.row).zip(&inst.inv_cap) {
             for r in 0..R {
-                let i = m.row[n][r];
-                mu_hat[n][r] = if i == usize::MAX {
+                mh[r] = if rw[r] == usize::MAX {
                     0.0
                 } else {
-                    sanitize(z.mu[i] * inst.inv_cap[n][r]).max(0.0)
+                    sanitize(z.mu[rw[r]] * inv[r]).max(0.0)
                 };
             }
         }
@@ -266,19 +262,19 @@ pub(crate) fn solve(
         cols = m.cols;
         let mut added = 0usize;
         let mut neg: Vec<(f64, usize)> = Vec::new();
-        for w in 0..nw {
+        for (w, &ph) in pi_hat.iter().enumerate() {
             let s = inst.size[w];
             neg.clear();
             for p in inst.pairs(w) {
                 let c = inst.cost[p];
-                if c >= pi_hat[w] || c >= inst.penalty {
+                if c >= ph || c >= inst.penalty {
                     break;
                 }
                 if in_set[p] {
                     continue;
                 }
                 let mu = &mu_hat[inst.node[p] as usize];
-                let rc = c + s[0] * mu[0] + s[1] * mu[1] + s[2] * mu[2] + s[3] * mu[3] - pi_hat[w];
+                let rc = c + s[0] * mu[0] + s[1] * mu[1] + s[2] * mu[2] + s[3] * mu[3] - ph;
                 if rc < -1e-6 * (1.0 + c.abs()) {
                     neg.push((rc, p));
                 }
@@ -402,17 +398,17 @@ fn pdhg(m: &Master, z: &mut Point, budget: u32, omega: f64) -> (u32, bool) {
                 act_c[i as usize] += xt * a;
             }
         }
-        for w in 0..nw {
+        for (w, aw) in act_w.iter_mut().enumerate() {
             let g = m.penalty - z.pi[w] * m.inv_reps[w];
             let old = z.u[w];
             let new = (old - m.tau_u[w] * inv_omega * g).clamp(0.0, m.reps[w]);
             z.u[w] = new;
             avg.u[w] += (new - avg.u[w]) * k;
-            act_w[w] += 2.0 * new - old;
+            *aw += 2.0 * new - old;
         }
-        for w in 0..nw {
+        for (w, aw) in act_w.iter().enumerate() {
             if m.reps[w] > 0.0 {
-                z.pi[w] += m.sig_w[w] * omega * (1.0 - act_w[w] * m.inv_reps[w]);
+                z.pi[w] += m.sig_w[w] * omega * (1.0 - aw * m.inv_reps[w]);
             }
         }
         for (i, &a) in act_c.iter().enumerate() {
@@ -425,7 +421,7 @@ fn pdhg(m: &Master, z: &mut Point, budget: u32, omega: f64) -> (u32, bool) {
         for (a, v) in avg.mu.iter_mut().zip(&z.mu) {
             *a += (v - *a) * k;
         }
-        if it % CHECK != 0 && it < budget {
+        if !it.is_multiple_of(CHECK) && it < budget {
             continue;
         }
         let ec = err_of(measure(m, z, &mut act_w, &mut act_c));
