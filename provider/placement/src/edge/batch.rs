@@ -39,7 +39,7 @@ impl Default for BatchOptions {
         BatchOptions {
             ms_per_usd_hour: 0.0,
             unplaced_penalty: 1.0e6,
-            max_iterations: 1500,
+            max_iterations: 1000,
             target_gap: 0.002,
         }
     }
@@ -362,17 +362,24 @@ pub fn place_batch(
     }
 }
 
-/// Ejection-refill rounds and local search until they stop paying (at most 8 rounds).
+/// Ejection-refill rounds and local search until they stop paying (at most 8 rounds). The
+/// first round visits every node, later ones only the nodes whose residual capacity the
+/// previous round changed.
 fn polish(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol, bound: f64, target_gap: f64) {
+    let mut visit = vec![true; inst.capacity.len()];
     for _ in 0..8 {
         let before = sol.objective(inst);
-        if !eject_refill(inst, by_node, sol) {
+        let resid = sol.resid.clone();
+        if !eject_refill(inst, by_node, &visit, sol) {
             break;
         }
         improve(inst, sol);
         let ub = sol.objective(inst);
         if ub - bound <= target_gap * bound || ub > before * (1.0 - 1e-4) {
             break;
+        }
+        for ((v, old), new) in visit.iter_mut().zip(&resid).zip(&sol.resid) {
+            *v = old != new;
         }
     }
 }
@@ -412,7 +419,7 @@ fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32
         }
     }
     let lr = super::lp::solve(inst, &x0, &best.x, &mu0, max_iterations);
-    let bound = lagrangian(inst, &lr.mu).max(flow_bound);
+    let bound = lr.bound.max(flow_bound);
     let mut s = round_lp(inst, &lr.x, &lr.mu);
     improve(inst, &mut s);
     if s.objective(inst) < ub {
@@ -455,7 +462,7 @@ fn round_lp(inst: &Inst, x: &[f64], mu: &[[f64; R]]) -> Sol {
 /// The Lagrangian bound `L(μ)`: every workload independently takes its cheapest pairs by
 /// reduced cost `c + Σ_r μ_nr · size_r` (each up to its cap) or pays the penalty, minus
 /// `Σ μ_nr · capacity_nr`. Valid for every μ >= 0.
-fn lagrangian(inst: &Inst, mu: &[[f64; R]]) -> f64 {
+pub(crate) fn lagrangian(inst: &Inst, mu: &[[f64; R]]) -> f64 {
     let mut heap: BinaryHeap<Key> = BinaryHeap::new();
     let mut chosen: Vec<(f64, u32)> = Vec::new();
     let mut l = 0.0;
@@ -681,7 +688,7 @@ type Item = (f64, u32, u32, usize);
 /// replicas leave behind (so a swap is one move). Applied when the total cost drops. This mixes replicas with complementary resource
 /// profiles on contended nodes (memory-heavy with cpu-heavy), which neither the rounding
 /// nor single moves can do. Returns whether anything changed.
-fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool {
+fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], visit: &[bool], sol: &mut Sol) -> bool {
     const PER_WORKLOAD: usize = 8;
     const EVICT: u32 = 2;
     let mut changed = false;
@@ -693,6 +700,9 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
     let mut pick: Vec<usize> = Vec::new();
     let mut best_pick: Vec<usize> = Vec::new();
     for (b, pairs) in by_node.iter().enumerate() {
+        if !visit[b] {
+            continue;
+        }
         for _round in 0..16 {
             items.clear();
             on_b.clear();

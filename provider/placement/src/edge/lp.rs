@@ -4,13 +4,16 @@
 //! certification: the caller evaluates the exact Lagrangian bound `L(μ)` at the returned
 //! node prices over every pair, and rounds and repairs the returned fractional `x`.
 
-use super::batch::{Inst, R};
+use super::batch::{lagrangian, Inst, R};
 
 /// Approximate LP solution: fractional replicas per pair (indexed like `Inst::node`) and
-/// node prices `μ[n][r]` (cost per unit of resource r on node n, >= 0).
+/// node prices `μ[n][r]` (cost per unit of resource r on node n, >= 0) of the last round,
+/// and the best Lagrangian bound over the rounds' prices.
 pub(crate) struct LpResult {
     pub x: Vec<f64>,
     pub mu: Vec<[f64; R]>,
+    /// max over rounds of the exact `L(μ)` (all pairs): a valid lower bound.
+    pub bound: f64,
     /// PDHG iterations run (over all column-generation rounds).
     pub iterations: u32,
 }
@@ -18,7 +21,7 @@ pub(crate) struct LpResult {
 /// How often (in iterations) the restart test runs.
 const CHECK: u32 = 64;
 /// PDHG iterations between two pricing rounds.
-const PER_ROUND: u32 = 300;
+const PER_ROUND: u32 = 200;
 /// Columns that join the master per workload and pricing round, at most.
 const PER_WORKLOAD: usize = 3;
 /// Relative tolerance of the restricted master (duality gap and scaled residual).
@@ -211,6 +214,7 @@ pub(crate) fn solve(
     let mut mu_hat = mu0.to_vec();
     let mut iterations = 0u32;
     let mut omega = 0.0;
+    let mut bound = f64::NEG_INFINITY;
     loop {
         let m = Master::build(inst, std::mem::take(&mut cols), &pair_w);
         let mut z = Point {
@@ -258,6 +262,7 @@ pub(crate) fn solve(
         for (j, &p) in m.cols.iter().enumerate() {
             xs[p] = z.x[j];
         }
+        bound = bound.max(lagrangian(inst, &mu_hat));
         // Pricing over every pair: rc = c + Σ size μ̂ − π̂ < 0 only if c < π̂.
         cols = m.cols;
         let mut added = 0usize;
@@ -293,6 +298,7 @@ pub(crate) fn solve(
     LpResult {
         x: xs,
         mu: mu_hat,
+        bound,
         iterations,
     }
 }
