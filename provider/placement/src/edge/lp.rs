@@ -447,3 +447,84 @@ fn pdhg(m: &Master, z: &mut Point, budget: u32, omega: f64) -> (u32, bool) {
     }
     (it, false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two nodes: "near" (cost 0) with 2 vCPU / 7 GB free, "far" with plenty. A memory-heavy
+    /// workload (0.5 vCPU, 3.5 GB; saves 20 per replica near) and a light one (0.5 vCPU,
+    /// 0.5 GB; saves 10), 4 replicas each. Near, x_h + x_l <= 4 (cpu) and
+    /// 7 x_h + x_l <= 14 (memory) meet at x_h = 5/3, x_l = 7/3: LP optimum 120 − 56.67 =
+    /// 63.33; the integer optimum is 70 (x_h = 1, x_l = 3); the memory-only flow bound is
+    /// 51.43.
+    fn two_binding() -> Inst {
+        let capacity = vec![[2.0, 7.0, 0.0, 0.0], [100.0, 400.0, 0.0, 0.0]];
+        let inv_cap = capacity
+            .iter()
+            .map(|c: &[f64; R]| c.map(|v| if v > 0.0 { 1.0 / v } else { 0.0 }))
+            .collect();
+        Inst {
+            size: vec![[0.5, 3.5, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]],
+            reps: vec![4, 4],
+            start: vec![0, 2, 4],
+            node: vec![0, 1, 0, 1],
+            cost: vec![0.0, 20.0, 0.0, 10.0],
+            rtt: vec![0.0, 20.0, 0.0, 10.0],
+            cap: vec![2, 4, 4, 4],
+            capacity,
+            inv_cap,
+            penalty: 1000.0,
+        }
+    }
+
+    #[test]
+    fn lp_bound_reaches_the_lp_value_and_stays_below_the_integer_optimum() {
+        let inst = two_binding();
+        let x0 = vec![0.0; 4];
+        // Everything on the far node: feasible.
+        let feasible = vec![vec![(1, 4)], vec![(3, 4)]];
+        let mu0 = vec![[0.0; R]; 2];
+        let lr = solve(&inst, &x0, &feasible, &mu0, 20_000);
+        let lp = 120.0 - (20.0 * 5.0 / 3.0 + 10.0 * 7.0 / 3.0);
+        assert!(
+            lr.bound <= lp + 1e-6,
+            "bound {} above the LP {}",
+            lr.bound,
+            lp
+        );
+        assert!(
+            lr.bound >= lp - 0.01 * lp,
+            "bound {} far below the LP {}",
+            lr.bound,
+            lp
+        );
+        assert!(lr.bound <= 70.0);
+        // The fractional solution is the LP vertex.
+        assert!((lr.x[0] - 5.0 / 3.0).abs() < 0.05, "x_h near = {}", lr.x[0]);
+        assert!((lr.x[2] - 7.0 / 3.0).abs() < 0.05, "x_l near = {}", lr.x[2]);
+        // The exact Lagrangian at the returned prices is the bound reported.
+        assert!(lagrangian(&inst, &lr.mu) <= lr.bound + 1e-9);
+    }
+
+    #[test]
+    fn zero_budget_and_empty_instances_return_at_once() {
+        let inst = two_binding();
+        let lr = solve(&inst, &[0.0; 4], &[vec![], vec![]], &[[0.0; R]; 2], 0);
+        assert_eq!(lr.iterations, 0);
+        let empty = Inst {
+            size: vec![],
+            reps: vec![],
+            start: vec![0],
+            node: vec![],
+            cost: vec![],
+            rtt: vec![],
+            cap: vec![],
+            capacity: vec![],
+            inv_cap: vec![],
+            penalty: 1.0,
+        };
+        let lr = solve(&empty, &[], &[], &[], 1000);
+        assert_eq!(lr.bound, 0.0);
+    }
+}
