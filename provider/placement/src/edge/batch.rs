@@ -100,7 +100,7 @@ pub struct BatchPlacement {
     /// `(total_cost - lower_bound) / lower_bound` (0 when both are 0; infinite when only the
     /// bound is 0).
     pub gap: f64,
-    /// Subgradient iterations run (0 when the flow phase already met `target_gap`).
+    /// LP iterations run (0 when the flow phase already met `target_gap`).
     pub iterations: u32,
 }
 
