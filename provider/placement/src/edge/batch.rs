@@ -367,9 +367,29 @@ pub fn place_batch(
 /// previous round changed.
 fn polish(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol, bound: f64, target_gap: f64) {
     let mut visit = vec![true; inst.capacity.len()];
+    // Per node, the largest request per resource among its pairs: a node with that much
+    // left holds one more replica of every workload, so no eviction can pay there (the
+    // local search already moved what is cheaper on it).
+    let widest: Vec<[f64; R]> = by_node
+        .iter()
+        .map(|pairs| {
+            let mut m = [0.0f64; R];
+            for &(w, p) in pairs {
+                if inst.cost[p as usize] < inst.penalty {
+                    for (a, b) in m.iter_mut().zip(&inst.size[w as usize]) {
+                        *a = a.max(*b);
+                    }
+                }
+            }
+            m
+        })
+        .collect();
     for _ in 0..8 {
         let before = sol.objective(inst);
         let resid = sol.resid.clone();
+        for ((v, resid), wide) in visit.iter_mut().zip(&sol.resid).zip(&widest) {
+            *v = *v && !fits(resid, wide);
+        }
         if !eject_refill(inst, by_node, &visit, sol) {
             break;
         }

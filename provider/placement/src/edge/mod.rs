@@ -87,7 +87,7 @@
 //!    at most its free amount, and an "unplaced" vertex takes anything at `P / request` per
 //!    unit. Solved exactly by successive shortest paths (Dijkstra with potentials, one
 //!    workload source at a time; each workload's arcs are pre-sorted by cost and relaxed
-//!    lazily, 16 per heap event). Its value is the optimum of a relaxation (other resources
+//!    lazily, 64 per heap event). Its value is the optimum of a relaxation (other resources
 //!    dropped, replicas fractional), hence a **lower bound**; its final potentials are node
 //!    prices of the dominant resource. The primal takes `floor(flow / request)` replicas
 //!    per pair (within the real residual of all four resources), then local search with
@@ -117,7 +117,8 @@
 //!
 //! If the gap is still above `target_gap`, **ejection-refill** rounds follow (each followed
 //! by the local search; at most 8, while a round gains ≥ 0.01 %; after the first round only
-//! nodes whose residual changed are revisited): on every node b, evict one or two replicas
+//! nodes whose residual changed are revisited, and a node with room left for one more
+//! replica of every workload that may use it is skipped): on every node b, evict one or two replicas
 //! of one workload v, refill the freed room (plus what was free) with replicas that are
 //! cheaper on b than where they are (unplaced ones first, then most gain first, first fit,
 //! at most 8 per workload), and send v's replicas to its cheapest pairs with room, counting
