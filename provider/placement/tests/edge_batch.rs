@@ -183,3 +183,54 @@ fn lp_phase_tightens_the_flow_bound_when_two_resources_bind() {
     assert!(lp.total_cost <= flow_only.total_cost);
     assert!(lp.gap < flow_only.gap);
 }
+
+/// Both bounds are valid whatever the LP iterations did: on random small two-binding
+/// instances, the LP phase's bound is at least the flow bound and at most the cost of the
+/// flow-only run's placement (an independent feasible solution), and vice versa.
+#[test]
+fn lp_and_flow_bounds_bracket_each_others_placements() {
+    let model = latency_model();
+    let mut lp_runs = 0;
+    for seed in 1..=6u64 {
+        let nodes = fleet(40, seed);
+        let workloads = testgen::batch_two_binding(24, 6, seed * 31);
+        let flow_only = place_batch(
+            &nodes,
+            &workloads,
+            &model,
+            &BatchOptions {
+                max_iterations: 0,
+                ..BatchOptions::default()
+            },
+        );
+        let lp = place_batch(
+            &nodes,
+            &workloads,
+            &model,
+            &BatchOptions {
+                target_gap: 0.0,
+                ..BatchOptions::default()
+            },
+        );
+        let tol = 1e-9 * lp.total_cost.max(1.0);
+        assert!(lp.lower_bound + tol >= flow_only.lower_bound, "seed {seed}");
+        assert!(lp.lower_bound <= flow_only.total_cost + tol, "seed {seed}");
+        assert!(flow_only.lower_bound <= lp.total_cost + tol, "seed {seed}");
+        assert!(
+            lp.gap >= 0.0 && lp.gap.is_finite(),
+            "seed {seed}: gap {}",
+            lp.gap
+        );
+        assert_eq!(lp.placed + lp.unplaced, lp.replicas);
+        eprintln!(
+            "seed {seed}: flow bound {:.1} cost {:.1}; LP bound {:.1} cost {:.1}, {} iterations",
+            flow_only.lower_bound,
+            flow_only.total_cost,
+            lp.lower_bound,
+            lp.total_cost,
+            lp.iterations
+        );
+        lp_runs += usize::from(lp.iterations > 0);
+    }
+    assert!(lp_runs > 0, "the LP phase never ran");
+}

@@ -1,8 +1,9 @@
 //! LP relaxation of the batch problem on all four resources, solved approximately by a
 //! restarted primal-dual hybrid gradient method (PDHG, diagonally preconditioned) over a
 //! restricted set of pairs that grows by column generation. Nothing here is trusted for
-//! certification: the caller evaluates the exact Lagrangian bound `L(μ)` at the returned
-//! node prices over every pair, and rounds and repairs the returned fractional `x`.
+//! certification: the bound returned is the exact Lagrangian `L(μ)` over every pair at the
+//! prices of a round (valid for any μ >= 0, however rough the iteration), and the caller
+//! rounds and repairs the returned fractional `x`.
 
 use super::batch::{lagrangian, Inst, R};
 
