@@ -234,11 +234,13 @@ pub(crate) fn solve(
             }
         }
         if omega <= 0.0 {
-            // Primal weight: a quarter of the mean column cost (the dual prices live on
-            // the cost scale, the primal on the replica scale).
+            // Primal weight: a tenth of the mean column cost (the dual prices live on the
+            // cost scale, the primal on the replica scale; 0.1 gave the smallest worst gap
+            // after 1,000 iterations on four 10k-replica two-binding instances, against
+            // 0.03, 0.06, 0.15, 0.25, 0.5 and 1).
             let mean = m.cost.iter().sum::<f64>() / m.cost.len().max(1) as f64;
             omega = if mean.is_finite() && mean > 0.0 {
-                0.25 * mean
+                0.1 * mean
             } else {
                 1.0
             };

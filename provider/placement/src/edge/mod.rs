@@ -96,7 +96,7 @@
 //!    rounding is usually exact).
 //! 2. Otherwise the **LP relaxation on all four resources**, solved approximately by a
 //!    restarted primal-dual hybrid gradient method (PDHG; rows scaled to rhs 1, diagonal
-//!    Pock–Chambolle steps, primal weight ¼ of the mean pair cost, restart to the running
+//!    Pock–Chambolle steps, primal weight 1/10 of the mean pair cost, restart to the running
 //!    average when it is better) over a restricted set of pairs: each workload's cheapest
 //!    pairs (at least 6, and until their cuts add up to twice its replicas), the flow's
 //!    pairs and the phase-1 placement's pairs (so the restricted LP is feasible); a
