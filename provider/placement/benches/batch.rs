@@ -7,7 +7,7 @@
 //! workloads at 7 GB per vCPU, half at 1 GB, on the same 4 GB-per-vCPU fleet, so cpu and
 //! memory bind at once; the LP phase runs). Prints the time, cost, bound, gap and unplaced
 //! replicas of one call per instance. Last figures (criterion means, 2-core machine shared
-//! with a CI build, load average 3–4): 0.28 s at gap 0 and 0.63 s at gap 0.30 %.
+//! with a CI build, load average 3–4): 0.27 s at gap 0 and 0.63 s at gap 0.32 %.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use placement::edge::testgen::{batch, batch_two_binding, fleet};

@@ -137,16 +137,17 @@
 //! * `10k_replicas_1k_nodes`: 10,000 replicas of 500 workloads on 1,000 nodes in 40
 //!   metros, users skewed towards popular metros, 59 % of free cpu demanded. Phase 1 is
 //!   exact: cost = bound = the LP and MIP optimum found by HiGHS (381,952.5), 0 unplaced;
-//!   mean 0.28 s (0.93 s with one arc per heap event).
+//!   mean 0.27 s (0.93 s with one arc per heap event).
 //! * `10k_replicas_1k_nodes_two_binding`: same fleet and users, half the workloads at
 //!   7 GB per vCPU and half at 1 GB (59 % of free cpu, 58 % of free memory), so both
-//!   bind. Cost 383,938.2, bound 382,806.3 (HiGHS: LP value 383,119.8, so the bound is
-//!   0.08 % below the LP and the cost at most 0.21 % above the optimum), certified gap
-//!   0.30 %, 0 unplaced, 1,000 LP iterations; mean 0.63 s (one call ≈ 0.1 s set-up,
-//!   0.25 s flow, 0.1 s LP, 0.13 s ejection-refill). Before the LP phase: gap 3.08 % in
-//!   3.2 s. The PDHG has not fully converged after 1,000 iterations: with another
-//!   (equally optimal) flow as warm start the same budget gave bound 383,039.8 and gap
-//!   0.225 %.
+//!   bind. Cost 384,212.5, bound 382,990.9 (HiGHS: LP value 383,119.8, so the bound is
+//!   0.03 % below the LP and the cost at most 0.29 % above the optimum), certified gap
+//!   0.32 %, 0 unplaced, 1,000 LP iterations; mean 0.63 s (one call ≈ 0.1 s set-up,
+//!   0.25 s flow, 0.1 s LP, 0.15 s ejection-refill). Before the LP phase: gap 3.08 % in
+//!   3.2 s. The PDHG has not converged after 1,000 iterations (on three other seeds of
+//!   the same generator the gap is 0.32–0.47 % after 1,000 iterations and 0.1–0.24 %
+//!   after 3,000, at about 1 s), so the result depends on the warm start: with another,
+//!   equally optimal flow the same budget gave 0.23–0.30 %.
 //!
 //! Defaults: `target_gap` 0.2 %, `max_iterations` 1,000 (0 = flow phase and repair only).
 
