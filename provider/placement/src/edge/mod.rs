@@ -144,10 +144,11 @@
 //!   0.03 % below the LP and the cost at most 0.29 % above the optimum), certified gap
 //!   0.32 %, 0 unplaced, 1,000 LP iterations; mean 0.63 s (one call ≈ 0.1 s set-up,
 //!   0.25 s flow, 0.1 s LP, 0.15 s ejection-refill). Before the LP phase: gap 3.08 % in
-//!   3.2 s. The PDHG has not converged after 1,000 iterations (on three other seeds of
-//!   the same generator the gap is 0.32–0.47 % after 1,000 iterations and 0.1–0.24 %
-//!   after 3,000, at about 1 s), so the result depends on the warm start: with another,
-//!   equally optimal flow the same budget gave 0.23–0.30 %.
+//!   3.2 s. The PDHG has not converged after 1,000 iterations: on four other seeds of the
+//!   same generator (fleet 8/9/21/3, batch 12/13/5/99) the certified gap is 0.13–0.47 %
+//!   in 0.4–0.7 s, and 0.10–0.39 % with `max_iterations: 3000` in 0.6–1.0 s; the result
+//!   also depends on the warm start (another, equally optimal flow gave 0.23–0.30 % on
+//!   the bench instance).
 //!
 //! Defaults: `target_gap` 0.2 %, `max_iterations` 1,000 (0 = flow phase and repair only).
 
