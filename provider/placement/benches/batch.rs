@@ -1,10 +1,13 @@
 //! Batch edge placement: 10,000 replicas (500 workloads × 20) onto 1,000 edge nodes in 40
 //! metros, users concentrated in popular metros (so nearby capacity is contended).
 //! Target: < 1 s per `place_batch` call and a certified optimality gap <= 1 % (against the
-//! flow / Lagrangian lower bound). Two instances: `10k_replicas_1k_nodes` (cpu binds) and
-//! `10k_replicas_1k_nodes_two_binding` (half the workloads at 7 GB per vCPU, half at 1 GB,
-//! on the same 4 GB-per-vCPU fleet, so cpu and memory bind at once). Prints the time, cost,
-//! bound, gap and unplaced replicas of one call per instance.
+//! larger of the dominant-resource flow bound and the exact Lagrangian bound at the LP
+//! phase's prices; never an assumed optimum). Two instances: `10k_replicas_1k_nodes` (cpu
+//! binds; the flow phase is exact) and `10k_replicas_1k_nodes_two_binding` (half the
+//! workloads at 7 GB per vCPU, half at 1 GB, on the same 4 GB-per-vCPU fleet, so cpu and
+//! memory bind at once; the LP phase runs). Prints the time, cost, bound, gap and unplaced
+//! replicas of one call per instance. Last figures (criterion means, 2-core machine shared
+//! with a CI build, load average 3–4): 0.27 s at gap 0 and 0.63 s at gap 0.32 %.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use placement::edge::testgen::{batch, batch_two_binding, fleet};

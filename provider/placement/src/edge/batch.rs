@@ -27,7 +27,8 @@ pub struct BatchOptions {
     /// Cost of leaving one replica unplaced, in the same unit (ms); large so that placing
     /// wins over latency.
     pub unplaced_penalty: f64,
-    /// Subgradient iterations at most.
+    /// Iterations at most of the LP phase (primal-dual steps over all column-generation
+    /// rounds); 0 skips it (the flow phase and its repair only).
     pub max_iterations: u32,
     /// Stop as soon as `(cost - lower_bound) / lower_bound <= target_gap`.
     pub target_gap: f64,
@@ -38,7 +39,7 @@ impl Default for BatchOptions {
         BatchOptions {
             ms_per_usd_hour: 0.0,
             unplaced_penalty: 1.0e6,
-            max_iterations: 300,
+            max_iterations: 1000,
             target_gap: 0.002,
         }
     }
@@ -99,7 +100,7 @@ pub struct BatchPlacement {
     /// `(total_cost - lower_bound) / lower_bound` (0 when both are 0; infinite when only the
     /// bound is 0).
     pub gap: f64,
-    /// Subgradient iterations run (0 when the flow phase already met `target_gap`).
+    /// LP iterations run (0 when the flow phase already met `target_gap`).
     pub iterations: u32,
 }
 
@@ -118,10 +119,6 @@ impl Ord for Key {
 }
 
 pub(crate) const R: usize = 4;
-
-/// Phase 2 stops after this many iterations if its bound has not reached the flow bound
-/// and it has not improved the primal.
-const GIVE_UP: u32 = 48;
 
 /// The instance in dense form: workloads and nodes sorted by id; per workload its feasible
 /// pairs sorted by (cost, node).
@@ -365,11 +362,35 @@ pub fn place_batch(
     }
 }
 
-/// Ejection-refill rounds and local search until they stop paying (at most 8 rounds).
+/// Ejection-refill rounds and local search until they stop paying (at most 8 rounds). The
+/// first round visits every node, later ones only the nodes whose residual capacity the
+/// previous round changed.
 fn polish(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol, bound: f64, target_gap: f64) {
+    let mut visit = vec![true; inst.capacity.len()];
+    // Per node, the largest request per resource among its pairs: a node with that much
+    // left holds one more replica of every workload, so no eviction can pay there (the
+    // local search already moved what is cheaper on it).
+    let widest: Vec<[f64; R]> = by_node
+        .iter()
+        .map(|pairs| {
+            let mut m = [0.0f64; R];
+            for &(w, p) in pairs {
+                if inst.cost[p as usize] < inst.penalty {
+                    for (a, b) in m.iter_mut().zip(&inst.size[w as usize]) {
+                        *a = a.max(*b);
+                    }
+                }
+            }
+            m
+        })
+        .collect();
     for _ in 0..8 {
         let before = sol.objective(inst);
-        if !eject_refill(inst, by_node, sol) {
+        let resid = sol.resid.clone();
+        for ((v, resid), wide) in visit.iter_mut().zip(&sol.resid).zip(&widest) {
+            *v = *v && !fits(resid, wide);
+        }
+        if !eject_refill(inst, by_node, &visit, sol) {
             break;
         }
         improve(inst, sol);
@@ -377,171 +398,141 @@ fn polish(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol, bound: f64, t
         if ub - bound <= target_gap * bound || ub > before * (1.0 - 1e-4) {
             break;
         }
+        for ((v, old), new) in visit.iter_mut().zip(&resid).zip(&sol.resid) {
+            *v = old != new;
+        }
     }
 }
 
-/// Subgradient optimisation of the Lagrangian dual with periodic price-guided primal
-/// constructions. Returns (best primal, best bound, iterations).
+/// Phase 1: exact min-cost flow on the dominant resource (bound, prices, rounded primal).
+/// Phase 2 unless the gap already meets `target_gap`: the LP relaxation on all resources
+/// (primal-dual iterations warm-started from the flow, column generation), the exact
+/// Lagrangian bound at its prices, and its solution rounded and repaired. Returns (best
+/// primal, best bound, LP iterations).
 fn optimise(inst: &Inst, max_iterations: u32, target_gap: f64) -> (Sol, f64, u32) {
     let nn = inst.capacity.len();
     let nw = inst.reps.len();
-    let mut lambda = vec![[0.0f64; R]; nn];
-    let mut mu = vec![[0.0f64; R]; nn];
-    // Phase 1: exact min-cost flow on the dominant resource (bound), rounded down and
-    // repaired (primal).
     let (unit, cap) = super::flow::relaxation(inst);
     let fr = super::flow::solve(inst, &unit, &cap);
     let mut best = round_flow(inst, &fr.flow, &fr.unit);
     improve(inst, &mut best);
     let mut ub = best.objective(inst);
     let flow_bound = if fr.complete { fr.value.max(0.0) } else { 0.0 };
-    if ub - flow_bound > target_gap * flow_bound {
-        let by_node = node_pairs(inst);
-        polish(inst, &by_node, &mut best, flow_bound, target_gap);
-        ub = best.objective(inst);
-    }
-    if ub - flow_bound <= target_gap * flow_bound {
+    if ub - flow_bound <= target_gap * flow_bound || max_iterations == 0 {
+        if ub - flow_bound > target_gap * flow_bound {
+            polish(inst, &node_pairs(inst), &mut best, flow_bound, target_gap);
+        }
         return (best, flow_bound, 0);
     }
-    // Phase 2: Lagrangian subgradient on all resources (bound) with price-guided greedy
-    // constructions (primal).
-    let mut phase2_improved = false;
-    let mut s0 = construct(inst, &mu);
-    improve(inst, &mut s0);
-    if s0.objective(inst) < ub {
-        ub = s0.objective(inst);
-        best = s0;
-        phase2_improved = true;
+    // Phase 2. Warm start: the flow's replicas per pair and its node prices.
+    let mut x0 = vec![0.0f64; inst.node.len()];
+    let mut mu0 = vec![[0.0f64; R]; nn];
+    if fr.complete {
+        for w in 0..nw {
+            for p in inst.pairs(w) {
+                x0[p] = fr.flow[p] / fr.unit[w];
+            }
+        }
+        let r = super::flow::dominant(inst);
+        for (m, &v) in mu0.iter_mut().zip(&fr.price) {
+            m[r] = v;
+        }
     }
-    // Costs are >= 0, so 0 is a valid bound to start from.
-    let mut lb = 0.0f64;
-    let mut theta = 1.0;
-    let mut stall = 0u32;
-    let mut usage = vec![[0.0f64; R]; nn];
+    let lr = super::lp::solve(inst, &x0, &best.x, &mu0, max_iterations);
+    let bound = lr.bound.max(flow_bound);
+    let mut s = round_lp(inst, &lr.x, &lr.mu);
+    improve(inst, &mut s);
+    if s.objective(inst) < ub {
+        best = s;
+        ub = best.objective(inst);
+    }
+    if ub - bound > target_gap * bound {
+        polish(inst, &node_pairs(inst), &mut best, bound, target_gap);
+    }
+    (best, bound, lr.iterations)
+}
+
+/// An LP solution rounded: pairs by decreasing fractional value (then pair index) take
+/// `round(x)` replicas within the real residual of every resource; the rest are placed by
+/// [`fill`] in reduced-cost order at the LP prices.
+fn round_lp(inst: &Inst, x: &[f64], mu: &[[f64; R]]) -> Sol {
+    let mut pair_w = vec![0u32; inst.node.len()];
+    for w in 0..inst.reps.len() {
+        for p in inst.pairs(w) {
+            pair_w[p] = w as u32;
+        }
+    }
+    let mut order: Vec<usize> = (0..x.len()).filter(|&p| x[p] >= 0.5).collect();
+    order.sort_by(|&a, &b| x[b].total_cmp(&x[a]).then(a.cmp(&b)));
+    let mut sol = Sol::empty(inst);
+    for p in order {
+        let w = pair_w[p] as usize;
+        let k = ((x[p] + 0.5).floor() as u32)
+            .min(sol.unplaced[w])
+            .min(sol.room(inst, w, inst.node[p] as usize));
+        if k > 0 {
+            sol.add(inst, w, p, k);
+        }
+    }
+    let order = regret_order(inst, mu);
+    fill(inst, mu, &order, &mut sol);
+    sol
+}
+
+/// The Lagrangian bound `L(μ)`: every workload independently takes its cheapest pairs by
+/// reduced cost `c + Σ_r μ_nr · size_r` (each up to its cap) or pays the penalty, minus
+/// `Σ μ_nr · capacity_nr`. Valid for every μ >= 0.
+pub(crate) fn lagrangian(inst: &Inst, mu: &[[f64; R]]) -> f64 {
     let mut heap: BinaryHeap<Key> = BinaryHeap::new();
     let mut chosen: Vec<(f64, u32)> = Vec::new();
-    let mut it = 0u32;
-    let mut since_primal = 0u32;
-    let mut relaxed: Vec<(u32, u32, u32)> = Vec::new();
-    while it < max_iterations {
-        it += 1;
-        // Relaxed subproblem: every workload independently takes its cheapest reduced-cost
-        // pairs (up to each pair's own cap), or pays the penalty.
-        for u in usage.iter_mut() {
-            *u = [0.0; R];
-        }
-        let mut l = 0.0;
-        relaxed.clear();
-        for w in 0..nw {
-            let need = inst.reps[w] as usize;
-            let s = inst.size[w];
-            heap.clear();
-            for p in inst.pairs(w) {
-                let c = inst.cost[p];
-                if c >= inst.penalty {
-                    break;
-                }
-                if heap.len() == need {
-                    if let Some(top) = heap.peek() {
-                        // rc >= c for every later pair: none can enter.
-                        if c >= top.0 {
-                            break;
-                        }
-                    }
-                }
-                let m = &mu[inst.node[p] as usize];
-                let rc = c + s[0] * m[0] + s[1] * m[1] + s[2] * m[2] + s[3] * m[3];
-                if rc >= inst.penalty {
-                    continue;
-                }
-                let key = Key(rc, p as u32);
-                if heap.len() < need {
-                    heap.push(key);
-                } else if heap.peek().is_some_and(|t| key < *t) {
-                    heap.pop();
-                    heap.push(key);
-                }
+    let mut l = 0.0;
+    for w in 0..inst.reps.len() {
+        let need = inst.reps[w] as usize;
+        let s = inst.size[w];
+        heap.clear();
+        for p in inst.pairs(w) {
+            let c = inst.cost[p];
+            if c >= inst.penalty {
+                break;
             }
-            chosen.clear();
-            chosen.extend(heap.drain().map(|k| (k.0, k.1)));
-            chosen.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            let mut left = inst.reps[w];
-            for &(rc, p) in &chosen {
-                if left == 0 {
-                    break;
-                }
-                let k = inst.cap[p as usize].min(left);
-                relaxed.push((w as u32, p, k));
-                let p = p as usize;
-                left -= k;
-                l += f64::from(k) * rc;
-                let n = inst.node[p] as usize;
-                for r in 0..R {
-                    usage[n][r] += f64::from(k) * s[r] * inst.inv_cap[n][r];
-                }
+            if heap.len() == need && heap.peek().is_some_and(|top| c >= top.0) {
+                break;
             }
-            l += f64::from(left) * inst.penalty;
-        }
-        let mut norm = 0.0;
-        for n in 0..nn {
-            for r in 0..R {
-                if inst.inv_cap[n][r] > 0.0 {
-                    l -= lambda[n][r];
-                    let mut gi = usage[n][r] - 1.0;
-                    if lambda[n][r] <= 0.0 && gi < 0.0 {
-                        gi = 0.0;
-                    }
-                    usage[n][r] = gi;
-                    norm += gi * gi;
-                } else {
-                    usage[n][r] = 0.0;
-                }
+            let m = &mu[inst.node[p] as usize];
+            let rc = c + s[0] * m[0] + s[1] * m[1] + s[2] * m[2] + s[3] * m[3];
+            if rc >= inst.penalty {
+                continue;
+            }
+            let key = Key(rc, p as u32);
+            if heap.len() < need {
+                heap.push(key);
+            } else if heap.peek().is_some_and(|t| key < *t) {
+                heap.pop();
+                heap.push(key);
             }
         }
-        if l > lb * (1.0 + 1e-12) {
-            lb = l;
-            stall = 0;
-        } else {
-            stall += 1;
-            if stall >= 6 {
-                theta *= 0.5;
-                stall = 0;
+        chosen.clear();
+        chosen.extend(heap.drain().map(|k| (k.0, k.1)));
+        chosen.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut left = inst.reps[w];
+        for &(rc, p) in &chosen {
+            if left == 0 {
+                break;
             }
+            let k = inst.cap[p as usize].min(left);
+            left -= k;
+            l += f64::from(k) * rc;
         }
-        since_primal += 1;
-        if since_primal == 8 || theta < 1e-3 {
-            since_primal = 0;
-            for mut s in [construct(inst, &mu), repair_relaxed(inst, &mu, &relaxed)] {
-                improve(inst, &mut s);
-                let v = s.objective(inst);
-                if v < ub {
-                    ub = v;
-                    best = s;
-                    phase2_improved = true;
-                }
-            }
-        }
-        if ub - lb.max(flow_bound) <= target_gap * lb.max(flow_bound) || norm <= 0.0 || theta < 1e-3
-        {
-            break;
-        }
-        // Give up when, after GIVE_UP iterations, the Lagrangian bound is still below the
-        // flow bound and no price-guided primal beat phase 1: more iterations would not
-        // change the result within the time budget.
-        if it >= GIVE_UP && lb < flow_bound && !phase2_improved {
-            break;
-        }
-        let t = theta * (ub - l).max(0.0) / norm;
-        for n in 0..nn {
-            for r in 0..R {
-                if inst.inv_cap[n][r] > 0.0 {
-                    lambda[n][r] = (lambda[n][r] + t * usage[n][r]).max(0.0);
-                    mu[n][r] = lambda[n][r] * inst.inv_cap[n][r];
-                }
+        l += f64::from(left) * inst.penalty;
+    }
+    for (m, c) in mu.iter().zip(&inst.capacity) {
+        for r in 0..R {
+            if m[r] > 0.0 && c[r].is_finite() {
+                l -= m[r] * c[r];
             }
         }
     }
-    (best, lb.max(flow_bound), it)
+    l
 }
 
 /// `floor(flow / unit)` replicas per pair, within the real residual of every resource.
@@ -560,16 +551,6 @@ fn round_flow(inst: &Inst, flow: &[f64], unit: &[f64]) -> Sol {
             }
         }
     }
-    sol
-}
-
-/// Price-guided greedy: workloads in order of decreasing regret (gap between their best and
-/// second-best reduced cost, ties by id), each filling its pairs in reduced-cost order up to
-/// the real residual capacity.
-fn construct(inst: &Inst, mu: &[[f64; R]]) -> Sol {
-    let order = regret_order(inst, mu);
-    let mut sol = Sol::empty(inst);
-    fill(inst, mu, &order, &mut sol);
     sol
 }
 
@@ -643,32 +624,6 @@ fn fill(inst: &Inst, mu: &[[f64; R]], order: &[usize], sol: &mut Sol) {
             }
         }
     }
-}
-
-/// Lagrangian heuristic: keeps the relaxed subproblem's choice `(workload, pair, count)`
-/// wherever it fits the real residual (on an overloaded node the workloads with the larger
-/// regret keep their replicas first), then places the rest with [`fill`].
-fn repair_relaxed(inst: &Inst, mu: &[[f64; R]], relaxed: &[(u32, u32, u32)]) -> Sol {
-    let order = regret_order(inst, mu);
-    let mut rank = vec![0usize; order.len()];
-    for (i, &w) in order.iter().enumerate() {
-        rank[w] = i;
-    }
-    let mut xs: Vec<(u32, usize, u32, u32)> = relaxed
-        .iter()
-        .map(|&(w, p, k)| (inst.node[p as usize], rank[w as usize], p, k))
-        .collect();
-    xs.sort_unstable();
-    let mut sol = Sol::empty(inst);
-    for &(n, r, p, k) in &xs {
-        let w = order[r];
-        let k = k.min(sol.room(inst, w, n as usize)).min(sol.unplaced[w]);
-        if k > 0 {
-            sol.add(inst, w, p as usize, k);
-        }
-    }
-    fill(inst, mu, &order, &mut sol);
-    sol
 }
 
 /// Local search with real costs: place unplaced replicas anywhere with room (cheapest
@@ -753,7 +708,7 @@ type Item = (f64, u32, u32, usize);
 /// replicas leave behind (so a swap is one move). Applied when the total cost drops. This mixes replicas with complementary resource
 /// profiles on contended nodes (memory-heavy with cpu-heavy), which neither the rounding
 /// nor single moves can do. Returns whether anything changed.
-fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool {
+fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], visit: &[bool], sol: &mut Sol) -> bool {
     const PER_WORKLOAD: usize = 8;
     const EVICT: u32 = 2;
     let mut changed = false;
@@ -765,6 +720,9 @@ fn eject_refill(inst: &Inst, by_node: &[Vec<(u32, u32)>], sol: &mut Sol) -> bool
     let mut pick: Vec<usize> = Vec::new();
     let mut best_pick: Vec<usize> = Vec::new();
     for (b, pairs) in by_node.iter().enumerate() {
+        if !visit[b] {
+            continue;
+        }
         for _round in 0..16 {
             items.clear();
             on_b.clear();

@@ -79,78 +79,84 @@
 //! users to n `+ ms_per_usd_hour × hourly_cost(n)`, subject to Σ_w x_wn · request_w ≤
 //! free_n for cpu, memory, storage and network, x integer, only pairs that pass the shared
 //! filter, `P = unplaced_penalty` per replica left out. This is a generalised
-//! assignment problem (NP-hard). Two phases:
+//! assignment problem (NP-hard). Every pair also gets the cut `x_wn ≤ min(replicas,
+//! replica_capacity(n))`. Two phases:
 //! 1. **Min-cost flow on the dominant resource** (cpu or memory, whichever has the higher
 //!    total demand / total free capacity): workload w supplies `replicas × request` units,
-//!    arc w→n costs `c_wn / request` per unit with capacity `min(replicas,
-//!    floor(free/request)) × request` (a cut implied by feasibility), node n takes at most
-//!    its free amount, and an "unplaced" vertex takes anything at `P / request` per unit.
-//!    Solved exactly by successive shortest paths (Dijkstra with potentials, one workload
-//!    source at a time; each workload's arcs are pre-sorted by cost and scanned lazily).
-//!    Its value is the optimum of a relaxation (other resources dropped, replicas
-//!    fractional), hence a **lower bound**. The primal takes `floor(flow / request)`
-//!    replicas per pair (within the real residual of all four resources), then local search
-//!    with real costs: place leftovers cheapest-first, move replicas to cheaper pairs with
-//!    room. If `(cost − bound) / bound` is still above `target_gap`, **ejection-refill**
-//!    rounds follow (each followed by the local search; at most 8, while a round gains ≥
-//!    0.01 %): on every node b, evict one or two replicas of one workload v, refill the
-//!    freed room (plus what was free) with replicas that are cheaper on b than where they
-//!    are (unplaced ones first, then most gain first, first fit, at most 8 per workload),
-//!    and send v's replicas to its cheapest pairs with room, counting the room the refilled
-//!    replicas leave behind (so a swap is one move); applied when the total cost drops,
-//!    up to 16 times per node. This mixes memory-heavy and cpu-heavy replicas on contended
-//!    nodes, which the rounding of a one-resource flow cannot. If the gap now meets
-//!    `target_gap` it stops here.
-//! 2. Otherwise **Lagrangian relaxation** on all four resources: relax the capacity rows
-//!    with prices λ ≥ 0 (per node and resource); each workload then independently takes its
-//!    cheapest pairs by reduced cost `c_wn + Σ_r μ_nr · request_wr` (same per-pair cut) or
-//!    pays `P`. `L(λ) = Σ_w subproblem_w − Σ λ_nr` is a valid lower bound for every λ ≥ 0
-//!    and its maximum equals the LP-relaxation value; λ follows projected subgradient steps
-//!    (Polyak step with the best primal cost, step factor halved after 6 non-improving
-//!    iterations; the scan of a workload's cost-sorted pairs stops once the raw cost
-//!    exceeds the current r-th best reduced cost, since `rc >= c`). Every 8 iterations two
-//!    price-guided primals, each followed by the local search, may improve the primal: a
-//!    greedy (workloads by decreasing regret of reduced cost, each filling pairs in
-//!    reduced-cost order within the real residual) and a Lagrangian repair (the relaxed
-//!    subproblem's choices kept where they fit, larger regret first, the rest by the
-//!    greedy). Reported bound = max of the flow bound and the best `L(λ)`. Phase 2 gives up
-//!    after 48 iterations if its bound is still below the flow bound and it has not
-//!    improved the primal (subgradient steps from λ = 0 converge too slowly on 4,000 rows
-//!    to pay within the time budget).
+//!    arc w→n costs `c_wn / request` per unit with the pair's cut as capacity, node n takes
+//!    at most its free amount, and an "unplaced" vertex takes anything at `P / request` per
+//!    unit. Solved exactly by successive shortest paths (Dijkstra with potentials, one
+//!    workload source at a time; each workload's arcs are pre-sorted by cost and relaxed
+//!    lazily, 64 per heap event). Its value is the optimum of a relaxation (other resources
+//!    dropped, replicas fractional), hence a **lower bound**; its final potentials are node
+//!    prices of the dominant resource. The primal takes `floor(flow / request)` replicas
+//!    per pair (within the real residual of all four resources), then local search with
+//!    real costs: place leftovers cheapest-first, move replicas to cheaper pairs with room.
+//!    If `(cost − bound) / bound ≤ target_gap` it stops here (with one resource binding the
+//!    rounding is usually exact).
+//! 2. Otherwise the **LP relaxation on all four resources**, solved approximately by a
+//!    restarted primal-dual hybrid gradient method (PDHG; rows scaled to rhs 1, diagonal
+//!    Pock–Chambolle steps, primal weight 1/10 of the mean pair cost, restart to the running
+//!    average when it is better) over a restricted set of pairs: each workload's cheapest
+//!    pairs (at least 6, and until their cuts add up to twice its replicas), the flow's
+//!    pairs and the phase-1 placement's pairs (so the restricted LP is feasible); a
+//!    capacity row is kept only if its pairs can exceed it. Warm start: the flow's
+//!    replicas and node prices. Every 200 iterations all pairs are priced at the current
+//!    duals (reduced cost `c_wn + Σ_r μ_nr · request_wr − π_w`; a workload's cost-sorted
+//!    scan stops at `c ≥ π_w`) and each workload's 3 most negative pairs join; it ends when
+//!    nothing prices out and the restricted LP is within 1e-4 (relative duality gap and
+//!    scaled residual), or after `max_iterations`. Nothing of the LP solve is trusted:
+//!    - **bound**: after every pricing round the exact Lagrangian `L(μ) = Σ_w (cheapest
+//!      reduced-cost choice of w's replicas, each pair up to its cut, or P) − Σ μ_nr ·
+//!      free_nr` over all pairs at the round's node prices; valid for every μ ≥ 0, and equal
+//!      to the LP value at optimal prices. Reported bound = max(flow bound, best `L(μ)`).
+//!    - **primal**: the LP's x rounded (pairs by decreasing x take `round(x)` replicas within
+//!      the real residual), the rest placed by workloads in decreasing regret order each
+//!      filling its pairs by reduced cost, then the local search; kept if cheaper than
+//!      phase 1's.
+//!
+//! If the gap is still above `target_gap`, **ejection-refill** rounds follow (each followed
+//! by the local search; at most 8, while a round gains ≥ 0.01 %; after the first round only
+//! nodes whose residual changed are revisited, and a node with room left for one more
+//! replica of every workload that may use it is skipped): on every node b, evict one or two replicas
+//! of one workload v, refill the freed room (plus what was free) with replicas that are
+//! cheaper on b than where they are (unplaced ones first, then most gain first, first fit,
+//! at most 8 per workload), and send v's replicas to its cheapest pairs with room, counting
+//! the room the refilled replicas leave behind (so a swap is one move); applied when the
+//! total cost drops, up to 16 times per node.
 //!
 //! Guarantee: the result never exceeds any node's free cpu / memory / storage / network
 //! and never uses a pair the filter rejects; `gap = (cost − bound) / bound` is certified
-//! (the optimum lies in `[bound, cost]`, gap ≥ 0). There is no a-priori approximation
-//! ratio: when a non-dominant resource binds, the repair can leave a gap or even unplaced
-//! replicas that a cleverer packing would fit, and the gap shows it. Figures from
-//! `benches/batch.rs` (criterion medians on a 2-core machine shared with four other
-//! builds, load average ≈ 6–9: times are noisy and higher than on an idle machine):
+//! (the optimum lies in `[bound, cost]`, gap ≥ 0): the bound is a flow optimum or an
+//! exactly evaluated Lagrangian, whatever the accuracy of the LP iterations. There is no
+//! a-priori approximation ratio: the PDHG is a first-order method with a fixed budget, so
+//! on a harder instance the bound can stay below the LP value and the rounding can leave a
+//! larger gap (or unplaced replicas a cleverer packing would fit); the gap shows it.
+//! Figures from `benches/batch.rs` (criterion means on a 2-core machine shared with a CI
+//! build, load average 3–4, so times are noisy):
 //! * `10k_replicas_1k_nodes`: 10,000 replicas of 500 workloads on 1,000 nodes in 40
 //!   metros, users skewed towards popular metros, 59 % of free cpu demanded. Phase 1 is
 //!   exact: cost = bound = the LP and MIP optimum found by HiGHS (381,952.5), 0 unplaced;
-//!   median 1.42 s (2.35 s and 1.60 s in runs at higher load). This path is unchanged
-//!   by the repair; it measured 0.70–0.86 s (median 0.78 s) on the same machine less
-//!   loaded.
+//!   mean 0.27 s (0.93 s with one arc per heap event).
 //! * `10k_replicas_1k_nodes_two_binding`: same fleet and users, half the workloads at
 //!   7 GB per vCPU and half at 1 GB (59 % of free cpu, 58 % of free memory), so both
-//!   bind. Cost 393,726.5, bound 381,963.0 (the flow bound; the HiGHS LP value is
-//!   383,120, so the bound is within 0.3 % of the LP), certified gap 3.08 % (11.9 %
-//!   before the ejection-refill repair), 0 unplaced; median 5.21 s (7.6 s in a run at
-//!   higher load; one 4.2 s call split roughly 0.3 s set-up, 2.0 s flow, 1.2 s repair,
-//!   0.9 s for 48 phase-2 iterations). Against the LP value the cost is at most 2.8 %
-//!   above the optimum. The target (< 1 s within 1 %) is not met on this
-//!   instance: the remaining gap is mostly the primal side (the repair stops in a local
-//!   optimum) and ≤ 0.3 % the bound. A larger neighbourhood (3 evictions, 16 refill
-//!   candidates per workload) gave 2.94 % here but 4.1 % instead of 2.8 % on the
-//!   2,000-replica test instance, so it was not kept.
+//!   bind. Cost 384,212.5, bound 382,990.9 (HiGHS: LP value 383,119.8, so the bound is
+//!   0.03 % below the LP and the cost at most 0.29 % above the optimum), certified gap
+//!   0.32 %, 0 unplaced, 1,000 LP iterations; mean 0.63 s (one call ≈ 0.1 s set-up,
+//!   0.25 s flow, 0.1 s LP, 0.15 s ejection-refill). Before the LP phase: gap 3.08 % in
+//!   3.2 s. The PDHG has not converged after 1,000 iterations: on four other seeds of the
+//!   same generator (fleet 8/9/21/3, batch 12/13/5/99) the certified gap is 0.13–0.47 %
+//!   in 0.4–0.7 s, and 0.10–0.39 % with `max_iterations: 3000` in 0.6–1.0 s; the result
+//!   also depends on the warm start (another, equally optimal flow gave 0.23–0.30 % on
+//!   the bench instance).
 //!
-//! Phase 2 stops at `target_gap` (default 0.2 %), after `max_iterations`, or when the step
-//! factor falls below 1e-3.
+//! Defaults: `target_gap` 0.2 %, `max_iterations` 1,000 (0 = flow phase and repair only).
 
 mod batch;
 mod distribute;
 mod filter;
 mod flow;
+mod lp;
 mod model;
 #[doc(hidden)]
 pub mod testgen;
