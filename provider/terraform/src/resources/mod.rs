@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use clouds::retry::StopSignal;
 use clouds::Driver;
-use tfvalue::{AttributePath, Value};
+use tfvalue::{AttributePath, Type, Value};
 
 use crate::diagnostics::Diagnostics;
 use crate::schema::Schema;
@@ -234,6 +234,24 @@ pub fn decode_stored_state(
     version: i64,
     state_json: &[u8],
 ) -> Result<Value, Diagnostics> {
+    decode_stored_state_as(
+        type_name,
+        schema,
+        &schema.block.value_type(),
+        version,
+        state_json,
+    )
+}
+
+/// [`decode_stored_state`] with the schema's value type built beforehand (Terraform upgrades
+/// every resource's state on every plan, so a resource with many instances keeps it).
+pub fn decode_stored_state_as(
+    type_name: &str,
+    schema: &Schema,
+    ty: &Type,
+    version: i64,
+    state_json: &[u8],
+) -> Result<Value, Diagnostics> {
     if version != schema.version {
         let relation = if version > schema.version {
             "newer"
@@ -249,7 +267,7 @@ pub fn decode_stored_state(
         )
         .into());
     }
-    tfvalue::decode_json(state_json, &schema.block.value_type())
+    tfvalue::decode_json(state_json, ty)
         .map_err(|e| crate::diagnostics::Diagnostic::decode("stored state", &e).into())
 }
 

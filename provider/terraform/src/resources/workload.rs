@@ -28,7 +28,7 @@ use tfvalue::{AttributePath, ObjectType, Type, Value};
 
 use super::workload_edge;
 use super::{
-    decode_stored_state, sha256_hex, ApplyRequest, ApplyResponse, ImportResponse, PlanRequest,
+    decode_stored_state_as, sha256_hex, ApplyRequest, ApplyResponse, ImportResponse, PlanRequest,
     PlanResponse, ProviderContext, ReadResponse, Resource,
 };
 use crate::attrs;
@@ -1652,13 +1652,14 @@ impl Resource for Workload {
 
     fn upgrade(&self, version: i64, state_json: &[u8]) -> Result<Value, Diagnostics> {
         match version {
-            0 => decode_stored_state(
+            0 => decode_stored_state_as(
                 TYPE_NAME,
                 &self.schema,
+                &self.ty,
                 SCHEMA_VERSION,
                 &upgrade_v0(state_json)?,
             ),
-            _ => decode_stored_state(TYPE_NAME, &self.schema, version, state_json),
+            _ => decode_stored_state_as(TYPE_NAME, &self.schema, &self.ty, version, state_json),
         }
     }
 }
