@@ -36,6 +36,21 @@ pub const TAG_MANAGED_BY: &str = "hybrid:managed-by";
 pub const MANAGED_BY_VALUE: &str = "terraform-provider-hybrid";
 /// Tag key holding the `hybrid_workload` id the instance belongs to.
 pub const TAG_WORKLOAD_ID: &str = "hybrid:workload-id";
+/// Tag holding [`InstanceSpec::idempotency_key`] (EC2 and Azure tags).
+pub const TAG_IDEMPOTENCY_KEY: &str = "hybrid:idempotency-key";
+/// Tag holding the workload name (EC2 and Azure tags).
+pub const TAG_NAME: &str = "hybrid:name";
+/// Tag keys the provider writes itself; a user tag may not claim them.
+pub const RESERVED_TAG_PREFIX: &str = "hybrid:";
+
+/// The user's tags among `tags`: everything outside our reserved `hybrid:` prefix (a user tag
+/// there would be hidden from tags_all and could spoof ours).
+pub fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter(|(k, _)| !k.starts_with(RESERVED_TAG_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
 
 /// What apply asks a driver to create: the placement the reviewed plan showed, plus the
 /// workload's own details.

@@ -13,7 +13,7 @@ pub const MAX_NAME_LEN: usize = 63;
 /// Longest tag or label key accepted (the EC2 and Azure tag key limit).
 pub const MAX_KEY_LEN: usize = 128;
 /// Tag keys the provider writes itself; a user tag may not claim them.
-pub const RESERVED_TAG_PREFIX: &str = "hybrid:";
+pub use clouds::RESERVED_TAG_PREFIX;
 
 /// A name: 1..=63 characters of letters, digits, `-`, `_` and `.`, starting with a letter or
 /// digit.

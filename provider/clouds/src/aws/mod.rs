@@ -35,12 +35,11 @@ use crate::{
 };
 
 const TARGET: &str = "aws";
-/// Tag holding [`InstanceSpec::idempotency_key`].
-pub const TAG_IDEMPOTENCY_KEY: &str = "hybrid:idempotency-key";
-/// Tag holding the workload name; marks a `Name` tag with the same value as ours.
-pub const TAG_NAME: &str = "hybrid:name";
 /// Prefix of the tags carrying the stored workload description (see [`crate::meta_tags`]).
 pub use crate::meta_tags::TAG_META_PREFIX;
+/// Our tags for the idempotency key and the workload name (the latter marks a `Name` tag with
+/// the same value as ours).
+pub use crate::{TAG_IDEMPOTENCY_KEY, TAG_NAME};
 /// EC2's limit on a tag value, in characters.
 const TAG_VALUE_MAX: usize = 256;
 /// Tags the description may use (EC2 allows 50 per resource; the rest is for users and us).
@@ -430,12 +429,7 @@ fn desired_tags(
     name: &str,
     metadata: Option<&serde_json::Value>,
 ) -> BTreeMap<String, String> {
-    // User tags may not use our prefix: they would be hidden from tags_all and could spoof ours.
-    let user: BTreeMap<String, String> = user
-        .iter()
-        .filter(|(k, _)| !k.starts_with("hybrid:"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let user = crate::user_tags(user);
     let mut tags = managed_tags(&user, workload_id);
     if !user.contains_key("Name") {
         tags.insert("Name".into(), name.to_string());

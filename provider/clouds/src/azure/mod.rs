@@ -46,10 +46,8 @@ const ARM_SCOPE: &str = "https://management.azure.com/.default";
 pub const DEFAULT_IMAGE: &str = "Canonical:ubuntu-24_04-lts:server:latest";
 /// The VM's administrator account (Linux; password login off).
 pub const DEFAULT_ADMIN_USERNAME: &str = "hybrid";
-/// Tag holding [`InstanceSpec::idempotency_key`].
-pub const TAG_IDEMPOTENCY_KEY: &str = "hybrid:idempotency-key";
-/// Tag holding the workload name.
-pub const TAG_NAME: &str = "hybrid:name";
+/// Our tags for the idempotency key and the workload name.
+pub use crate::{TAG_IDEMPOTENCY_KEY, TAG_NAME};
 /// Azure's limits: a tag value's characters, and tags per resource.
 const TAG_VALUE_MAX: usize = 256;
 const TAGS_MAX: usize = 50;
@@ -821,11 +819,7 @@ fn desired_tags(
     name: &str,
     metadata: Option<&Json>,
 ) -> BTreeMap<String, String> {
-    let user: BTreeMap<String, String> = user
-        .iter()
-        .filter(|(k, _)| !k.starts_with("hybrid:"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let user = crate::user_tags(user);
     let mut tags = managed_tags(&user, workload_id);
     tags.insert(TAG_NAME.into(), name.to_string());
     // Room left under Azure's 50 after ours (+1 for the idempotency key) and the user's.

@@ -30,7 +30,8 @@ use tokio::sync::Mutex;
 
 use crate::retry::{Jitter, RetryPolicy, StopSignal};
 use crate::{
-    Driver, DriverError, Instance, InstanceSpec, MANAGED_BY_VALUE, TAG_MANAGED_BY, TAG_WORKLOAD_ID,
+    user_tags, Driver, DriverError, Instance, InstanceSpec, MANAGED_BY_VALUE, TAG_MANAGED_BY,
+    TAG_WORKLOAD_ID,
 };
 
 const TARGET: &str = "gcp";
@@ -425,14 +426,6 @@ pub fn label_value(value: &str) -> String {
             }
         })
         .take(LABEL_MAX)
-        .collect()
-}
-
-/// User tags the driver keeps (our `hybrid:` prefix is reserved).
-fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter(|(k, _)| !k.starts_with("hybrid:"))
-        .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
 

@@ -988,13 +988,7 @@ pub fn target_metadata(wl: &StoredWorkload, target: &Value) -> Option<serde_json
 
 /// The new side, created with the same idempotency key `hybrid_workload` would use there.
 pub fn target_spec(wl: &StoredWorkload, target: &Value, migration_id: &str) -> InstanceSpec {
-    let mut tags: BTreeMap<String, String> = wl
-        .instance
-        .tags
-        .iter()
-        .filter(|(k, _)| !k.starts_with("hybrid:"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut tags = clouds::user_tags(&wl.instance.tags);
     tags.insert(
         migration_run::TAG_MIGRATION_ID.to_string(),
         migration_id.to_string(),

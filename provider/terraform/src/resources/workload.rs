@@ -1543,12 +1543,7 @@ impl Resource for Workload {
                         }
                     }
                 }
-                let user_tags: BTreeMap<String, String> = inst
-                    .tags
-                    .iter()
-                    .filter(|(k, _)| !k.starts_with("hybrid:"))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let user_tags = clouds::user_tags(&inst.tags);
                 attrs::set(
                     &mut new_state,
                     "tags_all",
