@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value as Json;
 
-use crate::harness::{combined, Workspace};
+use crate::harness::{cloud_workloads_config, combined, Workspace};
 use crate::moto::{FaultProxy, FaultRates, Moto};
 
 const REGION: &str = "eu-west-1";
@@ -23,47 +23,15 @@ fn workspace(name: &str) -> Workspace {
         .env("AWS_EC2_METADATA_DISABLED", "true")
 }
 
-/// `timeouts` only where no import follows (an imported state has no timeouts block, so a
-/// configured one would show as a change).
 fn config(endpoint: &str, count: usize, team: &str, timeouts: bool) -> String {
-    let timeouts = if timeouts {
-        "timeouts {\n    create = \"10m\"\n    delete = \"10m\"\n  }"
-    } else {
-        ""
-    };
-    format!(
-        r#"
-provider "hybrid" {{
-  default_tags = {{ owner = "acceptance" }}
-  aws {{
-    endpoint_url = "{endpoint}"
-  }}
-}}
-
-resource "hybrid_workload" "web" {{
-  count                  = {count}
-  name                   = "web-${{count.index}}"
-  cpu                    = 2
-  memory_gb              = 4
-  preferred_providers    = ["aws"]
-  data_residency_regions = ["{REGION}"]
-  tags                   = {{ team = "{team}" }}
-  {timeouts}
-}}
-"#
+    cloud_workloads_config(
+        &format!("  aws {{\n    endpoint_url = \"{endpoint}\"\n  }}"),
+        "aws",
+        REGION,
+        count,
+        &format!("team = \"{team}\""),
+        timeouts,
     )
-}
-
-fn state_instance_ids(ws: &Workspace) -> Vec<String> {
-    let state = ws.show_json();
-    state["values"]["root_module"]["resources"]
-        .as_array()
-        .map(|rs| {
-            rs.iter()
-                .filter_map(|r| r["values"]["instance_id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn ec2_id(instance_id: &str) -> String {
@@ -203,7 +171,7 @@ fn aws_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates
         );
         eprintln!("apply {applies} failed, running it again:\n{text}");
     }
-    let in_state = state_instance_ids(&ws);
+    let in_state = ws.instance_ids();
     let in_moto = moto.managed_instances(REGION);
     let live = moto.live_instance_count(REGION);
     let counts = &proxy.counts;

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use armfake::{ArmFake, FakeConfig};
 use serde_json::Value as Json;
 
-use crate::harness::{combined, Workspace};
+use crate::harness::{cloud_workloads_config, combined, Workspace};
 use crate::moto::{Dialect, FaultProxy, FaultRates};
 
 const REGION: &str = "westeurope";
@@ -50,48 +50,15 @@ fn workspace(name: &str, fake: &ArmFake) -> Workspace {
         .env("AZURE_AUTHORITY_HOST", &fake.authority_host())
 }
 
-/// `timeouts` only where no import follows (an imported state has no timeouts block).
 fn config(endpoint: &str, group: &str, count: usize, team: &str, timeouts: bool) -> String {
-    let timeouts = if timeouts {
-        "timeouts {\n    create = \"10m\"\n    delete = \"10m\"\n  }"
-    } else {
-        ""
-    };
-    format!(
-        r#"
-provider "hybrid" {{
-  default_tags = {{ owner = "acceptance" }}
-  azure {{
-    resource_group = "{group}"
-    endpoint_url   = "{endpoint}"
-    subnet_id      = "{SUBNET}"
-  }}
-}}
-
-resource "hybrid_workload" "web" {{
-  count                  = {count}
-  name                   = "web-${{count.index}}"
-  cpu                    = 2
-  memory_gb              = 4
-  preferred_providers    = ["azure"]
-  data_residency_regions = ["{REGION}"]
-  tags                   = {{ team = "{team}" }}
-  {timeouts}
-}}
-"#
+    cloud_workloads_config(
+        &format!("  azure {{\n    resource_group = \"{group}\"\n    endpoint_url   = \"{endpoint}\"\n    subnet_id      = \"{SUBNET}\"\n  }}"),
+        "azure",
+        REGION,
+        count,
+        &format!("team = \"{team}\""),
+        timeouts,
     )
-}
-
-fn state_instance_ids(ws: &Workspace) -> Vec<String> {
-    let state = ws.show_json();
-    state["values"]["root_module"]["resources"]
-        .as_array()
-        .map(|rs| {
-            rs.iter()
-                .filter_map(|r| r["values"]["instance_id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Live VMs tagged as ours: (ARM id, workload id).
@@ -276,8 +243,7 @@ fn azure_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicat
         );
         eprintln!("apply {applies} failed, running it again:\n{text}");
     }
-    let mut in_state = state_instance_ids(&ws);
-    in_state.sort();
+    let in_state = ws.instance_ids();
     let tagged = tagged_vms(fake);
     let counts = &proxy.counts;
     println!(

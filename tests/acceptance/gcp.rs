@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value as Json;
 
-use crate::harness::{combined, repo_root, Workspace};
+use crate::harness::{cloud_workloads_config, combined, repo_root, Workspace};
 use crate::moto::{Dialect, FaultProxy, FaultRates};
 use gce_server::GceServer;
 
@@ -56,49 +56,17 @@ fn workspace(name: &str, g: &Gce) -> Workspace {
     )
 }
 
-/// `timeouts` only where no import follows (an imported state has no timeouts block).
 fn config(endpoint: &str, count: usize, team: &str, timeouts: bool) -> String {
-    let timeouts = if timeouts {
-        "timeouts {\n    create = \"10m\"\n    delete = \"10m\"\n  }"
-    } else {
-        ""
-    };
-    format!(
-        r#"
-provider "hybrid" {{
-  default_tags = {{ owner = "acceptance" }}
-  gcp {{
-    project      = "{PROJECT}"
-    endpoint_url = "{endpoint}"
-  }}
-}}
-
-resource "hybrid_workload" "web" {{
-  count                  = {count}
-  name                   = "web-${{count.index}}"
-  cpu                    = 2
-  memory_gb              = 4
-  preferred_providers    = ["gcp"]
-  data_residency_regions = ["{REGION}"]
-  tags                   = {{ team = "{team}", "Cost Centre" = "R&D 42" }}
-  {timeouts}
-}}
-"#
+    cloud_workloads_config(
+        &format!(
+            "  gcp {{\n    project      = \"{PROJECT}\"\n    endpoint_url = \"{endpoint}\"\n  }}"
+        ),
+        "gcp",
+        REGION,
+        count,
+        &format!("team = \"{team}\", \"Cost Centre\" = \"R&D 42\""),
+        timeouts,
     )
-}
-
-fn state_instance_ids(ws: &Workspace) -> Vec<String> {
-    let state = ws.show_json();
-    let mut ids: Vec<String> = state["values"]["root_module"]["resources"]
-        .as_array()
-        .map(|rs| {
-            rs.iter()
-                .filter_map(|r| r["values"]["instance_id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
 }
 
 /// Instances the server holds with our managed-by label, sorted by id.
@@ -259,7 +227,7 @@ fn gcp_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates
         );
         eprintln!("apply {applies} failed, running it again:\n{text}");
     }
-    let in_state = state_instance_ids(&ws);
+    let in_state = ws.instance_ids();
     let in_server = managed(&g.server);
     let counts = &proxy.counts;
     println!(

@@ -291,6 +291,21 @@ impl Workspace {
         serde_json::from_str(json_line).expect("terraform show -json prints JSON")
     }
 
+    /// The `instance_id` of every resource in state that has one, sorted.
+    pub fn instance_ids(&self) -> Vec<String> {
+        let state = self.show_json();
+        let mut ids: Vec<String> = state["values"]["root_module"]["resources"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter_map(|r| r["values"]["instance_id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
     /// The `values` of a resource in state, by address.
     pub fn resource(&self, address: &str) -> Json {
         let state = self.show_json();
@@ -418,4 +433,42 @@ pub fn assert_no_crash(text: &str) {
         !text.contains("The plugin encountered an error") && !text.contains("plugin crashed"),
         "the provider crashed:\n{text}"
     );
+}
+
+/// The cloud driver tests' configuration: `provider_block` (the cloud's block inside
+/// `provider "hybrid"`) and `count` `hybrid_workload.web` on `cloud` in `region` with `tags`
+/// (HCL map body). `timeouts` only where no import follows (an imported state has no timeouts
+/// block, so a configured one would show as a change).
+pub fn cloud_workloads_config(
+    provider_block: &str,
+    cloud: &str,
+    region: &str,
+    count: usize,
+    tags: &str,
+    timeouts: bool,
+) -> String {
+    let timeouts = if timeouts {
+        "timeouts {\n    create = \"10m\"\n    delete = \"10m\"\n  }"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+provider "hybrid" {{
+  default_tags = {{ owner = "acceptance" }}
+{provider_block}
+}}
+
+resource "hybrid_workload" "web" {{
+  count                  = {count}
+  name                   = "web-${{count.index}}"
+  cpu                    = 2
+  memory_gb              = 4
+  preferred_providers    = ["{cloud}"]
+  data_residency_regions = ["{region}"]
+  tags                   = {{ {tags} }}
+  {timeouts}
+}}
+"#
+    )
 }
