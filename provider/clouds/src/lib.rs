@@ -193,6 +193,14 @@ pub fn managed_tags(
     tags
 }
 
+/// The first `bytes` bytes (at most 32) of the SHA-256 of `text`, as lowercase hex: the one
+/// digest every deterministic name, id and token here is built from.
+pub fn sha256_hex(text: &str, bytes: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    hex::encode(&digest[..bytes.min(digest.len())])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use sha2::{Digest, Sha256};
 
 pub mod migration;
 
@@ -445,8 +444,7 @@ fn to_json(tags: &BTreeMap<String, String>) -> String {
 
 /// Deterministic per (key, sequence) so ids are unique even when a key is reused after delete.
 fn instance_id_for(key: &str, seq: i64) -> String {
-    let digest = Sha256::digest(format!("{key}/{seq}").as_bytes());
-    let hex: String = digest.iter().take(9).map(|b| format!("{b:02x}")).collect();
+    let hex = crate::sha256_hex(&format!("{key}/{seq}"), 9);
     format!("sim-{}", &hex[..17])
 }
 

@@ -72,6 +72,8 @@ const COLUMNS: &str = "id, node, holder, state, cpu_millis, memory_mb, storage_g
 pub struct SqliteLedger {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Plan notes' own connection, with `synchronous = NORMAL` (see [`Self::with_notes_tx`]).
+    notes: Mutex<Connection>,
     /// Expired plan notes are purged by the first note this handle writes, not by every one:
     /// a plan of a thousand workloads writes a thousand notes.
     notes_purged: std::sync::atomic::AtomicBool,
@@ -147,6 +149,41 @@ fn from_raw(raw: RawRow) -> Result<Reservation, LedgerError> {
     })
 }
 
+/// One connection to the ledger file: busy timeout, WAL journal, the given `synchronous`
+/// setting and a small page cache.
+fn open_connection(path: &Path, synchronous: &str) -> Result<Connection, LedgerError> {
+    let conn = Connection::open(path).map_err(sq(path, "opening"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sq(path, "setting busy_timeout"))?;
+    // Switching to WAL takes an exclusive lock, and SQLite may answer SQLITE_BUSY at once
+    // (without its busy handler) while another process is switching or recovering the same
+    // fresh file: retry that, within the same bound as every other wait.
+    let started = std::time::Instant::now();
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Ok(mode) => break mode,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(sq(path, "switching to WAL")(e)),
+        }
+    };
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(LedgerError::Corrupt {
+            detail: format!("{} refused WAL journal mode (got {mode})", path.display()),
+        });
+    }
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(sq(path, "setting synchronous"))?;
+    // A small page cache: the ledger is a few pages per node, and the OS caches the file.
+    conn.pragma_update(None, "cache_size", -512)
+        .map_err(sq(path, "setting cache_size"))?;
+    Ok(conn)
+}
+
 impl SqliteLedger {
     /// Opens (creating with mode 0600 if missing) the database file at `path` and creates the
     /// `ledger_` tables if needed. The parent directory must exist.
@@ -168,39 +205,14 @@ impl SqliteLedger {
                 })
             }
         }
-        let conn = Connection::open(&path).map_err(sq(&path, "opening"))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(sq(&path, "setting busy_timeout"))?;
-        // Switching to WAL takes an exclusive lock, and SQLite may answer SQLITE_BUSY at once
-        // (without its busy handler) while another process is switching or recovering the same
-        // fresh file: retry that, within the same bound as every other wait.
-        let started = std::time::Instant::now();
-        let mode: String = loop {
-            match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
-                Ok(mode) => break mode,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy
-                        && started.elapsed() < BUSY_TIMEOUT =>
-                {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => return Err(sq(&path, "switching to WAL")(e)),
-            }
-        };
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(LedgerError::Corrupt {
-                detail: format!("{} refused WAL journal mode (got {mode})", path.display()),
-            });
-        }
-        // Reservations wait for fsync (FULL); plan notes opt out (`with_tx_unsynced`).
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sq(&path, "setting synchronous"))?;
-        // A small page cache: the ledger is a few pages per node, and the OS caches the file.
-        conn.pragma_update(None, "cache_size", -512)
-            .map_err(sq(&path, "setting cache_size"))?;
+        // Reservations wait for fsync (FULL); plan notes, a cache of decisions, have their own
+        // connection that does not (`with_notes_tx`), so neither switches the other's setting.
+        let conn = open_connection(&path, "FULL")?;
+        let notes = open_connection(&path, "NORMAL")?;
         let ledger = SqliteLedger {
             path,
             conn: Mutex::new(conn),
+            notes: Mutex::new(notes),
             notes_purged: std::sync::atomic::AtomicBool::new(false),
         };
         ledger.with_tx("creating tables", |tx, path| {
@@ -231,32 +243,24 @@ impl SqliteLedger {
     }
 
     /// Like [`Self::with_tx`] for data that may be lost with the machine (plan notes, which are
-    /// a cache of decisions): the commit does not wait for fsync. WAL mode keeps the database
-    /// consistent either way; a commit is durable against a killed process at once, and
-    /// against power loss from the next synchronous commit on. Plans write one note per
-    /// workload, so an fsync each was a third of a 1,000-workload plan's provider CPU.
-    fn with_tx_unsynced<T>(
+    /// a cache of decisions), on the notes connection, whose commits do not wait for fsync. WAL
+    /// mode keeps the database consistent either way; a commit is durable against a killed
+    /// process at once, and against power loss from the next synchronous commit on. Plans write
+    /// one note per workload, so an fsync each was a third of a 1,000-workload plan's provider
+    /// CPU; switching one connection's setting back and forth around each note cost another
+    /// two statements per note.
+    fn with_notes_tx<T>(
         &self,
+        behavior: TransactionBehavior,
         context: &'static str,
         f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        let mut conn = self.lock();
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        let mut conn = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn
+            .transaction_with_behavior(behavior)
             .map_err(sq(&self.path, context))?;
-        let out = (|| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sq(&self.path, context))?;
-            let out = f(&tx, &self.path)?;
-            tx.commit().map_err(sq(&self.path, context))?;
-            Ok(out)
-        })();
-        // Back to FULL for reservations, whatever happened above.
-        let restored = conn
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(sq(&self.path, context));
-        let out = out?;
-        restored?;
+        let out = f(&tx, &self.path)?;
+        tx.commit().map_err(sq(&self.path, context))?;
         Ok(out)
     }
 
@@ -602,7 +606,7 @@ impl Ledger for SqliteLedger {
 
     fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError> {
         let expires = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        self.with_tx_unsynced("writing a plan note", |tx, path| {
+        self.with_notes_tx(TransactionBehavior::Immediate, "writing a plan note", |tx, path| {
             // Expired notes of every workload go with the first write of each process (each
             // plan or apply), so the table stays small without a scan per note.
             if !self
@@ -625,24 +629,32 @@ impl Ledger for SqliteLedger {
     }
 
     fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError> {
-        self.with_read("reading a plan note", |tx, path| {
-            tx.prepare_cached(
-                "SELECT body FROM ledger_plan_notes WHERE key = ?1 AND expires_at_ms > ?2",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![key, to_i64(now_ms())], |r| r.get::<_, String>(0))
-                    .optional()
-            })
-            .map_err(sq(path, "reading a plan note"))
-        })
+        self.with_notes_tx(
+            TransactionBehavior::Deferred,
+            "reading a plan note",
+            |tx, path| {
+                tx.prepare_cached(
+                    "SELECT body FROM ledger_plan_notes WHERE key = ?1 AND expires_at_ms > ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![key, to_i64(now_ms())], |r| r.get::<_, String>(0))
+                        .optional()
+                })
+                .map_err(sq(path, "reading a plan note"))
+            },
+        )
     }
 
     fn forget_plan_note(&self, key: &str) -> Result<(), LedgerError> {
-        self.with_tx_unsynced("forgetting a plan note", |tx, path| {
-            tx.execute("DELETE FROM ledger_plan_notes WHERE key = ?1", params![key])
-                .map_err(sq(path, "forgetting a plan note"))?;
-            Ok(())
-        })
+        self.with_notes_tx(
+            TransactionBehavior::Immediate,
+            "forgetting a plan note",
+            |tx, path| {
+                tx.execute("DELETE FROM ledger_plan_notes WHERE key = ?1", params![key])
+                    .map_err(sq(path, "forgetting a plan note"))?;
+                Ok(())
+            },
+        )
     }
 }
 
@@ -662,33 +674,46 @@ mod tests {
     fn plan_notes_skip_fsync_but_reservations_keep_it() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = SqliteLedger::open(dir.path().join("ledger.db")).unwrap();
-        let mode = |l: &SqliteLedger| -> i64 {
-            l.lock()
-                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        let synchronous = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
                 .unwrap()
         };
-        assert_eq!(mode(&ledger), 2, "FULL after open");
+        assert_eq!(synchronous(&ledger.lock()), 2, "reservations: FULL");
         ledger
-            .with_tx_unsynced("test", |tx, _| {
-                let inside: i64 = tx
-                    .query_row("PRAGMA synchronous", [], |r| r.get(0))
-                    .unwrap();
-                assert_eq!(inside, 1, "NORMAL inside a note write");
+            .with_notes_tx(TransactionBehavior::Immediate, "test", |tx, _| {
+                assert_eq!(synchronous(tx), 1, "NORMAL inside a note write");
                 Ok(())
             })
             .unwrap();
-        assert_eq!(mode(&ledger), 2, "FULL again after a note write");
-        let failed: Result<(), _> = ledger.with_tx_unsynced("test", |_, _| {
-            Err(LedgerError::Corrupt {
-                detail: "test".into(),
-            })
-        });
+        let failed: Result<(), _> =
+            ledger.with_notes_tx(TransactionBehavior::Immediate, "test", |_, _| {
+                Err(LedgerError::Corrupt {
+                    detail: "test".into(),
+                })
+            });
         assert!(failed.is_err());
-        assert_eq!(mode(&ledger), 2, "FULL again after a failed note write");
         ledger
             .put_plan_note("wl-a", "a", Duration::from_secs(60))
             .unwrap();
         assert_eq!(ledger.plan_note("wl-a").unwrap().as_deref(), Some("a"));
+        assert_eq!(
+            synchronous(&ledger.lock()),
+            2,
+            "reservations still FULL after note writes, failed or not"
+        );
+        // What the notes connection wrote, the reservations connection (and so every other
+        // process) reads.
+        let seen: String = ledger
+            .lock()
+            .query_row(
+                "SELECT body FROM ledger_plan_notes WHERE key = 'wl-a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(seen, "a");
+        ledger.forget_plan_note("wl-a").unwrap();
+        assert_eq!(ledger.plan_note("wl-a").unwrap(), None);
     }
 
     #[test]

@@ -24,7 +24,6 @@ use async_trait::async_trait;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde_json::{json, Value as Json};
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::meta_tags::{self, TAG_META_PREFIX};
@@ -783,11 +782,7 @@ pub fn vm_name(spec: &InstanceSpec) -> String {
         .take(32)
         .collect::<String>()
         .to_ascii_lowercase();
-    let key: String = Sha256::digest(spec.idempotency_key.as_bytes())
-        .iter()
-        .take(4)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let key = crate::sha256_hex(&spec.idempotency_key, 4);
     if workload.is_empty() {
         format!("hybrid-{key}")
     } else {

@@ -361,17 +361,9 @@ pub fn zone_for(spec: &InstanceSpec) -> String {
     }
 }
 
-fn sha256_hex(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// 32 hex digits of SHA-256 of the idempotency key (label-safe).
 pub fn key_digest(idempotency_key: &str) -> String {
-    sha256_hex(idempotency_key)[..32].to_string()
+    crate::sha256_hex(idempotency_key, 16)
 }
 
 /// The instance name: `hybrid-<workload id>-<8 hex of the key digest>`, lowercase, at most 63

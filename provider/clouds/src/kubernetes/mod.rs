@@ -71,7 +71,6 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Config};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::edge::{EdgeNode, KubeSite};
 use crate::{managed_tags, Driver, DriverError, Instance, InstanceSpec, MANAGED_BY_VALUE};
@@ -277,11 +276,7 @@ struct Placement {
 }
 
 fn short_hash(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .take(4)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::sha256_hex(s, 4)
 }
 
 /// The Deployment name for a workload: `hybrid-<workload_id>` when that is already a DNS-1123
@@ -341,12 +336,7 @@ pub fn label_value(value: &str) -> String {
     if valid {
         return value.to_string();
     }
-    let hex: String = Sha256::digest(value.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("h-{hex}")
+    format!("h-{}", crate::sha256_hex(value, 16))
 }
 
 /// The server-side-apply document for `spec` (everything we own in the Deployment).

@@ -215,16 +215,8 @@ pub trait Resource: Send + Sync {
     fn upgrade(&self, version: i64, state_json: &[u8]) -> Result<Value, Diagnostics>;
 }
 
-/// The first `bytes` bytes of SHA-256 of `text`, as lower-case hex: the stable ids and
-/// idempotency keys derived from configuration.
-pub fn sha256_hex(text: &str, bytes: usize) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(bytes)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+/// The stable ids and idempotency keys derived from configuration use the clouds' one digest.
+pub use clouds::sha256_hex;
 
 /// Decodes stored state JSON written by `version` of `schema`, once any older layout has been
 /// upgraded to it; state from a newer provider is refused with a diagnostic that says so.

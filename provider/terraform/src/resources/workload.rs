@@ -396,8 +396,7 @@ fn known_or_null(v: &Value) -> Value {
 
 impl Workload {
     fn metadata(&self, state: &Value) -> Option<serde_json::Value> {
-        let bytes = tfvalue::encode_json(&known_or_null(state), &self.ty).ok()?;
-        let state_json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let state_json = tfvalue::encode_json_value(&known_or_null(state), &self.ty).ok()?;
         Some(serde_json::json!({ "schema_version": SCHEMA_VERSION, "state": state_json }))
     }
 
@@ -428,7 +427,7 @@ impl Workload {
             // repeated plan with the first one exactly.
             match tfvalue::encode_msgpack(value, ty) {
                 Ok(bytes) => {
-                    note.insert(name.into(), hex(&bytes).into());
+                    note.insert(name.into(), hex::encode(bytes).into());
                 }
                 Err(_) => return,
             }
@@ -954,18 +953,8 @@ const PLAN_NOTE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The planned attributes a plan note carries.
 const NOTED: [&str; 3] = ["placement", "alternatives", "edge_assignments"];
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| match pair {
-            [hi, lo] => u8::from_str_radix(std::str::from_utf8(&[*hi, *lo]).ok()?, 16).ok(),
-            _ => None,
-        })
-        .collect()
+    hex::decode(text).ok()
 }
 
 fn plan_note_key(workload_id: &str) -> String {
