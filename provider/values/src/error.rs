@@ -33,6 +33,23 @@ pub struct EncodeError {
     pub message: String,
 }
 
+impl DecodeError {
+    /// The same error one step further out (see [`EncodeError::within`]).
+    pub(crate) fn within(mut self, step: crate::path::PathStep) -> Self {
+        self.path.steps.insert(0, step);
+        self
+    }
+}
+
+impl EncodeError {
+    /// The same error one step further out: encoders build the path while the error travels
+    /// up, so that encoding a value that is fine allocates no path at all.
+    pub(crate) fn within(mut self, step: crate::path::PathStep) -> Self {
+        self.path.steps.insert(0, step);
+        self
+    }
+}
+
 /// A type description (Terraform's type JSON) is malformed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid type: {0}")]

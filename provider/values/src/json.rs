@@ -113,9 +113,10 @@ fn decode(
             };
             let mut out = Vec::with_capacity(xs.len());
             for (i, x) in xs.iter().enumerate() {
-                path.push(PathStep::ElementKeyInt(i as i64));
-                out.push(decode(x, e, path, depth + 1)?);
-                path.pop();
+                out.push(
+                    decode(x, e, path, depth + 1)
+                        .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?,
+                );
             }
             Ok(if matches!(ty, Type::Set(_)) {
                 Value::Set(dedup_set(out))
@@ -139,9 +140,10 @@ fn decode(
             }
             let mut out = Vec::with_capacity(xs.len());
             for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
-                path.push(PathStep::ElementKeyInt(i as i64));
-                out.push(decode(x, t, path, depth + 1)?);
-                path.pop();
+                out.push(
+                    decode(x, t, path, depth + 1)
+                        .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?,
+                );
             }
             Ok(Value::Tuple(out))
         }
@@ -151,9 +153,11 @@ fn decode(
             };
             let mut out = BTreeMap::new();
             for (k, x) in m {
-                path.push(PathStep::ElementKeyString(k.clone()));
-                out.insert(k.clone(), decode(x, e, path, depth + 1)?);
-                path.pop();
+                out.insert(
+                    k.clone(),
+                    decode(x, e, path, depth + 1)
+                        .map_err(|err| err.within(PathStep::ElementKeyString(k.clone())))?,
+                );
             }
             Ok(Value::Map(out))
         }
@@ -180,12 +184,8 @@ fn decode(
             let mut out = BTreeMap::new();
             for (k, t) in &ot.attrs {
                 let v = match m.get(k) {
-                    Some(x) => {
-                        path.push(PathStep::Attribute(k.clone()));
-                        let v = decode(x, t, path, depth + 1)?;
-                        path.pop();
-                        v
-                    }
+                    Some(x) => decode(x, t, path, depth + 1)
+                        .map_err(|err| err.within(PathStep::Attribute(k.clone())))?,
                     None => Value::Null,
                 };
                 out.insert(k.clone(), v);
@@ -277,9 +277,10 @@ fn encode(
         (Type::List(e) | Type::Set(e), Value::List(xs) | Value::Set(xs)) => {
             let mut out = Vec::with_capacity(xs.len());
             for (i, x) in xs.iter().enumerate() {
-                path.push(PathStep::ElementKeyInt(i as i64));
-                out.push(encode(x, e, path, depth + 1)?);
-                path.pop();
+                out.push(
+                    encode(x, e, path, depth + 1)
+                        .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?,
+                );
             }
             Ok(Json::Array(out))
         }
@@ -296,18 +297,21 @@ fn encode(
             }
             let mut out = Vec::with_capacity(xs.len());
             for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
-                path.push(PathStep::ElementKeyInt(i as i64));
-                out.push(encode(x, t, path, depth + 1)?);
-                path.pop();
+                out.push(
+                    encode(x, t, path, depth + 1)
+                        .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?,
+                );
             }
             Ok(Json::Array(out))
         }
         (Type::Map(e), Value::Map(m) | Value::Object(m)) => {
             let mut out = serde_json::Map::new();
             for (k, x) in m {
-                path.push(PathStep::ElementKeyString(k.clone()));
-                out.insert(k.clone(), encode(x, e, path, depth + 1)?);
-                path.pop();
+                out.insert(
+                    k.clone(),
+                    encode(x, e, path, depth + 1)
+                        .map_err(|err| err.within(PathStep::ElementKeyString(k.clone())))?,
+                );
             }
             Ok(Json::Object(out))
         }
@@ -317,12 +321,9 @@ fn encode(
             }
             let mut out = serde_json::Map::new();
             for (k, t) in &ot.attrs {
-                path.push(PathStep::Attribute(k.clone()));
-                out.insert(
-                    k.clone(),
-                    encode(m.get(k).unwrap_or(&Value::Null), t, path, depth + 1)?,
-                );
-                path.pop();
+                let v = encode(m.get(k).unwrap_or(&Value::Null), t, path, depth + 1)
+                    .map_err(|err| err.within(PathStep::Attribute(k.clone())))?;
+                out.insert(k.clone(), v);
             }
             Ok(Json::Object(out))
         }

@@ -15,6 +15,7 @@
 //! 2-array of its type JSON (as bin) and the value, except an untyped null
 //! or unknown, which is written bare.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use crate::error::{DecodeError, EncodeError};
@@ -48,10 +49,7 @@ pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
 
 /// Encodes a value of type `ty` as cty msgpack.
 pub fn encode_msgpack(v: &Value, ty: &Type) -> Result<Vec<u8>, EncodeError> {
-    let mut e = Encoder {
-        out: Vec::new(),
-        path: AttributePath::root(),
-    };
+    let mut e = Encoder { out: Vec::new() };
     e.value(v, ty, 0)?;
     Ok(e.out)
 }
@@ -355,8 +353,13 @@ impl<'a> Decoder<'a> {
                     let Some(PathStep::ElementKeyString(k)) = self.path.pop() else {
                         return Err(self.err("internal: path out of step"));
                     };
-                    if m.insert(k.clone(), v).is_some() {
-                        return Err(self.err(format!("duplicate map key {k:?}")));
+                    match m.entry(k) {
+                        Entry::Vacant(slot) => {
+                            slot.insert(v);
+                        }
+                        Entry::Occupied(slot) => {
+                            return Err(self.err(format!("duplicate map key {:?}", slot.key())));
+                        }
                     }
                 }
                 Ok(Value::Map(m))
@@ -374,12 +377,20 @@ impl<'a> Decoder<'a> {
                     let Some(PathStep::Attribute(k)) = self.path.pop() else {
                         return Err(self.err("internal: path out of step"));
                     };
-                    if m.insert(k.clone(), v).is_some() {
-                        return Err(self.err(format!("duplicate attribute {k:?}")));
+                    match m.entry(k) {
+                        Entry::Vacant(slot) => {
+                            slot.insert(v);
+                        }
+                        Entry::Occupied(slot) => {
+                            return Err(self.err(format!("duplicate attribute {:?}", slot.key())));
+                        }
                     }
                 }
+                // Absent attributes are null; only they cost a key copy.
                 for name in ot.attrs.keys() {
-                    m.entry(name.clone()).or_insert(Value::Null);
+                    if !m.contains_key(name) {
+                        m.insert(name.clone(), Value::Null);
+                    }
                 }
                 Ok(Value::Object(m))
             }
@@ -405,15 +416,16 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// Writes msgpack. Its errors start at the failing value and gain their path on the way out
+/// ([`EncodeError::within`]), so the common case of a value that encodes builds no path.
 struct Encoder {
     out: Vec<u8>,
-    path: AttributePath,
 }
 
 impl Encoder {
     fn err(&self, message: impl Into<String>) -> EncodeError {
         EncodeError {
-            path: self.path.clone(),
+            path: AttributePath::root(),
             message: message.into(),
         }
     }
@@ -534,9 +546,8 @@ impl Encoder {
     fn elems(&mut self, xs: &[Value], elem: &Type, depth: usize) -> Result<(), EncodeError> {
         self.array_header(xs.len())?;
         for (i, x) in xs.iter().enumerate() {
-            self.path.push(PathStep::ElementKeyInt(i as i64));
-            self.value(x, elem, depth + 1)?;
-            self.path.pop();
+            self.value(x, elem, depth + 1)
+                .map_err(|e| e.within(PathStep::ElementKeyInt(i as i64)))?;
         }
         Ok(())
     }
@@ -588,9 +599,8 @@ impl Encoder {
                 }
                 self.array_header(xs.len())?;
                 for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
-                    self.path.push(PathStep::ElementKeyInt(i as i64));
-                    self.value(x, t, depth + 1)?;
-                    self.path.pop();
+                    self.value(x, t, depth + 1)
+                        .map_err(|e| e.within(PathStep::ElementKeyInt(i as i64)))?;
                 }
                 Ok(())
             }
@@ -598,22 +608,42 @@ impl Encoder {
                 self.map_header(m.len())?;
                 for (k, x) in m {
                     self.str(k)?;
-                    self.path.push(PathStep::ElementKeyString(k.clone()));
-                    self.value(x, e, depth + 1)?;
-                    self.path.pop();
+                    self.value(x, e, depth + 1)
+                        .map_err(|err| err.within(PathStep::ElementKeyString(k.clone())))?;
                 }
                 Ok(())
             }
             (Type::Object(ot), Value::Object(m) | Value::Map(m)) => {
-                if let Some(extra) = m.keys().find(|k| !ot.attrs.contains_key(*k)) {
-                    return Err(self.err(format!("unsupported attribute {extra:?}")));
+                // Both maps are sorted by name: walk them side by side instead of looking each
+                // attribute up (and each given name up again to find extras). An extra name
+                // fails the whole encoding, so what was written before it does not matter.
+                fn unsupported(name: &str) -> EncodeError {
+                    EncodeError {
+                        path: AttributePath::root(),
+                        message: format!("unsupported attribute {name:?}"),
+                    }
                 }
                 self.map_header(ot.attrs.len())?;
+                let mut given = m.iter().peekable();
                 for (k, t) in &ot.attrs {
+                    let mut value = &Value::Null;
+                    if let Some(&(name, x)) = given.peek() {
+                        match name.as_str().cmp(k.as_str()) {
+                            // Below every declared name still to come: not declared.
+                            std::cmp::Ordering::Less => return Err(unsupported(name)),
+                            std::cmp::Ordering::Equal => {
+                                value = x;
+                                given.next();
+                            }
+                            std::cmp::Ordering::Greater => {}
+                        }
+                    }
                     self.str(k)?;
-                    self.path.push(PathStep::Attribute(k.clone()));
-                    self.value(m.get(k).unwrap_or(&Value::Null), t, depth + 1)?;
-                    self.path.pop();
+                    self.value(value, t, depth + 1)
+                        .map_err(|e| e.within(PathStep::Attribute(k.clone())))?;
+                }
+                if let Some((name, _)) = given.next() {
+                    return Err(unsupported(name));
                 }
                 Ok(())
             }

@@ -238,6 +238,25 @@ impl Decimal {
         Some(Decimal::normalised(neg, big.to_digits(), exp10))
     }
 
+    /// True when no binary fraction, so no `f64`, can equal this decimal: `digits * 10^-k`
+    /// with `digits` (no trailing zeros) not divisible by `5^k` keeps a factor 5 in its
+    /// reduced denominator. Cheap, so that `as_f64_exact` on the common `0.0184` skips the
+    /// exact expansion of the nearest `f64`. `false` means "maybe": ask the slow way.
+    fn surely_not_binary(&self) -> bool {
+        let Ok(k) = u32::try_from(-self.exp) else {
+            return false;
+        };
+        // 5^55 and every 38-digit number fit u128.
+        if self.exp >= 0 || k > 55 || self.digits.len() > 38 {
+            return false;
+        }
+        let digits = self
+            .digits
+            .iter()
+            .fold(0u128, |n, d| n * 10 + u128::from(d - b'0'));
+        digits % 5u128.pow(k) != 0
+    }
+
     fn cmp_value(&self, other: &Decimal) -> Ordering {
         match (self.digits.is_empty(), other.digits.is_empty()) {
             (true, true) => return Ordering::Equal,
@@ -405,10 +424,12 @@ impl Number {
 
     /// The value as `f64` only when that `f64` is exactly this number.
     pub fn as_f64_exact(&self) -> Option<f64> {
-        let f = self.as_f64();
-        if let Repr::F64(_) = self.0 {
-            return Some(f);
+        match &self.0 {
+            Repr::F64(f) => return Some(*f),
+            Repr::Big(d) if d.surely_not_binary() => return None,
+            _ => {}
         }
+        let f = self.as_f64();
         let exact = Decimal::from_f64(f)?;
         (self.to_decimal().as_ref() == Some(&exact)).then_some(f)
     }
@@ -619,6 +640,60 @@ mod tests {
 
     fn n(s: &str) -> Number {
         Number::parse(s).expect("valid number")
+    }
+
+    /// `as_f64_exact` without the shortcut: the nearest `f64`, expanded exactly.
+    fn exact_the_slow_way(x: &Number) -> Option<f64> {
+        let f = x.as_f64();
+        let exact = Decimal::from_f64(f)?;
+        (x.to_decimal().as_ref() == Some(&exact)).then_some(f)
+    }
+
+    #[test]
+    fn the_not_binary_shortcut_agrees_with_the_exact_expansion() {
+        let mut fixed = vec![
+            "0.0184",
+            "0.5",
+            "0.25",
+            "0.125",
+            "1.375",
+            "0.1",
+            "0.2",
+            "0.3",
+            "2.5e-3",
+            "0.0009765625",
+            "1e-5",
+            "3.0517578125e-05",
+            "123456789.75",
+            "1e-30",
+            "0.30000000000000004",
+            "5e-324",
+            "4.9406564584124654e-324",
+            "1.7976931348623157e308",
+            "9007199254740993.5",
+            "0.000000000000000000000000000001",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        // Every m / 2^k and m / 10^k for small m and k, both signs.
+        for m in 1..200u64 {
+            for k in 0..40u32 {
+                fixed.push(format!("{}", m as f64 / 2f64.powi(k as i32)));
+                fixed.push(format!("{m}e-{k}"));
+                fixed.push(format!("-{m}e-{k}"));
+            }
+        }
+        for text in &fixed {
+            let x = n(text);
+            assert_eq!(
+                x.as_f64_exact().map(f64::to_bits),
+                exact_the_slow_way(&x).map(f64::to_bits),
+                "{text}"
+            );
+        }
+        assert_eq!(n("0.0184").as_f64_exact(), None);
+        assert_eq!(n("0.375").as_f64_exact(), Some(0.375));
     }
 
     #[test]

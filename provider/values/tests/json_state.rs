@@ -196,3 +196,26 @@ fn tuple_length_is_checked() {
         Value::tuple(["a".into(), 1i64.into()])
     );
 }
+
+#[test]
+fn encode_errors_name_the_whole_path() {
+    let spot = Type::object([("lat", Type::Number)]);
+    let ty = Type::object([
+        ("spots", Type::List(Box::new(spot.clone()))),
+        ("by_name", Type::Map(Box::new(spot))),
+    ]);
+    let good = Value::object([("lat", 1i64.into())]);
+    let bad = Value::object([("lat", "north".into())]);
+    let v = Value::object([("spots", Value::list([good, bad.clone()]))]);
+    let err = encode_json(&v, &ty).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "spots[1].lat: expected number, found string"
+    );
+    let v = Value::object([("by_name", Value::map([("a", bad)]))]);
+    let err = encode_json(&v, &ty).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "by_name[\"a\"].lat: expected number, found string"
+    );
+}

@@ -500,6 +500,42 @@ fn encode_rejects_mismatches() {
 }
 
 #[test]
+fn encode_errors_name_the_whole_path_and_the_first_extra_attribute() {
+    let inner = Type::object([("lat", Type::Number), ("tag", Type::String)]);
+    let ty = Type::object([
+        ("a", Type::String),
+        ("spots", Type::List(Box::new(inner.clone()))),
+        ("z", Type::Map(Box::new(inner))),
+    ]);
+    let good = Value::object([("lat", 1i64.into()), ("tag", "x".into())]);
+    let bad = Value::object([("lat", "north".into()), ("tag", "x".into())]);
+    let v = Value::object([
+        ("a", "x".into()),
+        ("spots", Value::list([good.clone(), bad.clone()])),
+    ]);
+    let err = encode_msgpack(&v, &ty).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "spots[1].lat: expected number, found string"
+    );
+    let v = Value::object([("z", Value::map([("k\"1", bad)]))]);
+    let err = encode_msgpack(&v, &ty).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "z[\"k\\\"1\"].lat: expected number, found string"
+    );
+    // Extras before, between and after the declared names are all refused; the first in
+    // name order is the one named.
+    for (extra, named) in [("0", "0"), ("b", "b"), ("zz", "zz")] {
+        let v = Value::object([("a", "x".into()), (extra, "y".into()), ("zzz", "q".into())]);
+        let err = encode_msgpack(&v, &ty).unwrap_err();
+        assert_eq!(err.to_string(), format!("unsupported attribute {named:?}"));
+    }
+    let nested = Value::object([("spots", Value::list([good.clone()])), ("a", "x".into())]);
+    assert!(encode_msgpack(&nested, &ty).is_ok());
+}
+
+#[test]
 fn long_strings_and_collections_use_wider_headers() {
     let s = "x".repeat(300);
     let bytes = encode_msgpack(&Value::string(s.clone()), &Type::String).unwrap();

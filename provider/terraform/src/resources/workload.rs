@@ -1695,7 +1695,7 @@ mod tests {
     #[test]
     fn plan_note_bytes_round_trip_and_bad_hex_is_refused() {
         let bytes = vec![0u8, 1, 0x7f, 0x80, 0xff];
-        assert_eq!(unhex(&hex(&bytes)), Some(bytes));
+        assert_eq!(unhex(&hex::encode(&bytes)), Some(bytes));
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("zz"), None);
         assert_eq!(unhex("é0"), None);
