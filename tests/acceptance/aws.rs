@@ -139,6 +139,95 @@ fn aws_workload_lifecycle_against_moto() {
     assert_eq!(moto.live_instance_count(REGION), 0);
 }
 
+/// The one live instance tagged as ours in moto is the one in state, and it runs.
+fn assert_one_instance_matching_state(moto: &Moto, ws: &Workspace, step: &str) -> String {
+    let web = ws.resource("hybrid_workload.web[0]");
+    let instance_id = web["instance_id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(web["status"], "running", "{step}: {web:#}");
+    assert_eq!(
+        moto.managed_instances(REGION),
+        vec![(
+            ec2_id(&instance_id),
+            web["id"].as_str().unwrap_or_default().to_string()
+        )],
+        "{step}: one tagged instance in moto, the one in state"
+    );
+    assert_eq!(
+        moto.live_instance_count(REGION),
+        1,
+        "{step}: no untagged instance"
+    );
+    ws.expect_empty_plan();
+    instance_id
+}
+
+/// EC2 remembers a RunInstances ClientToken for at least 24 hours after its instance
+/// terminated and answers a repeat with that (terminated) instance: re-creating a workload in
+/// that window, after an out-of-band termination or a destroy, must move on to a fresh token.
+/// moto ignores tokens; `Moto::url` is our front that keeps EC2's contract.
+#[test]
+fn aws_recreates_a_workload_whose_client_token_ec2_still_remembers() {
+    let moto = Moto::start();
+    let ws = workspace("aws-token");
+    ws.config(&config(&moto.url(), 1, "payments", false));
+    ws.apply();
+    let first = assert_one_instance_matching_state(&moto, &ws, "first apply");
+
+    // Terminated out of band: the next apply re-creates it (token generation 0 is spent).
+    moto.ec2(
+        REGION,
+        &[
+            ("Action", "TerminateInstances"),
+            ("InstanceId.1", &ec2_id(&first)),
+        ],
+    );
+    ws.apply();
+    let second = assert_one_instance_matching_state(&moto, &ws, "after out-of-band termination");
+    assert_ne!(second, first);
+
+    // Destroy, then apply the same configuration again (generations 0 and 1 are spent).
+    ws.destroy();
+    assert_eq!(moto.live_instance_count(REGION), 0);
+    ws.apply();
+    let third = assert_one_instance_matching_state(&moto, &ws, "destroy then apply");
+    assert!(third != first && third != second);
+
+    // Destroy, change a tag (the same key, other RunInstances parameters) and apply: the
+    // spent tokens now answer IdempotentParameterMismatch, and no live instance holds them.
+    ws.destroy();
+    ws.config(&config(&moto.url(), 1, "billing", false));
+    ws.apply();
+    let fourth = assert_one_instance_matching_state(&moto, &ws, "destroy, new tags, apply");
+    assert!(![&first, &second, &third].contains(&&fourth));
+    assert_eq!(
+        ws.resource("hybrid_workload.web[0]")["tags_all"]["team"],
+        "billing"
+    );
+
+    let counts = &moto.front.counts;
+    println!(
+        "aws client tokens: 4 creates of one workload (out-of-band termination, destroy + apply, destroy + new tags + apply); {}",
+        moto.front.summary()
+    );
+    assert_eq!(
+        counts.launches.load(Ordering::SeqCst),
+        4,
+        "one launch per create"
+    );
+    assert!(
+        counts.replays.load(Ordering::SeqCst) >= 3,
+        "spent tokens were replayed: {}",
+        moto.front.summary()
+    );
+    assert!(
+        counts.mismatches.load(Ordering::SeqCst) >= 3,
+        "tokens reused with new tags were refused: {}",
+        moto.front.summary()
+    );
+    ws.destroy();
+    assert_eq!(moto.live_instance_count(REGION), 0);
+}
+
 #[test]
 fn aws_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates() {
     const COUNT: usize = 8;
@@ -150,6 +239,7 @@ fn aws_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates
             throttle: 0.08,
             server_error: 0.06,
             lost_response: 0.06,
+            ..FaultRates::default()
         },
         0x5EED,
     );

@@ -214,6 +214,7 @@ fn azure_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicat
             throttle: 0.08,
             server_error: 0.06,
             lost_response: 0.06,
+            ..FaultRates::default()
         },
         0xA2_0E,
     );

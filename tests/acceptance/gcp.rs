@@ -203,6 +203,7 @@ fn gcp_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates
             throttle: 0.08,
             server_error: 0.06,
             lost_response: 0.06,
+            ..FaultRates::default()
         },
         0x6CE,
     );
