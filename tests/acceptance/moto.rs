@@ -229,6 +229,9 @@ pub struct FaultCounts {
     pub lost_responses: AtomicU64,
     pub resets: AtomicU64,
     pub slow_responses: AtomicU64,
+    /// Creates the upstream carried out whose answer was lost or came too late: each one is
+    /// an instance the driver must find again rather than make twice.
+    pub unanswered_creates: AtomicU64,
 }
 
 impl FaultCounts {
@@ -244,7 +247,7 @@ impl FaultCounts {
     pub fn summary(&self) -> String {
         let n = |c: &AtomicU64| c.load(Ordering::SeqCst);
         format!(
-            "{} requests, {} faults ({} throttled, {} server errors, {} connection resets, {} responses lost after the request was applied, {} responses held past the client's timeout)",
+            "{} requests, {} faults ({} throttled, {} server errors, {} connection resets, {} responses lost after the request was applied, {} responses held past the client's timeout; {} creates among the lost or held)",
             n(&self.requests),
             self.injected(),
             n(&self.throttled),
@@ -252,6 +255,7 @@ impl FaultCounts {
             n(&self.resets),
             n(&self.lost_responses),
             n(&self.slow_responses),
+            n(&self.unanswered_creates),
         )
     }
 
@@ -288,6 +292,8 @@ pub struct FaultRates {
     /// past the client's per-attempt timeout.
     pub slow: f64,
     pub slow_hold: Duration,
+    /// Fault only requests that make an instance (see `is_create`); others pass.
+    pub only_creates: bool,
 }
 
 /// Which API's error bodies the proxy imitates.
@@ -463,8 +469,15 @@ async fn proxy_one(
     f: Fault,
 ) -> Result<Response<Full<Bytes>>, BoxError> {
     let rates = f.rates;
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let create = is_create(&parts, &body);
     f.counts.requests.fetch_add(1, Ordering::SeqCst);
-    let draw = next_unit(&f.rng);
+    let draw = if rates.only_creates && !create {
+        1.0
+    } else {
+        next_unit(&f.rng)
+    };
     let mut edge = rates.throttle;
     if draw < edge {
         f.counts.throttled.fetch_add(1, Ordering::SeqCst);
@@ -501,7 +514,10 @@ async fn proxy_one(
     let lose = draw < edge;
     edge += rates.slow;
     let slow = !lose && draw < edge;
-    let (rparts, rbody) = forward(&f.client, &f.upstream, req).await?;
+    let (rparts, rbody) = forward_bytes(&f.client, &f.upstream, &parts, body).await?;
+    if (lose || slow) && create {
+        f.counts.unanswered_creates.fetch_add(1, Ordering::SeqCst);
+    }
     if lose {
         // The upstream has done the work; the caller never hears about it.
         f.counts.lost_responses.fetch_add(1, Ordering::SeqCst);
@@ -512,6 +528,16 @@ async fn proxy_one(
         tokio::time::sleep(rates.slow_hold).await;
     }
     Ok(Response::from_parts(rparts, Full::new(rbody)))
+}
+
+/// Whether a request makes an instance: EC2 RunInstances, a Compute Engine instances insert,
+/// an ARM virtual machine PUT.
+fn is_create(parts: &hyper::http::request::Parts, body: &[u8]) -> bool {
+    let path = parts.uri.path();
+    (parts.method == hyper::Method::POST
+        && (path.ends_with("/instances")
+            || String::from_utf8_lossy(body).contains("Action=RunInstances")))
+        || (parts.method == hyper::Method::PUT && path.contains("/virtualMachines/"))
 }
 
 /// Sends `req` to `upstream` and reads the whole answer.

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tfvalue::{AttributePath, Type, Value};
 
@@ -67,6 +68,7 @@ fn aws_block() -> NestedBlock {
                 Attr::optional("default_image_id", Type::String, "AMI for workloads whose image is not an ami-... id. Default: the newest Amazon Linux 2023 image (owner amazon) for the instance type's architecture, x86_64 preferred."),
                 Attr::optional("subnet_id", Type::String, "Subnet to launch into. Default: the default VPC's subnet of the placement's zone."),
                 Attr::optional("security_group_ids", Type::list(Type::String), "Security groups for the instances. Default: the VPC's default group."),
+                Attr::optional("request_timeout", Type::String, "How long one EC2 API request may take before it is abandoned and retried, as a duration like \"30s\" or \"2m\", from 1s to 10m. A request that timed out may still have been carried out: create finds such an instance by its tags and client token instead of making another. The operation as a whole is bounded by the workload's timeouts. Default: 60s."),
             ],
             blocks: Vec::new(),
             description: "Provision workloads placed on aws as real EC2 instances (region from the placement; credentials from the AWS SDK's standard chain, never from HCL). Without this block aws placements run on the sim cloud. Needs a provider built with the `aws` feature.",
@@ -155,7 +157,13 @@ pub struct AwsConfig {
     pub default_image_id: Option<String>,
     pub subnet_id: Option<String>,
     pub security_group_ids: Vec<String>,
+    /// Bound on one EC2 request (`request_timeout`); `None`: the driver's default.
+    pub request_timeout: Option<Duration>,
 }
+
+/// The shortest and longest `request_timeout` a cloud block accepts.
+pub const REQUEST_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(600));
 
 /// The provider's settings after ConfigureProvider.
 #[derive(Clone, Debug, PartialEq)]
@@ -216,6 +224,12 @@ pub fn validate(config: &Value) -> Diagnostics {
             "This terraform-provider-hybrid binary was built without the aws driver (cargo feature `aws`), so the aws block cannot be honoured. Use a build with --features aws, or remove the block to provision aws placements on the sim cloud.",
         ));
     }
+    if let Some(aws) = attrs::get(config, "aws") {
+        let path = AttributePath::root().attr("aws").attr("request_timeout");
+        if let Err(diag) = request_timeout(aws, path) {
+            diags.push(diag);
+        }
+    }
     if attrs::get(config, "gcp").is_some() && !cfg!(feature = "gcp") {
         diags.push(Diagnostic::attribute_error(
             AttributePath::root().attr("gcp"),
@@ -249,6 +263,27 @@ pub fn validate(config: &Value) -> Diagnostics {
     }
     crate::observe::validate_metrics(config, &mut diags);
     diags
+}
+
+/// A cloud block's `request_timeout`: unset, or a duration within [`REQUEST_TIMEOUT_RANGE`].
+fn request_timeout(block: &Value, path: AttributePath) -> Result<Option<Duration>, Diagnostic> {
+    let Some(text) = attrs::string(block, "request_timeout") else {
+        return Ok(None);
+    };
+    let (min, max) = REQUEST_TIMEOUT_RANGE;
+    match crate::resources::workload::parse_duration(&text) {
+        Ok(d) if d >= min && d <= max => Ok(Some(d)),
+        Ok(_) => Err(Diagnostic::attribute_error(
+            path,
+            "Invalid request_timeout",
+            format!("request_timeout must be from 1s to 10m, got {text:?}."),
+        )),
+        Err(why) => Err(Diagnostic::attribute_error(
+            path,
+            "Invalid request_timeout",
+            format!("request_timeout {text:?} is not a duration: {why}."),
+        )),
+    }
 }
 
 fn validate_azure(block: &Value, diags: &mut Diagnostics) {
@@ -326,6 +361,8 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
             default_image_id: attrs::string(block, "default_image_id"),
             subnet_id: attrs::string(block, "subnet_id"),
             security_group_ids: attrs::strings(block, "security_group_ids"),
+            // Validated above: an invalid value never gets here.
+            request_timeout: request_timeout(block, AttributePath::root()).ok().flatten(),
         }),
         gcp: attrs::get(config, "gcp").map(|block| GcpConfig {
             project: attrs::string(block, "project"),
@@ -362,8 +399,60 @@ mod tests {
             ("default_image_id", Value::Null),
             ("subnet_id", Value::Null),
             ("security_group_ids", Value::Null),
+            ("request_timeout", Value::Null),
         ]);
         Value::object([("aws", aws)])
+    }
+
+    fn with_aws_request_timeout(text: &str) -> Value {
+        let aws = Value::object([
+            ("endpoint_url", Value::Null),
+            ("default_image_id", Value::Null),
+            ("subnet_id", Value::Null),
+            ("security_group_ids", Value::Null),
+            ("request_timeout", Value::string(text)),
+        ]);
+        Value::object([("aws", aws)])
+    }
+
+    #[test]
+    fn aws_request_timeout_is_a_bounded_duration_checked_on_its_path() {
+        let path = AttributePath::root().attr("aws").attr("request_timeout");
+        for (text, want) in [
+            ("1s", Some(1)),
+            ("30s", Some(30)),
+            ("2m", Some(120)),
+            ("10m", Some(600)),
+            ("0.5s", None),
+            ("11m", None),
+            ("30", None),
+            ("soon", None),
+            ("", None),
+        ] {
+            let config = with_aws_request_timeout(text);
+            let diags = validate(&config);
+            let refused_on_path = diags
+                .0
+                .iter()
+                .any(|d| d.path == Some(path.clone()) && d.summary.contains("request_timeout"));
+            match want {
+                Some(secs) => {
+                    assert!(!refused_on_path, "{text}: {:?}", diags.0);
+                    if cfg!(feature = "aws") {
+                        let aws = settings(&config).expect("valid").aws.expect("aws block");
+                        assert_eq!(aws.request_timeout, Some(Duration::from_secs(secs)));
+                    }
+                }
+                None => assert!(refused_on_path, "{text} accepted: {:?}", diags.0),
+            }
+        }
+        if cfg!(feature = "aws") {
+            let aws = settings(&with_aws_block())
+                .expect("valid")
+                .aws
+                .expect("aws");
+            assert_eq!(aws.request_timeout, None, "unset: the driver's default");
+        }
     }
 
     #[test]

@@ -935,6 +935,7 @@ fn aws_driver(
         subnet_id: block.subnet_id.clone(),
         security_group_ids: block.security_group_ids.clone(),
         default_region: None,
+        request_timeout: block.request_timeout,
     };
     Some(Arc::new(clouds::aws::AwsDriver::new(
         settings,

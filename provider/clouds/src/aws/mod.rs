@@ -76,7 +76,13 @@ pub struct AwsSettings {
     /// Region for ids without one and for lookups by workload id (else `AWS_REGION`,
     /// `AWS_DEFAULT_REGION`, then us-east-1).
     pub default_region: Option<String>,
+    /// Bound on one EC2 request (else [`DEFAULT_REQUEST_TIMEOUT`]). A request that times out
+    /// is `Unavailable`, so retried; `create` then finds what it may have made.
+    pub request_timeout: Option<Duration>,
 }
+
+/// How long one EC2 request may take when the provider block does not say.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The EC2 driver; cheap to share, one SDK client per region created on first use.
 pub struct AwsDriver {
@@ -131,7 +137,11 @@ impl AwsDriver {
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .operation_attempt_timeout(
+                        self.settings
+                            .request_timeout
+                            .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+                    )
                     .build(),
             );
         if let Some(url) = &self.settings.endpoint_url {
@@ -1241,6 +1251,47 @@ mod tests {
                 "{answered} {described:?} {ago:?}"
             );
         }
+    }
+
+    /// An EC2 endpoint that accepts connections and never answers: every attempt must end at
+    /// `request_timeout` as a retryable error (the retry then adopts what it may have made).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_past_request_timeout_ends_as_a_retryable_error() {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIAHYBRIDUNITTEST");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "unit-test-secret");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = listener.local_addr().expect("address");
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        let timeout = Duration::from_millis(700);
+        let driver = AwsDriver::new(
+            AwsSettings {
+                endpoint_url: Some(format!("http://{addr}")),
+                request_timeout: Some(timeout),
+                ..AwsSettings::default()
+            },
+            StopSignal::never(),
+        );
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(20),
+            driver.read("eu-west-1/i-0123456789abcdef0"),
+        )
+        .await
+        .expect("the request timeout ends the call");
+        let took = started.elapsed();
+        let err = outcome.expect_err("nothing answered");
+        assert!(err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(
+            took >= timeout && took < Duration::from_secs(10),
+            "took {took:?}"
+        );
     }
 
     #[test]
