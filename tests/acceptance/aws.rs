@@ -12,11 +12,11 @@ use serde_json::Value as Json;
 use crate::harness::{cloud_workloads_config, combined, Workspace};
 use crate::moto::{FaultProxy, FaultRates, Moto};
 
-const REGION: &str = "eu-west-1";
+pub(crate) const REGION: &str = "eu-west-1";
 /// A value no output may ever contain.
 const SECRET: &str = "hybrid-acc-secret-9f3c1e7a5b";
 
-fn workspace(name: &str) -> Workspace {
+pub(crate) fn workspace(name: &str) -> Workspace {
     Workspace::new(name)
         .env("AWS_ACCESS_KEY_ID", "AKIAHYBRIDACCTEST")
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -24,12 +24,12 @@ fn workspace(name: &str) -> Workspace {
         .env("AWS_EC2_METADATA_DISABLED", "true")
 }
 
-fn config(endpoint: &str, count: usize, team: &str, timeouts: bool) -> String {
+pub(crate) fn config(endpoint: &str, count: usize, team: &str, timeouts: bool) -> String {
     config_with(endpoint, "", count, team, timeouts)
 }
 
 /// [`config`] with more attributes in the provider's `aws {}` block.
-fn config_with(
+pub(crate) fn config_with(
     endpoint: &str,
     aws_extra: &str,
     count: usize,
@@ -46,7 +46,7 @@ fn config_with(
     )
 }
 
-fn ec2_id(instance_id: &str) -> String {
+pub(crate) fn ec2_id(instance_id: &str) -> String {
     instance_id
         .rsplit_once('/')
         .map(|(_, id)| id)
@@ -261,7 +261,7 @@ fn twenty_percent_faults() -> FaultRates {
 
 /// Duplicates (workloads with more than one live tagged instance) and orphans (live instances
 /// in moto that state does not hold, tagged or not) against the instance ids in state.
-fn duplicates_and_orphans(moto: &Moto, in_state: &[String]) -> (usize, usize) {
+pub(crate) fn duplicates_and_orphans(moto: &Moto, in_state: &[String]) -> (usize, usize) {
     let tagged = moto.managed_instances(REGION);
     let mut per_workload = std::collections::BTreeMap::<&str, usize>::new();
     for (_, workload) in &tagged {

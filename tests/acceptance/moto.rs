@@ -162,6 +162,17 @@ impl Moto {
         instances_in(&xml)
     }
 
+    /// The id of an Amazon-owned image moto knows in `region` (for `default_image_id`).
+    pub fn amazon_image_id(&self, region: &str) -> String {
+        let xml = self.ec2(
+            region,
+            &[("Action", "DescribeImages"), ("Owner.1", "amazon")],
+        );
+        between(&xml, "<imageId>", "</imageId>")
+            .expect("moto knows an Amazon image")
+            .to_string()
+    }
+
     /// Every live instance in `region`, tagged or not (orphans without tags would show here).
     pub fn live_instance_count(&self, region: &str) -> usize {
         let xml = self.ec2(
