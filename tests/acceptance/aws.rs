@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use crate::harness::{cloud_workloads_config, combined, Workspace};
-use crate::moto::{FaultProxy, FaultRates, Moto};
+use crate::moto::{twenty_percent_faults, FaultProxy, FaultRates, Moto, FAULT_REQUEST_TIMEOUT};
 
 pub(crate) const REGION: &str = "eu-west-1";
 /// A value no output may ever contain.
@@ -238,25 +238,6 @@ fn aws_recreates_a_workload_whose_client_token_ec2_still_remembers() {
     );
     ws.destroy();
     assert_eq!(moto.live_instance_count(REGION), 0);
-}
-
-/// The driver's per-request bound in the fault runs: short, so that a response held past it
-/// costs seconds, not the default minute.
-const FAULT_REQUEST_TIMEOUT: &str = "3s";
-/// How long the proxy holds a slow response: past [`FAULT_REQUEST_TIMEOUT`].
-const SLOW_HOLD: Duration = Duration::from_secs(5);
-
-/// 20% of requests fail in five ways; the figure the issue asks for.
-fn twenty_percent_faults() -> FaultRates {
-    FaultRates {
-        throttle: 0.05,
-        server_error: 0.04,
-        reset: 0.04,
-        lost_response: 0.04,
-        slow: 0.03,
-        slow_hold: SLOW_HOLD,
-        only_creates: false,
-    }
 }
 
 /// Duplicates (workloads with more than one live tagged instance) and orphans (live instances

@@ -288,7 +288,8 @@ impl FaultCounts {
     }
 }
 
-/// Fault rates in [0, 1] per request; their sum is the share of requests that fail.
+/// Fault rates in [0, 1] per request; their sum is the share of requests that fail (chosen
+/// at random), and each kind's share of the faults is its rate over that sum.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FaultRates {
     /// Answered with the upstream's throttling error; the upstream never sees the request.
@@ -305,6 +306,71 @@ pub struct FaultRates {
     pub slow_hold: Duration,
     /// Fault only requests that make an instance (see `is_create`); others pass.
     pub only_creates: bool,
+}
+
+impl FaultRates {
+    /// The share of requests that fail.
+    pub fn total(&self) -> f64 {
+        self.throttle + self.server_error + self.reset + self.lost_response + self.slow
+    }
+
+    fn weights(&self) -> [f64; 5] {
+        [
+            self.throttle,
+            self.server_error,
+            self.reset,
+            self.lost_response,
+            self.slow,
+        ]
+    }
+}
+
+const KIND_THROTTLE: usize = 0;
+const KIND_SERVER_ERROR: usize = 1;
+const KIND_RESET: usize = 2;
+const KIND_LOST: usize = 3;
+const KIND_SLOW: usize = 4;
+
+/// Smooth weighted round robin over the fault kinds: each pick adds every kind's rate to its
+/// credit and takes the kind with the most, which then pays the total. Kinds come in
+/// proportion to their rates, evenly spread, none starved.
+#[derive(Default)]
+struct KindPicker {
+    credit: [f64; 5],
+}
+
+impl KindPicker {
+    fn next(&mut self, rates: &FaultRates) -> usize {
+        let weights = rates.weights();
+        let mut best = 0;
+        for (k, w) in weights.iter().enumerate() {
+            self.credit[k] += w;
+            if self.credit[k] > self.credit[best] {
+                best = k;
+            }
+        }
+        self.credit[best] -= rates.total();
+        best
+    }
+}
+
+/// The per-request bound the fault runs give drivers (`request_timeout` in their provider
+/// block): short, so that a response held past it costs seconds, not the default minute.
+pub const FAULT_REQUEST_TIMEOUT: &str = "3s";
+/// How long the proxy holds a slow response: past [`FAULT_REQUEST_TIMEOUT`].
+pub const SLOW_HOLD: Duration = Duration::from_secs(5);
+
+/// 20% of requests fail, in the five ways issue #10 names.
+pub fn twenty_percent_faults() -> FaultRates {
+    FaultRates {
+        throttle: 0.05,
+        server_error: 0.04,
+        reset: 0.04,
+        lost_response: 0.04,
+        slow: 0.03,
+        slow_hold: SLOW_HOLD,
+        only_creates: false,
+    }
 }
 
 /// Which API's error bodies the proxy imitates.
@@ -351,6 +417,7 @@ impl FaultProxy {
             .expect("proxy listens");
         let port = listener.local_addr().expect("proxy address").port();
         let rng = Arc::new(AtomicU64::new(seed));
+        let picker = Arc::new(std::sync::Mutex::new(KindPicker::default()));
         let task_counts = counts.clone();
         let task = rt.spawn(async move {
             loop {
@@ -366,6 +433,7 @@ impl FaultProxy {
                 let upstream = upstream.clone();
                 let counts = task_counts.clone();
                 let rng = rng.clone();
+                let picker = picker.clone();
                 tokio::spawn(async move {
                     let conn_resetting = resetting.clone();
                     let service = hyper::service::service_fn(move |req| {
@@ -376,6 +444,7 @@ impl FaultProxy {
                                 upstream: upstream.clone(),
                                 counts: counts.clone(),
                                 rng: rng.clone(),
+                                picker: picker.clone(),
                                 rates,
                                 dialect,
                                 reset: reset.clone(),
@@ -469,6 +538,7 @@ struct Fault {
     upstream: String,
     counts: Arc<FaultCounts>,
     rng: Arc<AtomicU64>,
+    picker: Arc<std::sync::Mutex<KindPicker>>,
     rates: FaultRates,
     dialect: Dialect,
     reset: ResetHandle,
@@ -489,24 +559,28 @@ async fn proxy_one(
     } else {
         next_unit(&f.rng)
     };
-    let mut edge = rates.throttle;
-    if draw < edge {
+    // Whether a request fails is random (seeded); which kind of fault it gets is dealt in
+    // proportion to the rates, so that every kind shows up within the first few faults.
+    let kind = if draw < rates.total() {
+        f.picker.lock().map(|mut p| p.next(&rates)).unwrap_or(0)
+    } else {
+        usize::MAX
+    };
+    if kind == KIND_THROTTLE {
         f.counts.throttled.fetch_add(1, Ordering::SeqCst);
         return Ok(match f.dialect {
             Dialect::Ec2 => ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."),
             Dialect::Gce => gce_error(403, "rateLimitExceeded", "Rate Limit Exceeded"),
         });
     }
-    edge += rates.server_error;
-    if draw < edge {
+    if kind == KIND_SERVER_ERROR {
         f.counts.server_errors.fetch_add(1, Ordering::SeqCst);
         return Ok(match f.dialect {
             Dialect::Ec2 => ec2_error(500, "InternalError", "An internal error has occurred."),
             Dialect::Gce => gce_error(503, "backendError", "Backend Error"),
         });
     }
-    edge += rates.reset;
-    if draw < edge {
+    if kind == KIND_RESET {
         let handle = f.reset.lock().ok().and_then(|mut h| h.take());
         if let Some(handle) = handle {
             if let Ok(socket) = tokio::net::TcpStream::from_std(handle) {
@@ -521,10 +595,8 @@ async fn proxy_one(
         }
         // The socket could not be set up for a reset: serve the request normally.
     }
-    edge += rates.lost_response;
-    let lose = draw < edge;
-    edge += rates.slow;
-    let slow = !lose && draw < edge;
+    let lose = kind == KIND_LOST;
+    let slow = kind == KIND_SLOW;
     let (rparts, rbody) = forward_bytes(&f.client, &f.upstream, &parts, body).await?;
     if (lose || slow) && create {
         f.counts.unanswered_creates.fetch_add(1, Ordering::SeqCst);

@@ -91,6 +91,7 @@ fn gcp_block() -> NestedBlock {
                 Attr::optional("default_image", Type::String, "Boot image for workloads whose image is not a GCE image path (projects/..., global/... or https://...). Default: projects/debian-cloud/global/images/family/debian-12."),
                 Attr::optional("network", Type::String, "Network of the instances' interface. Default: global/networks/default."),
                 Attr::optional("subnetwork", Type::String, "Subnetwork of the instances' interface, e.g. regions/europe-west1/subnetworks/apps. Default: the network's subnet in the placement's region."),
+                Attr::optional("request_timeout", Type::String, "How long one Compute Engine API request may take before it is abandoned and retried, as a duration like \"30s\" or \"2m\", from 1s to 10m. A request that timed out may still have been carried out: create finds such an instance by its name instead of making another. The operation as a whole is bounded by the workload's timeouts. Default: 60s. Operation waits, which Compute Engine holds for up to two minutes, get at least 150s."),
             ],
             blocks: Vec::new(),
             description: "Provision workloads placed on gcp as real Compute Engine instances (zone from the placement, else the region's first zone; credentials from Application Default Credentials, i.e. $GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default login or the metadata server, never from HCL). Without this block gcp placements run on the sim cloud. Needs a provider built with the `gcp` feature.",
@@ -116,6 +117,7 @@ fn azure_block() -> NestedBlock {
                 Attr::optional("network_interface_id", Type::String, "Existing network interface resource id to attach (a NIC serves one VM, so this suits a single workload); it is left in place when the VM is deleted."),
                 Attr::optional("default_image", Type::String, "Image for workloads whose image is not publisher:offer:sku:version or an image resource id. Default: Canonical:ubuntu-24_04-lts:server:latest."),
                 Attr::optional("ssh_public_key", Type::String, "OpenSSH public key for the VMs' admin user `hybrid` (password login is off; real Azure requires a key for such Linux VMs)."),
+                Attr::optional("request_timeout", Type::String, "How long one Azure Resource Manager (or Entra token) request may take before it is abandoned and retried, as a duration like \"30s\" or \"2m\", from 1s to 10m. A request that timed out may still have been carried out: create finds such a VM by its name instead of making another. The operation as a whole is bounded by the workload's timeouts. Default: 60s."),
             ],
             blocks: Vec::new(),
             description: "Provision workloads placed on azure as Azure VMs through Azure Resource Manager (location from the placement, vmSize from its instance type; service principal from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, never from HCL; Entra authority from $AZURE_AUTHORITY_HOST). Without this block azure placements run on the sim cloud. Needs a provider built with the `azure` feature.",
@@ -134,6 +136,8 @@ pub struct GcpConfig {
     pub default_image: Option<String>,
     pub network: Option<String>,
     pub subnetwork: Option<String>,
+    /// Bound on one Compute Engine request (`request_timeout`); `None`: the driver's default.
+    pub request_timeout: Option<Duration>,
 }
 
 /// The provider block's `azure {}` settings, as plain values (the driver type exists only in
@@ -147,6 +151,8 @@ pub struct AzureConfig {
     pub network_interface_id: Option<String>,
     pub default_image: Option<String>,
     pub ssh_public_key: Option<String>,
+    /// Bound on one ARM request (`request_timeout`); `None`: the driver's default.
+    pub request_timeout: Option<Duration>,
 }
 
 /// The provider block's `aws {}` settings, as plain values (the driver type exists only in
@@ -224,10 +230,12 @@ pub fn validate(config: &Value) -> Diagnostics {
             "This terraform-provider-hybrid binary was built without the aws driver (cargo feature `aws`), so the aws block cannot be honoured. Use a build with --features aws, or remove the block to provision aws placements on the sim cloud.",
         ));
     }
-    if let Some(aws) = attrs::get(config, "aws") {
-        let path = AttributePath::root().attr("aws").attr("request_timeout");
-        if let Err(diag) = request_timeout(aws, path) {
-            diags.push(diag);
+    for cloud in ["aws", "gcp", "azure"] {
+        if let Some(block) = attrs::get(config, cloud) {
+            let path = AttributePath::root().attr(cloud).attr("request_timeout");
+            if let Err(diag) = request_timeout(block, path) {
+                diags.push(diag);
+            }
         }
     }
     if attrs::get(config, "gcp").is_some() && !cfg!(feature = "gcp") {
@@ -370,6 +378,7 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
             default_image: attrs::string(block, "default_image"),
             network: attrs::string(block, "network"),
             subnetwork: attrs::string(block, "subnetwork"),
+            request_timeout: request_timeout(block, AttributePath::root()).ok().flatten(),
         }),
         azure: attrs::get(config, "azure").map(|block| AzureConfig {
             subscription_id: attrs::string(block, "subscription_id"),
@@ -379,6 +388,7 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
             network_interface_id: attrs::string(block, "network_interface_id"),
             default_image: attrs::string(block, "default_image"),
             ssh_public_key: attrs::string(block, "ssh_public_key"),
+            request_timeout: request_timeout(block, AttributePath::root()).ok().flatten(),
         }),
         ledger_url: attrs::string(config, "ledger_url").or_else(|| {
             ENV_LEDGER_URLS
@@ -404,20 +414,31 @@ mod tests {
         Value::object([("aws", aws)])
     }
 
-    fn with_aws_request_timeout(text: &str) -> Value {
-        let aws = Value::object([
-            ("endpoint_url", Value::Null),
-            ("default_image_id", Value::Null),
-            ("subnet_id", Value::Null),
-            ("security_group_ids", Value::Null),
-            ("request_timeout", Value::string(text)),
-        ]);
-        Value::object([("aws", aws)])
+    /// A `cloud {}` block with just `request_timeout` (aws and gcp need nothing else).
+    fn with_request_timeout(cloud: &str, text: &str) -> Value {
+        Value::object([(
+            cloud,
+            Value::object([("request_timeout", Value::string(text))]),
+        )])
+    }
+
+    fn configured_request_timeout(config: &Value, cloud: &str) -> Option<Duration> {
+        let settings = settings(config).expect("valid");
+        match cloud {
+            "aws" => settings.aws.and_then(|a| a.request_timeout),
+            _ => settings.gcp.and_then(|g| g.request_timeout),
+        }
     }
 
     #[test]
-    fn aws_request_timeout_is_a_bounded_duration_checked_on_its_path() {
-        let path = AttributePath::root().attr("aws").attr("request_timeout");
+    fn request_timeout_is_a_bounded_duration_checked_on_its_path() {
+        for cloud in ["aws", "gcp", "azure"] {
+            check_request_timeouts(cloud);
+        }
+    }
+
+    fn check_request_timeouts(cloud: &str) {
+        let path = AttributePath::root().attr(cloud).attr("request_timeout");
         for (text, want) in [
             ("1s", Some(1)),
             ("30s", Some(30)),
@@ -429,7 +450,7 @@ mod tests {
             ("soon", None),
             ("", None),
         ] {
-            let config = with_aws_request_timeout(text);
+            let config = with_request_timeout(cloud, text);
             let diags = validate(&config);
             let refused_on_path = diags
                 .0
@@ -437,13 +458,18 @@ mod tests {
                 .any(|d| d.path == Some(path.clone()) && d.summary.contains("request_timeout"));
             match want {
                 Some(secs) => {
-                    assert!(!refused_on_path, "{text}: {:?}", diags.0);
-                    if cfg!(feature = "aws") {
-                        let aws = settings(&config).expect("valid").aws.expect("aws block");
-                        assert_eq!(aws.request_timeout, Some(Duration::from_secs(secs)));
+                    assert!(!refused_on_path, "{cloud} {text}: {:?}", diags.0);
+                    let built = (cloud == "aws" && cfg!(feature = "aws"))
+                        || (cloud == "gcp" && cfg!(feature = "gcp"));
+                    if built {
+                        assert_eq!(
+                            configured_request_timeout(&config, cloud),
+                            Some(Duration::from_secs(secs)),
+                            "{cloud} {text}"
+                        );
                     }
                 }
-                None => assert!(refused_on_path, "{text} accepted: {:?}", diags.0),
+                None => assert!(refused_on_path, "{cloud} {text} accepted: {:?}", diags.0),
             }
         }
         if cfg!(feature = "aws") {

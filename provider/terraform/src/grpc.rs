@@ -965,6 +965,7 @@ fn gcp_driver(
         default_image: block.default_image.clone(),
         network: block.network.clone(),
         subnetwork: block.subnetwork.clone(),
+        request_timeout: block.request_timeout,
     };
     Some(Arc::new(clouds::gcp::GcpDriver::new(
         settings,
@@ -989,6 +990,7 @@ fn azure_driver(
         default_image: block.default_image.clone(),
         authority_host: None,
         ssh_public_key: block.ssh_public_key.clone(),
+        request_timeout: block.request_timeout,
     };
     Some(Arc::new(clouds::azure::AzureDriver::new(
         settings,
