@@ -5,17 +5,18 @@
 //! Instances are checked in moto with plain EC2 queries, not through the driver under test.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde_json::Value as Json;
 
 use crate::harness::{cloud_workloads_config, combined, Workspace};
-use crate::moto::{FaultProxy, FaultRates, Moto};
+use crate::moto::{twenty_percent_faults, FaultProxy, FaultRates, Moto, FAULT_REQUEST_TIMEOUT};
 
-const REGION: &str = "eu-west-1";
+pub(crate) const REGION: &str = "eu-west-1";
 /// A value no output may ever contain.
 const SECRET: &str = "hybrid-acc-secret-9f3c1e7a5b";
 
-fn workspace(name: &str) -> Workspace {
+pub(crate) fn workspace(name: &str) -> Workspace {
     Workspace::new(name)
         .env("AWS_ACCESS_KEY_ID", "AKIAHYBRIDACCTEST")
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -23,9 +24,20 @@ fn workspace(name: &str) -> Workspace {
         .env("AWS_EC2_METADATA_DISABLED", "true")
 }
 
-fn config(endpoint: &str, count: usize, team: &str, timeouts: bool) -> String {
+pub(crate) fn config(endpoint: &str, count: usize, team: &str, timeouts: bool) -> String {
+    config_with(endpoint, "", count, team, timeouts)
+}
+
+/// [`config`] with more attributes in the provider's `aws {}` block.
+pub(crate) fn config_with(
+    endpoint: &str,
+    aws_extra: &str,
+    count: usize,
+    team: &str,
+    timeouts: bool,
+) -> String {
     cloud_workloads_config(
-        &format!("  aws {{\n    endpoint_url = \"{endpoint}\"\n  }}"),
+        &format!("  aws {{\n    endpoint_url = \"{endpoint}\"\n{aws_extra}  }}"),
         "aws",
         REGION,
         count,
@@ -34,7 +46,7 @@ fn config(endpoint: &str, count: usize, team: &str, timeouts: bool) -> String {
     )
 }
 
-fn ec2_id(instance_id: &str) -> String {
+pub(crate) fn ec2_id(instance_id: &str) -> String {
     instance_id
         .rsplit_once('/')
         .map(|(_, id)| id)
@@ -139,22 +151,187 @@ fn aws_workload_lifecycle_against_moto() {
     assert_eq!(moto.live_instance_count(REGION), 0);
 }
 
+/// The one live instance tagged as ours in moto is the one in state, and it runs.
+fn assert_one_instance_matching_state(moto: &Moto, ws: &Workspace, step: &str) -> String {
+    let web = ws.resource("hybrid_workload.web[0]");
+    let instance_id = web["instance_id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(web["status"], "running", "{step}: {web:#}");
+    assert_eq!(
+        moto.managed_instances(REGION),
+        vec![(
+            ec2_id(&instance_id),
+            web["id"].as_str().unwrap_or_default().to_string()
+        )],
+        "{step}: one tagged instance in moto, the one in state"
+    );
+    assert_eq!(
+        moto.live_instance_count(REGION),
+        1,
+        "{step}: no untagged instance"
+    );
+    ws.expect_empty_plan();
+    instance_id
+}
+
+/// EC2 remembers a RunInstances ClientToken for at least 24 hours after its instance
+/// terminated and answers a repeat with that (terminated) instance: re-creating a workload in
+/// that window, after an out-of-band termination or a destroy, must move on to a fresh token.
+/// moto ignores tokens; `Moto::url` is our front that keeps EC2's contract.
+#[test]
+fn aws_recreates_a_workload_whose_client_token_ec2_still_remembers() {
+    let moto = Moto::start();
+    let ws = workspace("aws-token");
+    ws.config(&config(&moto.url(), 1, "payments", false));
+    ws.apply();
+    let first = assert_one_instance_matching_state(&moto, &ws, "first apply");
+
+    // Terminated out of band: the next apply re-creates it (token generation 0 is spent).
+    moto.ec2(
+        REGION,
+        &[
+            ("Action", "TerminateInstances"),
+            ("InstanceId.1", &ec2_id(&first)),
+        ],
+    );
+    ws.apply();
+    let second = assert_one_instance_matching_state(&moto, &ws, "after out-of-band termination");
+    assert_ne!(second, first);
+
+    // Destroy, then apply the same configuration again (generations 0 and 1 are spent).
+    ws.destroy();
+    assert_eq!(moto.live_instance_count(REGION), 0);
+    ws.apply();
+    let third = assert_one_instance_matching_state(&moto, &ws, "destroy then apply");
+    assert!(third != first && third != second);
+
+    // Destroy, change a tag (the same key, other RunInstances parameters) and apply: the
+    // spent tokens now answer IdempotentParameterMismatch, and no live instance holds them.
+    ws.destroy();
+    ws.config(&config(&moto.url(), 1, "billing", false));
+    ws.apply();
+    let fourth = assert_one_instance_matching_state(&moto, &ws, "destroy, new tags, apply");
+    assert!(![&first, &second, &third].contains(&&fourth));
+    assert_eq!(
+        ws.resource("hybrid_workload.web[0]")["tags_all"]["team"],
+        "billing"
+    );
+
+    let counts = &moto.front.counts;
+    println!(
+        "aws client tokens: 4 creates of one workload (out-of-band termination, destroy + apply, destroy + new tags + apply); {}",
+        moto.front.summary()
+    );
+    assert_eq!(
+        counts.launches.load(Ordering::SeqCst),
+        4,
+        "one launch per create"
+    );
+    assert!(
+        counts.replays.load(Ordering::SeqCst) >= 3,
+        "spent tokens were replayed: {}",
+        moto.front.summary()
+    );
+    assert!(
+        counts.mismatches.load(Ordering::SeqCst) >= 3,
+        "tokens reused with new tags were refused: {}",
+        moto.front.summary()
+    );
+    ws.destroy();
+    assert_eq!(moto.live_instance_count(REGION), 0);
+}
+
+/// Duplicates (workloads with more than one live tagged instance) and orphans (live instances
+/// in moto that state does not hold, tagged or not) against the instance ids in state.
+pub(crate) fn duplicates_and_orphans(moto: &Moto, in_state: &[String]) -> (usize, usize) {
+    let tagged = moto.managed_instances(REGION);
+    let mut per_workload = std::collections::BTreeMap::<&str, usize>::new();
+    for (_, workload) in &tagged {
+        *per_workload.entry(workload.as_str()).or_default() += 1;
+    }
+    let duplicates = per_workload.values().map(|n| n.saturating_sub(1)).sum();
+    let state_ids: std::collections::BTreeSet<String> =
+        in_state.iter().map(|i| ec2_id(i)).collect();
+    let tagged_orphans = tagged
+        .iter()
+        .filter(|(id, _)| !state_ids.contains(id))
+        .count();
+    let untagged = moto
+        .live_instance_count(REGION)
+        .saturating_sub(tagged.len());
+    (duplicates, tagged_orphans + untagged)
+}
+
+/// Every RunInstances is carried out but answered after the driver's request timeout: each
+/// create times out, is retried, and adopts the instance its first attempt made.
+#[test]
+fn aws_creates_answered_too_late_are_adopted_not_made_twice() {
+    const COUNT: usize = 3;
+    // Long enough that an apply which waited for the held answers would show it.
+    const HELD_CREATE: Duration = Duration::from_secs(40);
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto,
+        FaultRates {
+            slow: 1.0,
+            slow_hold: HELD_CREATE,
+            only_creates: true,
+            ..FaultRates::default()
+        },
+        0x510,
+    );
+    let ws = workspace("aws-slow");
+    ws.config(&config_with(
+        &proxy.url(),
+        &format!("    request_timeout = \"{FAULT_REQUEST_TIMEOUT}\"\n"),
+        COUNT,
+        "batch",
+        true,
+    ));
+    let started = std::time::Instant::now();
+    ws.apply();
+    let took = started.elapsed();
+    let in_state = ws.instance_ids();
+    let (duplicates, orphans) = duplicates_and_orphans(&moto, &in_state);
+    let counts = &proxy.counts;
+    println!(
+        "aws slow creates: apply took {:.1} s with every RunInstances answer held {} s; {}; instances in moto: {}; in state: {}; duplicates {duplicates}, orphans {orphans}",
+        took.as_secs_f64(),
+        HELD_CREATE.as_secs(),
+        counts.summary(),
+        moto.live_instance_count(REGION),
+        in_state.len(),
+    );
+    assert_eq!(
+        counts.unanswered_creates.load(Ordering::SeqCst),
+        COUNT as u64,
+        "each create was answered too late once, then adopted (no second RunInstances)"
+    );
+    assert!(
+        took < HELD_CREATE,
+        "the creates waited for their answers instead of timing out after {FAULT_REQUEST_TIMEOUT}"
+    );
+    assert_eq!(in_state.len(), COUNT);
+    assert_eq!((duplicates, orphans), (0, 0));
+    assert_eq!(moto.live_instance_count(REGION), COUNT);
+    ws.expect_empty_plan();
+    ws.destroy();
+    assert_eq!(moto.live_instance_count(REGION), 0);
+}
+
 #[test]
 fn aws_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates() {
     const COUNT: usize = 8;
     const MAX_APPLIES: usize = 3;
     let moto = Moto::start();
-    let proxy = FaultProxy::start(
-        &moto,
-        FaultRates {
-            throttle: 0.08,
-            server_error: 0.06,
-            lost_response: 0.06,
-        },
-        0x5EED,
-    );
+    let proxy = FaultProxy::start(&moto, twenty_percent_faults(), 0x5EED);
     let ws = workspace("aws-faults");
-    ws.config(&config(&proxy.url(), COUNT, "batch", true));
+    ws.config(&config_with(
+        &proxy.url(),
+        &format!("    request_timeout = \"{FAULT_REQUEST_TIMEOUT}\"\n"),
+        COUNT,
+        "batch",
+        true,
+    ));
 
     let mut applies = 0;
     loop {
@@ -174,18 +351,17 @@ fn aws_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates
     let in_state = ws.instance_ids();
     let in_moto = moto.managed_instances(REGION);
     let live = moto.live_instance_count(REGION);
+    let (duplicates, orphans) = duplicates_and_orphans(&moto, &in_state);
     let counts = &proxy.counts;
     println!(
-        "aws fault run: {} EC2 requests, {} faults injected ({} throttled 503, {} server 500, {} lost responses); applies needed: {applies}; tagged instances in moto: {}; live instances in moto: {live}; instances in state: {}",
-        counts.requests.load(Ordering::SeqCst),
-        counts.injected(),
-        counts.throttled.load(Ordering::SeqCst),
-        counts.server_errors.load(Ordering::SeqCst),
-        counts.lost_responses.load(Ordering::SeqCst),
+        "aws fault run: {}; applies needed: {applies}; instances in moto: {} tagged, {live} live; instances in state: {}; duplicates {duplicates}, orphans {orphans}; {}",
+        counts.summary(),
         in_moto.len(),
         in_state.len(),
+        moto.front.summary(),
     );
-    assert!(counts.injected() > 0, "the proxy injected faults");
+    counts.assert_every_kind();
+    assert_eq!((duplicates, orphans), (0, 0), "{in_moto:?} vs {in_state:?}");
     assert_eq!(in_state.len(), COUNT);
     assert_eq!(
         in_moto.len(),
@@ -214,8 +390,8 @@ fn aws_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates
         );
     }
     println!(
-        "aws fault run: destroys needed: {destroys}; faults injected in total: {}",
-        counts.injected()
+        "aws fault run: destroys needed: {destroys}; apply and destroy together: {}",
+        counts.summary()
     );
     assert_eq!(moto.live_instance_count(REGION), 0);
 }

@@ -12,7 +12,7 @@ use armfake::{ArmFake, FakeConfig};
 use serde_json::Value as Json;
 
 use crate::harness::{cloud_workloads_config, combined, Workspace};
-use crate::moto::{Dialect, FaultProxy, FaultRates};
+use crate::moto::{twenty_percent_faults, Dialect, FaultProxy, FAULT_REQUEST_TIMEOUT};
 
 const REGION: &str = "westeurope";
 /// The service principal's secret: no output may ever contain it.
@@ -58,6 +58,15 @@ fn config(endpoint: &str, group: &str, count: usize, team: &str, timeouts: bool)
         count,
         &format!("team = \"{team}\""),
         timeouts,
+    )
+}
+
+/// The provider block with `request_timeout` (the fault runs hold some answers past it).
+fn with_fault_request_timeout(hcl: String) -> String {
+    hcl.replacen(
+        "    endpoint_url",
+        &format!("    request_timeout = \"{FAULT_REQUEST_TIMEOUT}\"\n    endpoint_url"),
+        1,
     )
 }
 
@@ -210,23 +219,19 @@ fn azure_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicat
         &cloud.rt,
         fake.url.clone(),
         Dialect::Ec2,
-        FaultRates {
-            throttle: 0.08,
-            server_error: 0.06,
-            lost_response: 0.06,
-        },
+        twenty_percent_faults(),
         0xA2_0E,
     );
     // Operation and nextLink URLs lead through the proxy too, as ARM's lead to its front door.
     fake.set_public_url(&proxy.url());
     let ws = workspace("azure-faults", fake);
-    ws.config(&config(
+    ws.config(&with_fault_request_timeout(config(
         &proxy.url(),
         &fake.config.resource_group,
         COUNT,
         "batch",
         true,
-    ));
+    )));
 
     let mut applies = 0;
     loop {
@@ -247,12 +252,8 @@ fn azure_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicat
     let tagged = tagged_vms(fake);
     let counts = &proxy.counts;
     println!(
-        "azure fault run: {} ARM requests through the proxy, {} faults injected ({} 503, {} 500, {} lost responses); applies needed: {applies}; tagged VMs: {}; VMs: {}; NICs: {}; in state: {}",
-        counts.requests.load(Ordering::SeqCst),
-        counts.injected(),
-        counts.throttled.load(Ordering::SeqCst),
-        counts.server_errors.load(Ordering::SeqCst),
-        counts.lost_responses.load(Ordering::SeqCst),
+        "azure fault run: ARM through the proxy: {}; applies needed: {applies}; tagged VMs: {}; VMs: {}; NICs: {}; in state: {}",
+        counts.summary(),
         tagged.len(),
         fake.vms().len(),
         fake.nic_ids().len(),
@@ -284,9 +285,10 @@ fn azure_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicat
         );
     }
     println!(
-        "azure fault run: destroys needed: {destroys}; faults injected in total: {}",
-        counts.injected()
+        "azure fault run: destroys needed: {destroys}; apply and destroy together: {}",
+        counts.summary()
     );
+    counts.assert_every_kind();
     assert!(fake.vms().is_empty(), "{:?}", fake.vms());
     assert!(fake.nic_ids().is_empty(), "{:?}", fake.nic_ids());
     drop(proxy);

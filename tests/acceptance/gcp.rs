@@ -11,12 +11,10 @@
 #[path = "../../provider/clouds/tests/support/gce_server.rs"]
 mod gce_server;
 
-use std::sync::atomic::Ordering;
-
 use serde_json::Value as Json;
 
 use crate::harness::{cloud_workloads_config, combined, repo_root, Workspace};
-use crate::moto::{Dialect, FaultProxy, FaultRates};
+use crate::moto::{twenty_percent_faults, Dialect, FaultProxy, FAULT_REQUEST_TIMEOUT};
 use gce_server::GceServer;
 
 const PROJECT: &str = "hybrid-acceptance";
@@ -66,6 +64,15 @@ fn config(endpoint: &str, count: usize, team: &str, timeouts: bool) -> String {
         count,
         &format!("team = \"{team}\", \"Cost Centre\" = \"R&D 42\""),
         timeouts,
+    )
+}
+
+/// The provider block with `request_timeout` (the fault runs hold some answers past it).
+fn with_fault_request_timeout(hcl: String) -> String {
+    hcl.replacen(
+        "    endpoint_url",
+        &format!("    request_timeout = \"{FAULT_REQUEST_TIMEOUT}\"\n    endpoint_url"),
+        1,
     )
 }
 
@@ -199,15 +206,16 @@ fn gcp_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates
         &rt,
         g.server.url(),
         Dialect::Gce,
-        FaultRates {
-            throttle: 0.08,
-            server_error: 0.06,
-            lost_response: 0.06,
-        },
+        twenty_percent_faults(),
         0x6CE,
     );
     let ws = workspace("gcp-faults", &g);
-    ws.config(&config(&proxy.url(), COUNT, "batch", true));
+    ws.config(&with_fault_request_timeout(config(
+        &proxy.url(),
+        COUNT,
+        "batch",
+        true,
+    )));
 
     let mut applies = 0;
     loop {
@@ -231,12 +239,8 @@ fn gcp_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates
     let in_server = managed(&g.server);
     let counts = &proxy.counts;
     println!(
-        "gcp fault run: {} GCE requests, {} faults injected ({} throttled 403, {} server 503, {} lost responses); applies needed: {applies}; labelled instances: {}; all instances: {}; instances in state: {}",
-        counts.requests.load(Ordering::SeqCst),
-        counts.injected(),
-        counts.throttled.load(Ordering::SeqCst),
-        counts.server_errors.load(Ordering::SeqCst),
-        counts.lost_responses.load(Ordering::SeqCst),
+        "gcp fault run: GCE {}; applies needed: {applies}; labelled instances: {}; all instances: {}; instances in state: {}",
+        counts.summary(),
         in_server.len(),
         g.server.instances().len(),
         in_state.len(),
@@ -270,9 +274,10 @@ fn gcp_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates
         );
     }
     println!(
-        "gcp fault run: destroys needed: {destroys}; faults injected in total: {}",
-        counts.injected()
+        "gcp fault run: destroys needed: {destroys}; apply and destroy together: {}",
+        counts.summary()
     );
+    counts.assert_every_kind();
     assert!(g.server.instances().is_empty());
     assert_clean(&g.server);
 }

@@ -5,7 +5,8 @@
 //!   redis-server: no node is ever committed past its limits, every loser gets a diagnostic
 //!   naming the holders, and what runs equals what the states hold;
 //! - the provider process is killed with SIGKILL at random points of an apply: the next apply
-//!   converges, nothing is duplicated or orphaned, and no ledger reservation is leaked.
+//!   converges, nothing is duplicated or orphaned, and no ledger reservation is leaked; on the
+//!   sim cloud, and (feature `aws`) on moto through the fault proxy.
 //!
 //! Each test prints its figures. The light versions here run in CI; `make stress` runs them
 //! with more rounds (`HYBRID_STRESS_CRASH_RUNS`, `HYBRID_STRESS_RACE_ROUNDS`).
@@ -410,6 +411,157 @@ fn killing_the_provider_mid_apply_never_duplicates_orphans_or_leaks() {
     println!(
         "crash: {runs} runs, provider killed with SIGKILL in {killed} (no provider process running at the kill time in {finished_first}); every next apply converged (slowest {:.1} s); duplicates 0, orphans 0, leaked reservations 0",
         worst_converge.as_secs_f64()
+    );
+}
+
+/// The crash test on the EC2 driver: moto behind our client-token front, and the fault proxy
+/// in front of that for the killed commands (20% throttling makes creates retry with backoff,
+/// so kills land inside creates; lost responses leave instances the provider never heard of).
+/// After each kill a plain command against the front (no faults) converges, and then the
+/// instances tagged as ours in moto are exactly the ones in state: no duplicate, no orphan,
+/// and the re-plan is empty.
+#[cfg(feature = "aws")]
+#[test]
+fn killing_the_provider_mid_apply_on_moto_never_duplicates_or_orphans() {
+    use crate::aws::{config_with, duplicates_and_orphans, workspace, REGION};
+    use crate::moto::{FaultProxy, FaultRates, Moto};
+    use std::sync::atomic::Ordering;
+
+    const WORKLOADS: usize = 4;
+    let runs = env_count("HYBRID_STRESS_CRASH_RUNS", 3);
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto,
+        FaultRates {
+            throttle: 0.2,
+            server_error: 0.03,
+            lost_response: 0.03,
+            ..FaultRates::default()
+        },
+        0xC2A5_4001,
+    );
+    // A fixed image: the default-image lookup (DescribeImages, slow in moto) would repeat in
+    // every provider process the test kills.
+    let image = format!(
+        "    default_image_id = \"{}\"\n",
+        moto.amazon_image_id(REGION)
+    );
+    let faulty = config_with(&proxy.url(), &image, WORKLOADS, "crash", true);
+    let clean = config_with(&moto.url(), &image, WORKLOADS, "crash", true);
+    let ws = workspace("crash-moto");
+    let mut rng = Lcg(0x5eed_0000_0000_00a5);
+    let (mut killed, mut finished_first) = (0, 0);
+    let (mut launched_before_kill, mut killed_mid_creates) = (0, 0);
+    let mut worst_converge = Duration::ZERO;
+    for run in 0..runs {
+        let destroying = run % 2 == 1;
+        ws.config(&faulty);
+        let args: &[&str] = if destroying {
+            &["destroy", "-no-color", "-input=false", "-auto-approve"]
+        } else {
+            &["apply", "-no-color", "-input=false", "-auto-approve"]
+        };
+        let launches_before = moto.front.counts.launches.load(Ordering::SeqCst);
+        let mut child = ws
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start terraform");
+        // Applies are killed after a random number of launches (plus up to 0.4 s), so kills
+        // land between and inside creates; with none, and for destroys, at a random time
+        // (plugin start and plan take about a second, then calls retry through the throttling).
+        let after_launches = if destroying {
+            0
+        } else {
+            rng.next_below(WORKLOADS as u64)
+        };
+        let delay = if after_launches > 0 {
+            Duration::from_millis(rng.next_below(400))
+        } else if destroying {
+            Duration::from_millis(300 + rng.next_below(2500))
+        } else {
+            Duration::from_millis(300 + rng.next_below(4000))
+        };
+        let started = Instant::now();
+        let mut clock_from = started;
+        while clock_from.elapsed() < delay || after_launches > 0 && clock_from == started {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            let launched = moto.front.counts.launches.load(Ordering::SeqCst) - launches_before;
+            let waited_enough = started.elapsed() > Duration::from_secs(60);
+            if after_launches > 0
+                && clock_from == started
+                && (launched >= after_launches || waited_enough)
+            {
+                // (Retries through the throttling can take long: then kill where it is.)
+                clock_from = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut did_kill = false;
+        if child.try_wait().ok().flatten().is_none() {
+            for pid in provider_descendants(child.id()) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                did_kill = true;
+            }
+        }
+        let out = child.wait_with_output().expect("terraform finished");
+        let text = combined(&out);
+        let launched = moto.front.counts.launches.load(Ordering::SeqCst) - launches_before;
+        if did_kill {
+            killed += 1;
+            launched_before_kill += launched;
+            if !destroying && launched > 0 && launched < WORKLOADS as u64 {
+                killed_mid_creates += 1;
+            }
+        } else {
+            finished_first += 1;
+            println!(
+                "moto crash run {run}: no provider process {:.2} s after {after_launches} launches (between plugin starts, or done)",
+                delay.as_secs_f64()
+            );
+            // Terraform reports our SIGKILL as a plugin crash; without one there is none.
+            assert_no_crash(&text);
+        }
+        assert!(
+            did_kill || out.status.success(),
+            "moto crash run {run} failed without a kill:\n{text}"
+        );
+
+        // The next plain command, without faults, converges.
+        ws.config(&clean);
+        let converge = Instant::now();
+        if destroying {
+            ws.destroy();
+        } else {
+            ws.apply();
+            ws.expect_empty_plan();
+        }
+        worst_converge = worst_converge.max(converge.elapsed());
+        let in_state = ws.instance_ids();
+        let (duplicates, orphans) = duplicates_and_orphans(&moto, &in_state);
+        let expected = if destroying { 0 } else { WORKLOADS };
+        assert_eq!(
+            (in_state.len(), duplicates, orphans),
+            (expected, 0, 0),
+            "moto crash run {run}: (instances in state, duplicates, orphans); tagged in moto: {:?}",
+            moto.managed_instances(REGION)
+        );
+        assert_eq!(
+            moto.managed_instances(REGION).len(),
+            expected,
+            "run {run}: tagged instances in moto vs state"
+        );
+    }
+    ws.destroy();
+    assert_eq!(moto.live_instance_count(REGION), 0, "nothing left in moto");
+    println!(
+        "moto crash: {runs} runs of {WORKLOADS} EC2 workloads, provider killed with SIGKILL in {killed} (no provider process running at the kill time in {finished_first}); {launched_before_kill} instances launched by killed commands, {killed_mid_creates} applies killed between their first and last launch; every next command converged (slowest {:.1} s); tagged instances in moto = instances in state after each, duplicates 0, orphans 0; killed commands' traffic: {}; {}",
+        worst_converge.as_secs_f64(),
+        proxy.counts.summary(),
+        moto.front.summary(),
     );
 }
 

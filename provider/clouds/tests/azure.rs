@@ -41,6 +41,7 @@ fn settings(fake: &ArmFake) -> AzureSettings {
         default_image: None,
         authority_host: Some(fake.authority_host()),
         ssh_public_key: Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHybridTestKeyOnly test".into()),
+        request_timeout: None,
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tfvalue::{AttributePath, Type, Value};
 
@@ -67,6 +68,7 @@ fn aws_block() -> NestedBlock {
                 Attr::optional("default_image_id", Type::String, "AMI for workloads whose image is not an ami-... id. Default: the newest Amazon Linux 2023 image (owner amazon) for the instance type's architecture, x86_64 preferred."),
                 Attr::optional("subnet_id", Type::String, "Subnet to launch into. Default: the default VPC's subnet of the placement's zone."),
                 Attr::optional("security_group_ids", Type::list(Type::String), "Security groups for the instances. Default: the VPC's default group."),
+                Attr::optional("request_timeout", Type::String, "How long one EC2 API request may take before it is abandoned and retried, as a duration like \"30s\" or \"2m\", from 1s to 10m. A request that timed out may still have been carried out: create finds such an instance by its tags and client token instead of making another. The operation as a whole is bounded by the workload's timeouts. Default: 60s."),
             ],
             blocks: Vec::new(),
             description: "Provision workloads placed on aws as real EC2 instances (region from the placement; credentials from the AWS SDK's standard chain, never from HCL). Without this block aws placements run on the sim cloud. Needs a provider built with the `aws` feature.",
@@ -89,6 +91,7 @@ fn gcp_block() -> NestedBlock {
                 Attr::optional("default_image", Type::String, "Boot image for workloads whose image is not a GCE image path (projects/..., global/... or https://...). Default: projects/debian-cloud/global/images/family/debian-12."),
                 Attr::optional("network", Type::String, "Network of the instances' interface. Default: global/networks/default."),
                 Attr::optional("subnetwork", Type::String, "Subnetwork of the instances' interface, e.g. regions/europe-west1/subnetworks/apps. Default: the network's subnet in the placement's region."),
+                Attr::optional("request_timeout", Type::String, "How long one Compute Engine API request may take before it is abandoned and retried, as a duration like \"30s\" or \"2m\", from 1s to 10m. A request that timed out may still have been carried out: create finds such an instance by its name instead of making another. The operation as a whole is bounded by the workload's timeouts. Default: 60s. Operation waits, which Compute Engine holds for up to two minutes, get at least 150s."),
             ],
             blocks: Vec::new(),
             description: "Provision workloads placed on gcp as real Compute Engine instances (zone from the placement, else the region's first zone; credentials from Application Default Credentials, i.e. $GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default login or the metadata server, never from HCL). Without this block gcp placements run on the sim cloud. Needs a provider built with the `gcp` feature.",
@@ -114,6 +117,7 @@ fn azure_block() -> NestedBlock {
                 Attr::optional("network_interface_id", Type::String, "Existing network interface resource id to attach (a NIC serves one VM, so this suits a single workload); it is left in place when the VM is deleted."),
                 Attr::optional("default_image", Type::String, "Image for workloads whose image is not publisher:offer:sku:version or an image resource id. Default: Canonical:ubuntu-24_04-lts:server:latest."),
                 Attr::optional("ssh_public_key", Type::String, "OpenSSH public key for the VMs' admin user `hybrid` (password login is off; real Azure requires a key for such Linux VMs)."),
+                Attr::optional("request_timeout", Type::String, "How long one Azure Resource Manager (or Entra token) request may take before it is abandoned and retried, as a duration like \"30s\" or \"2m\", from 1s to 10m. A request that timed out may still have been carried out: create finds such a VM by its name instead of making another. The operation as a whole is bounded by the workload's timeouts. Default: 60s."),
             ],
             blocks: Vec::new(),
             description: "Provision workloads placed on azure as Azure VMs through Azure Resource Manager (location from the placement, vmSize from its instance type; service principal from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, never from HCL; Entra authority from $AZURE_AUTHORITY_HOST). Without this block azure placements run on the sim cloud. Needs a provider built with the `azure` feature.",
@@ -132,6 +136,8 @@ pub struct GcpConfig {
     pub default_image: Option<String>,
     pub network: Option<String>,
     pub subnetwork: Option<String>,
+    /// Bound on one Compute Engine request (`request_timeout`); `None`: the driver's default.
+    pub request_timeout: Option<Duration>,
 }
 
 /// The provider block's `azure {}` settings, as plain values (the driver type exists only in
@@ -145,6 +151,8 @@ pub struct AzureConfig {
     pub network_interface_id: Option<String>,
     pub default_image: Option<String>,
     pub ssh_public_key: Option<String>,
+    /// Bound on one ARM request (`request_timeout`); `None`: the driver's default.
+    pub request_timeout: Option<Duration>,
 }
 
 /// The provider block's `aws {}` settings, as plain values (the driver type exists only in
@@ -155,7 +163,13 @@ pub struct AwsConfig {
     pub default_image_id: Option<String>,
     pub subnet_id: Option<String>,
     pub security_group_ids: Vec<String>,
+    /// Bound on one EC2 request (`request_timeout`); `None`: the driver's default.
+    pub request_timeout: Option<Duration>,
 }
+
+/// The shortest and longest `request_timeout` a cloud block accepts.
+pub const REQUEST_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(600));
 
 /// The provider's settings after ConfigureProvider.
 #[derive(Clone, Debug, PartialEq)]
@@ -216,6 +230,14 @@ pub fn validate(config: &Value) -> Diagnostics {
             "This terraform-provider-hybrid binary was built without the aws driver (cargo feature `aws`), so the aws block cannot be honoured. Use a build with --features aws, or remove the block to provision aws placements on the sim cloud.",
         ));
     }
+    for cloud in ["aws", "gcp", "azure"] {
+        if let Some(block) = attrs::get(config, cloud) {
+            let path = AttributePath::root().attr(cloud).attr("request_timeout");
+            if let Err(diag) = request_timeout(block, path) {
+                diags.push(diag);
+            }
+        }
+    }
     if attrs::get(config, "gcp").is_some() && !cfg!(feature = "gcp") {
         diags.push(Diagnostic::attribute_error(
             AttributePath::root().attr("gcp"),
@@ -249,6 +271,27 @@ pub fn validate(config: &Value) -> Diagnostics {
     }
     crate::observe::validate_metrics(config, &mut diags);
     diags
+}
+
+/// A cloud block's `request_timeout`: unset, or a duration within [`REQUEST_TIMEOUT_RANGE`].
+fn request_timeout(block: &Value, path: AttributePath) -> Result<Option<Duration>, Diagnostic> {
+    let Some(text) = attrs::string(block, "request_timeout") else {
+        return Ok(None);
+    };
+    let (min, max) = REQUEST_TIMEOUT_RANGE;
+    match crate::resources::workload::parse_duration(&text) {
+        Ok(d) if d >= min && d <= max => Ok(Some(d)),
+        Ok(_) => Err(Diagnostic::attribute_error(
+            path,
+            "Invalid request_timeout",
+            format!("request_timeout must be from 1s to 10m, got {text:?}."),
+        )),
+        Err(why) => Err(Diagnostic::attribute_error(
+            path,
+            "Invalid request_timeout",
+            format!("request_timeout {text:?} is not a duration: {why}."),
+        )),
+    }
 }
 
 fn validate_azure(block: &Value, diags: &mut Diagnostics) {
@@ -326,6 +369,8 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
             default_image_id: attrs::string(block, "default_image_id"),
             subnet_id: attrs::string(block, "subnet_id"),
             security_group_ids: attrs::strings(block, "security_group_ids"),
+            // Validated above: an invalid value never gets here.
+            request_timeout: request_timeout(block, AttributePath::root()).ok().flatten(),
         }),
         gcp: attrs::get(config, "gcp").map(|block| GcpConfig {
             project: attrs::string(block, "project"),
@@ -333,6 +378,7 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
             default_image: attrs::string(block, "default_image"),
             network: attrs::string(block, "network"),
             subnetwork: attrs::string(block, "subnetwork"),
+            request_timeout: request_timeout(block, AttributePath::root()).ok().flatten(),
         }),
         azure: attrs::get(config, "azure").map(|block| AzureConfig {
             subscription_id: attrs::string(block, "subscription_id"),
@@ -342,6 +388,7 @@ pub fn settings(config: &Value) -> Result<Settings, Diagnostics> {
             network_interface_id: attrs::string(block, "network_interface_id"),
             default_image: attrs::string(block, "default_image"),
             ssh_public_key: attrs::string(block, "ssh_public_key"),
+            request_timeout: request_timeout(block, AttributePath::root()).ok().flatten(),
         }),
         ledger_url: attrs::string(config, "ledger_url").or_else(|| {
             ENV_LEDGER_URLS
@@ -362,8 +409,76 @@ mod tests {
             ("default_image_id", Value::Null),
             ("subnet_id", Value::Null),
             ("security_group_ids", Value::Null),
+            ("request_timeout", Value::Null),
         ]);
         Value::object([("aws", aws)])
+    }
+
+    /// A `cloud {}` block with just `request_timeout` (aws and gcp need nothing else).
+    fn with_request_timeout(cloud: &str, text: &str) -> Value {
+        Value::object([(
+            cloud,
+            Value::object([("request_timeout", Value::string(text))]),
+        )])
+    }
+
+    fn configured_request_timeout(config: &Value, cloud: &str) -> Option<Duration> {
+        let settings = settings(config).expect("valid");
+        match cloud {
+            "aws" => settings.aws.and_then(|a| a.request_timeout),
+            _ => settings.gcp.and_then(|g| g.request_timeout),
+        }
+    }
+
+    #[test]
+    fn request_timeout_is_a_bounded_duration_checked_on_its_path() {
+        for cloud in ["aws", "gcp", "azure"] {
+            check_request_timeouts(cloud);
+        }
+    }
+
+    fn check_request_timeouts(cloud: &str) {
+        let path = AttributePath::root().attr(cloud).attr("request_timeout");
+        for (text, want) in [
+            ("1s", Some(1)),
+            ("30s", Some(30)),
+            ("2m", Some(120)),
+            ("10m", Some(600)),
+            ("0.5s", None),
+            ("11m", None),
+            ("30", None),
+            ("soon", None),
+            ("", None),
+        ] {
+            let config = with_request_timeout(cloud, text);
+            let diags = validate(&config);
+            let refused_on_path = diags
+                .0
+                .iter()
+                .any(|d| d.path == Some(path.clone()) && d.summary.contains("request_timeout"));
+            match want {
+                Some(secs) => {
+                    assert!(!refused_on_path, "{cloud} {text}: {:?}", diags.0);
+                    let built = (cloud == "aws" && cfg!(feature = "aws"))
+                        || (cloud == "gcp" && cfg!(feature = "gcp"));
+                    if built {
+                        assert_eq!(
+                            configured_request_timeout(&config, cloud),
+                            Some(Duration::from_secs(secs)),
+                            "{cloud} {text}"
+                        );
+                    }
+                }
+                None => assert!(refused_on_path, "{cloud} {text} accepted: {:?}", diags.0),
+            }
+        }
+        if cfg!(feature = "aws") {
+            let aws = settings(&with_aws_block())
+                .expect("valid")
+                .aws
+                .expect("aws");
+            assert_eq!(aws.request_timeout, None, "unset: the driver's default");
+        }
     }
 
     #[test]

@@ -935,6 +935,7 @@ fn aws_driver(
         subnet_id: block.subnet_id.clone(),
         security_group_ids: block.security_group_ids.clone(),
         default_region: None,
+        request_timeout: block.request_timeout,
     };
     Some(Arc::new(clouds::aws::AwsDriver::new(
         settings,
@@ -964,6 +965,7 @@ fn gcp_driver(
         default_image: block.default_image.clone(),
         network: block.network.clone(),
         subnetwork: block.subnetwork.clone(),
+        request_timeout: block.request_timeout,
     };
     Some(Arc::new(clouds::gcp::GcpDriver::new(
         settings,
@@ -988,6 +990,7 @@ fn azure_driver(
         default_image: block.default_image.clone(),
         authority_host: None,
         ssh_public_key: block.ssh_public_key.clone(),
+        request_timeout: block.request_timeout,
     };
     Some(Arc::new(clouds::azure::AzureDriver::new(
         settings,

@@ -11,7 +11,11 @@
 //!   servers that ignore client tokens (moto) and across separate terraform runs.
 //! - RunInstances gets a ClientToken derived from the same key, so that on real EC2 two racing
 //!   attempts (before the first one's tags are visible to DescribeInstances) still make one
-//!   instance.
+//!   instance. EC2 remembers a token for at least 24 hours after its instance terminated and
+//!   answers a repeat with that instance, so tokens come in generations (`client_token_for`):
+//!   `create` walks them from 0 and moves past every token whose instance is terminated or
+//!   that was first used with other parameters (`next_token_step`). Each step depends only on
+//!   what EC2 shows, so racing attempts and a re-run after a killed apply agree on the token.
 //!
 //! Instance ids are `region/i-...`: the trait reads by id alone, and EC2 ids are per region.
 //! A bare `i-...` (import) is looked up in the default region (`AWS_REGION`).
@@ -24,6 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::operation::run_instances::RunInstancesError;
 use aws_sdk_ec2::types::{Filter, InstanceType, Placement, ResourceType, Tag, TagSpecification};
 use tokio::sync::Mutex;
 
@@ -46,6 +51,16 @@ const TAG_VALUE_MAX: usize = 256;
 const META_TAGS_MAX: usize = 24;
 /// States in which an instance still exists for us (terminated and shutting-down are gone).
 const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
+/// States of an instance that is gone or going: a client token that names one is spent.
+const GONE_STATES: [&str; 2] = ["shutting-down", "terminated"];
+/// How many client-token generations `create` walks before giving up (see [`next_token_step`]).
+pub const MAX_TOKEN_GENERATIONS: u32 = 32;
+/// An instance RunInstances names but DescribeInstances does not know, launched longer ago than
+/// this, was terminated and has aged out of DescribeInstances (about an hour after termination);
+/// a fresh one can be invisible for seconds (eventual consistency), never for this long.
+const AGED_OUT_AFTER: Duration = Duration::from_secs(15 * 60);
+/// EC2's answer to a client token reused with other parameters.
+const IDEMPOTENT_PARAMETER_MISMATCH: &str = "IdempotentParameterMismatch";
 /// Where an unset region falls back to (for bare-id lookups).
 const FALLBACK_REGION: &str = "us-east-1";
 
@@ -61,7 +76,13 @@ pub struct AwsSettings {
     /// Region for ids without one and for lookups by workload id (else `AWS_REGION`,
     /// `AWS_DEFAULT_REGION`, then us-east-1).
     pub default_region: Option<String>,
+    /// Bound on one EC2 request (else [`DEFAULT_REQUEST_TIMEOUT`]). A request that times out
+    /// is `Unavailable`, so retried; `create` then finds what it may have made.
+    pub request_timeout: Option<Duration>,
 }
+
+/// How long one EC2 request may take when the provider block does not say.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The EC2 driver; cheap to share, one SDK client per region created on first use.
 pub struct AwsDriver {
@@ -116,7 +137,11 @@ impl AwsDriver {
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .operation_attempt_timeout(
+                        self.settings
+                            .request_timeout
+                            .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+                    )
                     .build(),
             );
         if let Some(url) = &self.settings.endpoint_url {
@@ -150,6 +175,18 @@ impl AwsDriver {
         operation: &'static str,
         tags: &[(&str, &str)],
     ) -> Result<Vec<Instance>, DriverError> {
+        let filters: Vec<(String, &str)> =
+            tags.iter().map(|(k, v)| (format!("tag:{k}"), *v)).collect();
+        self.describe_live(region, operation, &filters).await
+    }
+
+    /// Live instances in `region` matching every `(filter name, value)` in `filters`.
+    async fn describe_live(
+        &self,
+        region: &str,
+        operation: &'static str,
+        filters: &[(String, &str)],
+    ) -> Result<Vec<Instance>, DriverError> {
         let client = self.client(region).await;
         let mut req = client.describe_instances().filters(
             Filter::builder()
@@ -157,13 +194,8 @@ impl AwsDriver {
                 .set_values(Some(LIVE_STATES.iter().map(|s| s.to_string()).collect()))
                 .build(),
         );
-        for (k, v) in tags {
-            req = req.filters(
-                Filter::builder()
-                    .name(format!("tag:{k}"))
-                    .values(*v)
-                    .build(),
-            );
+        for (name, value) in filters {
+            req = req.filters(Filter::builder().name(name).values(*value).build());
         }
         let mut out = Vec::new();
         let mut next: Option<String> = None;
@@ -336,6 +368,135 @@ impl AwsDriver {
         Ok(image)
     }
 
+    /// RunInstances for `spec`, walking the client-token generations (see [`next_token_step`]):
+    /// returns the EC2 id of the instance this key's current generation names, new or not.
+    async fn launch(&self, region: &str, spec: &InstanceSpec) -> Result<String, DriverError> {
+        let image = self.image_for(region, spec).await?;
+        let mut generation = 0;
+        loop {
+            let token = client_token_for(&spec.idempotency_key, generation);
+            let (answer, named) = match self.run_instance(region, spec, &image, &token).await {
+                Ok(Launched { ec2_id, .. }) if ec2_id.is_empty() => {
+                    return Err(DriverError::Unavailable {
+                        target: TARGET.into(),
+                        operation: "create",
+                        message: "EC2 RunInstances: the answer named no instance".into(),
+                    })
+                }
+                Ok(Launched {
+                    ec2_id,
+                    state,
+                    launched_ago,
+                }) => {
+                    let described = if GONE_STATES.contains(&state.as_str()) {
+                        None
+                    } else {
+                        self.describe_one(region, &ec2_id, "create")
+                            .await?
+                            .map(|d| d.state)
+                    };
+                    let answer = classify_token_answer(&state, described.as_deref(), launched_ago);
+                    (answer, Some(ec2_id))
+                }
+                Err(e) if error_code(&e) == Some(IDEMPOTENT_PARAMETER_MISMATCH) => {
+                    // The token was first used with other parameters (a newer default image,
+                    // changed tags): ours only if a live instance still holds it.
+                    let holder = self
+                        .describe_live(region, "create", &[("client-token".to_string(), &token)])
+                        .await?
+                        .into_iter()
+                        .map(|i| self.split_id(&i.instance_id).1)
+                        .min();
+                    let answer = TokenAnswer::Mismatch {
+                        holder_live: holder.is_some(),
+                    };
+                    (answer, holder)
+                }
+                Err(e) => return Err(sdk_error("create", "RunInstances", e)),
+            };
+            match (next_token_step(generation, answer), named) {
+                (TokenStep::Adopt, Some(ec2_id)) => {
+                    tracing::info!(region = %region, instance = %ec2_id, token_generation = generation, "EC2 instance launched or found by its client token");
+                    return Ok(ec2_id);
+                }
+                (TokenStep::Adopt, None) => {
+                    return Err(DriverError::Unavailable {
+                        target: TARGET.into(),
+                        operation: "create",
+                        message: "EC2 RunInstances: the answer named no instance".into(),
+                    })
+                }
+                (TokenStep::Next(next), named) => {
+                    tracing::info!(region = %region, token_generation = generation, instance = ?named, answer = ?answer, "client token already spent; trying the next generation");
+                    generation = next;
+                }
+                (TokenStep::GiveUp, _) => {
+                    return Err(DriverError::Rejected {
+                        target: TARGET.into(),
+                        operation: "create",
+                        message: format!(
+                            "EC2 RunInstances: the first {MAX_TOKEN_GENERATIONS} client tokens of this workload all belong to instances that were terminated or launched with other parameters (EC2 remembers a token for at least 24 hours after its instance terminated); apply again later, or rename the workload"
+                        ),
+                    })
+                }
+            }
+        }
+    }
+
+    /// One RunInstances call with `token`.
+    async fn run_instance(
+        &self,
+        region: &str,
+        spec: &InstanceSpec,
+        image: &str,
+        token: &str,
+    ) -> Result<Launched, SdkError<RunInstancesError, aws_sdk_ec2::config::http::HttpResponse>>
+    {
+        let client = self.client(region).await;
+        let tags = instance_tags(spec);
+        let mut req = client
+            .run_instances()
+            .image_id(image)
+            .min_count(1)
+            .max_count(1)
+            .client_token(token)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+                    .build(),
+            );
+        if let Some(t) = &spec.instance_type {
+            req = req.instance_type(InstanceType::from(t.as_str()));
+        }
+        if let Some(zone) = &spec.zone {
+            req = req.placement(Placement::builder().availability_zone(zone).build());
+        }
+        if let Some(subnet) = &self.settings.subnet_id {
+            req = req.subnet_id(subnet);
+        }
+        if !self.settings.security_group_ids.is_empty() {
+            req = req.set_security_group_ids(Some(self.settings.security_group_ids.clone()));
+        }
+        let resp = req.send().await?;
+        let first = resp.instances().first();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Ok(Launched {
+            ec2_id: first
+                .and_then(|i| i.instance_id())
+                .unwrap_or_default()
+                .to_string(),
+            state: first.map(state_name).unwrap_or_default(),
+            launched_ago: first
+                .and_then(|i| i.launch_time())
+                .and_then(|t| u64::try_from(now - t.secs()).ok())
+                .map(Duration::from_secs),
+        })
+    }
+
     async fn create_tags(
         &self,
         region: &str,
@@ -499,24 +660,121 @@ fn to_instance(region: &str, i: &aws_sdk_ec2::types::Instance) -> Option<Instanc
     })
 }
 
-/// A RunInstances ClientToken (at most 64 ASCII characters) from the idempotency key.
+/// EC2's limit on a ClientToken, in ASCII characters.
+const CLIENT_TOKEN_MAX: usize = 64;
+
+/// The RunInstances ClientToken of generation 0 (at most 64 ASCII characters) from the
+/// idempotency key: the form every release so far has used.
 pub fn client_token(idempotency_key: &str) -> String {
     let cleaned: String = idempotency_key
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
     let token = format!("hybrid-{cleaned}");
-    if token.len() <= 64 && cleaned == idempotency_key && !cleaned.is_empty() {
+    if token.len() <= CLIENT_TOKEN_MAX && cleaned == idempotency_key && !cleaned.is_empty() {
         return token;
     }
     // Anything longer or unusual: a digest keeps it stable and within the limit.
+    digest_token(idempotency_key, CLIENT_TOKEN_MAX)
+}
+
+/// `hybrid-` and as much of the key's SHA-256 (hex, at most 48 digits) as fits in `max`.
+fn digest_token(idempotency_key: &str, max: usize) -> String {
     use sha2::{Digest, Sha256};
     let digest: String = Sha256::digest(idempotency_key.as_bytes())
         .iter()
         .take(24)
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!("hybrid-{digest}")
+    let room = max.saturating_sub("hybrid-".len()).min(digest.len());
+    format!("hybrid-{}", &digest[..room])
+}
+
+/// The ClientToken of `generation`: generation 0 is [`client_token`]; later ones add `.gN`
+/// (a `.` never occurs in generation 0, so no key's later token equals another key's first).
+pub fn client_token_for(idempotency_key: &str, generation: u32) -> String {
+    let base = client_token(idempotency_key);
+    if generation == 0 {
+        return base;
+    }
+    let suffix = format!(".g{generation}");
+    if base.len() + suffix.len() <= CLIENT_TOKEN_MAX {
+        return format!("{base}{suffix}");
+    }
+    let room = CLIENT_TOKEN_MAX - suffix.len();
+    format!("{}{suffix}", digest_token(idempotency_key, room))
+}
+
+/// What RunInstances with one generation's client token told us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenAnswer {
+    /// It named an instance that exists (pending, running, stopping, stopped), or one launched
+    /// so recently that DescribeInstances may not show it yet: ours.
+    Live,
+    /// It named an instance that is terminated or shutting down, or that DescribeInstances has
+    /// forgotten long after its launch: EC2 replayed a finished launch, the token is spent.
+    Spent,
+    /// `IdempotentParameterMismatch`: the token was first used with other parameters;
+    /// `holder_live` says whether a live instance carries the token.
+    Mismatch { holder_live: bool },
+}
+
+/// What `create` does next with the client-token walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenStep {
+    /// The instance the token names (or that holds it) is ours.
+    Adopt,
+    /// Try RunInstances with this generation's token.
+    Next(u32),
+    /// [`MAX_TOKEN_GENERATIONS`] tokens are spent: stop with a diagnostic.
+    GiveUp,
+}
+
+/// The client-token walk: generation `g`'s token answered `answer`. EC2 remembers a token (and
+/// replays its first answer) for at least 24 hours after the instance terminated, so a
+/// workload re-created within that time must move on to a fresh token; every step depends only
+/// on what EC2 shows, so racing attempts and a re-run after a killed apply walk to the same
+/// token and make one instance.
+pub fn next_token_step(generation: u32, answer: TokenAnswer) -> TokenStep {
+    match answer {
+        TokenAnswer::Live | TokenAnswer::Mismatch { holder_live: true } => TokenStep::Adopt,
+        TokenAnswer::Spent | TokenAnswer::Mismatch { holder_live: false } => {
+            let next = generation.saturating_add(1);
+            if next >= MAX_TOKEN_GENERATIONS {
+                TokenStep::GiveUp
+            } else {
+                TokenStep::Next(next)
+            }
+        }
+    }
+}
+
+/// Reads a RunInstances answer: the state it gave, the state DescribeInstances shows now
+/// (`None`: unknown to it) and how long ago the instance was launched.
+pub fn classify_token_answer(
+    answered_state: &str,
+    described_state: Option<&str>,
+    launched_ago: Option<Duration>,
+) -> TokenAnswer {
+    let gone = |state: &str| GONE_STATES.contains(&state);
+    if gone(answered_state) {
+        return TokenAnswer::Spent;
+    }
+    match described_state {
+        Some(state) if gone(state) => TokenAnswer::Spent,
+        Some(_) => TokenAnswer::Live,
+        None if launched_ago.is_some_and(|ago| ago > AGED_OUT_AFTER) => TokenAnswer::Spent,
+        None => TokenAnswer::Live,
+    }
+}
+
+/// The part of a RunInstances answer the client-token walk reads.
+struct Launched {
+    ec2_id: String,
+    /// The state in the answer (EC2 replays an earlier launch with the instance's state).
+    state: String,
+    /// Since the instance's launch time, when the answer has one.
+    launched_ago: Option<Duration>,
 }
 
 fn is_not_found_code(code: &str) -> bool {
@@ -675,47 +933,8 @@ impl Driver for AwsDriver {
             tracing::info!(instance_id = %found.instance_id, "adopting the instance an earlier attempt created");
             self.split_id(&found.instance_id).1
         } else {
-            // 2. Make it.
-            let image = self.image_for(&region, spec).await?;
-            let client = self.client(&region).await;
-            let tags = instance_tags(spec);
-            let mut req = client
-                .run_instances()
-                .image_id(image)
-                .min_count(1)
-                .max_count(1)
-                .client_token(client_token(&spec.idempotency_key))
-                .tag_specifications(
-                    TagSpecification::builder()
-                        .resource_type(ResourceType::Instance)
-                        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
-                        .build(),
-                );
-            if let Some(t) = &spec.instance_type {
-                req = req.instance_type(InstanceType::from(t.as_str()));
-            }
-            if let Some(zone) = &spec.zone {
-                req = req.placement(Placement::builder().availability_zone(zone).build());
-            }
-            if let Some(subnet) = &self.settings.subnet_id {
-                req = req.subnet_id(subnet);
-            }
-            if !self.settings.security_group_ids.is_empty() {
-                req = req.set_security_group_ids(Some(self.settings.security_group_ids.clone()));
-            }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| sdk_error("create", "RunInstances", e))?;
-            let Some(id) = resp.instances().first().and_then(|i| i.instance_id()) else {
-                return Err(DriverError::Unavailable {
-                    target: TARGET.into(),
-                    operation: "create",
-                    message: "EC2 RunInstances: the answer named no instance".into(),
-                });
-            };
-            tracing::info!(region = %region, instance = id, "EC2 instance launched");
-            id.to_string()
+            // 2. Make it (or find what an earlier attempt's client token made).
+            self.launch(&region, spec).await?
         };
         // 3. Wait until it runs.
         match self.wait_for(&region, &ec2_id, "running", "create").await? {
@@ -923,6 +1142,156 @@ mod tests {
             assert!(t.len() <= 64 && t.is_ascii(), "{t}");
         }
         assert_ne!(client_token("a b"), client_token("a_b"));
+    }
+
+    #[test]
+    fn token_generations_keep_generation_zero_and_stay_distinct_short_and_ascii() {
+        let keys = [
+            "0123456789abcdef0123456789abcdef".to_string(),
+            "k".repeat(57),
+            "x".repeat(200),
+            "ключ".to_string(),
+            String::new(),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for key in &keys {
+            assert_eq!(client_token_for(key, 0), client_token(key));
+            for g in [0, 1, 2, 9, 10, MAX_TOKEN_GENERATIONS, u32::MAX] {
+                let t = client_token_for(key, g);
+                assert!(t.len() <= 64 && t.is_ascii(), "{key:?} {g}: {t}");
+                assert_eq!(t, client_token_for(key, g), "deterministic");
+                assert!(seen.insert(t.clone()), "{key:?} {g}: {t} repeats");
+                assert_eq!(t.contains('.'), g > 0, "{t}");
+            }
+        }
+        assert_eq!(
+            client_token_for("0123456789abcdef0123456789abcdef", 3),
+            "hybrid-0123456789abcdef0123456789abcdef.g3"
+        );
+    }
+
+    #[test]
+    fn the_token_walk_adopts_live_answers_and_moves_past_spent_ones() {
+        use TokenAnswer::*;
+        let cases: &[(u32, TokenAnswer, TokenStep)] = &[
+            (0, Live, TokenStep::Adopt),
+            (5, Live, TokenStep::Adopt),
+            (0, Spent, TokenStep::Next(1)),
+            (7, Spent, TokenStep::Next(8)),
+            (0, Mismatch { holder_live: true }, TokenStep::Adopt),
+            (0, Mismatch { holder_live: false }, TokenStep::Next(1)),
+            (3, Mismatch { holder_live: false }, TokenStep::Next(4)),
+            (
+                MAX_TOKEN_GENERATIONS - 2,
+                Spent,
+                TokenStep::Next(MAX_TOKEN_GENERATIONS - 1),
+            ),
+            (MAX_TOKEN_GENERATIONS - 1, Spent, TokenStep::GiveUp),
+            (
+                MAX_TOKEN_GENERATIONS - 1,
+                Mismatch { holder_live: false },
+                TokenStep::GiveUp,
+            ),
+            (MAX_TOKEN_GENERATIONS - 1, Live, TokenStep::Adopt),
+            (u32::MAX, Spent, TokenStep::GiveUp),
+        ];
+        for (generation, answer, want) in cases {
+            assert_eq!(
+                next_token_step(*generation, *answer),
+                *want,
+                "{generation} {answer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_walk_ends_after_the_cap_whatever_ec2_says() {
+        // Every token spent: the walk visits each generation once, then gives up.
+        let mut generation = 0;
+        let mut tried = vec![];
+        loop {
+            tried.push(generation);
+            match next_token_step(generation, TokenAnswer::Spent) {
+                TokenStep::Next(n) => generation = n,
+                TokenStep::GiveUp => break,
+                TokenStep::Adopt => unreachable!("a spent token is never adopted"),
+            }
+        }
+        assert_eq!(tried, (0..MAX_TOKEN_GENERATIONS).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn run_instances_answers_are_read_as_live_or_spent() {
+        let minute = Some(Duration::from_secs(60));
+        let day = Some(Duration::from_secs(86_400));
+        let cases: &[(&str, Option<&str>, Option<Duration>, TokenAnswer)] = &[
+            ("pending", Some("pending"), minute, TokenAnswer::Live),
+            ("pending", Some("running"), day, TokenAnswer::Live),
+            ("running", Some("stopped"), day, TokenAnswer::Live),
+            // EC2 replays the first answer with the instance's state now.
+            ("terminated", None, day, TokenAnswer::Spent),
+            (
+                "shutting-down",
+                Some("shutting-down"),
+                minute,
+                TokenAnswer::Spent,
+            ),
+            // An answer replayed with its old state: DescribeInstances knows better.
+            ("pending", Some("terminated"), day, TokenAnswer::Spent),
+            ("pending", Some("shutting-down"), minute, TokenAnswer::Spent),
+            // Not visible yet (fresh) versus aged out (long gone).
+            ("pending", None, minute, TokenAnswer::Live),
+            ("pending", None, None, TokenAnswer::Live),
+            ("pending", None, day, TokenAnswer::Spent),
+        ];
+        for (answered, described, ago, want) in cases {
+            assert_eq!(
+                classify_token_answer(answered, *described, *ago),
+                *want,
+                "{answered} {described:?} {ago:?}"
+            );
+        }
+    }
+
+    /// An EC2 endpoint that accepts connections and never answers: every attempt must end at
+    /// `request_timeout` as a retryable error (the retry then adopts what it may have made).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_past_request_timeout_ends_as_a_retryable_error() {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIAHYBRIDUNITTEST");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "unit-test-secret");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = listener.local_addr().expect("address");
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        let timeout = Duration::from_millis(700);
+        let driver = AwsDriver::new(
+            AwsSettings {
+                endpoint_url: Some(format!("http://{addr}")),
+                request_timeout: Some(timeout),
+                ..AwsSettings::default()
+            },
+            StopSignal::never(),
+        );
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(20),
+            driver.read("eu-west-1/i-0123456789abcdef0"),
+        )
+        .await
+        .expect("the request timeout ends the call");
+        let took = started.elapsed();
+        let err = outcome.expect_err("nothing answered");
+        assert!(err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(
+            took >= timeout && took < Duration::from_secs(10),
+            "took {took:?}"
+        );
     }
 
     #[test]

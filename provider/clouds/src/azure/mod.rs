@@ -52,8 +52,9 @@ const TAG_VALUE_MAX: usize = 256;
 const TAGS_MAX: usize = 50;
 /// Tags the description may use at most (the rest is for users and us).
 const META_TAGS_MAX: usize = 24;
-/// One HTTP attempt may take this long (a whole operation is bounded by the resource's timeout).
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// One HTTP attempt may take this long unless the provider block says otherwise (a whole
+/// operation is bounded by the resource's timeout).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest `Retry-After` we honour in one wait.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
 
@@ -76,6 +77,9 @@ pub struct AzureSettings {
     /// OpenSSH public key for [`DEFAULT_ADMIN_USERNAME`] (real Azure requires one for Linux
     /// VMs with password login off).
     pub ssh_public_key: Option<String>,
+    /// Bound on one ARM or Entra request (else [`DEFAULT_REQUEST_TIMEOUT`]); a request past it
+    /// is `Unavailable`, so retried.
+    pub request_timeout: Option<Duration>,
 }
 
 /// A string that never prints.
@@ -248,7 +252,11 @@ impl AzureDriver {
         let req = req
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|_| rejected(operation, format!("ARM {call}: the request URL is not valid (check endpoint_url and the resource names)")))?;
-        let sent = tokio::time::timeout(ATTEMPT_TIMEOUT, async {
+        let attempt = self
+            .settings
+            .request_timeout
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        let sent = tokio::time::timeout(attempt, async {
             let resp = client
                 .request(req)
                 .await

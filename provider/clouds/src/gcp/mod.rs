@@ -71,7 +71,15 @@ pub struct GcpSettings {
     pub network: Option<String>,
     /// Subnetwork of the instance's interface (else the network's subnet in the region).
     pub subnetwork: Option<String>,
+    /// Bound on one Compute Engine request (else [`DEFAULT_REQUEST_TIMEOUT`]); operation waits,
+    /// which the server itself holds for up to two minutes, get at least [`OPERATION_WAIT_TIMEOUT`].
+    pub request_timeout: Option<Duration>,
 }
+
+/// How long one Compute Engine request may take when the provider block does not say.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The least a zoneOperations.wait call is given (the server answers it within two minutes).
+pub const OPERATION_WAIT_TIMEOUT: Duration = Duration::from_secs(150);
 
 struct Clients {
     instances: Instances,
@@ -149,14 +157,18 @@ impl GcpDriver {
             };
         // Retries are ours (retry::with_backoff at the resource layer, honouring the timeouts
         // block and StopProvider): the client makes one attempt per call.
+        let request_timeout = self
+            .settings
+            .request_timeout
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         let mut ib = Instances::builder()
             .with_credentials(credentials.clone())
             .with_retry_policy(google_cloud_gax::retry_policy::NeverRetry)
-            .with_attempt_timeout(Duration::from_secs(60));
+            .with_attempt_timeout(request_timeout);
         let mut ob = ZoneOperations::builder()
             .with_credentials(credentials)
             .with_retry_policy(google_cloud_gax::retry_policy::NeverRetry)
-            .with_attempt_timeout(Duration::from_secs(150));
+            .with_attempt_timeout(request_timeout.max(OPERATION_WAIT_TIMEOUT));
         if let Some(url) = self
             .settings
             .endpoint_url

@@ -268,7 +268,8 @@ fn validated(config: &Value, catalog: &catalog::Catalog) -> Result<Validated, Di
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A duration in Terraform's timeouts style: numbers with units h, m and s, e.g. "1h30m".
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err("empty duration".into());
