@@ -680,12 +680,7 @@ pub fn client_token(idempotency_key: &str) -> String {
 
 /// `hybrid-` and as much of the key's SHA-256 (hex, at most 48 digits) as fits in `max`.
 fn digest_token(idempotency_key: &str, max: usize) -> String {
-    use sha2::{Digest, Sha256};
-    let digest: String = Sha256::digest(idempotency_key.as_bytes())
-        .iter()
-        .take(24)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = crate::sha256_hex(idempotency_key, 24);
     let room = max.saturating_sub("hybrid-".len()).min(digest.len());
     format!("hybrid-{}", &digest[..room])
 }
