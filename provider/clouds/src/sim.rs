@@ -544,14 +544,16 @@ impl Driver for SimCloud {
                 instance_id: instance_id.to_string(),
             })?;
             let new_tags = managed_tags(tags, &current.workload_id);
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE sim_instances SET tags = ?2, metadata = ?3 WHERE instance_id = ?1",
-                params![
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
                     instance_id,
                     to_json(&new_tags),
                     metadata.map(|m| m.to_string())
-                ],
-            )
+                ])
+            })
             .map_err(|e| storage("update", e))?;
             tx.commit().map_err(|e| storage("update", e))?;
             Instance {
@@ -566,13 +568,14 @@ impl Driver for SimCloud {
 
     async fn delete(&self, instance_id: &str) -> Result<(), DriverError> {
         self.inject("delete")?;
+        // A cached statement: a destroy of a thousand workloads parsed this SQL a thousand times.
         let changed = self
             .lock()
-            .execute(
+            .prepare_cached(
                 "UPDATE sim_instances SET terminated = 1, status = 'terminated'
                  WHERE instance_id = ?1 AND terminated = 0",
-                [instance_id],
             )
+            .and_then(|mut stmt| stmt.execute([instance_id]))
             .map_err(|e| storage("delete", e))?;
         if changed > 0 {
             tracing::info!(instance_id, "sim instance terminated");
