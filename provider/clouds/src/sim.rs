@@ -64,33 +64,9 @@ impl SimCloud {
                 })?;
             }
         }
-        create_owner_only(path)
-            .map_err(|e| storage("open", format!("cannot create {}: {e}", path.display())))?;
-        let conn = Connection::open(path)
-            .map_err(|e| storage("open", format!("cannot open {}: {e}", path.display())))?;
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(|e| storage("open", e))?;
-        // SQLite may answer SQLITE_BUSY at once (without its busy handler) to a journal-mode
-        // switch while another process switches or recovers the same file: retry it.
-        let started = std::time::Instant::now();
-        loop {
-            match conn.pragma_update(None, "journal_mode", "WAL") {
-                Ok(()) => break,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy
-                        && started.elapsed() < Duration::from_secs(30) =>
-                {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => return Err(storage("open", e)),
-            }
-        }
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|e| storage("open", e))?;
-        // SQLite's default page cache (2 MB per connection) would hold most of a thousand-
-        // instance store in the plugin's own memory; the OS page cache holds it anyway, and a
-        // lookup touches three or four pages.
-        conn.pragma_update(None, "cache_size", -512)
+        // The sim's instances are a record of what runs (a lost commit after power loss is an
+        // instance the next read does not see, as if its create had failed), hence NORMAL.
+        let conn = statefile::open(path, Duration::from_secs(30), statefile::Durability::Normal)
             .map_err(|e| storage("open", e))?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS sim_instances (
@@ -423,21 +399,6 @@ impl SimCloud {
 
 /// Creates the database file readable by its owner only (it holds the sim cloud and the
 /// ledger); an existing file keeps its permissions.
-fn create_owner_only(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 fn to_json(tags: &BTreeMap<String, String>) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "{}".to_string())
 }

@@ -9,13 +9,12 @@
 //! created with mode 0600 (SQLite gives its `-wal`/`-shm` files the same mode). Lease times use
 //! this machine's wall clock.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use statefile::Durability;
 
 use crate::types::{
     lease_millis, ms_to_time, now_ms, HolderId, NodeId, NodeUsage, Reservation, ReservationId,
@@ -151,37 +150,28 @@ fn from_raw(raw: RawRow) -> Result<Reservation, LedgerError> {
 
 /// One connection to the ledger file: busy timeout, WAL journal, the given `synchronous`
 /// setting and a small page cache.
-fn open_connection(path: &Path, synchronous: &str) -> Result<Connection, LedgerError> {
-    let conn = Connection::open(path).map_err(sq(path, "opening"))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(sq(path, "setting busy_timeout"))?;
-    // Switching to WAL takes an exclusive lock, and SQLite may answer SQLITE_BUSY at once
-    // (without its busy handler) while another process is switching or recovering the same
-    // fresh file: retry that, within the same bound as every other wait.
-    let started = std::time::Instant::now();
-    let mode: String = loop {
-        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
-            Ok(mode) => break mode,
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy
-                    && started.elapsed() < BUSY_TIMEOUT =>
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(sq(path, "switching to WAL")(e)),
-        }
-    };
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(LedgerError::Corrupt {
-            detail: format!("{} refused WAL journal mode (got {mode})", path.display()),
-        });
-    }
-    conn.pragma_update(None, "synchronous", synchronous)
-        .map_err(sq(path, "setting synchronous"))?;
-    // A small page cache: the ledger is a few pages per node, and the OS caches the file.
-    conn.pragma_update(None, "cache_size", -512)
-        .map_err(sq(path, "setting cache_size"))?;
-    Ok(conn)
+fn open_connection(path: &Path, durability: Durability) -> Result<Connection, LedgerError> {
+    statefile::open(path, BUSY_TIMEOUT, durability).map_err(|e| match e {
+        statefile::OpenError::Create { path, source } => LedgerError::Io {
+            path,
+            context: "creating the database file",
+            source,
+        },
+        statefile::OpenError::Sqlite { path, step, source } => LedgerError::Sqlite {
+            path,
+            context: step,
+            source,
+        },
+        e @ statefile::OpenError::NotWal { .. } => LedgerError::Corrupt {
+            detail: e.to_string(),
+        },
+    })
+}
+
+/// A panic in another thread cannot leave a half-done transaction behind (it is rolled back
+/// when dropped), so a poisoned lock is safe to reuse.
+fn locked(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl SqliteLedger {
@@ -189,26 +179,10 @@ impl SqliteLedger {
     /// `ledger_` tables if needed. The parent directory must exist.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
         let path = path.as_ref().to_path_buf();
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(LedgerError::Io {
-                    path: path.display().to_string(),
-                    context: "creating the database file",
-                    source,
-                })
-            }
-        }
         // Reservations wait for fsync (FULL); plan notes, a cache of decisions, have their own
         // connection that does not (`with_notes_tx`), so neither switches the other's setting.
-        let conn = open_connection(&path, "FULL")?;
-        let notes = open_connection(&path, "NORMAL")?;
+        let conn = open_connection(&path, Durability::Full)?;
+        let notes = open_connection(&path, Durability::Normal)?;
         let ledger = SqliteLedger {
             path,
             conn: Mutex::new(conn),
@@ -225,12 +199,6 @@ impl SqliteLedger {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic in another thread cannot leave a half-done transaction behind (it is rolled
-        // back when dropped), so a poisoned lock is safe to reuse.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is held from the first read.
@@ -255,13 +223,7 @@ impl SqliteLedger {
         context: &'static str,
         f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        let mut conn = self.notes.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn
-            .transaction_with_behavior(behavior)
-            .map_err(sq(&self.path, context))?;
-        let out = f(&tx, &self.path)?;
-        tx.commit().map_err(sq(&self.path, context))?;
-        Ok(out)
+        self.run_tx(&self.notes, behavior, context, f)
     }
 
     /// Runs a read-only `f` in a deferred transaction: one consistent WAL snapshot that does not
@@ -280,7 +242,19 @@ impl SqliteLedger {
         context: &'static str,
         f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        let mut conn = self.lock();
+        self.run_tx(&self.conn, behavior, context, f)
+    }
+
+    /// Locks `conn` and runs `f` in one transaction of the given behaviour, committed when `f`
+    /// succeeds and rolled back (dropped) when it fails.
+    fn run_tx<T>(
+        &self,
+        conn: &Mutex<Connection>,
+        behavior: TransactionBehavior,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let mut conn = locked(conn);
         let tx = conn
             .transaction_with_behavior(behavior)
             .map_err(sq(&self.path, context))?;
@@ -678,7 +652,7 @@ mod tests {
             conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
                 .unwrap()
         };
-        assert_eq!(synchronous(&ledger.lock()), 2, "reservations: FULL");
+        assert_eq!(synchronous(&locked(&ledger.conn)), 2, "reservations: FULL");
         ledger
             .with_notes_tx(TransactionBehavior::Immediate, "test", |tx, _| {
                 assert_eq!(synchronous(tx), 1, "NORMAL inside a note write");
@@ -697,14 +671,13 @@ mod tests {
             .unwrap();
         assert_eq!(ledger.plan_note("wl-a").unwrap().as_deref(), Some("a"));
         assert_eq!(
-            synchronous(&ledger.lock()),
+            synchronous(&locked(&ledger.conn)),
             2,
             "reservations still FULL after note writes, failed or not"
         );
         // What the notes connection wrote, the reservations connection (and so every other
         // process) reads.
-        let seen: String = ledger
-            .lock()
+        let seen: String = locked(&ledger.conn)
             .query_row(
                 "SELECT body FROM ledger_plan_notes WHERE key = 'wl-a'",
                 [],

@@ -1,0 +1,192 @@
+//! The provider's local state file: one SQLite database that the sim cloud, the capacity ledger
+//! and the plan notes share, and that several processes (the plugin processes of one run, and
+//! separate `terraform` runs) open at the same time.
+//!
+//! Every connection to it must be opened the same way, so this crate is the one place that does
+//! it: the file is created owner-only (it holds instance metadata and reservations), waits for
+//! other writers instead of failing (`busy_timeout`), uses WAL so readers never block writers,
+//! and keeps a small page cache (the OS caches the file anyway).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+/// What failed while opening the file, with the file named.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The file could not be created.
+    #[error("cannot create {path}: {source}")]
+    Create {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// SQLite refused one of the opening steps.
+    #[error("{path}: {step}: {source}")]
+    Sqlite {
+        /// The file.
+        path: String,
+        /// The step, e.g. "switching to WAL".
+        step: &'static str,
+        /// SQLite's answer.
+        source: rusqlite::Error,
+    },
+    /// The file is on a filesystem or in a state where WAL cannot be used.
+    #[error("{path} refused WAL journal mode (got {mode})")]
+    NotWal {
+        /// The file.
+        path: String,
+        /// The journal mode SQLite kept.
+        mode: String,
+    },
+}
+
+/// How a connection's commits wait for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit waits for fsync (`synchronous = FULL`): for what must survive power loss.
+    Full,
+    /// Commits survive a killed process at once and power loss from the next checkpoint on
+    /// (`synchronous = NORMAL`, safe with WAL).
+    Normal,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Page cache per connection, in KiB: a lookup touches three or four pages, and SQLite's
+/// default (2 MB) would hold most of a thousand-instance file in the plugin's own memory.
+const CACHE_KIB: i64 = 512;
+
+/// Creates `path` with mode 0600 when it does not exist; an existing file is left as it is.
+pub fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a connection to the shared file at `path` (created owner-only if missing): WAL,
+/// `busy_timeout`, the given durability and a small page cache.
+pub fn open(
+    path: &Path,
+    busy_timeout: Duration,
+    durability: Durability,
+) -> Result<Connection, OpenError> {
+    let shown = || path.display().to_string();
+    let sqlite = |step| {
+        move |source| OpenError::Sqlite {
+            path: path.display().to_string(),
+            step,
+            source,
+        }
+    };
+    create_owner_only(path).map_err(|source| OpenError::Create {
+        path: shown(),
+        source,
+    })?;
+    let conn = Connection::open(path).map_err(sqlite("opening"))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(sqlite("setting busy_timeout"))?;
+    // Switching to WAL takes an exclusive lock, and SQLite may answer SQLITE_BUSY at once
+    // (without its busy handler) while another process is switching or recovering the same
+    // fresh file: retry that, within the same bound as every other wait.
+    let started = Instant::now();
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Ok(mode) => break mode,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < busy_timeout =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(sqlite("switching to WAL")(e)),
+        }
+    };
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError::NotWal {
+            path: shown(),
+            mode,
+        });
+    }
+    conn.pragma_update(None, "synchronous", durability.pragma())
+        .map_err(sqlite("setting synchronous"))?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)
+        .map_err(sqlite("setting cache_size"))?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pragma(conn: &Connection, name: &str) -> String {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+            r.get::<_, rusqlite::types::Value>(0)
+        })
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn opens_owner_only_in_wal_with_the_asked_durability() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let full = open(&path, Duration::from_secs(5), Durability::Full).unwrap();
+        let normal = open(&path, Duration::from_secs(5), Durability::Normal).unwrap();
+        assert_eq!(pragma(&full, "journal_mode"), "wal");
+        assert_eq!(pragma(&full, "synchronous"), "2");
+        assert_eq!(pragma(&normal, "synchronous"), "1");
+        assert_eq!(pragma(&normal, "cache_size"), (-CACHE_KIB).to_string());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn an_existing_file_keeps_its_permissions_and_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let conn = open(&path, Duration::from_secs(5), Durability::Full).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (7);")
+            .unwrap();
+        drop(conn);
+        let again = open(&path, Duration::from_secs(5), Durability::Normal).unwrap();
+        let x: i64 = again.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, 7);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent").join("state.db");
+        let err = open(&path, Duration::from_secs(1), Durability::Full).unwrap_err();
+        assert!(matches!(err, OpenError::Create { .. }), "{err}");
+        assert!(err.to_string().contains("state.db"), "{err}");
+    }
+}
