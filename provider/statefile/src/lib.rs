@@ -177,7 +177,9 @@ mod tests {
             .unwrap();
         drop(conn);
         let again = open(&path, Duration::from_secs(5), Durability::Normal).unwrap();
-        let x: i64 = again.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        let x: i64 = again
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(x, 7);
     }
 

@@ -30,8 +30,7 @@ pub fn decode_json(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
 
 /// Decodes an already parsed JSON value holding a value of type `ty`.
 pub fn decode_json_value(j: &Json, ty: &Type) -> Result<Value, DecodeError> {
-    let mut path = AttributePath::root();
-    decode(j, ty, &mut path, 0)
+    decode(j, ty, 0)
 }
 
 /// Encodes a value of type `ty` as JSON bytes (object keys sorted).
@@ -45,8 +44,7 @@ pub fn encode_json(v: &Value, ty: &Type) -> Result<Vec<u8>, EncodeError> {
 
 /// Encodes a value of type `ty` as a `serde_json::Value`.
 pub fn encode_json_value(v: &Value, ty: &Type) -> Result<Json, EncodeError> {
-    let mut path = AttributePath::root();
-    encode(v, ty, &mut path, 0)
+    encode(v, ty, 0)
 }
 
 fn json_kind(j: &Json) -> &'static str {
@@ -60,61 +58,53 @@ fn json_kind(j: &Json) -> &'static str {
     }
 }
 
-fn derr(path: &AttributePath, message: impl Into<String>) -> DecodeError {
+/// An error at the value being decoded; callers above add their step with `within`.
+fn derr(message: impl Into<String>) -> DecodeError {
     DecodeError {
-        path: path.clone(),
+        path: AttributePath::root(),
         message: message.into(),
     }
 }
 
-fn decode(
-    j: &Json,
-    ty: &Type,
-    path: &mut AttributePath,
-    depth: usize,
-) -> Result<Value, DecodeError> {
+fn decode(j: &Json, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
     if depth > MAX_DEPTH {
-        return Err(derr(
-            path,
-            format!("value nested deeper than {MAX_DEPTH} levels"),
-        ));
+        return Err(derr(format!("value nested deeper than {MAX_DEPTH} levels")));
     }
     if j.is_null() {
         return Ok(Value::Null);
     }
-    let mismatch =
-        |path: &AttributePath| derr(path, format!("expected {ty}, found {}", json_kind(j)));
+    let mismatch = || derr(format!("expected {ty}, found {}", json_kind(j)));
     match ty {
         Type::Bool => match j {
             Json::Bool(b) => Ok(Value::Bool(*b)),
             Json::String(s) if s == "true" => Ok(Value::Bool(true)),
             Json::String(s) if s == "false" => Ok(Value::Bool(false)),
-            _ => Err(mismatch(path)),
+            _ => Err(mismatch()),
         },
         Type::Number => {
             let text = match j {
                 Json::Number(n) => n.to_string(),
                 Json::String(s) => s.clone(),
-                _ => return Err(mismatch(path)),
+                _ => return Err(mismatch()),
             };
             Number::parse(&text)
                 .map(Value::Number)
-                .map_err(|e| derr(path, e.to_string()))
+                .map_err(|e| derr(e.to_string()))
         }
         Type::String => match j {
             Json::String(s) => Ok(Value::String(s.clone())),
             Json::Number(n) => Ok(Value::String(n.to_string())),
             Json::Bool(b) => Ok(Value::String(b.to_string())),
-            _ => Err(mismatch(path)),
+            _ => Err(mismatch()),
         },
         Type::List(e) | Type::Set(e) => {
             let Json::Array(xs) = j else {
-                return Err(mismatch(path));
+                return Err(mismatch());
             };
             let mut out = Vec::with_capacity(xs.len());
             for (i, x) in xs.iter().enumerate() {
                 out.push(
-                    decode(x, e, path, depth + 1)
+                    decode(x, e, depth + 1)
                         .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?,
                 );
             }
@@ -126,22 +116,19 @@ fn decode(
         }
         Type::Tuple(ts) => {
             let Json::Array(xs) = j else {
-                return Err(mismatch(path));
+                return Err(mismatch());
             };
             if xs.len() != ts.len() {
-                return Err(derr(
-                    path,
-                    format!(
-                        "expected a tuple of {} elements, found {}",
-                        ts.len(),
-                        xs.len()
-                    ),
-                ));
+                return Err(derr(format!(
+                    "expected a tuple of {} elements, found {}",
+                    ts.len(),
+                    xs.len()
+                )));
             }
             let mut out = Vec::with_capacity(xs.len());
             for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
                 out.push(
-                    decode(x, t, path, depth + 1)
+                    decode(x, t, depth + 1)
                         .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?,
                 );
             }
@@ -149,13 +136,13 @@ fn decode(
         }
         Type::Map(e) => {
             let Json::Object(m) = j else {
-                return Err(mismatch(path));
+                return Err(mismatch());
             };
             let mut out = BTreeMap::new();
             for (k, x) in m {
                 out.insert(
                     k.clone(),
-                    decode(x, e, path, depth + 1)
+                    decode(x, e, depth + 1)
                         .map_err(|err| err.within(PathStep::ElementKeyString(k.clone())))?,
                 );
             }
@@ -163,7 +150,7 @@ fn decode(
         }
         Type::Object(ot) => {
             let Json::Object(m) = j else {
-                return Err(mismatch(path));
+                return Err(mismatch());
             };
             let extra: Vec<String> = m
                 .keys()
@@ -176,15 +163,12 @@ fn decode(
                 } else {
                     "attributes"
                 };
-                return Err(derr(
-                    path,
-                    format!("unsupported {noun} {}", extra.join(", ")),
-                ));
+                return Err(derr(format!("unsupported {noun} {}", extra.join(", "))));
             }
             let mut out = BTreeMap::new();
             for (k, t) in &ot.attrs {
                 let v = match m.get(k) {
-                    Some(x) => decode(x, t, path, depth + 1)
+                    Some(x) => decode(x, t, depth + 1)
                         .map_err(|err| err.within(PathStep::Attribute(k.clone())))?,
                     None => Value::Null,
                 };
@@ -194,91 +178,75 @@ fn decode(
         }
         Type::Dynamic => {
             let Json::Object(m) = j else {
-                return Err(derr(
-                    path,
-                    format!(
-                        "dynamic value must be an object with \"value\" and \"type\", found {}",
-                        json_kind(j)
-                    ),
-                ));
+                return Err(derr(format!(
+                    "dynamic value must be an object with \"value\" and \"type\", found {}",
+                    json_kind(j)
+                )));
             };
             let (Some(tj), Some(vj)) = (m.get("type"), m.get("value")) else {
-                return Err(derr(path, "dynamic value must have \"value\" and \"type\""));
+                return Err(derr("dynamic value must have \"value\" and \"type\""));
             };
             if let Some(extra) = m.keys().find(|k| *k != "type" && *k != "value") {
-                return Err(derr(
-                    path,
-                    format!("unsupported key {extra:?} in dynamic value"),
-                ));
+                return Err(derr(format!("unsupported key {extra:?} in dynamic value")));
             }
-            let t = Type::from_json_value(tj).map_err(|e| derr(path, e.to_string()))?;
-            let v = decode(vj, &t, path, depth + 1)?;
+            let t = Type::from_json_value(tj).map_err(|e| derr(e.to_string()))?;
+            let v = decode(vj, &t, depth + 1)?;
             Ok(Value::Dynamic(t, Box::new(v)))
         }
     }
 }
 
-fn eerr(path: &AttributePath, message: impl Into<String>) -> EncodeError {
+/// An error at the value being encoded; callers above add their step with `within`.
+fn eerr(message: impl Into<String>) -> EncodeError {
     EncodeError {
-        path: path.clone(),
+        path: AttributePath::root(),
         message: message.into(),
     }
 }
 
-fn encode(
-    v: &Value,
-    ty: &Type,
-    path: &mut AttributePath,
-    depth: usize,
-) -> Result<Json, EncodeError> {
+fn encode(v: &Value, ty: &Type, depth: usize) -> Result<Json, EncodeError> {
     if depth > MAX_DEPTH {
-        return Err(eerr(
-            path,
-            format!("value nested deeper than {MAX_DEPTH} levels"),
-        ));
+        return Err(eerr(format!("value nested deeper than {MAX_DEPTH} levels")));
     }
     match v {
         Value::Null => return Ok(Json::Null),
-        Value::Unknown => {
-            return Err(eerr(
-                path,
-                "value is not known; JSON cannot hold unknown values",
-            ))
-        }
+        Value::Unknown => return Err(eerr("value is not known; JSON cannot hold unknown values")),
         Value::Dynamic(t, inner) if ty.is_dynamic() => {
-            return encode_dynamic(t, inner.unwrap_dynamic(), path, depth);
+            return encode_dynamic(t, inner.unwrap_dynamic(), depth);
         }
-        Value::Dynamic(_, inner) => return encode(inner, ty, path, depth),
+        Value::Dynamic(_, inner) => return encode(inner, ty, depth),
         _ => {}
     }
-    let mismatch =
-        |path: &AttributePath| eerr(path, format!("expected {ty}, found {}", v.kind_name()));
+    let mismatch = || eerr(format!("expected {ty}, found {}", v.kind_name()));
     match (ty, v) {
         (Type::Dynamic, _) => {
             let t = v.infer_type().ok_or_else(|| {
-                eerr(
-                    path,
-                    "cannot tell the type of this value for a dynamic attribute",
-                )
+                eerr("cannot tell the type of this value for a dynamic attribute")
             })?;
-            encode_dynamic(&t, v, path, depth)
+            encode_dynamic(&t, v, depth)
         }
         (Type::Bool, Value::Bool(b)) => Ok(Json::Bool(*b)),
         (Type::Number, Value::Number(n)) => {
             if n.is_nan() || n.is_infinite() {
-                return Err(eerr(path, format!("JSON cannot represent the number {n}")));
+                return Err(eerr(format!("JSON cannot represent the number {n}")));
+            }
+            // Integers that fit a machine word go straight in; anything else (fractions, big
+            // integers) through its exact decimal text (serde_json keeps it with
+            // `arbitrary_precision`).
+            if let Some(i) = n.as_i64() {
+                return Ok(Json::Number(i.into()));
             }
             n.to_string()
                 .parse::<serde_json::Number>()
                 .map(Json::Number)
-                .map_err(|e| eerr(path, e.to_string()))
+                .map_err(|e| eerr(e.to_string()))
         }
         (Type::String, Value::String(s)) => Ok(Json::String(s.clone())),
         (Type::List(e) | Type::Set(e), Value::List(xs) | Value::Set(xs)) => {
             let mut out = Vec::with_capacity(xs.len());
             for (i, x) in xs.iter().enumerate() {
                 out.push(
-                    encode(x, e, path, depth + 1)
+                    encode(x, e, depth + 1)
                         .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?,
                 );
             }
@@ -286,19 +254,16 @@ fn encode(
         }
         (Type::Tuple(ts), Value::Tuple(xs) | Value::List(xs)) => {
             if ts.len() != xs.len() {
-                return Err(eerr(
-                    path,
-                    format!(
-                        "expected a tuple of {} elements, found {}",
-                        ts.len(),
-                        xs.len()
-                    ),
-                ));
+                return Err(eerr(format!(
+                    "expected a tuple of {} elements, found {}",
+                    ts.len(),
+                    xs.len()
+                )));
             }
             let mut out = Vec::with_capacity(xs.len());
             for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
                 out.push(
-                    encode(x, t, path, depth + 1)
+                    encode(x, t, depth + 1)
                         .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?,
                 );
             }
@@ -309,7 +274,7 @@ fn encode(
             for (k, x) in m {
                 out.insert(
                     k.clone(),
-                    encode(x, e, path, depth + 1)
+                    encode(x, e, depth + 1)
                         .map_err(|err| err.within(PathStep::ElementKeyString(k.clone())))?,
                 );
             }
@@ -317,28 +282,23 @@ fn encode(
         }
         (Type::Object(ot), Value::Object(m) | Value::Map(m)) => {
             if let Some(extra) = m.keys().find(|k| !ot.attrs.contains_key(*k)) {
-                return Err(eerr(path, format!("unsupported attribute {extra:?}")));
+                return Err(eerr(format!("unsupported attribute {extra:?}")));
             }
             let mut out = serde_json::Map::new();
             for (k, t) in &ot.attrs {
-                let v = encode(m.get(k).unwrap_or(&Value::Null), t, path, depth + 1)
+                let v = encode(m.get(k).unwrap_or(&Value::Null), t, depth + 1)
                     .map_err(|err| err.within(PathStep::Attribute(k.clone())))?;
                 out.insert(k.clone(), v);
             }
             Ok(Json::Object(out))
         }
-        _ => Err(mismatch(path)),
+        _ => Err(mismatch()),
     }
 }
 
-fn encode_dynamic(
-    t: &Type,
-    v: &Value,
-    path: &mut AttributePath,
-    depth: usize,
-) -> Result<Json, EncodeError> {
+fn encode_dynamic(t: &Type, v: &Value, depth: usize) -> Result<Json, EncodeError> {
     let mut out = serde_json::Map::new();
-    out.insert("value".to_string(), encode(v, t, path, depth + 1)?);
+    out.insert("value".to_string(), encode(v, t, depth + 1)?);
     out.insert("type".to_string(), t.to_json_value());
     Ok(Json::Object(out))
 }
