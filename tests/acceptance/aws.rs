@@ -16,6 +16,18 @@ pub(crate) const REGION: &str = "eu-west-1";
 /// A value no output may ever contain.
 const SECRET: &str = "hybrid-acc-secret-9f3c1e7a5b";
 
+/// `count` batch workloads on aws through the fault proxy at `url`, each call bounded by
+/// [`FAULT_REQUEST_TIMEOUT`].
+fn fault_config(url: &str, count: usize) -> String {
+    config_with(
+        url,
+        &format!("    request_timeout = \"{FAULT_REQUEST_TIMEOUT}\"\n"),
+        count,
+        "batch",
+        true,
+    )
+}
+
 pub(crate) fn workspace(name: &str) -> Workspace {
     Workspace::new(name)
         .env("AWS_ACCESS_KEY_ID", "AKIAHYBRIDACCTEST")
@@ -280,13 +292,7 @@ fn aws_creates_answered_too_late_are_adopted_not_made_twice() {
         0x510,
     );
     let ws = workspace("aws-slow");
-    ws.config(&config_with(
-        &proxy.url(),
-        &format!("    request_timeout = \"{FAULT_REQUEST_TIMEOUT}\"\n"),
-        COUNT,
-        "batch",
-        true,
-    ));
+    ws.config(&fault_config(&proxy.url(), COUNT));
     let started = std::time::Instant::now();
     ws.apply();
     let took = started.elapsed();
@@ -325,13 +331,7 @@ fn aws_apply_converges_under_twenty_percent_faults_without_orphans_or_duplicates
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto, twenty_percent_faults(), 0x5EED);
     let ws = workspace("aws-faults");
-    ws.config(&config_with(
-        &proxy.url(),
-        &format!("    request_timeout = \"{FAULT_REQUEST_TIMEOUT}\"\n"),
-        COUNT,
-        "batch",
-        true,
-    ));
+    ws.config(&fault_config(&proxy.url(), COUNT));
 
     let mut applies = 0;
     loop {

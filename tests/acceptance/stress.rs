@@ -349,17 +349,7 @@ fn killing_the_provider_mid_apply_never_duplicates_orphans_or_leaks() {
         // Alternate between building up from nothing and tearing down, so kills land in
         // creates and in deletes.
         let destroying = run % 2 == 1;
-        let args: &[&str] = if destroying {
-            &["destroy", "-no-color", "-input=false", "-auto-approve"]
-        } else {
-            &["apply", "-no-color", "-input=false", "-auto-approve"]
-        };
-        let mut child = ws
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start terraform");
+        let mut child = start_round(&ws, destroying);
         let delay = Duration::from_millis(150 + rng.next_below(1500));
         let started = Instant::now();
         let mut did_kill = false;
@@ -456,18 +446,8 @@ fn killing_the_provider_mid_apply_on_moto_never_duplicates_or_orphans() {
     for run in 0..runs {
         let destroying = run % 2 == 1;
         ws.config(&faulty);
-        let args: &[&str] = if destroying {
-            &["destroy", "-no-color", "-input=false", "-auto-approve"]
-        } else {
-            &["apply", "-no-color", "-input=false", "-auto-approve"]
-        };
         let launches_before = moto.front.counts.launches.load(Ordering::SeqCst);
-        let mut child = ws
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start terraform");
+        let mut child = start_round(&ws, destroying);
         // Applies are killed after a random number of launches (plus up to 0.4 s), so kills
         // land between and inside creates; with none, and for destroys, at a random time
         // (plugin start and plan take about a second, then calls retry through the throttling).
@@ -566,6 +546,16 @@ fn killing_the_provider_mid_apply_on_moto_never_duplicates_or_orphans() {
 }
 
 /// State, sim cloud and ledger agree: `expected` workloads, each exactly once.
+/// Starts one crash-test round's `terraform apply` (or `destroy`), output captured.
+fn start_round(ws: &Workspace, destroying: bool) -> std::process::Child {
+    let verb = if destroying { "destroy" } else { "apply" };
+    ws.command(&[verb, "-no-color", "-input=false", "-auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start terraform")
+}
+
 fn check_truth(ws: &Workspace, expected: usize, run: usize) {
     let live = ws.sim_instances();
     let mut by_workload: BTreeMap<String, usize> = BTreeMap::new();

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use crate::error::{DecodeError, EncodeError};
 use crate::number::Number;
 use crate::path::{AttributePath, PathStep};
-use crate::types::Type;
+use crate::types::{ObjectType, Type};
 use crate::value::{dedup_set, Value};
 
 /// Deepest value nesting accepted by the decoders and encoders.
@@ -180,6 +180,78 @@ impl<'a> Decoder<'a> {
             self.pos += 1;
         }
         self.take(len).map(Some)
+    }
+
+    /// An object whose names come sorted and each at most once, as cty writes them (and
+    /// our encoder): the declared names are walked side by side with the given ones, so no
+    /// name is looked up, and the sorted entries build the map in one pass. `Ok(None)` when
+    /// the input is not like that (out of order, repeated or undeclared names); the caller
+    /// then decodes the object again from its start with [`Self::object_any_order`], which
+    /// also gives the right error.
+    fn object_in_order(
+        &mut self,
+        ot: &ObjectType,
+        ty: &Type,
+        depth: usize,
+    ) -> Result<Option<Value>, DecodeError> {
+        let n = self.map_len(ty)?;
+        let mut entries: Vec<(String, Value)> = Vec::with_capacity(ot.attrs.len());
+        let mut declared = ot.attrs.iter().peekable();
+        for _ in 0..n {
+            let k = self.string(&Type::String)?;
+            // Declared names before this one were absent: null.
+            while let Some((name, _)) = declared.next_if(|(name, _)| name.as_str() < k.as_str()) {
+                entries.push((name.clone(), Value::Null));
+            }
+            let Some((_, at)) = declared.next_if(|(name, _)| name.as_str() == k.as_str()) else {
+                return Ok(None);
+            };
+            self.path.push(PathStep::Attribute(k));
+            let v = self.value(at, depth + 1)?;
+            let Some(PathStep::Attribute(k)) = self.path.pop() else {
+                return Err(self.err("internal: path out of step"));
+            };
+            entries.push((k, v));
+        }
+        entries.extend(declared.map(|(name, _)| (name.clone(), Value::Null)));
+        Ok(Some(Value::Object(entries.into_iter().collect())))
+    }
+
+    /// An object whose names may come in any order: each is looked up in the type.
+    fn object_any_order(
+        &mut self,
+        ot: &ObjectType,
+        ty: &Type,
+        depth: usize,
+    ) -> Result<Value, DecodeError> {
+        let n = self.map_len(ty)?;
+        let mut m = BTreeMap::new();
+        for _ in 0..n {
+            let k = self.string(&Type::String)?;
+            let Some(at) = ot.attrs.get(&k) else {
+                return Err(self.err(format!("unsupported attribute {k:?}")));
+            };
+            self.path.push(PathStep::Attribute(k));
+            let v = self.value(at, depth + 1)?;
+            let Some(PathStep::Attribute(k)) = self.path.pop() else {
+                return Err(self.err("internal: path out of step"));
+            };
+            match m.entry(k) {
+                Entry::Vacant(slot) => {
+                    slot.insert(v);
+                }
+                Entry::Occupied(slot) => {
+                    return Err(self.err(format!("duplicate attribute {:?}", slot.key())));
+                }
+            }
+        }
+        // Absent attributes are null; only they cost a key copy.
+        for name in ot.attrs.keys() {
+            if !m.contains_key(name) {
+                m.insert(name.clone(), Value::Null);
+            }
+        }
+        Ok(Value::Object(m))
     }
 
     fn string(&mut self, expected: &Type) -> Result<String, DecodeError> {
@@ -365,34 +437,14 @@ impl<'a> Decoder<'a> {
                 Ok(Value::Map(m))
             }
             Type::Object(ot) => {
-                let n = self.map_len(ty)?;
-                let mut m = BTreeMap::new();
-                for _ in 0..n {
-                    let k = self.string(&Type::String)?;
-                    let Some(at) = ot.attrs.get(&k) else {
-                        return Err(self.err(format!("unsupported attribute {k:?}")));
-                    };
-                    self.path.push(PathStep::Attribute(k));
-                    let v = self.value(at, depth + 1)?;
-                    let Some(PathStep::Attribute(k)) = self.path.pop() else {
-                        return Err(self.err("internal: path out of step"));
-                    };
-                    match m.entry(k) {
-                        Entry::Vacant(slot) => {
-                            slot.insert(v);
-                        }
-                        Entry::Occupied(slot) => {
-                            return Err(self.err(format!("duplicate attribute {:?}", slot.key())));
-                        }
+                let start = self.pos;
+                match self.object_in_order(ot, ty, depth)? {
+                    Some(object) => Ok(object),
+                    None => {
+                        self.pos = start;
+                        self.object_any_order(ot, ty, depth)
                     }
                 }
-                // Absent attributes are null; only they cost a key copy.
-                for name in ot.attrs.keys() {
-                    if !m.contains_key(name) {
-                        m.insert(name.clone(), Value::Null);
-                    }
-                }
-                Ok(Value::Object(m))
             }
             Type::Dynamic => {
                 let n = self.array_len(ty)?;

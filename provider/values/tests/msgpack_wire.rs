@@ -489,6 +489,52 @@ fn missing_attributes_decode_as_null() {
 }
 
 #[test]
+fn objects_decode_the_same_whatever_the_order_of_their_names() {
+    let inner = Type::object([("x", Type::Number), ("y", Type::String)]);
+    let ty = Type::object([
+        ("a", Type::String),
+        ("m", inner.clone()),
+        ("n", Type::Number),
+        ("z", Type::Bool),
+    ]);
+    // cty's order (sorted), with "n" absent.
+    let mut sorted = vec![0x83, 0xa1, b'a', 0xa1, b'p', 0xa1, b'm'];
+    sorted.extend_from_slice(&[0x82, 0xa1, b'x', 0x01, 0xa1, b'y', 0xa1, b'q']);
+    sorted.extend_from_slice(&[0xa1, b'z', 0xc3]);
+    // The same object with its names (and the inner object's) reversed.
+    let mut reversed = vec![0x83, 0xa1, b'z', 0xc3, 0xa1, b'm'];
+    reversed.extend_from_slice(&[0x82, 0xa1, b'y', 0xa1, b'q', 0xa1, b'x', 0x01]);
+    reversed.extend_from_slice(&[0xa1, b'a', 0xa1, b'p']);
+    let want = Value::object([
+        ("a", "p".into()),
+        ("m", Value::object([("x", 1i64.into()), ("y", "q".into())])),
+        ("n", Value::Null),
+        ("z", true.into()),
+    ]);
+    assert_eq!(decode_msgpack(&sorted, &ty).unwrap(), want);
+    assert_eq!(decode_msgpack(&reversed, &ty).unwrap(), want);
+    assert_eq!(encode_msgpack(&want, &ty).unwrap()[..3], [0x84, 0xa1, b'a']);
+
+    // A repeated name is refused whether it repeats in order or not.
+    for bytes in [
+        vec![0x82, 0xa1, b'a', 0xa1, b'p', 0xa1, b'a', 0xa1, b'q'],
+        vec![
+            0x83, 0xa1, b'z', 0xc3, 0xa1, b'a', 0xa1, b'p', 0xa1, b'z', 0xc2,
+        ],
+    ] {
+        let err = decode_msgpack(&bytes, &ty).unwrap_err();
+        assert!(err.to_string().starts_with("duplicate attribute"), "{err}");
+    }
+    // An undeclared name is named, sorted or not; an error inside a value keeps its path.
+    let err = decode_msgpack(&[0x82, 0xa1, b'a', 0xa1, b'p', 0xa1, b'b', 0x01], &ty).unwrap_err();
+    assert_eq!(err.to_string(), "unsupported attribute \"b\"");
+    let err = decode_msgpack(&[0x82, 0xa1, b'z', 0xc3, 0xa1, b'b', 0x01], &ty).unwrap_err();
+    assert_eq!(err.to_string(), "unsupported attribute \"b\"");
+    let err = decode_msgpack(&[0x82, 0xa1, b'z', 0xc3, 0xa1, b'n', 0xc3], &ty).unwrap_err();
+    assert_eq!(err.to_string(), "n: expected number, found bool");
+}
+
+#[test]
 fn encode_rejects_mismatches() {
     let ty = Type::object([("a", Type::String)]);
     let err = encode_msgpack(&Value::object([("a", 1i64.into())]), &ty).unwrap_err();
