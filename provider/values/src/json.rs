@@ -21,6 +21,9 @@ use crate::value::{dedup_set, Value};
 
 /// Decodes JSON bytes holding a value of type `ty`.
 pub fn decode_json(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
+    if let Some(value) = crate::json_direct::decode(bytes, ty) {
+        return Ok(value);
+    }
     let j: Json = serde_json::from_slice(bytes).map_err(|e| DecodeError {
         path: AttributePath::root(),
         message: format!("invalid JSON: {e}"),
@@ -66,6 +69,40 @@ fn derr(message: impl Into<String>) -> DecodeError {
     }
 }
 
+/// A bool, number or string (taking `j`, so a string is not copied), or a dynamic value;
+/// shared with [`crate::json_direct`] so that both decoders coerce alike.
+pub(crate) fn decode_leaf(j: Json, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
+    if j.is_null() {
+        return Ok(Value::Null);
+    }
+    let mismatch = |j: &Json| derr(format!("expected {ty}, found {}", json_kind(j)));
+    match ty {
+        Type::Bool => match j {
+            Json::Bool(b) => Ok(Value::Bool(b)),
+            Json::String(s) if s == "true" => Ok(Value::Bool(true)),
+            Json::String(s) if s == "false" => Ok(Value::Bool(false)),
+            _ => Err(mismatch(&j)),
+        },
+        Type::Number => {
+            let text = match j {
+                Json::Number(n) => n.to_string(),
+                Json::String(s) => s,
+                _ => return Err(mismatch(&j)),
+            };
+            Number::parse(&text)
+                .map(Value::Number)
+                .map_err(|e| derr(e.to_string()))
+        }
+        Type::String => match j {
+            Json::String(s) => Ok(Value::String(s)),
+            Json::Number(n) => Ok(Value::String(n.to_string())),
+            Json::Bool(b) => Ok(Value::String(b.to_string())),
+            _ => Err(mismatch(&j)),
+        },
+        _ => decode(&j, ty, depth),
+    }
+}
+
 fn decode(j: &Json, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
     if depth > MAX_DEPTH {
         return Err(derr(format!("value nested deeper than {MAX_DEPTH} levels")));
@@ -75,28 +112,7 @@ fn decode(j: &Json, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
     }
     let mismatch = || derr(format!("expected {ty}, found {}", json_kind(j)));
     match ty {
-        Type::Bool => match j {
-            Json::Bool(b) => Ok(Value::Bool(*b)),
-            Json::String(s) if s == "true" => Ok(Value::Bool(true)),
-            Json::String(s) if s == "false" => Ok(Value::Bool(false)),
-            _ => Err(mismatch()),
-        },
-        Type::Number => {
-            let text = match j {
-                Json::Number(n) => n.to_string(),
-                Json::String(s) => s.clone(),
-                _ => return Err(mismatch()),
-            };
-            Number::parse(&text)
-                .map(Value::Number)
-                .map_err(|e| derr(e.to_string()))
-        }
-        Type::String => match j {
-            Json::String(s) => Ok(Value::String(s.clone())),
-            Json::Number(n) => Ok(Value::String(n.to_string())),
-            Json::Bool(b) => Ok(Value::String(b.to_string())),
-            _ => Err(mismatch()),
-        },
+        Type::Bool | Type::Number | Type::String => decode_leaf(j.clone(), ty, depth),
         Type::List(e) | Type::Set(e) => {
             let Json::Array(xs) = j else {
                 return Err(mismatch());

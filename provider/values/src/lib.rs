@@ -62,6 +62,7 @@
 
 mod error;
 mod json;
+mod json_direct;
 mod msgpack;
 mod number;
 mod path;

@@ -3,7 +3,10 @@
 //! name, dynamic values as {"value","type"}.
 #![allow(clippy::unwrap_used)]
 
-use tfvalue::{decode_json, decode_msgpack, encode_json, encode_msgpack, Number, Type, Value};
+use tfvalue::{
+    decode_json, decode_json_value, decode_msgpack, encode_json, encode_msgpack, Number, Type,
+    Value,
+};
 
 fn round_trip_bytes(json: &str, ty: &Type) {
     let v = decode_json(json.as_bytes(), ty).unwrap();
@@ -218,4 +221,31 @@ fn encode_errors_name_the_whole_path() {
         err.to_string(),
         "by_name[\"a\"].lat: expected number, found string"
     );
+}
+
+#[test]
+fn names_in_any_order_and_repeated_names_decode_as_serde_json_reads_them() {
+    let ty = Type::object([
+        ("a", Type::String),
+        ("m", Type::map(Type::Number)),
+        ("o", Type::object([("x", Type::Number), ("y", Type::Bool)])),
+    ]);
+    let sorted = br#"{"a":"p","m":{"k":1,"l":2},"o":{"x":1,"y":true}}"#;
+    let shuffled = br#"{"o":{"y":"true","x":"1"},"m":{"l":2,"k":1},"a":"p"}"#;
+    // A repeated name keeps its last value, as serde_json's own maps do.
+    let repeated = br#"{"a":"q","o":{"x":5,"y":true,"x":1},"a":"p","m":{"k":9,"l":2,"k":1}}"#;
+    let want = decode_json(sorted, &ty).unwrap();
+    for bytes in [&shuffled[..], &repeated[..]] {
+        let direct = decode_json(bytes, &ty).unwrap();
+        let tree = decode_json_value(&serde_json::from_slice(bytes).unwrap(), &ty).unwrap();
+        assert_eq!(direct, want, "{}", String::from_utf8_lossy(bytes));
+        assert_eq!(tree, want, "{}", String::from_utf8_lossy(bytes));
+    }
+    // Errors are the tree decoder's, path and all.
+    let err = decode_json(br#"{"o":{"x":"north"},"a":"p"}"#, &ty).unwrap_err();
+    assert_eq!(err.to_string(), r#"o.x: invalid number "north": no digits"#);
+    let err = decode_json(br#"{"a":"p","a":"p","zz":1}"#, &ty).unwrap_err();
+    assert_eq!(err.to_string(), r#"unsupported attribute "zz""#);
+    let err = decode_json(br#"{"a":"p"} trailing"#, &ty).unwrap_err();
+    assert!(err.to_string().starts_with("invalid JSON"), "{err}");
 }

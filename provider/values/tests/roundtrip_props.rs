@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
+use serde_json::{json, Value as Json};
 use tfvalue::{
-    decode_json, decode_msgpack, encode_json, encode_msgpack, Number, ObjectType, Type, Value,
+    decode_json, decode_json_value, decode_msgpack, encode_json, encode_msgpack, Number,
+    ObjectType, Type, Value,
 };
 
 fn leaf_type() -> impl Strategy<Value = Type> {
@@ -99,6 +101,99 @@ fn type_and_value() -> impl Strategy<Value = (Type, Value)> {
     any_type().prop_flat_map(|t| value_of(&t, 0).prop_map(move |v| (t.clone(), v)))
 }
 
+/// JSON that is mostly of type `ty` (as Terraform's state is), with wrong shapes, coerced
+/// leaves, nulls, absent and undeclared names mixed in.
+fn json_near(ty: &Type, depth: u32) -> BoxedStrategy<Json> {
+    let wrong = prop_oneof![
+        Just(Json::Null),
+        any::<bool>().prop_map(Json::from),
+        any::<i32>().prop_map(Json::from),
+        "[a-z0-9.]{0,4}".prop_map(Json::from),
+        Just(json!([])),
+        Just(json!({})),
+    ];
+    let right: BoxedStrategy<Json> = match ty {
+        Type::Bool => prop_oneof![
+            any::<bool>().prop_map(Json::from),
+            Just(json!("true")),
+            Just(json!("false"))
+        ]
+        .boxed(),
+        Type::Number => prop_oneof![
+            any::<i64>().prop_map(Json::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Json::from),
+            "-?[0-9]{1,25}(\\.[0-9]{1,5})?".prop_map(Json::from),
+        ]
+        .boxed(),
+        Type::String => prop_oneof![
+            ".{0,6}".prop_map(Json::from),
+            any::<i64>().prop_map(Json::from),
+            any::<bool>().prop_map(Json::from)
+        ]
+        .boxed(),
+        Type::Dynamic => prop_oneof![
+            ".{0,4}".prop_map(|s| json!({"type": "string", "value": s})),
+            Just(json!({"type": ["list", "number"], "value": [1, "2"]})),
+            Just(json!({"value": 1})),
+        ]
+        .boxed(),
+        Type::List(e) | Type::Set(e) => prop::collection::vec(json_near(e, depth + 1), 0..4)
+            .prop_map(Json::Array)
+            .boxed(),
+        Type::Map(e) => prop::collection::btree_map(".{0,3}", json_near(e, depth + 1), 0..4)
+            .prop_map(|m| Json::Object(m.into_iter().collect()))
+            .boxed(),
+        Type::Tuple(ts) => (
+            ts.iter()
+                .map(|t| json_near(t, depth + 1))
+                .collect::<Vec<_>>(),
+            0..8u8,
+        )
+            .prop_map(|(mut xs, roll)| {
+                match roll {
+                    0 => xs.push(Json::Null),
+                    1 => {
+                        xs.pop();
+                    }
+                    _ => {}
+                }
+                Json::Array(xs)
+            })
+            .boxed(),
+        Type::Object(ot) => (
+            ot.attrs
+                .iter()
+                .map(|(k, t)| {
+                    let k = k.clone();
+                    (json_near(t, depth + 1), 0..6u8)
+                        .prop_map(move |(v, roll)| (k.clone(), v, roll))
+                })
+                .collect::<Vec<_>>(),
+            0..8u8,
+        )
+            .prop_map(|(kvs, roll)| {
+                let mut m = serde_json::Map::new();
+                for (k, v, r) in kvs {
+                    if r != 0 {
+                        m.insert(k, v);
+                    }
+                }
+                if roll == 0 {
+                    m.insert("zz_undeclared".into(), json!(1));
+                }
+                Json::Object(m)
+            })
+            .boxed(),
+    };
+    prop_oneof![1 => Just(Json::Null), 1 => wrong, 8 => right].boxed()
+}
+
+fn type_and_json() -> impl Strategy<Value = (Type, Json)> {
+    any_type().prop_flat_map(|t| json_near(&t, 0).prop_map(move |j| (t.clone(), j)))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -132,5 +227,15 @@ proptest! {
         let _ = decode_msgpack(&bytes, &ty);
         let _ = decode_json(&bytes, &ty);
         let _ = Type::from_json(&bytes);
+    }
+
+    /// `decode_json` reads bytes straight into values; `decode_json_value` goes through
+    /// serde_json's tree. They must agree on every input: the same value, or the same error.
+    #[test]
+    fn json_direct_decoding_agrees_with_the_tree_decoder((ty, j) in type_and_json()) {
+        let bytes = serde_json::to_vec(&j).unwrap();
+        let direct = decode_json(&bytes, &ty).map_err(|e| e.to_string());
+        let tree = decode_json_value(&j, &ty).map_err(|e| e.to_string());
+        prop_assert_eq!(direct, tree);
     }
 }
