@@ -103,7 +103,7 @@ fn type_and_value() -> impl Strategy<Value = (Type, Value)> {
 
 /// JSON that is mostly of type `ty` (as Terraform's state is), with wrong shapes, coerced
 /// leaves, nulls, absent and undeclared names mixed in.
-fn json_near(ty: &Type, depth: u32) -> BoxedStrategy<Json> {
+fn json_near(ty: &Type) -> BoxedStrategy<Json> {
     let wrong = prop_oneof![
         Just(Json::Null),
         any::<bool>().prop_map(Json::from),
@@ -139,18 +139,13 @@ fn json_near(ty: &Type, depth: u32) -> BoxedStrategy<Json> {
             Just(json!({"value": 1})),
         ]
         .boxed(),
-        Type::List(e) | Type::Set(e) => prop::collection::vec(json_near(e, depth + 1), 0..4)
+        Type::List(e) | Type::Set(e) => prop::collection::vec(json_near(e), 0..4)
             .prop_map(Json::Array)
             .boxed(),
-        Type::Map(e) => prop::collection::btree_map(".{0,3}", json_near(e, depth + 1), 0..4)
+        Type::Map(e) => prop::collection::btree_map(".{0,3}", json_near(e), 0..4)
             .prop_map(|m| Json::Object(m.into_iter().collect()))
             .boxed(),
-        Type::Tuple(ts) => (
-            ts.iter()
-                .map(|t| json_near(t, depth + 1))
-                .collect::<Vec<_>>(),
-            0..8u8,
-        )
+        Type::Tuple(ts) => (ts.iter().map(|t| json_near(t)).collect::<Vec<_>>(), 0..8u8)
             .prop_map(|(mut xs, roll)| {
                 match roll {
                     0 => xs.push(Json::Null),
@@ -167,8 +162,7 @@ fn json_near(ty: &Type, depth: u32) -> BoxedStrategy<Json> {
                 .iter()
                 .map(|(k, t)| {
                     let k = k.clone();
-                    (json_near(t, depth + 1), 0..6u8)
-                        .prop_map(move |(v, roll)| (k.clone(), v, roll))
+                    (json_near(t), 0..6u8).prop_map(move |(v, roll)| (k.clone(), v, roll))
                 })
                 .collect::<Vec<_>>(),
             0..8u8,
@@ -191,7 +185,7 @@ fn json_near(ty: &Type, depth: u32) -> BoxedStrategy<Json> {
 }
 
 fn type_and_json() -> impl Strategy<Value = (Type, Json)> {
-    any_type().prop_flat_map(|t| json_near(&t, 0).prop_map(move |j| (t.clone(), j)))
+    any_type().prop_flat_map(|t| json_near(&t).prop_map(move |j| (t.clone(), j)))
 }
 
 proptest! {
