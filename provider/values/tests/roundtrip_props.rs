@@ -145,7 +145,7 @@ fn json_near(ty: &Type) -> BoxedStrategy<Json> {
         Type::Map(e) => prop::collection::btree_map(".{0,3}", json_near(e), 0..4)
             .prop_map(|m| Json::Object(m.into_iter().collect()))
             .boxed(),
-        Type::Tuple(ts) => (ts.iter().map(|t| json_near(t)).collect::<Vec<_>>(), 0..8u8)
+        Type::Tuple(ts) => (ts.iter().map(json_near).collect::<Vec<_>>(), 0..8u8)
             .prop_map(|(mut xs, roll)| {
                 match roll {
                     0 => xs.push(Json::Null),
