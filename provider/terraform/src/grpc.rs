@@ -23,7 +23,7 @@ use crate::config;
 use crate::data_sources::{self, DataSource};
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity};
 use crate::logging::crash_message;
-use crate::observe::{MeteredDriver, Telemetry};
+use crate::observe::{MeteredDriver, PlanInputs, ReadPrior, Telemetry};
 use crate::resources::{self, ApplyRequest, PlanRequest, ProviderContext, Resource};
 use crate::schema::{Attr, AttrKind, Block, NestedBlock, Nesting, Schema};
 use clouds::retry::StopHandle;
@@ -619,11 +619,10 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
-                let out = resource
-                    .read(&ctx, state.clone(), req.private.clone())
-                    .await;
+                let prior = ReadPrior::of(&state);
+                let out = resource.read(&ctx, state, req.private.clone()).await;
                 self.telemetry
-                    .after_read(&ctx, &req.type_name, &state, &out.new_state);
+                    .after_read(&ctx, &req.type_name, &prior, &out.new_state);
                 let mut diags = out.diagnostics;
                 match encode(&out.new_state, &ty) {
                     Ok(dv) => resp.new_state = Some(dv),
@@ -673,12 +672,13 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
+                let inputs = PlanInputs::of(&prior_state, &proposed_new_state);
                 let out = resource
                     .plan(
                         &ctx,
                         PlanRequest {
-                            prior_state: prior_state.clone(),
-                            proposed_new_state: proposed_new_state.clone(),
+                            prior_state,
+                            proposed_new_state,
                             config,
                             prior_private: req.prior_private.clone(),
                         },
@@ -686,8 +686,7 @@ impl Provider for HybridProvider {
                     .await;
                 self.telemetry.after_plan(
                     &req.type_name,
-                    &prior_state,
-                    &proposed_new_state,
+                    &inputs,
                     &out.planned_state,
                     out.diagnostics.has_errors(),
                 );
