@@ -398,7 +398,11 @@ fn known_or_null(v: &Value) -> Value {
 impl Workload {
     fn metadata(&self, state: &Value) -> Option<serde_json::Value> {
         let state_json = tfvalue::encode_json_value(&known_or_null(state), &self.ty).ok()?;
-        Some(serde_json::json!({ "schema_version": SCHEMA_VERSION, "state": state_json }))
+        // Not `json!`: it would copy the state through serialization.
+        let mut doc = serde_json::Map::new();
+        doc.insert("schema_version".into(), SCHEMA_VERSION.into());
+        doc.insert("state".into(), state_json);
+        Some(serde_json::Value::Object(doc))
     }
 
     /// Remembers an edge decision just shown, so that the apply-time plan repeats it (see the
