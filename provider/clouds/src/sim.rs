@@ -397,8 +397,6 @@ impl SimCloud {
     }
 }
 
-/// Creates the database file readable by its owner only (it holds the sim cloud and the
-/// ledger); an existing file keeps its permissions.
 fn to_json(tags: &BTreeMap<String, String>) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "{}".to_string())
 }
