@@ -195,9 +195,9 @@ pub fn managed_tags(
 
 /// The first `bytes` bytes (at most 32) of the SHA-256 of `text`, as lowercase hex: the one
 /// digest every deterministic name, id and token here is built from.
-pub fn sha256_hex(text: &str, bytes: usize) -> String {
+pub fn sha256_hex(data: impl AsRef<[u8]>, bytes: usize) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(text.as_bytes());
+    let digest = Sha256::digest(data.as_ref());
     hex::encode(&digest[..bytes.min(digest.len())])
 }
 

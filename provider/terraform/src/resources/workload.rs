@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use clouds::retry::{with_backoff, RetryPolicy};
 use clouds::{Driver, DriverError, Instance, InstanceSpec};
 use placement::{
@@ -405,6 +407,29 @@ impl Workload {
         Some(serde_json::Value::Object(doc))
     }
 
+    /// A digest of every placement input, so a note is only ever repeated for the same inputs:
+    /// each input's name, then its msgpack encoding (canonical: sorted maps and sets, exact
+    /// numbers) with its length.
+    fn inputs_digest(&self, planned: &Value) -> String {
+        let mut bytes = Vec::with_capacity(512);
+        for name in PLACEMENT_INPUTS {
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(0);
+            let encoded = match (self.object.attrs.get(*name), planned.get(name)) {
+                (Some(ty), Some(v)) => tfvalue::encode_msgpack(v, ty).ok(),
+                _ => None,
+            };
+            match encoded {
+                Some(e) => {
+                    bytes.extend_from_slice(&(e.len() as u64).to_le_bytes());
+                    bytes.extend_from_slice(&e);
+                }
+                None => bytes.extend_from_slice(&u64::MAX.to_le_bytes()),
+            }
+        }
+        sha256_hex(&bytes, 16)
+    }
+
     /// Remembers an edge decision just shown, so that the apply-time plan repeats it (see the
     /// ledger's plan notes). A cloud-only decision needs no note: the catalog does not move.
     fn write_plan_note(
@@ -423,7 +448,7 @@ impl Workload {
         }
         let object = &self.object;
         let mut note = serde_json::Map::new();
-        note.insert("inputs".into(), inputs_digest(planned).into());
+        note.insert("inputs".into(), self.inputs_digest(planned).into());
         for name in NOTED {
             let (Some(ty), Some(value)) = (object.attrs.get(name), planned.get(name)) else {
                 return;
@@ -432,7 +457,7 @@ impl Workload {
             // repeated plan with the first one exactly.
             match tfvalue::encode_msgpack(value, ty) {
                 Ok(bytes) => {
-                    note.insert(name.into(), hex::encode(bytes).into());
+                    note.insert(name.into(), BASE64.encode(bytes).into());
                 }
                 Err(_) => return,
             }
@@ -472,7 +497,8 @@ impl Workload {
         let Ok(serde_json::Value::Object(note)) = serde_json::from_str(&body) else {
             return Ok(false);
         };
-        if note.get("inputs").and_then(|v| v.as_str()) != Some(inputs_digest(planned).as_str()) {
+        if note.get("inputs").and_then(|v| v.as_str()) != Some(self.inputs_digest(planned).as_str())
+        {
             return Ok(false);
         }
         let object = &self.object;
@@ -480,7 +506,7 @@ impl Workload {
         for name in NOTED {
             let (Some(ty), Some(bytes)) = (
                 object.attrs.get(name),
-                note.get(name).and_then(|v| v.as_str()).and_then(unhex),
+                note.get(name).and_then(|v| v.as_str()).and_then(unbase64),
             ) else {
                 return Ok(false);
             };
@@ -960,24 +986,12 @@ const PLAN_NOTE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The planned attributes a plan note carries.
 const NOTED: [&str; 3] = ["placement", "alternatives", "edge_assignments"];
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    hex::decode(text).ok()
+fn unbase64(text: &str) -> Option<Vec<u8>> {
+    BASE64.decode(text).ok()
 }
 
 fn plan_note_key(workload_id: &str) -> String {
     format!("{TYPE_NAME}/{workload_id}")
-}
-
-/// A digest of every placement input, so a note is only ever repeated for the same inputs.
-fn inputs_digest(planned: &Value) -> String {
-    let mut text = String::new();
-    for name in PLACEMENT_INPUTS {
-        text.push_str(name);
-        text.push('=');
-        text.push_str(&format!("{:?}", planned.get(name)));
-        text.push(';');
-    }
-    sha256_hex(&text, 16)
 }
 
 /// Why `amounts` no longer fit on `node` for `holder` (its own holdings count as free), or
@@ -1700,12 +1714,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plan_note_bytes_round_trip_and_bad_hex_is_refused() {
+    fn plan_note_bytes_round_trip_and_bad_base64_is_refused() {
         let bytes = vec![0u8, 1, 0x7f, 0x80, 0xff];
-        assert_eq!(unhex(&hex::encode(&bytes)), Some(bytes));
-        assert_eq!(unhex("abc"), None);
-        assert_eq!(unhex("zz"), None);
-        assert_eq!(unhex("é0"), None);
+        assert_eq!(unbase64(&BASE64.encode(&bytes)), Some(bytes));
+        assert_eq!(unbase64("abc"), None);
+        assert_eq!(unbase64("z!=="), None);
+        assert_eq!(unbase64("é0"), None);
     }
 
     #[test]
