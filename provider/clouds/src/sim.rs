@@ -403,7 +403,7 @@ fn to_json(tags: &BTreeMap<String, String>) -> String {
 
 /// Deterministic per (key, sequence) so ids are unique even when a key is reused after delete.
 fn instance_id_for(key: &str, seq: i64) -> String {
-    let hex = crate::sha256_hex(&format!("{key}/{seq}"), 9);
+    let hex = crate::sha256_hex(format!("{key}/{seq}"), 9);
     format!("sim-{}", &hex[..17])
 }
 

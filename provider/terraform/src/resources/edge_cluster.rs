@@ -98,7 +98,7 @@ pub fn check_cluster_id(id: &str, path: AttributePath, attr: &str, diags: &mut D
 
 /// `prefix` + 16 hex digits of SHA-256 of the parts: stable ids known at plan time.
 pub fn stable_id(prefix: &str, parts: &[&str]) -> String {
-    format!("{prefix}{}", super::sha256_hex(&parts.join("/"), 8))
+    format!("{prefix}{}", super::sha256_hex(parts.join("/"), 8))
 }
 
 /// The `kubernetes { ... }` block: how to reach the site's API server.

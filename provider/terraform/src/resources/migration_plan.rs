@@ -235,7 +235,7 @@ pub fn migration_id(config: &Value) -> String {
         text.push('|');
         text.push_str(&format!("{v:?}"));
     }
-    format!("mig-{}", sha256_hex(&text, 8))
+    format!("mig-{}", sha256_hex(text, 8))
 }
 
 fn number(config: &Value, block: &str, name: &str) -> Option<f64> {

@@ -161,7 +161,7 @@ impl Workload {
 
 /// `wl-` + 16 hex digits of SHA-256 of the name: stable, so import and re-create agree.
 pub fn workload_id(name: &str) -> String {
-    format!("wl-{}", sha256_hex(&format!("{TYPE_NAME}|{name}"), 8))
+    format!("wl-{}", sha256_hex(format!("{TYPE_NAME}|{name}"), 8))
 }
 
 /// The client token for creating this workload at this placement.
@@ -171,7 +171,7 @@ pub(crate) fn idempotency_key(name: &str, placement: &Value) -> String {
         text.push('|');
         text.push_str(&attrs::string(placement, field).unwrap_or_default());
     }
-    sha256_hex(&text, 16)
+    sha256_hex(text, 16)
 }
 
 fn placement_key(v: &Value) -> Option<PlacementKey> {
@@ -427,7 +427,7 @@ impl Workload {
                 None => bytes.extend_from_slice(&u64::MAX.to_le_bytes()),
             }
         }
-        sha256_hex(&bytes, 16)
+        sha256_hex(bytes, 16)
     }
 
     /// Remembers an edge decision just shown, so that the apply-time plan repeats it (see the
