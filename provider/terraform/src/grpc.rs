@@ -23,7 +23,7 @@ use crate::config;
 use crate::data_sources::{self, DataSource};
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity};
 use crate::logging::crash_message;
-use crate::observe::{MeteredDriver, PlanInputs, ReadPrior, Telemetry};
+use crate::observe::{Glimpse, MeteredDriver, PlanInputs, Telemetry};
 use crate::resources::{self, ApplyRequest, PlanRequest, ProviderContext, Resource};
 use crate::schema::{Attr, AttrKind, Block, NestedBlock, Nesting, Schema};
 use clouds::retry::StopHandle;
@@ -619,7 +619,7 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
-                let prior = ReadPrior::of(&state);
+                let prior = Glimpse::of(&state);
                 let out = resource.read(&ctx, state, req.private.clone()).await;
                 self.telemetry
                     .after_read(&ctx, &req.type_name, &prior, &out.new_state);
@@ -746,12 +746,13 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
+                let (prior, planned) = (Glimpse::of(&prior_state), Glimpse::of(&planned_state));
                 let out = resource
                     .apply(
                         &ctx,
                         ApplyRequest {
-                            prior_state: prior_state.clone(),
-                            planned_state: planned_state.clone(),
+                            prior_state,
+                            planned_state,
                             config,
                             planned_private: req.planned_private.clone(),
                         },
@@ -760,8 +761,8 @@ impl Provider for HybridProvider {
                 self.telemetry.after_apply(
                     &ctx,
                     &req.type_name,
-                    &prior_state,
-                    &planned_state,
+                    &prior,
+                    &planned,
                     &out.new_state,
                     out.diagnostics.has_errors(),
                 );

@@ -330,23 +330,17 @@ impl Telemetry {
     }
 
     /// After ReadResource: what exists now (costs of workloads, edge nodes and their bookings).
-    pub fn after_read(
-        &self,
-        ctx: &ProviderContext,
-        type_name: &str,
-        prior: &ReadPrior,
-        now: &Value,
-    ) {
+    pub fn after_read(&self, ctx: &ProviderContext, type_name: &str, prior: &Glimpse, now: &Value) {
         match type_name {
             WORKLOAD if now.is_null() => {
-                if let Some(id) = attrs::string(&prior.0, "id") {
+                if let Some(id) = attrs::string(prior.value(), "id") {
                     self.metrics.workload_cost(&id, None);
                 }
             }
             WORKLOAD => self.record_cost(now),
             // Gone from the store while Terraform still has it: the node is down (plan will
             // re-create it), which is what EdgeNodeDown is for.
-            EDGE_NODE if now.is_null() => self.record_node(ctx, &prior.0, NodeSeen::Vanished),
+            EDGE_NODE if now.is_null() => self.record_node(ctx, prior.value(), NodeSeen::Vanished),
             EDGE_NODE => self.record_node(ctx, now, NodeSeen::Present),
             _ => {}
         }
@@ -357,12 +351,13 @@ impl Telemetry {
         &self,
         ctx: &ProviderContext,
         type_name: &str,
-        prior: &Value,
-        planned: &Value,
+        prior: &Glimpse,
+        planned: &Glimpse,
         new_state: &Value,
         failed: bool,
     ) {
         self.applied.store(true, Ordering::Relaxed);
+        let (prior, planned) = (prior.value(), planned.value());
         match type_name {
             WORKLOAD => self.after_workload_apply(ctx, prior, planned, new_state, failed),
             EDGE_NODE => {
@@ -646,26 +641,41 @@ impl PlanInputs {
     }
 }
 
-/// What [`Telemetry::after_read`] reads of the state a read started from (for a resource that
-/// turns out to be gone): its identifying attributes only.
+/// The attributes of a state that [`Telemetry::after_read`] and [`Telemetry::after_apply`]
+/// read of the values a resource consumed: copied before the call, instead of the whole state
+/// (its alternatives and all). A hook that reads another attribute of `prior` or `planned` must
+/// add it to [`Self::ATTRIBUTES`]; the hooks only get a `Glimpse`, so they cannot read around it.
 #[derive(Debug, Clone)]
-pub struct ReadPrior(Value);
+pub struct Glimpse(Value);
 
-impl ReadPrior {
-    const ATTRIBUTES: [&'static str; 3] = ["id", "cluster_id", "status"];
+impl Glimpse {
+    const ATTRIBUTES: [&'static str; 8] = [
+        "cluster_id",
+        "edge",
+        "edge_assignments",
+        "id",
+        "instance_id",
+        "placement",
+        "status",
+        "strategy",
+    ];
 
-    /// Copies those attributes of `prior`.
-    pub fn of(prior: &Value) -> ReadPrior {
-        match prior {
-            Value::Object(all) => ReadPrior(Value::Object(
+    /// Copies those attributes of `state` (a null or unknown state as it is).
+    pub fn of(state: &Value) -> Glimpse {
+        match state {
+            Value::Object(all) => Glimpse(Value::Object(
                 Self::ATTRIBUTES
                     .iter()
                     .filter_map(|name| all.get_key_value(*name))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             )),
-            other => ReadPrior(other.clone()),
+            other => Glimpse(other.clone()),
         }
+    }
+
+    fn value(&self) -> &Value {
+        &self.0
     }
 }
 
