@@ -59,7 +59,7 @@ pub fn string_map(obj: &Value, name: &str) -> BTreeMap<String, String> {
         .map(|entries| {
             entries
                 .iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.to_string(), s.to_string())))
                 .collect()
         })
         .unwrap_or_default()
@@ -68,7 +68,13 @@ pub fn string_map(obj: &Value, name: &str) -> BTreeMap<String, String> {
 /// Sets (or adds) an attribute of an object value; a no-op on non-objects.
 pub fn set(obj: &mut Value, name: &str, value: Value) {
     if let Value::Object(attrs) = obj {
-        attrs.insert(name.to_string(), value);
+        // An attribute of the schema is replaced in place, keeping its (static) name.
+        match attrs.get_mut(name) {
+            Some(slot) => *slot = value,
+            None => {
+                attrs.insert(name.to_string().into(), value);
+            }
+        }
     }
 }
 

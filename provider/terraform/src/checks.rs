@@ -90,7 +90,7 @@ pub fn map_keys(
         };
         if let Some(problem) = problem {
             diags.push(Diagnostic::attribute_error(
-                path.clone().key(key),
+                path.clone().key(key.as_str()),
                 &format!("Invalid {attr}"),
                 format!("{attr}: {problem}."),
             ));

@@ -417,7 +417,7 @@ mod tests {
     /// A `cloud {}` block with just `request_timeout` (aws and gcp need nothing else).
     fn with_request_timeout(cloud: &str, text: &str) -> Value {
         Value::object([(
-            cloud,
+            cloud.to_string(),
             Value::object([("request_timeout", Value::string(text))]),
         )])
     }

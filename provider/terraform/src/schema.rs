@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use tfvalue::{ObjectType, Type};
+use tfvalue::{Name, ObjectType, Type};
 
 /// How a nested attribute or block repeats.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -105,7 +105,7 @@ impl Attr {
             AttrKind::Typed(ty) => ty.clone(),
             AttrKind::Nested(nesting, attrs) => {
                 let object = Type::Object(ObjectType::new(
-                    attrs.iter().map(|a| (a.name.to_string(), a.value_type())),
+                    attrs.iter().map(|a| (a.name, a.value_type())),
                 ));
                 wrap(*nesting, object)
             }
@@ -145,14 +145,15 @@ impl Block {
     }
 
     pub fn object_type(&self) -> ObjectType {
-        let mut attrs: BTreeMap<String, Type> = self
+        // Static names: every value decoded with this type shares them (see tfvalue::Name).
+        let mut attrs: BTreeMap<Name, Type> = self
             .attributes
             .iter()
-            .map(|a| (a.name.to_string(), a.value_type()))
+            .map(|a| (Name::from(a.name), a.value_type()))
             .collect();
         for b in &self.blocks {
             attrs.insert(
-                b.type_name.to_string(),
+                Name::from(b.type_name),
                 wrap(b.nesting, b.block.value_type()),
             );
         }

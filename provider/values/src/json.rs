@@ -14,6 +14,7 @@ use serde_json::Value as Json;
 
 use crate::error::{DecodeError, EncodeError};
 use crate::msgpack::MAX_DEPTH;
+use crate::name::Name;
 use crate::number::Number;
 use crate::path::{AttributePath, PathStep};
 use crate::types::Type;
@@ -157,9 +158,9 @@ fn decode(j: &Json, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
             let mut out = BTreeMap::new();
             for (k, x) in m {
                 out.insert(
-                    k.clone(),
+                    Name::from(k),
                     decode(x, e, depth + 1)
-                        .map_err(|err| err.within(PathStep::ElementKeyString(k.clone())))?,
+                        .map_err(|err| err.within(PathStep::ElementKeyString(k.to_string())))?,
                 );
             }
             Ok(Value::Map(out))
@@ -170,7 +171,7 @@ fn decode(j: &Json, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
             };
             let extra: Vec<String> = m
                 .keys()
-                .filter(|k| !ot.attrs.contains_key(*k))
+                .filter(|k| !ot.attrs.contains_key(k.as_str()))
                 .map(|k| format!("{k:?}"))
                 .collect();
             if !extra.is_empty() {
@@ -183,9 +184,9 @@ fn decode(j: &Json, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
             }
             let mut out = BTreeMap::new();
             for (k, t) in &ot.attrs {
-                let v = match m.get(k) {
+                let v = match m.get(k.as_str()) {
                     Some(x) => decode(x, t, depth + 1)
-                        .map_err(|err| err.within(PathStep::Attribute(k.clone())))?,
+                        .map_err(|err| err.within(PathStep::Attribute(k.to_string())))?,
                     None => Value::Null,
                 };
                 out.insert(k.clone(), v);
@@ -289,9 +290,9 @@ fn encode(v: &Value, ty: &Type, depth: usize) -> Result<Json, EncodeError> {
             let mut out = serde_json::Map::new();
             for (k, x) in m {
                 out.insert(
-                    k.clone(),
+                    k.to_string(),
                     encode(x, e, depth + 1)
-                        .map_err(|err| err.within(PathStep::ElementKeyString(k.clone())))?,
+                        .map_err(|err| err.within(PathStep::ElementKeyString(k.to_string())))?,
                 );
             }
             Ok(Json::Object(out))
@@ -303,8 +304,8 @@ fn encode(v: &Value, ty: &Type, depth: usize) -> Result<Json, EncodeError> {
             let mut out = serde_json::Map::new();
             for (k, t) in &ot.attrs {
                 let v = encode(m.get(k).unwrap_or(&Value::Null), t, depth + 1)
-                    .map_err(|err| err.within(PathStep::Attribute(k.clone())))?;
-                out.insert(k.clone(), v);
+                    .map_err(|err| err.within(PathStep::Attribute(k.to_string())))?;
+                out.insert(k.to_string(), v);
             }
             Ok(Json::Object(out))
         }

@@ -11,6 +11,7 @@
 //! reported. Leaves (bool, number, string) and dynamic values go through the tree decoder's own
 //! rules, so the coercions (`"true"`, numbers as strings) cannot differ.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -20,6 +21,7 @@ use serde_json::Value as Json;
 
 use crate::json::decode_leaf;
 use crate::msgpack::MAX_DEPTH;
+use crate::name::Name;
 use crate::types::Type;
 use crate::value::{dedup_set, Value};
 
@@ -139,28 +141,26 @@ impl<'de> Visitor<'de> for Container<'_> {
             Type::Map(e) => {
                 // A repeated key keeps its last value, as in serde_json's own maps.
                 let mut out = BTreeMap::new();
-                while let Some(k) = map.next_key::<String>()? {
+                while let Some(k) = map.next_key_seed(KeySeed)? {
                     let v = map.next_value_seed(seed.child(e))?;
-                    out.insert(k, v);
+                    out.insert(Name::from(k.into_owned()), v);
                 }
                 Ok(Value::Map(out))
             }
             Type::Object(ot) => {
                 // Terraform writes names sorted: each is found by walking the declared names
                 // alongside, and looked up only when out of order.
-                let mut given: Vec<(String, Value)> = Vec::with_capacity(ot.attrs.len());
+                let mut given: Vec<(Name, Value)> = Vec::with_capacity(ot.attrs.len());
                 let mut declared = ot.attrs.iter().peekable();
-                while let Some(k) = map.next_key::<String>()? {
-                    while declared
-                        .next_if(|(name, _)| name.as_str() < k.as_str())
-                        .is_some()
-                    {}
-                    let t = match declared.next_if(|(name, _)| name.as_str() == k.as_str()) {
-                        Some((_, t)) => t,
-                        None => ot.attrs.get(&k).ok_or_else(refused)?,
+                while let Some(k) = map.next_key_seed(KeySeed)? {
+                    let k: &str = &k;
+                    while declared.next_if(|(name, _)| name.as_str() < k).is_some() {}
+                    let (name, t) = match declared.next_if(|(name, _)| name.as_str() == k) {
+                        Some(found) => found,
+                        None => ot.attrs.get_key_value(k).ok_or_else(refused)?,
                     };
                     let v = map.next_value_seed(seed.child(t))?;
-                    given.push((k, v));
+                    given.push((name.clone(), v));
                 }
                 // Sorted by name (a no-op for Terraform's order), the last of a repeated name
                 // kept (as serde_json's maps do), absent names null.
@@ -178,5 +178,36 @@ impl<'de> Visitor<'de> for Container<'_> {
             }
             _ => Err(refused()),
         }
+    }
+}
+
+/// Reads an object key, borrowing it from the input when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(s))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s.to_string()))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s))
     }
 }

@@ -19,6 +19,7 @@ use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use crate::error::{DecodeError, EncodeError};
+use crate::name::Name;
 use crate::number::Number;
 use crate::path::{AttributePath, PathStep};
 use crate::types::{ObjectType, Type};
@@ -32,11 +33,7 @@ const EXT_REFINED_UNKNOWN: i8 = 12;
 
 /// Decodes a msgpack `DynamicValue` of type `ty`.
 pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
-    let mut d = Decoder {
-        buf: bytes,
-        pos: 0,
-        path: AttributePath::root(),
-    };
+    let mut d = Decoder { buf: bytes, pos: 0 };
     let v = d.value(ty, 0)?;
     if d.pos != bytes.len() {
         return Err(d.err(format!(
@@ -54,10 +51,11 @@ pub fn encode_msgpack(v: &Value, ty: &Type) -> Result<Vec<u8>, EncodeError> {
     Ok(e.out)
 }
 
+/// Reads msgpack. Like the encoder's, its errors start at the failing value and gain their path
+/// on the way out ([`DecodeError::within`]), so a value that decodes builds no path.
 struct Decoder<'a> {
     buf: &'a [u8],
     pos: usize,
-    path: AttributePath,
 }
 
 /// What a msgpack marker byte introduces, for error messages.
@@ -79,7 +77,7 @@ fn kind_name(code: u8) -> &'static str {
 impl<'a> Decoder<'a> {
     fn err(&self, message: impl Into<String>) -> DecodeError {
         DecodeError {
-            path: self.path.clone(),
+            path: AttributePath::root(),
             message: message.into(),
         }
     }
@@ -195,23 +193,21 @@ impl<'a> Decoder<'a> {
         depth: usize,
     ) -> Result<Option<Value>, DecodeError> {
         let n = self.map_len(ty)?;
-        let mut entries: Vec<(String, Value)> = Vec::with_capacity(ot.attrs.len());
+        let mut entries: Vec<(Name, Value)> = Vec::with_capacity(ot.attrs.len());
         let mut declared = ot.attrs.iter().peekable();
         for _ in 0..n {
-            let k = self.string(&Type::String)?;
+            let k = self.str(&Type::String)?;
             // Declared names before this one were absent: null.
-            while let Some((name, _)) = declared.next_if(|(name, _)| name.as_str() < k.as_str()) {
+            while let Some((name, _)) = declared.next_if(|(name, _)| name.as_str() < k) {
                 entries.push((name.clone(), Value::Null));
             }
-            let Some((_, at)) = declared.next_if(|(name, _)| name.as_str() == k.as_str()) else {
+            let Some((name, at)) = declared.next_if(|(name, _)| name.as_str() == k) else {
                 return Ok(None);
             };
-            self.path.push(PathStep::Attribute(k));
-            let v = self.value(at, depth + 1)?;
-            let Some(PathStep::Attribute(k)) = self.path.pop() else {
-                return Err(self.err("internal: path out of step"));
-            };
-            entries.push((k, v));
+            let v = self
+                .value(at, depth + 1)
+                .map_err(|e| e.within(PathStep::Attribute(k.to_string())))?;
+            entries.push((name.clone(), v));
         }
         entries.extend(declared.map(|(name, _)| (name.clone(), Value::Null)));
         Ok(Some(Value::Object(entries.into_iter().collect())))
@@ -227,16 +223,14 @@ impl<'a> Decoder<'a> {
         let n = self.map_len(ty)?;
         let mut m = BTreeMap::new();
         for _ in 0..n {
-            let k = self.string(&Type::String)?;
-            let Some(at) = ot.attrs.get(&k) else {
+            let k = self.str(&Type::String)?;
+            let Some((name, at)) = ot.attrs.get_key_value(k) else {
                 return Err(self.err(format!("unsupported attribute {k:?}")));
             };
-            self.path.push(PathStep::Attribute(k));
-            let v = self.value(at, depth + 1)?;
-            let Some(PathStep::Attribute(k)) = self.path.pop() else {
-                return Err(self.err("internal: path out of step"));
-            };
-            match m.entry(k) {
+            let v = self
+                .value(at, depth + 1)
+                .map_err(|e| e.within(PathStep::Attribute(k.to_string())))?;
+            match m.entry(name.clone()) {
                 Entry::Vacant(slot) => {
                     slot.insert(v);
                 }
@@ -245,13 +239,22 @@ impl<'a> Decoder<'a> {
                 }
             }
         }
-        // Absent attributes are null; only they cost a key copy.
+        // Absent attributes are null.
         for name in ot.attrs.keys() {
             if !m.contains_key(name) {
                 m.insert(name.clone(), Value::Null);
             }
         }
         Ok(Value::Object(m))
+    }
+
+    /// A string borrowed from the input (attribute names need no copy).
+    fn str(&mut self, expected: &Type) -> Result<&'a str, DecodeError> {
+        let code = self.peek()?;
+        let raw = self
+            .raw_str()?
+            .ok_or_else(|| self.mismatch(expected, code))?;
+        std::str::from_utf8(raw).map_err(|_| self.err("string is not valid UTF-8"))
     }
 
     fn string(&mut self, expected: &Type) -> Result<String, DecodeError> {
@@ -389,9 +392,10 @@ impl<'a> Decoder<'a> {
                 let n = self.array_len(ty)?;
                 let mut xs = Vec::with_capacity(n);
                 for i in 0..n {
-                    self.path.push(PathStep::ElementKeyInt(i as i64));
-                    xs.push(self.value(elem, depth + 1)?);
-                    self.path.pop();
+                    xs.push(
+                        self.value(elem, depth + 1)
+                            .map_err(|e| e.within(PathStep::ElementKeyInt(i as i64)))?,
+                    );
                 }
                 Ok(if matches!(ty, Type::Set(_)) {
                     Value::Set(dedup_set(xs))
@@ -409,9 +413,10 @@ impl<'a> Decoder<'a> {
                 }
                 let mut xs = Vec::with_capacity(n);
                 for (i, et) in elems.iter().enumerate() {
-                    self.path.push(PathStep::ElementKeyInt(i as i64));
-                    xs.push(self.value(et, depth + 1)?);
-                    self.path.pop();
+                    xs.push(
+                        self.value(et, depth + 1)
+                            .map_err(|e| e.within(PathStep::ElementKeyInt(i as i64)))?,
+                    );
                 }
                 Ok(Value::Tuple(xs))
             }
@@ -419,13 +424,11 @@ impl<'a> Decoder<'a> {
                 let n = self.map_len(ty)?;
                 let mut m = BTreeMap::new();
                 for _ in 0..n {
-                    let k = self.string(&Type::String)?;
-                    self.path.push(PathStep::ElementKeyString(k));
-                    let v = self.value(elem, depth + 1)?;
-                    let Some(PathStep::ElementKeyString(k)) = self.path.pop() else {
-                        return Err(self.err("internal: path out of step"));
-                    };
-                    match m.entry(k) {
+                    let k = self.str(&Type::String)?;
+                    let v = self
+                        .value(elem, depth + 1)
+                        .map_err(|e| e.within(PathStep::ElementKeyString(k.to_string())))?;
+                    match m.entry(Name::from(k.to_string())) {
                         Entry::Vacant(slot) => {
                             slot.insert(v);
                         }
@@ -661,7 +664,7 @@ impl Encoder {
                 for (k, x) in m {
                     self.str(k)?;
                     self.value(x, e, depth + 1)
-                        .map_err(|err| err.within(PathStep::ElementKeyString(k.clone())))?;
+                        .map_err(|err| err.within(PathStep::ElementKeyString(k.to_string())))?;
                 }
                 Ok(())
             }
@@ -692,7 +695,7 @@ impl Encoder {
                     }
                     self.str(k)?;
                     self.value(value, t, depth + 1)
-                        .map_err(|e| e.within(PathStep::Attribute(k.clone())))?;
+                        .map_err(|e| e.within(PathStep::Attribute(k.to_string())))?;
                 }
                 if let Some((name, _)) = given.next() {
                     return Err(unsupported(name));

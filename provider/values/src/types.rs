@@ -10,6 +10,7 @@ use std::fmt;
 use serde_json::Value as Json;
 
 use crate::error::TypeError;
+use crate::name::Name;
 
 /// Deepest type nesting accepted from type JSON.
 const MAX_TYPE_DEPTH: usize = 64;
@@ -41,7 +42,7 @@ pub enum Type {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectType {
     /// Attribute names and types.
-    pub attrs: BTreeMap<String, Type>,
+    pub attrs: BTreeMap<Name, Type>,
     /// Names of attributes that are optional (type constraints only; a
     /// subset of `attrs`).
     pub optional: BTreeSet<String>,
@@ -49,7 +50,7 @@ pub struct ObjectType {
 
 impl ObjectType {
     /// An object type from `(name, type)` pairs, no optional attributes.
-    pub fn new<K: Into<String>>(attrs: impl IntoIterator<Item = (K, Type)>) -> Self {
+    pub fn new<K: Into<Name>>(attrs: impl IntoIterator<Item = (K, Type)>) -> Self {
         ObjectType {
             attrs: attrs.into_iter().map(|(k, t)| (k.into(), t)).collect(),
             optional: BTreeSet::new(),
@@ -80,7 +81,7 @@ impl Type {
     }
 
     /// `object({...})` from `(name, type)` pairs.
-    pub fn object<K: Into<String>>(attrs: impl IntoIterator<Item = (K, Type)>) -> Type {
+    pub fn object<K: Into<Name>>(attrs: impl IntoIterator<Item = (K, Type)>) -> Type {
         Type::Object(ObjectType::new(attrs))
     }
 
@@ -103,7 +104,7 @@ impl Type {
                 let attrs: serde_json::Map<String, Json> = o
                     .attrs
                     .iter()
-                    .map(|(k, t)| (k.clone(), t.to_json_value()))
+                    .map(|(k, t)| (k.to_string(), t.to_json_value()))
                     .collect();
                 let mut parts = vec![Json::from("object"), Json::Object(attrs)];
                 if !o.optional.is_empty() {
@@ -197,7 +198,8 @@ fn type_from_json(v: &Json, depth: usize) -> Result<Type, TypeError> {
                     };
                     let mut ot = ObjectType::default();
                     for (name, t) in attrs {
-                        ot.attrs.insert(name.clone(), type_from_json(t, depth + 1)?);
+                        ot.attrs
+                            .insert(Name::from(name), type_from_json(t, depth + 1)?);
                     }
                     for o in optional.into_iter().flatten() {
                         let name = o.as_str().ok_or_else(|| {

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::name::Name;
 use crate::number::Number;
 use crate::path::{AttributePath, PathStep};
 use crate::types::{ObjectType, Type};
@@ -36,10 +37,10 @@ pub enum Value {
     /// drop duplicate wholly known elements.
     Set(Vec<Value>),
     /// A map with string keys.
-    Map(BTreeMap<String, Value>),
+    Map(BTreeMap<Name, Value>),
     /// An object; decoders always fill every attribute of the type
     /// (missing ones as `Null`).
-    Object(BTreeMap<String, Value>),
+    Object(BTreeMap<Name, Value>),
     /// A tuple.
     Tuple(Vec<Value>),
     /// A value at a `dynamic` position with its concrete type (the inner
@@ -50,12 +51,12 @@ pub enum Value {
 
 impl Value {
     /// An object value from `(name, value)` pairs.
-    pub fn object<K: Into<String>>(attrs: impl IntoIterator<Item = (K, Value)>) -> Value {
+    pub fn object<K: Into<Name>>(attrs: impl IntoIterator<Item = (K, Value)>) -> Value {
         Value::Object(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 
     /// A map value from `(key, value)` pairs.
-    pub fn map<K: Into<String>>(elems: impl IntoIterator<Item = (K, Value)>) -> Value {
+    pub fn map<K: Into<Name>>(elems: impl IntoIterator<Item = (K, Value)>) -> Value {
         Value::Map(elems.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 
@@ -209,7 +210,7 @@ impl Value {
     }
 
     /// The entries of a map or the attributes of an object.
-    pub fn as_entries(&self) -> Option<&BTreeMap<String, Value>> {
+    pub fn as_entries(&self) -> Option<&BTreeMap<Name, Value>> {
         match self.unwrap_dynamic() {
             Value::Map(m) | Value::Object(m) => Some(m),
             _ => None,
@@ -318,14 +319,14 @@ fn walk_inner<F: FnMut(&AttributePath, &Value)>(v: &Value, path: &mut AttributeP
         }
         Value::Map(m) => {
             for (k, x) in m {
-                path.push(PathStep::ElementKeyString(k.clone()));
+                path.push(PathStep::ElementKeyString(k.to_string()));
                 walk_inner(x, path, f);
                 path.pop();
             }
         }
         Value::Object(m) => {
             for (k, x) in m {
-                path.push(PathStep::Attribute(k.clone()));
+                path.push(PathStep::Attribute(k.to_string()));
                 walk_inner(x, path, f);
                 path.pop();
             }
@@ -445,7 +446,7 @@ fn set_eq(a: &[Value], b: &[Value]) -> bool {
 /// inputs that differ yield no names (compare them with `==`).
 pub fn changed_attributes(a: &Value, b: &Value) -> Vec<String> {
     let (a, b) = (a.unwrap_dynamic(), b.unwrap_dynamic());
-    let names: std::collections::BTreeSet<&String> = a
+    let names: std::collections::BTreeSet<&Name> = a
         .as_entries()
         .into_iter()
         .chain(b.as_entries())
@@ -460,7 +461,7 @@ pub fn changed_attributes(a: &Value, b: &Value) -> Vec<String> {
     names
         .into_iter()
         .filter(|k| attr(a, k) != attr(b, k))
-        .cloned()
+        .map(|k| k.to_string())
         .collect()
 }
 

@@ -28,7 +28,7 @@ fn any_type() -> impl Strategy<Value = Type> {
             prop::collection::vec(inner.clone(), 0..4).prop_map(Type::Tuple),
             prop::collection::btree_map("[a-z_]{1,6}", inner, 0..4).prop_map(|attrs| Type::Object(
                 ObjectType {
-                    attrs,
+                    attrs: attrs.into_iter().map(|(k, t)| (k.into(), t)).collect(),
                     optional: Default::default()
                 }
             )),
@@ -75,7 +75,7 @@ fn value_of(ty: &Type, depth: u32) -> BoxedStrategy<Value> {
             .prop_map(Value::set)
             .boxed(),
         Type::Map(e) => prop::collection::btree_map(".{0,4}", value_of(e, depth + 1), 0..4)
-            .prop_map(Value::Map)
+            .prop_map(|m| Value::Map(m.into_iter().map(|(k, v)| (k.into(), v)).collect()))
             .boxed(),
         Type::Tuple(ts) => ts
             .iter()
@@ -171,7 +171,7 @@ fn json_near(ty: &Type) -> BoxedStrategy<Json> {
                 let mut m = serde_json::Map::new();
                 for (k, v, r) in kvs {
                     if r != 0 {
-                        m.insert(k, v);
+                        m.insert(k.to_string(), v);
                     }
                 }
                 if roll == 0 {
