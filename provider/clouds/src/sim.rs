@@ -416,6 +416,41 @@ fn private_ip_for(seq: i64) -> String {
 }
 
 fn row_to_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
+    row_to_instance_with(row, |m| serde_json::from_str(m).ok())
+}
+
+/// The sections of stored metadata a refresh uses (see [`Driver::read_for_refresh`]): the rest,
+/// the whole workload state, is skipped over without being built.
+fn refresh_sections(text: &str) -> Option<serde_json::Value> {
+    #[derive(serde::Deserialize)]
+    struct Sections {
+        #[serde(default)]
+        observed: Option<serde_json::Value>,
+        #[serde(default)]
+        state: Option<StateSections>,
+    }
+    #[derive(serde::Deserialize)]
+    struct StateSections {
+        #[serde(default)]
+        placement: Option<serde_json::Value>,
+    }
+    let found: Sections = serde_json::from_str(text).ok()?;
+    let mut out = serde_json::Map::new();
+    if let Some(observed) = found.observed {
+        out.insert("observed".into(), observed);
+    }
+    if let Some(placement) = found.state.and_then(|s| s.placement) {
+        let mut state = serde_json::Map::new();
+        state.insert("placement".into(), placement);
+        out.insert("state".into(), serde_json::Value::Object(state));
+    }
+    Some(serde_json::Value::Object(out))
+}
+
+fn row_to_instance_with(
+    row: &rusqlite::Row<'_>,
+    parse_metadata: impl FnOnce(&str) -> Option<serde_json::Value>,
+) -> rusqlite::Result<Instance> {
     let tags: String = row.get("tags")?;
     let metadata: Option<String> = row.get("metadata")?;
     Ok(Instance {
@@ -432,7 +467,7 @@ fn row_to_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
         private_ip: row.get("private_ip")?,
         status: row.get("status")?,
         tags: serde_json::from_str(&tags).unwrap_or_default(),
-        metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
+        metadata: metadata.as_deref().and_then(parse_metadata),
     })
 }
 
@@ -466,6 +501,19 @@ impl Driver for SimCloud {
             instance_id,
         )
         .map_err(|e| storage("read", e))
+    }
+
+    async fn read_for_refresh(&self, instance_id: &str) -> Result<Option<Instance>, DriverError> {
+        self.inject("read")?;
+        self.lock()
+            .prepare_cached("SELECT * FROM sim_instances WHERE instance_id = ?1 AND terminated = 0")
+            .and_then(|mut stmt| {
+                stmt.query_row([instance_id], |row| {
+                    row_to_instance_with(row, refresh_sections)
+                })
+                .optional()
+            })
+            .map_err(|e| storage("read", e))
     }
 
     async fn find_by_workload(&self, workload_id: &str) -> Result<Option<Instance>, DriverError> {
@@ -584,6 +632,52 @@ mod tests {
             FaultPlan::parse(faults).expect("plan"),
         )
         .expect("open")
+    }
+
+    #[tokio::test]
+    async fn a_refresh_read_keeps_only_the_metadata_sections_refresh_uses() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sim = open(&dir, "");
+        let mut with_state = spec("k-refresh");
+        with_state.metadata = Some(serde_json::json!({
+            "schema_version": 1,
+            "observed": {"replicas": 2},
+            "state": {"name": "web", "placement": {"provider": "aws"}, "alternatives": [1, 2]},
+        }));
+        let made = sim.create(&with_state).await.expect("create");
+        let full = sim
+            .read(&made.instance_id)
+            .await
+            .expect("read")
+            .expect("live");
+        assert_eq!(full.metadata, with_state.metadata);
+        let lite = sim
+            .read_for_refresh(&made.instance_id)
+            .await
+            .expect("read")
+            .expect("live");
+        assert_eq!(
+            lite.metadata,
+            Some(serde_json::json!({
+                "observed": {"replicas": 2},
+                "state": {"placement": {"provider": "aws"}},
+            }))
+        );
+        assert_eq!(
+            Instance {
+                metadata: None,
+                ..lite
+            },
+            Instance {
+                metadata: None,
+                ..full
+            }
+        );
+        sim.delete(&made.instance_id).await.expect("delete");
+        assert_eq!(
+            sim.read_for_refresh(&made.instance_id).await.expect("read"),
+            None
+        );
     }
 
     #[tokio::test]

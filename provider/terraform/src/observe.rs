@@ -591,6 +591,11 @@ impl Driver for MeteredDriver {
         self.timed("read", self.inner.read(instance_id)).await
     }
 
+    async fn read_for_refresh(&self, instance_id: &str) -> Result<Option<Instance>, DriverError> {
+        self.timed("read", self.inner.read_for_refresh(instance_id))
+            .await
+    }
+
     async fn find_by_workload(&self, workload_id: &str) -> Result<Option<Instance>, DriverError> {
         self.timed("find", self.inner.find_by_workload(workload_id))
             .await

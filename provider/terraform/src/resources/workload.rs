@@ -1513,7 +1513,7 @@ impl Resource for Workload {
             let workload_id = workload_id.clone();
             async move {
                 match (instance_id, workload_id) {
-                    (Some(instance_id), _) => driver.read(&instance_id).await,
+                    (Some(instance_id), _) => driver.read_for_refresh(&instance_id).await,
                     (None, Some(id)) => driver.find_by_workload(&id).await,
                     (None, None) => Ok(None),
                 }
