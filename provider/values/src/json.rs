@@ -48,8 +48,18 @@ pub fn encode_json(v: &Value, ty: &Type) -> Result<Vec<u8>, EncodeError> {
 
 /// Encodes a value of type `ty` as a `serde_json::Value`.
 pub fn encode_json_value(v: &Value, ty: &Type) -> Result<Json, EncodeError> {
-    encode(v, ty, 0)
+    encode(v, ty, 0, UnknownAsNull(false))
 }
+
+/// Like [`encode_json_value`], but an unknown anywhere is written as `null` instead of failing:
+/// for keeping a planned value whose computed attributes are not known yet.
+pub fn encode_json_value_unknown_as_null(v: &Value, ty: &Type) -> Result<Json, EncodeError> {
+    encode(v, ty, 0, UnknownAsNull(true))
+}
+
+/// Whether an unknown value is written as `null` (else it is an error).
+#[derive(Clone, Copy)]
+struct UnknownAsNull(bool);
 
 fn json_kind(j: &Json) -> &'static str {
     match j {
@@ -221,17 +231,18 @@ fn eerr(message: impl Into<String>) -> EncodeError {
     }
 }
 
-fn encode(v: &Value, ty: &Type, depth: usize) -> Result<Json, EncodeError> {
+fn encode(v: &Value, ty: &Type, depth: usize, nulls: UnknownAsNull) -> Result<Json, EncodeError> {
     if depth > MAX_DEPTH {
         return Err(eerr(format!("value nested deeper than {MAX_DEPTH} levels")));
     }
     match v {
         Value::Null => return Ok(Json::Null),
+        Value::Unknown if nulls.0 => return Ok(Json::Null),
         Value::Unknown => return Err(eerr("value is not known; JSON cannot hold unknown values")),
         Value::Dynamic(t, inner) if ty.is_dynamic() => {
-            return encode_dynamic(t, inner.unwrap_dynamic(), depth);
+            return encode_dynamic(t, inner.unwrap_dynamic(), depth, nulls);
         }
-        Value::Dynamic(_, inner) => return encode(inner, ty, depth),
+        Value::Dynamic(_, inner) => return encode(inner, ty, depth, nulls),
         _ => {}
     }
     let mismatch = || eerr(format!("expected {ty}, found {}", v.kind_name()));
@@ -240,7 +251,7 @@ fn encode(v: &Value, ty: &Type, depth: usize) -> Result<Json, EncodeError> {
             let t = v.infer_type().ok_or_else(|| {
                 eerr("cannot tell the type of this value for a dynamic attribute")
             })?;
-            encode_dynamic(&t, v, depth)
+            encode_dynamic(&t, v, depth, nulls)
         }
         (Type::Bool, Value::Bool(b)) => Ok(Json::Bool(*b)),
         (Type::Number, Value::Number(n)) => {
@@ -263,7 +274,7 @@ fn encode(v: &Value, ty: &Type, depth: usize) -> Result<Json, EncodeError> {
             let mut out = Vec::with_capacity(xs.len());
             for (i, x) in xs.iter().enumerate() {
                 out.push(
-                    encode(x, e, depth + 1)
+                    encode(x, e, depth + 1, nulls)
                         .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?,
                 );
             }
@@ -280,7 +291,7 @@ fn encode(v: &Value, ty: &Type, depth: usize) -> Result<Json, EncodeError> {
             let mut out = Vec::with_capacity(xs.len());
             for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
                 out.push(
-                    encode(x, t, depth + 1)
+                    encode(x, t, depth + 1, nulls)
                         .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?,
                 );
             }
@@ -291,7 +302,7 @@ fn encode(v: &Value, ty: &Type, depth: usize) -> Result<Json, EncodeError> {
             for (k, x) in m {
                 out.insert(
                     k.to_string(),
-                    encode(x, e, depth + 1)
+                    encode(x, e, depth + 1, nulls)
                         .map_err(|err| err.within(PathStep::ElementKeyString(k.to_string())))?,
                 );
             }
@@ -303,7 +314,7 @@ fn encode(v: &Value, ty: &Type, depth: usize) -> Result<Json, EncodeError> {
             }
             let mut out = serde_json::Map::new();
             for (k, t) in &ot.attrs {
-                let v = encode(m.get(k).unwrap_or(&Value::Null), t, depth + 1)
+                let v = encode(m.get(k).unwrap_or(&Value::Null), t, depth + 1, nulls)
                     .map_err(|err| err.within(PathStep::Attribute(k.to_string())))?;
                 out.insert(k.to_string(), v);
             }
@@ -313,9 +324,14 @@ fn encode(v: &Value, ty: &Type, depth: usize) -> Result<Json, EncodeError> {
     }
 }
 
-fn encode_dynamic(t: &Type, v: &Value, depth: usize) -> Result<Json, EncodeError> {
+fn encode_dynamic(
+    t: &Type,
+    v: &Value,
+    depth: usize,
+    nulls: UnknownAsNull,
+) -> Result<Json, EncodeError> {
     let mut out = serde_json::Map::new();
-    out.insert("value".to_string(), encode(v, t, depth + 1)?);
+    out.insert("value".to_string(), encode(v, t, depth + 1, nulls)?);
     out.insert("type".to_string(), t.to_json_value());
     Ok(Json::Object(out))
 }

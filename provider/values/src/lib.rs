@@ -71,7 +71,10 @@ mod types;
 mod value;
 
 pub use error::{DecodeError, EncodeError, TypeError};
-pub use json::{decode_json, decode_json_value, encode_json, encode_json_value};
+pub use json::{
+    decode_json, decode_json_value, encode_json, encode_json_value,
+    encode_json_value_unknown_as_null,
+};
 pub use msgpack::{decode_msgpack, encode_msgpack, MAX_DEPTH};
 pub use name::Name;
 pub use number::{Number, ParseNumberError};

@@ -249,3 +249,26 @@ fn names_in_any_order_and_repeated_names_decode_as_serde_json_reads_them() {
     let err = decode_json(br#"{"a":"p"} trailing"#, &ty).unwrap_err();
     assert!(err.to_string().starts_with("invalid JSON"), "{err}");
 }
+
+#[test]
+fn unknowns_can_be_written_as_null_for_keeping_a_planned_value() {
+    let ty = Type::object([
+        ("id", Type::String),
+        ("tags", Type::map(Type::String)),
+        ("spots", Type::list(Type::Number)),
+    ]);
+    let planned = Value::object([
+        ("id", Value::Unknown),
+        (
+            "tags",
+            Value::map([("a", "x".into()), ("b", Value::Unknown)]),
+        ),
+        ("spots", Value::list([1i64.into(), Value::Unknown])),
+    ]);
+    assert!(tfvalue::encode_json_value(&planned, &ty).is_err());
+    let kept = tfvalue::encode_json_value_unknown_as_null(&planned, &ty).unwrap();
+    assert_eq!(
+        kept,
+        serde_json::json!({"id": null, "tags": {"a": "x", "b": null}, "spots": [1, null]})
+    );
+}

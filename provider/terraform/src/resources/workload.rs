@@ -376,30 +376,10 @@ fn with_instance(mut state: Value, inst: &Instance) -> Value {
     state
 }
 
-/// Replaces unknowns by nulls (for storing a planned value as metadata).
-fn known_or_null(v: &Value) -> Value {
-    match v {
-        Value::Unknown => Value::Null,
-        Value::List(xs) => Value::List(xs.iter().map(known_or_null).collect()),
-        Value::Set(xs) => Value::Set(xs.iter().map(known_or_null).collect()),
-        Value::Tuple(xs) => Value::Tuple(xs.iter().map(known_or_null).collect()),
-        Value::Map(m) => Value::Map(
-            m.iter()
-                .map(|(k, v)| (k.clone(), known_or_null(v)))
-                .collect(),
-        ),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), known_or_null(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
 impl Workload {
     fn metadata(&self, state: &Value) -> Option<serde_json::Value> {
-        let state_json = tfvalue::encode_json_value(&known_or_null(state), &self.ty).ok()?;
+        // Unknowns (what apply is about to fill in) are kept as null.
+        let state_json = tfvalue::encode_json_value_unknown_as_null(state, &self.ty).ok()?;
         // Not `json!`: it would copy the state through serialization.
         let mut doc = serde_json::Map::new();
         doc.insert("schema_version".into(), SCHEMA_VERSION.into());
