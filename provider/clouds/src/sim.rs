@@ -167,6 +167,23 @@ impl SimCloud {
         &self.path
     }
 
+    /// The live instance `instance_id`, its metadata read with `parse_metadata` (`read` and
+    /// `read_for_refresh` differ only there).
+    fn read_live(
+        &self,
+        instance_id: &str,
+        parse_metadata: fn(&str) -> Option<serde_json::Value>,
+    ) -> Result<Option<Instance>, DriverError> {
+        self.inject("read")?;
+        select_one_with(
+            &self.lock(),
+            "SELECT * FROM sim_instances WHERE instance_id = ?1 AND terminated = 0",
+            instance_id,
+            parse_metadata,
+        )
+        .map_err(|e| storage("read", e))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         match self.conn.lock() {
             Ok(guard) => guard,
@@ -416,7 +433,12 @@ fn private_ip_for(seq: i64) -> String {
 }
 
 fn row_to_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
-    row_to_instance_with(row, |m| serde_json::from_str(m).ok())
+    row_to_instance_with(row, full_metadata)
+}
+
+/// Stored metadata, whole.
+fn full_metadata(text: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(text).ok()
 }
 
 /// The sections of stored metadata a refresh uses (see [`Driver::read_for_refresh`]): the rest,
@@ -449,7 +471,7 @@ fn refresh_sections(text: &str) -> Option<serde_json::Value> {
 
 fn row_to_instance_with(
     row: &rusqlite::Row<'_>,
-    parse_metadata: impl FnOnce(&str) -> Option<serde_json::Value>,
+    parse_metadata: fn(&str) -> Option<serde_json::Value>,
 ) -> rusqlite::Result<Instance> {
     let tags: String = row.get("tags")?;
     let metadata: Option<String> = row.get("metadata")?;
@@ -474,8 +496,18 @@ fn row_to_instance_with(
 /// Statements are prepared once per connection and reused (a thousand workloads in one run
 /// would otherwise re-parse the same SQL a thousand times).
 fn select_one(conn: &Connection, sql: &str, arg: &str) -> rusqlite::Result<Option<Instance>> {
+    select_one_with(conn, sql, arg, full_metadata)
+}
+
+/// [`select_one`], reading the metadata column with `parse_metadata`.
+fn select_one_with(
+    conn: &Connection,
+    sql: &str,
+    arg: &str,
+    parse_metadata: fn(&str) -> Option<serde_json::Value>,
+) -> rusqlite::Result<Option<Instance>> {
     conn.prepare_cached(sql)?
-        .query_row([arg], row_to_instance)
+        .query_row([arg], |row| row_to_instance_with(row, parse_metadata))
         .optional()
 }
 
@@ -494,26 +526,11 @@ impl Driver for SimCloud {
     }
 
     async fn read(&self, instance_id: &str) -> Result<Option<Instance>, DriverError> {
-        self.inject("read")?;
-        select_one(
-            &self.lock(),
-            "SELECT * FROM sim_instances WHERE instance_id = ?1 AND terminated = 0",
-            instance_id,
-        )
-        .map_err(|e| storage("read", e))
+        self.read_live(instance_id, full_metadata)
     }
 
     async fn read_for_refresh(&self, instance_id: &str) -> Result<Option<Instance>, DriverError> {
-        self.inject("read")?;
-        self.lock()
-            .prepare_cached("SELECT * FROM sim_instances WHERE instance_id = ?1 AND terminated = 0")
-            .and_then(|mut stmt| {
-                stmt.query_row([instance_id], |row| {
-                    row_to_instance_with(row, refresh_sections)
-                })
-                .optional()
-            })
-            .map_err(|e| storage("read", e))
+        self.read_live(instance_id, refresh_sections)
     }
 
     async fn find_by_workload(&self, workload_id: &str) -> Result<Option<Instance>, DriverError> {

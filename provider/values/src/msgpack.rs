@@ -258,14 +258,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn string(&mut self, expected: &Type) -> Result<String, DecodeError> {
-        let code = self.peek()?;
-        let raw = self
-            .raw_str()?
-            .ok_or_else(|| self.mismatch(expected, code))?;
-        match std::str::from_utf8(raw) {
-            Ok(s) => Ok(s.to_string()),
-            Err(_) => Err(self.err("string is not valid UTF-8")),
-        }
+        self.str(expected).map(str::to_owned)
     }
 
     /// Reads an array header; the count is checked against the input left

@@ -567,7 +567,7 @@ impl Workload {
         };
         let limit = timeout(&planned, "create", DEFAULT_CREATE_TIMEOUT);
         // Shared by the attempts: the spec carries the whole state as metadata.
-        let spec = std::sync::Arc::new(spec);
+        let spec = Arc::new(spec);
         let result = drive(ctx, &driver, "create", limit, |_| {
             let driver = driver.clone();
             let spec = spec.clone();
