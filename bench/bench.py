@@ -277,6 +277,22 @@ def verdict(r, target):
     return "PASS" if r <= target else "MISS"
 
 
+def link_order_match(binary):
+    """How many of the functions in provider/terraform/link/hot-symbols.txt the binary has: the
+    linker places those first (provider/terraform/build.rs), so a low share after dependency or
+    toolchain updates means `make hot-symbols` is due and RSS figures will be worse."""
+    listed_path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "provider", "terraform", "link", "hot-symbols.txt")
+    try:
+        with open(listed_path, encoding="utf-8") as f:
+            listed = {line.strip() for line in f if line.strip()}
+        out = subprocess.run(["nm", binary], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        return {"error": str(e)}
+    present = {fields[-1] for fields in (line.split() for line in out.splitlines()) if len(fields) == 3}
+    return {"listed": len(listed), "present_in_binary": len(listed & present)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--terraform", required=True)
@@ -298,6 +314,15 @@ def main():
                                 env={"PATH": os.environ.get("PATH", ""), "CHECKPOINT_DISABLE": "1",
                                      "HOME": a.work}).stdout.splitlines()[0]
     print(f"bench: {tf_version}; {a.count} resources each; parallelism {a.parallelism}", flush=True)
+    link_order = link_order_match(a.hybrid)
+    if "listed" in link_order:
+        share = link_order["present_in_binary"] / max(link_order["listed"], 1)
+        print(f"bench: link order: {link_order['present_in_binary']} of {link_order['listed']} hot "
+              f"functions found in the binary ({share:.0%})"
+              + ("" if share >= 0.9 else "; run `make hot-symbols` (RSS figures will be worse)"),
+              flush=True)
+    else:
+        print(f"bench: link order not checked: {link_order['error']}", flush=True)
 
     sides = [
         Side("hybrid", os.path.join(a.work, "hybrid"), a.terraform, a.shim, a.hybrid,
@@ -484,6 +509,7 @@ def main():
                               "ours_state_bytes_per_instance": ours_size,
                               "ours_values_per_instance": ours_leaves,
                               "null_state_bytes_per_instance": sized_size},
+        "link_order": link_order,
         "targets": TARGETS,
         "phases": rows,
         "handshake": hs,

@@ -1,0 +1,39 @@
+//! Lays out the release binary so that the code an RPC runs sits together.
+//!
+//! Why: most of the plugin's resident memory is pages of its own `.text`. Linux maps file pages
+//! around each one that faults (64 KiB at a time), and the functions a Terraform run executes —
+//! about a third of the code — are scattered across the whole 9 MB section, so nearly all of it
+//! ended up resident. `link/hot-symbols.txt` lists the functions a profiled plan, apply, re-plan
+//! and destroy executed (hottest first); LLD places them first, and the cold rest (cloud drivers'
+//! error paths, import, migrations, ...) stays on disk until something needs it.
+//!
+//! The list is a hint: a symbol it names that the build no longer has is skipped, so a stale list
+//! only costs memory, never correctness. `scripts/hot-symbols.sh` regenerates it and `make bench`
+//! reports how much of it still matches. Applied to release builds for x86_64 Linux, where Rust's
+//! default linker is LLD (Rust >= 1.90); `HYBRID_LINK_ORDER=off` turns it off, e.g. for a
+//! different linker that lacks `--symbol-ordering-file`.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=link/hot-symbols.txt");
+    println!("cargo:rerun-if-env-changed=HYBRID_LINK_ORDER");
+    let Some(dir) = env::var_os("CARGO_MANIFEST_DIR") else {
+        return;
+    };
+    let order = PathBuf::from(dir).join("link").join("hot-symbols.txt");
+    let enabled = !matches!(
+        env::var("HYBRID_LINK_ORDER").as_deref(),
+        Ok("off") | Ok("0") | Ok("false")
+    );
+    let release = env::var("PROFILE").as_deref() == Ok("release");
+    let lld_target = env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu");
+    if enabled && release && lld_target && order.is_file() {
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    }
+}
