@@ -5,6 +5,7 @@
 //! vectors so that an offer costs a few bytes and the whole catalog loads in milliseconds.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// A public cloud whose regions, types and prices come from the embedded snapshot.
@@ -194,7 +195,8 @@ pub struct Catalog {
     pub snapshot_date: String,
     pub regions: Vec<Region>,
     pub instance_types: Vec<InstanceType>,
-    pub offers: Vec<Offer>,
+    /// Borrowed from the binary for the embedded snapshot (see `load.rs`), owned otherwise.
+    pub offers: Cow<'static, [Offer]>,
     pub latency: LatencyModel,
     pub sources: Vec<Source>,
 }

@@ -150,7 +150,7 @@ fn gcp_price_is_core_plus_ram() {
 
 #[test]
 fn no_zero_prices_anywhere() {
-    for o in &embedded().offers {
+    for o in embedded().offers.iter() {
         assert!(o.on_demand_hourly_usd > 0.0 && o.on_demand_hourly_usd.is_finite());
         assert!(o.spot_hourly_usd.is_none_or(|s| s > 0.0 && s.is_finite()));
     }
@@ -297,8 +297,9 @@ fn region_codes_are_unique_across_clouds() {
 #[test]
 fn validate_rejects_broken_data() {
     let mut c = embedded().clone();
-    c.offers[0].on_demand_hourly_usd = 0.0;
-    c.offers.swap(1, 2);
+    let offers = c.offers.to_mut();
+    offers[0].on_demand_hourly_usd = 0.0;
+    offers.swap(1, 2);
     c.regions[0].lat = f64::NAN;
     let err = c.validate().expect_err("invalid").to_string();
     assert!(err.contains("zero, negative or NaN price"), "{err}");

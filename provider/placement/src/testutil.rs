@@ -120,7 +120,7 @@ impl CatalogBuilder {
             snapshot_date: "2026-01-01".to_string(),
             regions: self.regions,
             instance_types: self.types,
-            offers: self.offers,
+            offers: self.offers.into(),
             latency: latency_model(),
             sources: Vec::new(),
         }
@@ -422,7 +422,7 @@ pub fn shuffled(c: &Catalog, seed: u64) -> Catalog {
         snapshot_date: c.snapshot_date.clone(),
         regions: rp.iter().map(|i| c.regions[*i].clone()).collect(),
         instance_types: tp.iter().map(|i| c.instance_types[*i].clone()).collect(),
-        offers,
+        offers: offers.into(),
         latency: c.latency.clone(),
         sources: c.sources.clone(),
     }

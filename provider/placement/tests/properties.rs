@@ -435,7 +435,7 @@ fn oracle(
     };
     let reps = f64::from(req.replicas);
     let mut out = Vec::new();
-    for o in &cat.offers {
+    for o in cat.offers.iter() {
         let r = cat.region(o.region);
         let t = cat.instance_type(o.instance_type);
         let p = Provider::from_cloud(r.cloud);

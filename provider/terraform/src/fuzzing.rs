@@ -130,7 +130,7 @@ pub fn small_snapshot() -> String {
     let regions: Vec<_> = cat.regions.iter().take(4).collect();
     let mut kept_types = Vec::new();
     let mut offers = Vec::new();
-    for o in &cat.offers {
+    for o in cat.offers.iter() {
         if o.region.0 >= 4 {
             continue;
         }
