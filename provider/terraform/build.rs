@@ -10,8 +10,8 @@
 //! The list is a hint: a symbol it names that the build no longer has is skipped, so a stale list
 //! only costs memory, never correctness. `scripts/hot-symbols.sh` regenerates it and `make bench`
 //! reports how much of it still matches. Applied to release builds for x86_64 Linux, where Rust's
-//! default linker is LLD (Rust >= 1.90); `HYBRID_LINK_ORDER=off` turns it off, e.g. for a
-//! different linker that lacks `--symbol-ordering-file`.
+//! default linker is LLD (Rust >= 1.90), unless RUSTFLAGS choose the linker themselves;
+//! `HYBRID_LINK_ORDER=off` turns it off in any case.
 
 use std::env;
 use std::path::PathBuf;
@@ -29,7 +29,18 @@ fn main() {
     );
     let release = env::var("PROFILE").as_deref() == Ok("release");
     let lld_target = env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu");
-    if enabled && release && lld_target && order.is_file() {
+    // A linker picked by flags (mold, bfd, no self-contained LLD) may not know the option.
+    let rustflags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let own_linker = [
+        "fuse-ld",
+        "linker-features",
+        "link-self-contained",
+        "linker-flavor",
+    ]
+    .iter()
+    .any(|flag| rustflags.contains(flag));
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    if enabled && release && lld_target && !own_linker && order.is_file() {
         println!(
             "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
             order.display()
