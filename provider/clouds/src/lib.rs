@@ -22,6 +22,7 @@ pub mod gcp;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod meta_tags;
+mod metadata;
 pub mod retry;
 pub mod sim;
 
@@ -29,6 +30,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+pub use metadata::{InvalidMetadata, Metadata};
 
 /// Tag key marking a resource as ours; the value is [`MANAGED_BY_VALUE`].
 pub const TAG_MANAGED_BY: &str = "hybrid:managed-by";
@@ -72,7 +75,7 @@ pub struct InstanceSpec {
     pub tags: BTreeMap<String, String>,
     /// Opaque document the resource layer stores beside the instance where the target allows
     /// (the sim cloud does), so that import can rebuild the resource's inputs.
-    pub metadata: Option<serde_json::Value>,
+    pub metadata: Option<Metadata>,
 }
 
 /// An instance as the target reports it.
@@ -92,7 +95,9 @@ pub struct Instance {
     /// `running`, `stopped`, `terminated`, ...
     pub status: String,
     pub tags: BTreeMap<String, String>,
-    pub metadata: Option<serde_json::Value>,
+    /// The document stored with the instance, where the target keeps one (see
+    /// [`InstanceSpec::metadata`]).
+    pub metadata: Option<Metadata>,
 }
 
 /// Failures a driver reports. `retryable` ones are retried by [`retry::with_backoff`].
@@ -179,7 +184,7 @@ pub trait Driver: Send + Sync {
         &self,
         instance_id: &str,
         tags: &BTreeMap<String, String>,
-        metadata: Option<&serde_json::Value>,
+        metadata: Option<&Metadata>,
     ) -> Result<Instance, DriverError>;
 
     /// Deletes the instance; deleting one that is already gone succeeds.

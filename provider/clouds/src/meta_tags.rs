@@ -7,24 +7,23 @@
 
 use std::collections::BTreeMap;
 
+use crate::Metadata;
+
 /// Prefix of the tags carrying the stored workload description.
 pub const TAG_META_PREFIX: &str = "hybrid:meta-";
 
 /// The `(key, value)` tags holding `meta`, using at most `max_tags` tags of `value_max`
 /// characters each; empty when it does not fit even without the alternatives.
-pub fn encode(
-    meta: &serde_json::Value,
-    max_tags: usize,
-    value_max: usize,
-) -> Vec<(String, String)> {
+pub fn encode(meta: &Metadata, max_tags: usize, value_max: usize) -> Vec<(String, String)> {
     let budget = max_tags.saturating_mul(value_max);
-    let mut text = meta.to_string();
+    let mut text = std::borrow::Cow::Borrowed(meta.as_str());
     if text.chars().count() > budget {
-        let mut slim = meta.clone();
-        if let Some(alternatives) = slim.pointer_mut("/state/alternatives") {
-            *alternatives = serde_json::Value::Array(Vec::new());
+        if let Some(mut slim) = meta.parse() {
+            if let Some(alternatives) = slim.pointer_mut("/state/alternatives") {
+                *alternatives = serde_json::Value::Array(Vec::new());
+            }
+            text = std::borrow::Cow::Owned(slim.to_string());
         }
-        text = slim.to_string();
     }
     if text.chars().count() > budget {
         tracing::warn!(
@@ -40,7 +39,7 @@ pub fn encode(
 }
 
 /// The stored description back from its tags; `None` when absent or damaged.
-pub fn decode(tags: &BTreeMap<String, String>) -> Option<serde_json::Value> {
+pub fn decode(tags: &BTreeMap<String, String>) -> Option<Metadata> {
     let mut text = String::new();
     for i in 0.. {
         match tags.get(&format!("{TAG_META_PREFIX}{i}")) {
@@ -51,7 +50,7 @@ pub fn decode(tags: &BTreeMap<String, String>) -> Option<serde_json::Value> {
     if text.is_empty() {
         return None;
     }
-    serde_json::from_str(&text).ok()
+    Metadata::from_text(text).ok()
 }
 
 /// Splits `text` into pieces of at most `max` characters (never inside a character).
@@ -69,14 +68,22 @@ mod tests {
 
     #[test]
     fn round_trip_and_limits() {
-        let meta = serde_json::json!({"state": {"name": "api", "blob": "é".repeat(300), "alternatives": ["a".repeat(400)]}});
+        let meta = Metadata::from_value(
+            &serde_json::json!({"state": {"name": "api", "blob": "é".repeat(300), "alternatives": ["a".repeat(400)]}}),
+        );
         let tags: BTreeMap<String, String> = encode(&meta, 24, 256).into_iter().collect();
         assert!(tags.values().all(|v| v.chars().count() <= 256));
         assert_eq!(decode(&tags), Some(meta.clone()));
         // Too small for everything: the alternatives go first.
         let slim: BTreeMap<String, String> = encode(&meta, 2, 256).into_iter().collect();
-        let back = decode(&slim).expect("slim description");
+        let back = decode(&slim)
+            .and_then(|m| m.parse())
+            .expect("slim description");
         assert_eq!(back["state"]["alternatives"], serde_json::json!([]));
+        // Damaged tags read as no description.
+        let mut damaged = tags.clone();
+        damaged.insert(format!("{TAG_META_PREFIX}0"), "{\"state\":".into());
+        assert_eq!(decode(&damaged), None);
         assert!(encode(&meta, 1, 256).is_empty());
         assert_eq!(decode(&BTreeMap::new()), None);
     }

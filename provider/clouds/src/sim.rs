@@ -21,7 +21,7 @@ pub mod migration;
 
 use crate::edge::{EdgeCluster, EdgeNode};
 use crate::faults::{FaultKind, FaultPlan};
-use crate::{managed_tags, Driver, DriverError, Instance, InstanceSpec};
+use crate::{managed_tags, Driver, DriverError, Instance, InstanceSpec, Metadata};
 
 const TARGET: &str = "sim";
 const SCHEMA_VERSION: i64 = 1;
@@ -172,7 +172,7 @@ impl SimCloud {
     fn read_live(
         &self,
         instance_id: &str,
-        parse_metadata: fn(&str) -> Option<serde_json::Value>,
+        parse_metadata: fn(String) -> Option<Metadata>,
     ) -> Result<Option<Instance>, DriverError> {
         self.inject("read")?;
         select_one_with(
@@ -403,7 +403,7 @@ impl SimCloud {
                 instance.private_ip,
                 instance.status,
                 to_json(&instance.tags),
-                instance.metadata.as_ref().map(|m| m.to_string()),
+                instance.metadata.as_ref().map(Metadata::as_str),
                 seq,
             ])
         })
@@ -436,14 +436,14 @@ fn row_to_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
     row_to_instance_with(row, full_metadata)
 }
 
-/// Stored metadata, whole.
-fn full_metadata(text: &str) -> Option<serde_json::Value> {
-    serde_json::from_str(text).ok()
+/// Stored metadata, whole (checked: the file is anyone's to edit).
+fn full_metadata(text: String) -> Option<Metadata> {
+    Metadata::from_text(text).ok()
 }
 
 /// The sections of stored metadata a refresh uses (see [`Driver::read_for_refresh`]): the rest,
 /// the whole workload state, is skipped over without being built.
-fn refresh_sections(text: &str) -> Option<serde_json::Value> {
+fn refresh_sections(text: String) -> Option<Metadata> {
     #[derive(serde::Deserialize)]
     struct Sections {
         #[serde(default)]
@@ -456,7 +456,7 @@ fn refresh_sections(text: &str) -> Option<serde_json::Value> {
         #[serde(default)]
         placement: Option<serde_json::Value>,
     }
-    let found: Sections = serde_json::from_str(text).ok()?;
+    let found: Sections = serde_json::from_str(&text).ok()?;
     let mut out = serde_json::Map::new();
     if let Some(observed) = found.observed {
         out.insert("observed".into(), observed);
@@ -466,12 +466,12 @@ fn refresh_sections(text: &str) -> Option<serde_json::Value> {
         state.insert("placement".into(), placement);
         out.insert("state".into(), serde_json::Value::Object(state));
     }
-    Some(serde_json::Value::Object(out))
+    Some(Metadata::from_value(&serde_json::Value::Object(out)))
 }
 
 fn row_to_instance_with(
     row: &rusqlite::Row<'_>,
-    parse_metadata: fn(&str) -> Option<serde_json::Value>,
+    parse_metadata: fn(String) -> Option<Metadata>,
 ) -> rusqlite::Result<Instance> {
     let tags: String = row.get("tags")?;
     let metadata: Option<String> = row.get("metadata")?;
@@ -489,7 +489,7 @@ fn row_to_instance_with(
         private_ip: row.get("private_ip")?,
         status: row.get("status")?,
         tags: serde_json::from_str(&tags).unwrap_or_default(),
-        metadata: metadata.as_deref().and_then(parse_metadata),
+        metadata: metadata.and_then(parse_metadata),
     })
 }
 
@@ -504,7 +504,7 @@ fn select_one_with(
     conn: &Connection,
     sql: &str,
     arg: &str,
-    parse_metadata: fn(&str) -> Option<serde_json::Value>,
+    parse_metadata: fn(String) -> Option<Metadata>,
 ) -> rusqlite::Result<Option<Instance>> {
     conn.prepare_cached(sql)?
         .query_row([arg], |row| row_to_instance_with(row, parse_metadata))
@@ -548,7 +548,7 @@ impl Driver for SimCloud {
         &self,
         instance_id: &str,
         tags: &BTreeMap<String, String>,
-        metadata: Option<&serde_json::Value>,
+        metadata: Option<&Metadata>,
     ) -> Result<Instance, DriverError> {
         self.inject("update")?;
         let instance = {
@@ -556,10 +556,12 @@ impl Driver for SimCloud {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| storage("update", e))?;
-            let current = select_one(
+            // The stored metadata is about to be replaced: not read.
+            let current = select_one_with(
                 &tx,
                 "SELECT * FROM sim_instances WHERE instance_id = ?1 AND terminated = 0",
                 instance_id,
+                |_| None,
             )
             .map_err(|e| storage("update", e))?
             .ok_or_else(|| DriverError::NotFound {
@@ -575,7 +577,7 @@ impl Driver for SimCloud {
                 stmt.execute(params![
                     instance_id,
                     to_json(&new_tags),
-                    metadata.map(|m| m.to_string())
+                    metadata.map(Metadata::as_str)
                 ])
             })
             .map_err(|e| storage("update", e))?;
@@ -639,7 +641,7 @@ mod tests {
             node: None,
             image: None,
             tags: BTreeMap::from([("team".to_string(), "web".to_string())]),
-            metadata: Some(serde_json::json!({"cpu": 2})),
+            metadata: Some(Metadata::from_value(&serde_json::json!({"cpu": 2}))),
         }
     }
 
@@ -656,11 +658,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let sim = open(&dir, "");
         let mut with_state = spec("k-refresh");
-        with_state.metadata = Some(serde_json::json!({
+        with_state.metadata = Some(Metadata::from_value(&serde_json::json!({
             "schema_version": 1,
             "observed": {"replicas": 2},
             "state": {"name": "web", "placement": {"provider": "aws"}, "alternatives": [1, 2]},
-        }));
+        })));
         let made = sim.create(&with_state).await.expect("create");
         let full = sim
             .read(&made.instance_id)
@@ -674,11 +676,8 @@ mod tests {
             .expect("read")
             .expect("live");
         assert_eq!(
-            lite.metadata,
-            Some(serde_json::json!({
-                "observed": {"replicas": 2},
-                "state": {"placement": {"provider": "aws"}},
-            }))
+            lite.metadata.as_ref().map(Metadata::as_str),
+            Some(r#"{"observed":{"replicas":2},"state":{"placement":{"provider":"aws"}}}"#)
         );
         assert_eq!(
             Instance {

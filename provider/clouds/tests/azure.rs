@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use armfake::{ArmFake, FakeConfig, Fault};
 use clouds::azure::{AzureDriver, AzureSettings};
 use clouds::retry::{with_backoff, RetryPolicy, StopHandle, StopSignal};
-use clouds::{Driver, DriverError, InstanceSpec, TAG_MANAGED_BY, TAG_WORKLOAD_ID};
+use clouds::{Driver, DriverError, InstanceSpec, Metadata, TAG_MANAGED_BY, TAG_WORKLOAD_ID};
 
 const SUBNET: &str = "/subscriptions/00000000-0000-0000-0000-0000000000cc/resourceGroups/net-rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/default";
 
@@ -61,7 +61,9 @@ fn spec(workload: &str) -> InstanceSpec {
         node: None,
         image: None,
         tags: BTreeMap::from([("team".to_string(), "payments".to_string())]),
-        metadata: Some(serde_json::json!({"state": {"name": "api", "blob": "z".repeat(700)}})),
+        metadata: Some(Metadata::from_value(
+            &serde_json::json!({"state": {"name": "api", "blob": "z".repeat(700)}}),
+        )),
     }
 }
 

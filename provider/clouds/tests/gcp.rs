@@ -18,7 +18,7 @@ use clouds::gcp::{
 };
 use clouds::retry::{with_backoff, RetryPolicy, StopHandle, StopSignal};
 use clouds::{
-    Driver, DriverError, InstanceSpec, MANAGED_BY_VALUE, TAG_MANAGED_BY, TAG_WORKLOAD_ID,
+    Driver, DriverError, InstanceSpec, Metadata, MANAGED_BY_VALUE, TAG_MANAGED_BY, TAG_WORKLOAD_ID,
 };
 use gce_server::{Forced, GceServer};
 use serde_json::json;
@@ -76,7 +76,9 @@ fn spec(workload: &str) -> InstanceSpec {
             ("Team".to_string(), "Payments EU".to_string()),
             ("env".to_string(), "prod".to_string()),
         ]),
-        metadata: Some(json!({"state": {"name": "checkout", "cpu": 2}})),
+        metadata: Some(Metadata::from_value(
+            &json!({"state": {"name": "checkout", "cpu": 2}}),
+        )),
     }
 }
 
@@ -305,7 +307,7 @@ async fn update_tags_sets_labels_and_metadata_with_fingerprints_and_drift_shows(
         ("Team".to_string(), "Search".to_string()),
         ("Owner".to_string(), "Ada Lovelace".to_string()),
     ]);
-    let meta = json!({"state": {"name": "checkout", "cpu": 4}});
+    let meta = Metadata::from_value(&json!({"state": {"name": "checkout", "cpu": 4}}));
     let updated = d
         .update_tags(&inst.instance_id, &tags, Some(&meta))
         .await

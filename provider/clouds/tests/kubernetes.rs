@@ -10,7 +10,7 @@ use clouds::kubernetes::{
     deployment_name, KubeTarget, KubernetesDriver, LABEL_IDEMPOTENCY_KEY, LABEL_MANAGED_BY,
     LABEL_WORKLOAD_ID,
 };
-use clouds::{Driver, DriverError, InstanceSpec, TAG_MANAGED_BY, TAG_WORKLOAD_ID};
+use clouds::{Driver, DriverError, InstanceSpec, Metadata, TAG_MANAGED_BY, TAG_WORKLOAD_ID};
 use kubefake::{FakeApiServer, Kind, Reply};
 use serde_json::json;
 
@@ -45,8 +45,21 @@ fn spec(workload: &str, key: &str) -> InstanceSpec {
         node: Some("edge-node-1".into()),
         image: Some("nginx:1.27".into()),
         tags: BTreeMap::from([("team".to_string(), "cdn".to_string())]),
-        metadata: Some(json!({"cpu": 0.5, "memory_gb": 1, "replicas": 2})),
+        metadata: Some(Metadata::from_value(
+            &json!({"cpu": 0.5, "memory_gb": 1, "replicas": 2}),
+        )),
     }
+}
+
+/// `s` with its metadata document changed by `change`.
+fn edit_metadata(s: &mut InstanceSpec, change: impl FnOnce(&mut serde_json::Value)) {
+    let mut doc = s
+        .metadata
+        .as_ref()
+        .and_then(Metadata::parse)
+        .expect("metadata");
+    change(&mut doc);
+    s.metadata = Some(Metadata::from_value(&doc));
 }
 
 #[tokio::test]
@@ -69,7 +82,7 @@ async fn full_lifecycle_sends_the_right_requests() {
     assert_eq!(made.tags[TAG_WORKLOAD_ID], "wl-1");
     // The stored metadata, plus what the cluster runs (for drift detection).
     assert_eq!(
-        made.metadata,
+        made.metadata.as_ref().and_then(Metadata::parse),
         Some(
             json!({"cpu": 0.5, "memory_gb": 1, "replicas": 2, "observed": {
                 "replicas": 2, "cpu": 0.5, "memory_gb": 1.0, "image": "nginx:1.27",
@@ -433,7 +446,7 @@ fn scaled_spec(workload: &str) -> InstanceSpec {
     let mut s = spec(workload, "key");
     s.node = Some("en-0000000000000001".into());
     s.image = None;
-    s.metadata = Some(json!({
+    s.metadata = Some(Metadata::from_value(&json!({
         "schema_version": 2,
         "state": {"name": "cache"},
         "kubernetes": {
@@ -445,7 +458,7 @@ fn scaled_spec(workload: &str) -> InstanceSpec {
                 "scale_up_cooldown": 30, "scale_down_cooldown": 300,
             },
         },
-    }));
+    })));
     s
 }
 
@@ -507,16 +520,16 @@ async fn a_scaling_policy_becomes_an_autoscaler_that_owns_the_replicas() {
     );
     assert_eq!(hpa["metadata"]["labels"][LABEL_WORKLOAD_ID], "wl-7");
     // Autoscaled: the replica count is not reported for drift.
-    let observed = &made.metadata.expect("metadata")["observed"];
+    let observed = &made.metadata.and_then(|m| m.parse()).expect("metadata")["observed"];
     assert!(observed["replicas"].is_null());
     assert_eq!(observed["cpu"], 0.25);
     assert_eq!(observed["memory_gb"], 0.5);
 
     // Turning the policy off removes the autoscaler and gives the Deployment its count back.
     let mut off = scaled_spec("wl-7");
-    if let Some(m) = off.metadata.as_mut() {
+    edit_metadata(&mut off, |m| {
         m["kubernetes"]["scaling_policy"]["enabled"] = json!(false);
-    }
+    });
     driver
         .update_tags(&made.instance_id, &off.tags, off.metadata.as_ref())
         .await
@@ -550,9 +563,9 @@ async fn a_scaling_policy_becomes_an_autoscaler_that_owns_the_replicas() {
 async fn changes_made_outside_terraform_show_on_read_and_an_update_puts_them_back() {
     let (server, driver) = start();
     let mut wanted = scaled_spec("wl-8");
-    if let Some(m) = wanted.metadata.as_mut() {
-        m["kubernetes"]["scaling_policy"] = json!(null);
-    }
+    edit_metadata(&mut wanted, |m| {
+        m["kubernetes"]["scaling_policy"] = json!(null)
+    });
     let made = driver.create(&wanted).await.expect("create");
     assert!(
         server.edit(Kind::Deployment, NS, "hybrid-wl-8", "kubectl-edit", |d| {
@@ -567,7 +580,11 @@ async fn changes_made_outside_terraform_show_on_read_and_an_update_puts_them_bac
         .await
         .expect("read")
         .expect("exists");
-    let observed = &read.metadata.as_ref().expect("metadata")["observed"];
+    let observed = &read
+        .metadata
+        .as_ref()
+        .and_then(Metadata::parse)
+        .expect("metadata")["observed"];
     assert_eq!(observed["replicas"], 5);
     assert_eq!(observed["image"], "nginx:latest");
     assert_eq!(observed["cpu"], 1.0);

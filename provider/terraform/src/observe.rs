@@ -605,7 +605,7 @@ impl Driver for MeteredDriver {
         &self,
         instance_id: &str,
         tags: &std::collections::BTreeMap<String, String>,
-        metadata: Option<&serde_json::Value>,
+        metadata: Option<&clouds::Metadata>,
     ) -> Result<Instance, DriverError> {
         self.timed(
             "update",

@@ -37,13 +37,12 @@ pub fn decode_json_value(j: &Json, ty: &Type) -> Result<Value, DecodeError> {
     decode(j, ty, 0)
 }
 
-/// Encodes a value of type `ty` as JSON bytes (object keys sorted).
+/// Encodes a value of type `ty` as JSON bytes (object keys sorted): the text of
+/// [`encode_json_value`]'s tree, written without building it ([`crate::write_json`]).
 pub fn encode_json(v: &Value, ty: &Type) -> Result<Vec<u8>, EncodeError> {
-    let j = encode_json_value(v, ty)?;
-    serde_json::to_vec(&j).map_err(|e| EncodeError {
-        path: AttributePath::root(),
-        message: e.to_string(),
-    })
+    let mut text = String::new();
+    crate::json_text::write_json(v, ty, &mut text)?;
+    Ok(text.into_bytes())
 }
 
 /// Encodes a value of type `ty` as a `serde_json::Value`.
@@ -59,7 +58,7 @@ pub fn encode_json_value_unknown_as_null(v: &Value, ty: &Type) -> Result<Json, E
 
 /// Whether an unknown value is written as `null` (else it is an error).
 #[derive(Clone, Copy)]
-struct UnknownAsNull(bool);
+pub(crate) struct UnknownAsNull(pub(crate) bool);
 
 fn json_kind(j: &Json) -> &'static str {
     match j {
@@ -224,7 +223,7 @@ fn decode(j: &Json, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
 }
 
 /// An error at the value being encoded; callers above add their step with `within`.
-fn eerr(message: impl Into<String>) -> EncodeError {
+pub(crate) fn eerr(message: impl Into<String>) -> EncodeError {
     EncodeError {
         path: AttributePath::root(),
         message: message.into(),
@@ -254,21 +253,7 @@ fn encode(v: &Value, ty: &Type, depth: usize, nulls: UnknownAsNull) -> Result<Js
             encode_dynamic(&t, v, depth, nulls)
         }
         (Type::Bool, Value::Bool(b)) => Ok(Json::Bool(*b)),
-        (Type::Number, Value::Number(n)) => {
-            if n.is_nan() || n.is_infinite() {
-                return Err(eerr(format!("JSON cannot represent the number {n}")));
-            }
-            // Integers that fit a machine word go straight in; anything else (fractions, big
-            // integers) through its exact decimal text (serde_json keeps it with
-            // `arbitrary_precision`).
-            if let Some(i) = n.as_i64() {
-                return Ok(Json::Number(i.into()));
-            }
-            n.to_string()
-                .parse::<serde_json::Number>()
-                .map(Json::Number)
-                .map_err(|e| eerr(e.to_string()))
-        }
+        (Type::Number, Value::Number(n)) => json_number(n).map(Json::Number),
         (Type::String, Value::String(s)) => Ok(Json::String(s.clone())),
         (Type::List(e) | Type::Set(e), Value::List(xs) | Value::Set(xs)) => {
             let mut out = Vec::with_capacity(xs.len());
@@ -322,6 +307,22 @@ fn encode(v: &Value, ty: &Type, depth: usize, nulls: UnknownAsNull) -> Result<Js
         }
         _ => Err(mismatch()),
     }
+}
+
+/// The JSON number for `n`, or why JSON cannot hold it (shared with [`crate::json_text`]).
+pub(crate) fn json_number(n: &Number) -> Result<serde_json::Number, EncodeError> {
+    if n.is_nan() || n.is_infinite() {
+        return Err(eerr(format!("JSON cannot represent the number {n}")));
+    }
+    // Integers that fit a machine word go straight in; anything else (fractions, big
+    // integers) through its exact decimal text (serde_json keeps it with
+    // `arbitrary_precision`).
+    if let Some(i) = n.as_i64() {
+        return Ok(i.into());
+    }
+    n.to_string()
+        .parse::<serde_json::Number>()
+        .map_err(|e| eerr(e.to_string()))
 }
 
 fn encode_dynamic(

@@ -10,7 +10,8 @@
 //! - [`Type`], [`ObjectType`]: types and their type JSON (`["list","string"]`).
 //! - [`Value`], [`Number`]: values; null and unknown anywhere, exact numbers.
 //! - [`decode_msgpack`]/[`encode_msgpack`]: `DynamicValue.msgpack`.
-//! - [`decode_json`]/[`encode_json`]: `DynamicValue.json` and raw state.
+//! - [`decode_json`]/[`encode_json`]: `DynamicValue.json` and raw state;
+//!   [`write_json`] appends the same text to a `String` (stored documents).
 //! - [`changed_attributes`], [`Value::paths_where`]: what plan logic needs.
 //!
 //! ```
@@ -63,6 +64,7 @@
 mod error;
 mod json;
 mod json_direct;
+mod json_text;
 mod msgpack;
 mod name;
 mod number;
@@ -75,6 +77,7 @@ pub use json::{
     decode_json, decode_json_value, encode_json, encode_json_value,
     encode_json_value_unknown_as_null,
 };
+pub use json_text::{write_json, write_json_unknown_as_null};
 pub use msgpack::{decode_msgpack, encode_msgpack, MAX_DEPTH};
 pub use name::Name;
 pub use number::{Number, ParseNumberError};

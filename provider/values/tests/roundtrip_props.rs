@@ -6,8 +6,9 @@
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 use tfvalue::{
-    decode_json, decode_json_value, decode_msgpack, encode_json, encode_msgpack, Number,
-    ObjectType, Type, Value,
+    decode_json, decode_json_value, decode_msgpack, encode_json, encode_json_value,
+    encode_json_value_unknown_as_null, encode_msgpack, write_json, write_json_unknown_as_null,
+    EncodeError, Number, ObjectType, Type, Value,
 };
 
 fn leaf_type() -> impl Strategy<Value = Type> {
@@ -49,12 +50,26 @@ fn number() -> BoxedStrategy<Number> {
     .boxed()
 }
 
+/// Any text, or text full of what JSON escapes (quotes, backslashes, control characters) beside
+/// what it does not (DEL, `/`, non-ASCII, U+2028).
+fn text(max: usize) -> BoxedStrategy<String> {
+    let regex = |r: String| proptest::string::string_regex(&r).unwrap();
+    prop_oneof![
+        regex(format!(".{{0,{max}}}")),
+        regex(format!(
+            "[\"\\\\\\x00-\\x1f\\x7f/aé😀{}]{{0,{max}}}",
+            '\u{2028}'
+        )),
+    ]
+    .boxed()
+}
+
 /// A value of type `ty`; `Null`/`Unknown` anywhere with some probability.
 fn value_of(ty: &Type, depth: u32) -> BoxedStrategy<Value> {
     let known: BoxedStrategy<Value> = match ty {
         Type::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
         Type::Number => number().prop_map(Value::Number).boxed(),
-        Type::String => ".{0,12}".prop_map(Value::String).boxed(),
+        Type::String => text(12).prop_map(Value::String).boxed(),
         Type::Dynamic => {
             if depth > 3 {
                 Just(Value::Null).boxed()
@@ -74,7 +89,7 @@ fn value_of(ty: &Type, depth: u32) -> BoxedStrategy<Value> {
         Type::Set(e) => prop::collection::vec(value_of(e, depth + 1), 0..4)
             .prop_map(Value::set)
             .boxed(),
-        Type::Map(e) => prop::collection::btree_map(".{0,4}", value_of(e, depth + 1), 0..4)
+        Type::Map(e) => prop::collection::btree_map(text(4), value_of(e, depth + 1), 0..4)
             .prop_map(|m| Value::Map(m.into_iter().map(|(k, v)| (k.into(), v)).collect()))
             .boxed(),
         Type::Tuple(ts) => ts
@@ -223,6 +238,20 @@ proptest! {
         let _ = Type::from_json(&bytes);
     }
 
+    /// `write_json` writes text straight from values; `encode_json_value` builds serde_json's
+    /// tree. Printed by serde_json, the tree must be the same text, or both fail alike.
+    #[test]
+    fn json_text_is_the_trees_text((ty, v) in type_and_value()) {
+        prop_assert_eq!(text_of(&v, &ty, false), tree_text(&v, &ty, false));
+        prop_assert_eq!(text_of(&v, &ty, true), tree_text(&v, &ty, true));
+    }
+
+    /// The same for values of another type: the same error at the same path.
+    #[test]
+    fn json_text_fails_like_the_tree(ty in any_type(), (_, v) in type_and_value()) {
+        prop_assert_eq!(text_of(&v, &ty, true), tree_text(&v, &ty, true));
+    }
+
     /// `decode_json` reads bytes straight into values; `decode_json_value` goes through
     /// serde_json's tree. They must agree on every input: the same value, or the same error.
     #[test]
@@ -232,4 +261,23 @@ proptest! {
         let tree = decode_json_value(&j, &ty).map_err(|e| e.to_string());
         prop_assert_eq!(direct, tree);
     }
+}
+
+fn text_of(v: &Value, ty: &Type, unknown_as_null: bool) -> Result<String, EncodeError> {
+    let mut out = String::new();
+    if unknown_as_null {
+        write_json_unknown_as_null(v, ty, &mut out)?;
+    } else {
+        write_json(v, ty, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn tree_text(v: &Value, ty: &Type, unknown_as_null: bool) -> Result<String, EncodeError> {
+    let tree = if unknown_as_null {
+        encode_json_value_unknown_as_null(v, ty)?
+    } else {
+        encode_json_value(v, ty)?
+    };
+    Ok(serde_json::to_string(&tree).unwrap())
 }

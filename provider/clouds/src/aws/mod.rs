@@ -35,8 +35,8 @@ use tokio::sync::Mutex;
 use crate::meta_tags;
 use crate::retry::{Jitter, RetryPolicy, StopSignal};
 use crate::{
-    managed_tags, Driver, DriverError, Instance, InstanceSpec, MANAGED_BY_VALUE, TAG_MANAGED_BY,
-    TAG_WORKLOAD_ID,
+    managed_tags, Driver, DriverError, Instance, InstanceSpec, Metadata, MANAGED_BY_VALUE,
+    TAG_MANAGED_BY, TAG_WORKLOAD_ID,
 };
 
 const TARGET: &str = "aws";
@@ -588,7 +588,7 @@ fn desired_tags(
     user: &BTreeMap<String, String>,
     workload_id: &str,
     name: &str,
-    metadata: Option<&serde_json::Value>,
+    metadata: Option<&Metadata>,
 ) -> BTreeMap<String, String> {
     let user = crate::user_tags(user);
     let mut tags = managed_tags(&user, workload_id);
@@ -984,7 +984,7 @@ impl Driver for AwsDriver {
         &self,
         instance_id: &str,
         tags: &BTreeMap<String, String>,
-        metadata: Option<&serde_json::Value>,
+        metadata: Option<&Metadata>,
     ) -> Result<Instance, DriverError> {
         let (region, ec2_id) = self.split_id(instance_id);
         let Some(Described {
@@ -1086,7 +1086,9 @@ mod tests {
             node: None,
             image: None,
             tags: BTreeMap::from([("team".to_string(), "payments".to_string())]),
-            metadata: Some(serde_json::json!({"state": {"name": "api", "blob": "x".repeat(600)}})),
+            metadata: Some(Metadata::from_value(
+                &serde_json::json!({"state": {"name": "api", "blob": "x".repeat(600)}}),
+            )),
         }
     }
 

@@ -29,8 +29,8 @@ use tokio::sync::Mutex;
 use crate::meta_tags::{self, TAG_META_PREFIX};
 use crate::retry::{Jitter, RetryPolicy, StopSignal};
 use crate::{
-    managed_tags, Driver, DriverError, Instance, InstanceSpec, MANAGED_BY_VALUE, TAG_MANAGED_BY,
-    TAG_WORKLOAD_ID,
+    managed_tags, Driver, DriverError, Instance, InstanceSpec, Metadata, MANAGED_BY_VALUE,
+    TAG_MANAGED_BY, TAG_WORKLOAD_ID,
 };
 
 const TARGET: &str = "azure";
@@ -820,7 +820,7 @@ fn desired_tags(
     user: &BTreeMap<String, String>,
     workload_id: &str,
     name: &str,
-    metadata: Option<&Json>,
+    metadata: Option<&Metadata>,
 ) -> BTreeMap<String, String> {
     let user = crate::user_tags(user);
     let mut tags = managed_tags(&user, workload_id);
@@ -1062,7 +1062,7 @@ impl Driver for AzureDriver {
         &self,
         instance_id: &str,
         tags: &BTreeMap<String, String>,
-        metadata: Option<&Json>,
+        metadata: Option<&Metadata>,
     ) -> Result<Instance, DriverError> {
         let not_found = || DriverError::NotFound {
             target: TARGET.into(),
@@ -1168,7 +1168,9 @@ mod tests {
             node: None,
             image: None,
             tags: BTreeMap::from([("team".to_string(), "payments".to_string())]),
-            metadata: Some(json!({"state": {"name": "api", "blob": "x".repeat(600)}})),
+            metadata: Some(Metadata::from_value(
+                &json!({"state": {"name": "api", "blob": "x".repeat(600)}}),
+            )),
         }
     }
 
@@ -1231,7 +1233,9 @@ mod tests {
         for i in 0..30 {
             s.tags.insert(format!("user-{i}"), "v".into());
         }
-        s.metadata = Some(json!({"state": {"blob": "y".repeat(5000)}}));
+        s.metadata = Some(Metadata::from_value(
+            &json!({"state": {"blob": "y".repeat(5000)}}),
+        ));
         let tags = instance_tags(&s);
         assert!(tags.len() <= TAGS_MAX, "{}", tags.len());
         assert!(tags.values().all(|v| v.chars().count() <= TAG_VALUE_MAX));

@@ -30,8 +30,8 @@ use tokio::sync::Mutex;
 
 use crate::retry::{Jitter, RetryPolicy, StopSignal};
 use crate::{
-    user_tags, Driver, DriverError, Instance, InstanceSpec, MANAGED_BY_VALUE, TAG_MANAGED_BY,
-    TAG_WORKLOAD_ID,
+    user_tags, Driver, DriverError, Instance, InstanceSpec, Metadata, MANAGED_BY_VALUE,
+    TAG_MANAGED_BY, TAG_WORKLOAD_ID,
 };
 
 const TARGET: &str = "gcp";
@@ -456,7 +456,7 @@ fn our_metadata(
     tags: &BTreeMap<String, String>,
     key: &str,
     name: &str,
-    description: Option<&serde_json::Value>,
+    description: Option<&Metadata>,
 ) -> BTreeMap<String, String> {
     let mut items = BTreeMap::new();
     let exact = serde_json::Value::Object(
@@ -469,7 +469,7 @@ fn our_metadata(
     items.insert(META_KEY.to_string(), key.to_string());
     items.insert(META_NAME.to_string(), name.to_string());
     if let Some(d) = description {
-        items.insert(META_DESCRIPTION.to_string(), d.to_string());
+        items.insert(META_DESCRIPTION.to_string(), d.as_str().to_string());
     }
     items
 }
@@ -580,7 +580,7 @@ fn to_instance(project: &str, zone: &str, raw: &model::Instance) -> Instance {
         tags,
         metadata: meta
             .get(META_DESCRIPTION)
-            .and_then(|d| serde_json::from_str(d).ok()),
+            .and_then(|d| Metadata::from_text(d.as_str()).ok()),
     }
 }
 
@@ -936,7 +936,7 @@ impl Driver for GcpDriver {
         &self,
         instance_id: &str,
         tags: &BTreeMap<String, String>,
-        metadata: Option<&serde_json::Value>,
+        metadata: Option<&Metadata>,
     ) -> Result<Instance, DriverError> {
         let not_found = || DriverError::NotFound {
             target: TARGET.into(),

@@ -73,7 +73,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::edge::{EdgeNode, KubeSite};
-use crate::{managed_tags, Driver, DriverError, Instance, InstanceSpec, MANAGED_BY_VALUE};
+use crate::{
+    managed_tags, Driver, DriverError, Instance, InstanceSpec, Metadata, MANAGED_BY_VALUE,
+};
 
 mod sites;
 pub use sites::{KubernetesSites, ENV_KUBE_TOKEN};
@@ -341,7 +343,8 @@ pub fn label_value(value: &str) -> String {
 
 /// The server-side-apply document for `spec` (everything we own in the Deployment).
 pub fn deployment_manifest(spec: &InstanceSpec, namespace: &str) -> Value {
-    let workload = KubeWorkload::from_metadata(spec.metadata.as_ref());
+    let doc = spec.metadata.as_ref().and_then(Metadata::parse);
+    let workload = KubeWorkload::from_metadata(doc.as_ref());
     let workload_label = label_value(&spec.workload_id);
     let placement = Placement {
         name: spec.name.clone(),
@@ -363,7 +366,10 @@ pub fn deployment_manifest(spec: &InstanceSpec, namespace: &str) -> Value {
         ),
     ]);
     if let Some(metadata) = &spec.metadata {
-        annotations.insert(ANNOTATION_METADATA.to_string(), metadata.to_string());
+        annotations.insert(
+            ANNOTATION_METADATA.to_string(),
+            metadata.as_str().to_string(),
+        );
     }
     let mut requests = serde_json::Map::new();
     if let Some(cpu) = workload.cpu_millis {
@@ -435,7 +441,8 @@ pub fn deployment_manifest(spec: &InstanceSpec, namespace: &str) -> Value {
 /// The server-side-apply document of the HorizontalPodAutoscaler for `spec` (same name as
 /// its Deployment), or `None` when the workload has no enabled scaling policy.
 pub fn hpa_manifest(spec: &InstanceSpec, namespace: &str) -> Option<Value> {
-    let scaling = KubeWorkload::from_metadata(spec.metadata.as_ref()).autoscaling?;
+    let doc = spec.metadata.as_ref().and_then(Metadata::parse);
+    let scaling = KubeWorkload::from_metadata(doc.as_ref()).autoscaling?;
     let name = deployment_name(&spec.workload_id);
     let metric = |resource: &str, percent: i32| {
         json!({ "type": "Resource", "resource": {
@@ -679,7 +686,7 @@ pub fn instance_from_deployment(dep: &Deployment) -> Instance {
         // A Deployment has no single address; documented as always empty.
         private_ip: String::new(),
         status: status.to_string(),
-        metadata,
+        metadata: metadata.map(|doc| Metadata::from_value(&doc)),
     }
 }
 
@@ -1056,7 +1063,7 @@ impl Driver for KubernetesDriver {
         &self,
         instance_id: &str,
         tags: &BTreeMap<String, String>,
-        metadata: Option<&Value>,
+        metadata: Option<&Metadata>,
     ) -> Result<Instance, DriverError> {
         let (ns, name) = split_id("update", instance_id)?;
         let current = self
@@ -1067,7 +1074,7 @@ impl Driver for KubernetesDriver {
         let inst = instance_from_deployment(&current);
         // Everything is applied again from the new metadata, forced: this is how a reviewed
         // plan puts back what was changed outside Terraform (image, requests, replicas).
-        let sectioned = metadata.is_some_and(|m| m.get(METADATA_SECTION).is_some());
+        let sectioned = metadata.is_some_and(|m| m.section(METADATA_SECTION).is_some());
         let spec = InstanceSpec {
             idempotency_key: inst.idempotency_key,
             workload_id: inst.workload_id,
@@ -1173,7 +1180,7 @@ mod tests {
             node: None,
             image: None,
             tags: BTreeMap::new(),
-            metadata: Some(json!({ "replicas": replicas })),
+            metadata: Some(Metadata::from_value(&json!({ "replicas": replicas }))),
         };
         let mut doc = deployment_manifest(&spec, "ns");
         doc["status"] = json!({ "replicas": replicas, "readyReplicas": ready });

@@ -18,12 +18,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use super::{node_metadata, rejected, KubernetesDriver, TARGET};
 use crate::edge::{EdgeCluster, EdgeNode, EdgeSites, KubeSite, SiteTokens};
 use crate::sim::SimCloud;
-use crate::{Driver, DriverError, Instance, InstanceSpec};
+use crate::{Driver, DriverError, Instance, InstanceSpec, Metadata};
 
 /// The environment variable a site's bearer token is read from when its configuration has none.
 pub const ENV_KUBE_TOKEN: &str = "KUBE_TOKEN";
@@ -190,7 +189,7 @@ impl Driver for KubernetesSites {
         &self,
         instance_id: &str,
         tags: &BTreeMap<String, String>,
-        metadata: Option<&Value>,
+        metadata: Option<&Metadata>,
     ) -> Result<Instance, DriverError> {
         let (cluster, rest) = split_site("update", instance_id)?;
         let driver = self.site("update", cluster).await?;

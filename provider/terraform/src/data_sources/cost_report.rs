@@ -222,7 +222,8 @@ fn cloud_of(provider: &str) -> Option<Cloud> {
 fn replicas(inst: &Instance) -> u32 {
     inst.metadata
         .as_ref()
-        .and_then(|m| m.get("state"))
+        .and_then(|m| m.section("state"))
+        .as_ref()
         .and_then(|s| s.get("replicas"))
         .and_then(serde_json::Value::as_u64)
         .and_then(|n| u32::try_from(n).ok())
@@ -713,7 +714,9 @@ mod tests {
             private_ip: "10.0.0.1".to_string(),
             status: "running".to_string(),
             tags: BTreeMap::new(),
-            metadata: Some(serde_json::json!({"state": {"replicas": 2}})),
+            metadata: Some(clouds::Metadata::from_value(
+                &serde_json::json!({"state": {"replicas": 2}}),
+            )),
         }
     }
 

@@ -414,8 +414,8 @@ pub async fn stored_workload(
     let state = instance
         .metadata
         .as_ref()
-        .and_then(|m| m.get("state"))
-        .and_then(|s| tfvalue::decode_json_value(s, &ty).ok())
+        .and_then(|m| m.section("state"))
+        .and_then(|s| tfvalue::decode_json_value(&s, &ty).ok())
         .ok_or_else(|| {
             Diagnostic::attribute_error(
                 workload_path(),
@@ -978,12 +978,11 @@ fn unfinished_run(status: &str) -> bool {
 
 /// The workload's stored description with the target placement: what the new side carries so
 /// that `hybrid_workload` reads it as its own once the old side is gone.
-pub fn target_metadata(wl: &StoredWorkload, target: &Value) -> Option<serde_json::Value> {
+pub fn target_metadata(wl: &StoredWorkload, target: &Value) -> Option<clouds::Metadata> {
     let mut state = wl.state.clone();
     attrs::set(&mut state, "placement", target.clone());
     let ty = workload::Workload::new().schema().block.value_type();
-    let json = tfvalue::encode_json_value(&state, &ty).ok()?;
-    Some(serde_json::json!({ "schema_version": workload::SCHEMA_VERSION, "state": json }))
+    workload::metadata_document(None, |out| tfvalue::write_json(&state, &ty, out))
 }
 
 /// The new side, created with the same idempotency key `hybrid_workload` would use there.

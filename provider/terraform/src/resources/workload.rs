@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use clouds::retry::{with_backoff, RetryPolicy};
-use clouds::{Driver, DriverError, Instance, InstanceSpec};
+use clouds::{Driver, DriverError, Instance, InstanceSpec, Metadata};
 use placement::{
     PlaceOptions, PlacementKey, Provider as PlacementProvider, RawRequirements, Requirements,
     Strategy,
@@ -377,14 +377,16 @@ fn with_instance(mut state: Value, inst: &Instance) -> Value {
 }
 
 impl Workload {
-    fn metadata(&self, state: &Value) -> Option<serde_json::Value> {
-        // Unknowns (what apply is about to fill in) are kept as null.
-        let state_json = tfvalue::encode_json_value_unknown_as_null(state, &self.ty).ok()?;
-        // Not `json!`: it would copy the state through serialization.
-        let mut doc = serde_json::Map::new();
-        doc.insert("schema_version".into(), SCHEMA_VERSION.into());
-        doc.insert("state".into(), state_json);
-        Some(serde_json::Value::Object(doc))
+    /// The document stored with the instance for `state`, with the Kubernetes driver's section
+    /// when it is the target. Unknowns (what apply is about to fill in) are kept as null.
+    fn metadata(
+        &self,
+        state: &Value,
+        kube_section: Option<&serde_json::Value>,
+    ) -> Option<Metadata> {
+        metadata_document(kube_section, |out| {
+            tfvalue::write_json_unknown_as_null(state, &self.ty, out)
+        })
     }
 
     /// A digest of every placement input, so a note is only ever repeated for the same inputs:
@@ -528,7 +530,7 @@ impl Workload {
             ));
             return resp;
         };
-        let spec = InstanceSpec {
+        let mut spec = InstanceSpec {
             idempotency_key: idempotency_key(&name, &placement),
             workload_id: id,
             name,
@@ -539,7 +541,7 @@ impl Workload {
             node: attrs::string(&placement, "node"),
             image: attrs::string(&planned, "image"),
             tags: Self::merged_tags(ctx, &planned),
-            metadata: self.metadata(&planned),
+            metadata: None,
         };
         let driver = match placement_driver(ctx, &planned, &placement) {
             Ok(d) => d,
@@ -548,10 +550,9 @@ impl Workload {
                 return resp;
             }
         };
-        let mut spec = spec;
-        if driver.name() == KUBERNETES_DRIVER {
-            spec.metadata = with_kube_section(ctx, spec.metadata, &planned, &placement);
-        }
+        let kube =
+            (driver.name() == KUBERNETES_DRIVER).then(|| kube_section(ctx, &planned, &placement));
+        spec.metadata = self.metadata(&planned, kube.as_ref());
         // The apply-time plan has repeated the noted decision; from here the reservation
         // decides, and a later plan decides afresh.
         let _ = ctx
@@ -619,7 +620,6 @@ impl Workload {
                 attrs::set(&mut new_state, computed, v.clone());
             }
         }
-        let mut metadata = self.metadata(&new_state);
         let driver = match recorded_driver(ctx, &prior) {
             Ok(d) => d,
             Err(d) => {
@@ -628,12 +628,13 @@ impl Workload {
                 return resp;
             }
         };
-        if driver.name() == KUBERNETES_DRIVER {
+        let kube = (driver.name() == KUBERNETES_DRIVER).then(|| {
             let placement = attrs::get(&new_state, "placement")
                 .cloned()
                 .unwrap_or(Value::Null);
-            metadata = with_kube_section(ctx, metadata, &new_state, &placement);
-        }
+            kube_section(ctx, &new_state, &placement)
+        });
+        let metadata = self.metadata(&new_state, kube.as_ref());
         let limit = timeout(&planned, "update", DEFAULT_UPDATE_TIMEOUT);
         let result = drive(ctx, &driver, "update", limit, |_| {
             let driver = driver.clone();
@@ -722,15 +723,43 @@ fn placement_driver(
         })
 }
 
-/// Adds what the Kubernetes driver reads (`clouds::kubernetes::METADATA_SECTION`): replicas,
-/// per-replica cpu and memory, image, the Node names of the chosen edge nodes, and the
-/// scaling policy.
-fn with_kube_section(
-    ctx: &ProviderContext,
-    metadata: Option<serde_json::Value>,
-    planned: &Value,
-    placement: &Value,
-) -> Option<serde_json::Value> {
+/// The document stored with a workload's instance (see [`clouds::InstanceSpec::metadata`]):
+/// `{"kubernetes": .., "schema_version": .., "state": ..}`, the Kubernetes section only when
+/// given, the state as `write_state` writes it (one JSON value, as tfvalue's writers do).
+/// Written as text, keys in sorted order: the same text serde_json printed when this was a tree,
+/// so documents already stored read the same.
+/// `None` when the state cannot be written (then only a Kubernetes section is kept, if any).
+pub fn metadata_document(
+    kube_section: Option<&serde_json::Value>,
+    write_state: impl FnOnce(&mut String) -> Result<(), tfvalue::EncodeError>,
+) -> Option<Metadata> {
+    // A workload's state is 2 to 5 KB of JSON.
+    let mut doc = String::with_capacity(4096);
+    doc.push('{');
+    if let Some(section) = kube_section {
+        doc.push_str("\"kubernetes\":");
+        doc.push_str(&section.to_string());
+        doc.push(',');
+    }
+    let before_state = doc.len();
+    doc.push_str("\"schema_version\":");
+    doc.push_str(&SCHEMA_VERSION.to_string());
+    doc.push_str(",\"state\":");
+    match (write_state(&mut doc), kube_section) {
+        (Ok(()), _) => {}
+        // Only the section, without the comma after it.
+        (Err(_), Some(_)) => doc.truncate(before_state - 1),
+        (Err(_), None) => return None,
+    }
+    doc.push('}');
+    // Trusted: serde_json printed the section, `write_state` (tfvalue's writer) the state.
+    Some(Metadata::trusted(doc))
+}
+
+/// What the Kubernetes driver reads (`clouds::kubernetes::METADATA_SECTION` of the metadata):
+/// replicas, per-replica cpu and memory, image, the Node names of the chosen edge nodes, and
+/// the scaling policy.
+fn kube_section(ctx: &ProviderContext, planned: &Value, placement: &Value) -> serde_json::Value {
     use serde_json::json;
     let nodes: Vec<String> = placement_nodes(planned, placement)
         .iter()
@@ -757,26 +786,21 @@ fn with_kube_section(
         }
         serde_json::Value::Object(out)
     });
-    let section = json!({
+    json!({
         "replicas": attrs::number(planned, "replicas"),
         "cpu": attrs::number(planned, "cpu"),
         "memory_gb": attrs::number(planned, "memory_gb"),
         "image": attrs::string(planned, "image"),
         "nodes": nodes,
         "scaling_policy": scaling,
-    });
-    let mut doc = metadata.unwrap_or_else(|| json!({}));
-    if let Some(map) = doc.as_object_mut() {
-        map.insert("kubernetes".into(), section);
-    }
-    Some(doc)
+    })
 }
 
 /// A driver that reports what actually runs (`observed` in the instance's metadata: replicas,
 /// cpu, memory_gb, image) makes changes made outside Terraform show in the plan: the observed
 /// value replaces the state's, and the configuration's value is planned back.
 fn observed_drift(state: &mut Value, inst: &Instance) {
-    let Some(observed) = inst.metadata.as_ref().and_then(|m| m.get("observed")) else {
+    let Some(observed) = inst.metadata.as_ref().and_then(|m| m.section("observed")) else {
         return;
     };
     for name in ["replicas", "cpu", "memory_gb"] {
@@ -824,8 +848,8 @@ fn migrated_placement(inst: &Instance) -> Option<Value> {
     {
         return None;
     }
-    let stored = inst.metadata.as_ref()?.get("state")?.get("placement")?;
-    tfvalue::decode_json_value(stored, &placement_type()).ok()
+    let state = inst.metadata.as_ref()?.section("state")?;
+    tfvalue::decode_json_value(state.get("placement")?, &placement_type()).ok()
 }
 
 /// Edge nodes as placement candidates, with the capacity the ledger says is free. What this
@@ -1612,7 +1636,7 @@ impl Resource for Workload {
         let stored = inst
             .metadata
             .as_ref()
-            .and_then(|m| m.get("state"))
+            .and_then(|m| m.section("state"))
             .map(|s| s.to_string());
         let Some(stored) = stored else {
             resp.diagnostics.push(Diagnostic::error(
@@ -1692,6 +1716,102 @@ fn upgrade_v0(state_json: &[u8]) -> Result<Vec<u8>, Diagnostics> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A planned state with what the document must carry alike: unknowns, nulls, fractions,
+    /// negative and big numbers, escapes, unicode, maps, sets, lists and nested objects.
+    fn planned_state(wl: &Workload) -> Value {
+        let mut state = Value::null_of(&wl.object);
+        let num = |s: &str| Value::Number(tfvalue::Number::parse(s).expect("number"));
+        attrs::set(&mut state, "id", Value::string("wl-0123456789abcdef"));
+        attrs::set(
+            &mut state,
+            "name",
+            Value::string("api \"blue\"\n\tç😀\u{1}"),
+        );
+        attrs::set(&mut state, "cpu", num("0.5"));
+        attrs::set(&mut state, "memory_gb", num("2"));
+        attrs::set(
+            &mut state,
+            "cost_budget_hourly",
+            num("123456789012345678901234567890.25"),
+        );
+        attrs::set(&mut state, "instance_id", Value::Unknown);
+        attrs::set(
+            &mut state,
+            "compliance",
+            Value::set([Value::string("gdpr")]),
+        );
+        attrs::set(
+            &mut state,
+            "tags",
+            Value::map([("b", Value::string("2")), ("a\\", Value::string("1"))]),
+        );
+        attrs::set(
+            &mut state,
+            "placement",
+            Value::object([
+                ("provider", Value::string("aws")),
+                ("score", num("-0.125")),
+                ("scores", Value::map([("cost", num("1e-3"))])),
+                ("estimated_latency_ms", Value::Unknown),
+            ]),
+        );
+        state
+    }
+
+    /// What the document was when it was built as a serde_json tree.
+    fn tree_document(wl: &Workload, state: &Value, kube: Option<&serde_json::Value>) -> String {
+        let mut doc = serde_json::Map::new();
+        if let Some(section) = kube {
+            doc.insert("kubernetes".into(), section.clone());
+        }
+        doc.insert("schema_version".into(), SCHEMA_VERSION.into());
+        doc.insert(
+            "state".into(),
+            tfvalue::encode_json_value_unknown_as_null(state, &wl.ty).expect("encode"),
+        );
+        serde_json::Value::Object(doc).to_string()
+    }
+
+    #[test]
+    fn the_metadata_document_is_the_text_the_tree_was() {
+        let wl = Workload::new();
+        let state = planned_state(&wl);
+        let kube = serde_json::json!({"replicas": 2, "nodes": ["n1"], "scaling_policy": null});
+        for section in [None, Some(&kube)] {
+            let doc = wl.metadata(&state, section).expect("document");
+            assert_eq!(doc.as_str(), tree_document(&wl, &state, section));
+            let parsed = doc.parse().expect("valid JSON");
+            assert_eq!(parsed["state"]["instance_id"], serde_json::Value::Null);
+            assert_eq!(doc.section("kubernetes").as_ref(), section);
+        }
+        // A state that is not the schema's: no document, or only the Kubernetes section.
+        let wrong = Value::string("not an object");
+        assert_eq!(wl.metadata(&wrong, None), None);
+        let only_kube = wl.metadata(&wrong, Some(&kube)).expect("section");
+        assert_eq!(
+            only_kube.parse(),
+            Some(serde_json::json!({ "kubernetes": kube }))
+        );
+    }
+
+    #[test]
+    fn import_reads_the_state_back_from_the_document() {
+        let wl = Workload::new();
+        let mut state = planned_state(&wl);
+        attrs::set(&mut state, "instance_id", Value::string("sim-1"));
+        // Known and whole, as applied states are.
+        let placement = serde_json::json!({"provider": "aws", "score": -0.125, "scores": {}});
+        attrs::set(
+            &mut state,
+            "placement",
+            tfvalue::decode_json_value(&placement, &placement_type()).expect("placement"),
+        );
+        let doc = wl.metadata(&state, None).expect("document");
+        let stored = doc.section("state").expect("state").to_string();
+        let back = tfvalue::decode_json(stored.as_bytes(), &wl.ty).expect("decode");
+        assert_eq!(back, state);
+    }
 
     #[test]
     fn plan_note_bytes_round_trip_and_bad_base64_is_refused() {
