@@ -442,31 +442,44 @@ fn full_metadata(text: String) -> Option<Metadata> {
 }
 
 /// The sections of stored metadata a refresh uses (see [`Driver::read_for_refresh`]): the rest,
-/// the whole workload state, is skipped over without being built.
+/// the whole workload state, is skipped over without being built, and the two sections are
+/// copied as the text they are stored as.
 fn refresh_sections(text: String) -> Option<Metadata> {
+    use serde_json::value::RawValue;
     #[derive(serde::Deserialize)]
-    struct Sections {
-        #[serde(default)]
-        observed: Option<serde_json::Value>,
-        #[serde(default)]
-        state: Option<StateSections>,
+    struct Sections<'a> {
+        #[serde(default, borrow)]
+        observed: Option<&'a RawValue>,
+        #[serde(default, borrow)]
+        state: Option<StateSections<'a>>,
     }
     #[derive(serde::Deserialize)]
-    struct StateSections {
-        #[serde(default)]
-        placement: Option<serde_json::Value>,
+    struct StateSections<'a> {
+        #[serde(default, borrow)]
+        placement: Option<&'a RawValue>,
     }
-    let found: Sections = serde_json::from_str(&text).ok()?;
-    let mut out = serde_json::Map::new();
+    let found: Sections<'_> = serde_json::from_str(&text).ok()?;
+    let placement = found.state.and_then(|s| s.placement);
+    // Keys in sorted order, as a serde_json map would print them.
+    let mut out = String::with_capacity(
+        32 + found.observed.map_or(0, |o| o.get().len()) + placement.map_or(0, |p| p.get().len()),
+    );
+    out.push('{');
     if let Some(observed) = found.observed {
-        out.insert("observed".into(), observed);
+        out.push_str("\"observed\":");
+        out.push_str(observed.get());
     }
-    if let Some(placement) = found.state.and_then(|s| s.placement) {
-        let mut state = serde_json::Map::new();
-        state.insert("placement".into(), placement);
-        out.insert("state".into(), serde_json::Value::Object(state));
+    if let Some(placement) = placement {
+        if found.observed.is_some() {
+            out.push(',');
+        }
+        out.push_str("\"state\":{\"placement\":");
+        out.push_str(placement.get());
+        out.push('}');
     }
-    Some(Metadata::from_value(&serde_json::Value::Object(out)))
+    out.push('}');
+    // Valid JSON: an object around two values serde_json has just parsed.
+    Some(Metadata::trusted(out))
 }
 
 fn row_to_instance_with(
@@ -694,6 +707,30 @@ mod tests {
             sim.read_for_refresh(&made.instance_id).await.expect("read"),
             None
         );
+        // One section, or none, is kept as it is.
+        for (i, (stored, kept)) in [
+            (
+                serde_json::json!({"state": {"placement": {"region": "eu-west-1", "score": 0.25}}}),
+                r#"{"state":{"placement":{"region":"eu-west-1","score":0.25}}}"#,
+            ),
+            (
+                serde_json::json!({"observed": null, "state": {"name": "x"}}),
+                "{}",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut one = spec(&format!("k-refresh-{i}"));
+            one.metadata = Some(Metadata::from_value(&stored));
+            let made = sim.create(&one).await.expect("create");
+            let lite = sim
+                .read_for_refresh(&made.instance_id)
+                .await
+                .expect("read")
+                .expect("live");
+            assert_eq!(lite.metadata.as_ref().map(Metadata::as_str), Some(kept));
+        }
     }
 
     #[tokio::test]
