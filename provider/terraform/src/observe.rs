@@ -671,7 +671,7 @@ impl Glimpse {
             Value::Object(all) => Glimpse(Value::Object(
                 Self::ATTRIBUTES
                     .iter()
-                    .filter_map(|name| all.get_key_value(*name))
+                    .filter_map(|name| all.get_key_value(name))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             )),

@@ -8,11 +8,10 @@
 //! Numbers go through serde_json's arbitrary precision mode, so `2^70` and
 //! `0.1` keep every digit.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value as Json;
 
 use crate::error::{DecodeError, EncodeError};
+use crate::fields::Fields;
 use crate::msgpack::MAX_DEPTH;
 use crate::name::Name;
 use crate::number::Number;
@@ -164,14 +163,14 @@ fn decode(j: &Json, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
             let Json::Object(m) = j else {
                 return Err(mismatch());
             };
-            let mut out = BTreeMap::new();
-            for (k, x) in m {
-                out.insert(
-                    Name::from(k),
+            let out = m
+                .iter()
+                .map(|(k, x)| {
                     decode(x, e, depth + 1)
-                        .map_err(|err| err.within(PathStep::ElementKeyString(k.to_string())))?,
-                );
-            }
+                        .map(|v| (Name::from(k), v))
+                        .map_err(|err| err.within(PathStep::ElementKeyString(k.to_string())))
+                })
+                .collect::<Result<Fields, _>>()?;
             Ok(Value::Map(out))
         }
         Type::Object(ot) => {
@@ -191,16 +190,16 @@ fn decode(j: &Json, ty: &Type, depth: usize) -> Result<Value, DecodeError> {
                 };
                 return Err(derr(format!("unsupported {noun} {}", extra.join(", "))));
             }
-            let mut out = BTreeMap::new();
+            let mut out = Vec::with_capacity(ot.attrs.len());
             for (k, t) in &ot.attrs {
                 let v = match m.get(k.as_str()) {
                     Some(x) => decode(x, t, depth + 1)
                         .map_err(|err| err.within(PathStep::Attribute(k.to_string())))?,
                     None => Value::Null,
                 };
-                out.insert(k.clone(), v);
+                out.push((k.clone(), v));
             }
-            Ok(Value::Object(out))
+            Ok(Value::Object(Fields::from_sorted_vec(out)))
         }
         Type::Dynamic => {
             let Json::Object(m) = j else {

@@ -12,13 +12,13 @@
 //! rules, so the coercions (`"true"`, numbers as strings) cannot differ.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use crate::fields::Fields;
 use crate::json::decode_leaf;
 use crate::msgpack::MAX_DEPTH;
 use crate::name::Name;
@@ -140,12 +140,12 @@ impl<'de> Visitor<'de> for Container<'_> {
         match seed.ty {
             Type::Map(e) => {
                 // A repeated key keeps its last value, as in serde_json's own maps.
-                let mut out = BTreeMap::new();
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
                 while let Some(k) = map.next_key_seed(KeySeed)? {
                     let v = map.next_value_seed(seed.child(e))?;
-                    out.insert(Name::from(k.into_owned()), v);
+                    out.push((Name::from(k.into_owned()), v));
                 }
-                Ok(Value::Map(out))
+                Ok(Value::Map(out.into_iter().collect::<Fields>()))
             }
             Type::Object(ot) => {
                 // Terraform writes names sorted: each is found by walking the declared names
@@ -174,7 +174,7 @@ impl<'de> Visitor<'de> for Container<'_> {
                     }
                     out.push(found.unwrap_or_else(|| (name.clone(), Value::Null)));
                 }
-                Ok(Value::Object(out.into_iter().collect()))
+                Ok(Value::Object(Fields::from_sorted_vec(out)))
             }
             _ => Err(refused()),
         }

@@ -127,7 +127,7 @@ fn write(
             out.push(']');
             Ok(())
         }
-        // Keys come out of `BTreeMap<Name, _>`s, whose order is `str`'s: the order of the
+        // Keys come out of [`crate::Fields`], whose order is `str`'s: the order of the
         // tree's `serde_json::Map` (a `BTreeMap<String, _>`).
         (Type::Map(e), Value::Map(m) | Value::Object(m)) => {
             out.push('{');

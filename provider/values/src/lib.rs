@@ -62,6 +62,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod fields;
 mod json;
 mod json_direct;
 mod json_text;
@@ -73,6 +74,7 @@ mod types;
 mod value;
 
 pub use error::{DecodeError, EncodeError, TypeError};
+pub use fields::{Fields, FieldsIter, FieldsIterMut};
 pub use json::{
     decode_json, decode_json_value, encode_json, encode_json_value,
     encode_json_value_unknown_as_null,

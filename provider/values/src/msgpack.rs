@@ -15,10 +15,8 @@
 //! 2-array of its type JSON (as bin) and the value, except an untyped null
 //! or unknown, which is written bare.
 
-use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
-
 use crate::error::{DecodeError, EncodeError};
+use crate::fields::{Fields, UniqueEntries};
 use crate::name::Name;
 use crate::number::Number;
 use crate::path::{AttributePath, PathStep};
@@ -210,7 +208,7 @@ impl<'a> Decoder<'a> {
             entries.push((name.clone(), v));
         }
         entries.extend(declared.map(|(name, _)| (name.clone(), Value::Null)));
-        Ok(Some(Value::Object(entries.into_iter().collect())))
+        Ok(Some(Value::Object(Fields::from_sorted_vec(entries))))
     }
 
     /// An object whose names may come in any order: each is looked up in the type.
@@ -221,7 +219,7 @@ impl<'a> Decoder<'a> {
         depth: usize,
     ) -> Result<Value, DecodeError> {
         let n = self.map_len(ty)?;
-        let mut m = BTreeMap::new();
+        let mut given = UniqueEntries::with_capacity(ot.attrs.len());
         for _ in 0..n {
             let k = self.str(&Type::String)?;
             let Some((name, at)) = ot.attrs.get_key_value(k) else {
@@ -230,22 +228,22 @@ impl<'a> Decoder<'a> {
             let v = self
                 .value(at, depth + 1)
                 .map_err(|e| e.within(PathStep::Attribute(k.to_string())))?;
-            match m.entry(name.clone()) {
-                Entry::Vacant(slot) => {
-                    slot.insert(v);
-                }
-                Entry::Occupied(slot) => {
-                    return Err(self.err(format!("duplicate attribute {:?}", slot.key())));
-                }
+            if let Err(name) = given.push(name.clone(), v) {
+                return Err(self.err(format!("duplicate attribute {name:?}")));
             }
         }
-        // Absent attributes are null.
-        for name in ot.attrs.keys() {
-            if !m.contains_key(name) {
-                m.insert(name.clone(), Value::Null);
-            }
-        }
-        Ok(Value::Object(m))
+        // Every given name is declared: walk both in order, absent attributes null.
+        let mut given = given.finish().into_iter().peekable();
+        let entries = ot
+            .attrs
+            .keys()
+            .map(|name| {
+                given
+                    .next_if(|(k, _)| k == name)
+                    .unwrap_or_else(|| (name.clone(), Value::Null))
+            })
+            .collect();
+        Ok(Value::Object(Fields::from_sorted_vec(entries)))
     }
 
     /// A string borrowed from the input (attribute names need no copy).
@@ -415,22 +413,17 @@ impl<'a> Decoder<'a> {
             }
             Type::Map(elem) => {
                 let n = self.map_len(ty)?;
-                let mut m = BTreeMap::new();
+                let mut m = UniqueEntries::with_capacity(n);
                 for _ in 0..n {
                     let k = self.str(&Type::String)?;
                     let v = self
                         .value(elem, depth + 1)
                         .map_err(|e| e.within(PathStep::ElementKeyString(k.to_string())))?;
-                    match m.entry(Name::from(k.to_string())) {
-                        Entry::Vacant(slot) => {
-                            slot.insert(v);
-                        }
-                        Entry::Occupied(slot) => {
-                            return Err(self.err(format!("duplicate map key {:?}", slot.key())));
-                        }
+                    if let Err(name) = m.push(Name::from(k.to_string()), v) {
+                        return Err(self.err(format!("duplicate map key {name:?}")));
                     }
                 }
-                Ok(Value::Map(m))
+                Ok(Value::Map(m.finish()))
             }
             Type::Object(ot) => {
                 let start = self.pos;

@@ -11,8 +11,7 @@
 //! identically. A bare `Null`/`Unknown` at a dynamic position is cty's
 //! untyped null/unknown. Accessors and equality look through the wrapper.
 
-use std::collections::BTreeMap;
-
+use crate::fields::Fields;
 use crate::name::Name;
 use crate::number::Number;
 use crate::path::{AttributePath, PathStep};
@@ -37,10 +36,10 @@ pub enum Value {
     /// drop duplicate wholly known elements.
     Set(Vec<Value>),
     /// A map with string keys.
-    Map(BTreeMap<Name, Value>),
+    Map(Fields),
     /// An object; decoders always fill every attribute of the type
     /// (missing ones as `Null`).
-    Object(BTreeMap<Name, Value>),
+    Object(Fields),
     /// A tuple.
     Tuple(Vec<Value>),
     /// A value at a `dynamic` position with its concrete type (the inner
@@ -94,17 +93,19 @@ impl Value {
     /// planned value of a resource about to be created before any attribute
     /// is filled in.
     pub fn unknown_of(ty: &ObjectType) -> Value {
-        Value::Object(
+        Value::Object(Fields::from_sorted_vec(
             ty.attrs
                 .keys()
                 .map(|k| (k.clone(), Value::Unknown))
                 .collect(),
-        )
+        ))
     }
 
     /// An object of type `ty` whose attributes are all null.
     pub fn null_of(ty: &ObjectType) -> Value {
-        Value::Object(ty.attrs.keys().map(|k| (k.clone(), Value::Null)).collect())
+        Value::Object(Fields::from_sorted_vec(
+            ty.attrs.keys().map(|k| (k.clone(), Value::Null)).collect(),
+        ))
     }
 
     /// The value with any [`Value::Dynamic`] wrappers removed.
@@ -210,7 +211,7 @@ impl Value {
     }
 
     /// The entries of a map or the attributes of an object.
-    pub fn as_entries(&self) -> Option<&BTreeMap<Name, Value>> {
+    pub fn as_entries(&self) -> Option<&Fields> {
         match self.unwrap_dynamic() {
             Value::Map(m) | Value::Object(m) => Some(m),
             _ => None,
