@@ -5,7 +5,7 @@ provider/terraform/build.rs for why).
 
 It runs the release binary under callgrind (symbol names left mangled, as the linker knows them)
 through a real `terraform plan`, `apply`, no-op re-plan and `destroy` of COUNT hybrid_workload on
-the sim cloud, with AutoMTLS as Terraform sets it up, then ranks the binary's functions by the
+the sim cloud (the bench's configuration), with AutoMTLS as Terraform sets it up, then ranks the binary's functions by the
 instructions they executed. Run it after dependency or toolchain updates, or after large code
 changes; `make bench` prints how much of the list the current binary still matches.
 
@@ -25,26 +25,10 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "provider", "terraform", "link", "hot-symbols.txt")
 
-CONFIG = """terraform {{
-  required_providers {{
-    hybrid = {{
-      source = "hybrid/hybrid"
-    }}
-  }}
-}}
+# The configuration `make bench` measures, so the profile and the bench run the same code.
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from bench import hybrid_config  # noqa: E402
 
-provider "hybrid" {{}}
-
-resource "hybrid_workload" "profile" {{
-  count     = {count}
-  name      = "profile-${{count.index}}"
-  cpu       = 1
-  memory_gb = 2
-
-  compliance             = ["gdpr"]
-  data_residency_regions = ["EU"]
-}}
-"""
 
 PHASES = [
     ["plan", "-input=false", "-no-color", "-out=profile.tfplan"],
@@ -124,7 +108,7 @@ def main():
                 f'    "registry.terraform.io/hybrid/hybrid" = "{plugin_dir}"\n'
                 '  }\n  direct {}\n}\n')
     with open(os.path.join(work, "main.tf"), "w", encoding="utf-8") as f:
-        f.write(CONFIG.format(count=a.count))
+        f.write(hybrid_config(a.count))
     home = os.path.join(work, "home")
     os.makedirs(home, exist_ok=True)
     env = {
