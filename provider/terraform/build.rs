@@ -39,7 +39,6 @@ fn main() {
     ]
     .iter()
     .any(|flag| rustflags.contains(flag));
-    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     if enabled && release && lld_target && !own_linker && order.is_file() {
         println!(
             "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",

@@ -10,6 +10,7 @@
 
 use serde_json::Value as Json;
 
+use crate::encode_steps::{lead, mismatch, object_attributes, tuple_length, Lead};
 use crate::error::{DecodeError, EncodeError};
 use crate::fields::Fields;
 use crate::msgpack::MAX_DEPTH;
@@ -230,27 +231,12 @@ pub(crate) fn eerr(message: impl Into<String>) -> EncodeError {
 }
 
 fn encode(v: &Value, ty: &Type, depth: usize, nulls: UnknownAsNull) -> Result<Json, EncodeError> {
-    if depth > MAX_DEPTH {
-        return Err(eerr(format!("value nested deeper than {MAX_DEPTH} levels")));
-    }
-    match v {
-        Value::Null => return Ok(Json::Null),
-        Value::Unknown if nulls.0 => return Ok(Json::Null),
-        Value::Unknown => return Err(eerr("value is not known; JSON cannot hold unknown values")),
-        Value::Dynamic(t, inner) if ty.is_dynamic() => {
-            return encode_dynamic(t, inner.unwrap_dynamic(), depth, nulls);
-        }
-        Value::Dynamic(_, inner) => return encode(inner, ty, depth, nulls),
-        _ => {}
-    }
-    let mismatch = || eerr(format!("expected {ty}, found {}", v.kind_name()));
+    let v = match lead(v, ty, depth, nulls)? {
+        Lead::Null => return Ok(Json::Null),
+        Lead::Dynamic(t, inner) => return encode_dynamic(&t, inner, depth, nulls),
+        Lead::Typed(v) => v,
+    };
     match (ty, v) {
-        (Type::Dynamic, _) => {
-            let t = v.infer_type().ok_or_else(|| {
-                eerr("cannot tell the type of this value for a dynamic attribute")
-            })?;
-            encode_dynamic(&t, v, depth, nulls)
-        }
         (Type::Bool, Value::Bool(b)) => Ok(Json::Bool(*b)),
         (Type::Number, Value::Number(n)) => json_number(n).map(Json::Number),
         (Type::String, Value::String(s)) => Ok(Json::String(s.clone())),
@@ -266,11 +252,7 @@ fn encode(v: &Value, ty: &Type, depth: usize, nulls: UnknownAsNull) -> Result<Js
         }
         (Type::Tuple(ts), Value::Tuple(xs) | Value::List(xs)) => {
             if ts.len() != xs.len() {
-                return Err(eerr(format!(
-                    "expected a tuple of {} elements, found {}",
-                    ts.len(),
-                    xs.len()
-                )));
+                return Err(tuple_length(ts.len(), xs.len()));
             }
             let mut out = Vec::with_capacity(xs.len());
             for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
@@ -293,18 +275,15 @@ fn encode(v: &Value, ty: &Type, depth: usize, nulls: UnknownAsNull) -> Result<Js
             Ok(Json::Object(out))
         }
         (Type::Object(ot), Value::Object(m) | Value::Map(m)) => {
-            if let Some(extra) = m.keys().find(|k| !ot.attrs.contains_key(*k)) {
-                return Err(eerr(format!("unsupported attribute {extra:?}")));
-            }
             let mut out = serde_json::Map::new();
-            for (k, t) in &ot.attrs {
-                let v = encode(m.get(k).unwrap_or(&Value::Null), t, depth + 1, nulls)
+            for (k, t, x) in object_attributes(ot, m)? {
+                let v = encode(x, t, depth + 1, nulls)
                     .map_err(|err| err.within(PathStep::Attribute(k.to_string())))?;
                 out.insert(k.to_string(), v);
             }
             Ok(Json::Object(out))
         }
-        _ => Err(mismatch()),
+        _ => Err(mismatch(ty, v)),
     }
 }
 

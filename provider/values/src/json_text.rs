@@ -9,14 +9,15 @@
 //! The text is exactly `serde_json::to_string` of the tree [`crate::json`] would build for the
 //! same value (sorted keys, integers as integers, every digit of other numbers, serde_json's
 //! string escapes), and the errors are the same, with the same paths: this module follows
-//! `json::encode` case by case, shares its number rule ([`json_number`]), and the property tests
+//! `json::encode` case by case, shares its leading cases and object walk
+//! ([`crate::encode_steps`]) and its number rule ([`json_number`]), and the property tests
 //! in `tests/roundtrip_props.rs` compare the two on random values of random types.
 
 use std::fmt::Write as _;
 
+use crate::encode_steps::{lead, mismatch, object_attributes, tuple_length, Lead};
 use crate::error::EncodeError;
-use crate::json::{eerr, json_number, UnknownAsNull};
-use crate::msgpack::MAX_DEPTH;
+use crate::json::{json_number, UnknownAsNull};
 use crate::number::Number;
 use crate::path::PathStep;
 use crate::types::Type;
@@ -60,33 +61,15 @@ fn write(
     nulls: UnknownAsNull,
     out: &mut String,
 ) -> Result<(), EncodeError> {
-    if depth > MAX_DEPTH {
-        return Err(eerr(format!("value nested deeper than {MAX_DEPTH} levels")));
-    }
-    match v {
-        Value::Null => {
+    let v = match lead(v, ty, depth, nulls)? {
+        Lead::Null => {
             out.push_str("null");
             return Ok(());
         }
-        Value::Unknown if nulls.0 => {
-            out.push_str("null");
-            return Ok(());
-        }
-        Value::Unknown => return Err(eerr("value is not known; JSON cannot hold unknown values")),
-        Value::Dynamic(t, inner) if ty.is_dynamic() => {
-            return write_dynamic(t, inner.unwrap_dynamic(), depth, nulls, out);
-        }
-        Value::Dynamic(_, inner) => return write(inner, ty, depth, nulls, out),
-        _ => {}
-    }
-    let mismatch = || eerr(format!("expected {ty}, found {}", v.kind_name()));
+        Lead::Dynamic(t, inner) => return write_dynamic(&t, inner, depth, nulls, out),
+        Lead::Typed(v) => v,
+    };
     match (ty, v) {
-        (Type::Dynamic, _) => {
-            let t = v.infer_type().ok_or_else(|| {
-                eerr("cannot tell the type of this value for a dynamic attribute")
-            })?;
-            write_dynamic(&t, v, depth, nulls, out)
-        }
         (Type::Bool, Value::Bool(b)) => {
             out.push_str(if *b { "true" } else { "false" });
             Ok(())
@@ -97,35 +80,13 @@ fn write(
             Ok(())
         }
         (Type::List(e) | Type::Set(e), Value::List(xs) | Value::Set(xs)) => {
-            out.push('[');
-            for (i, x) in xs.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write(x, e, depth + 1, nulls, out)
-                    .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?;
-            }
-            out.push(']');
-            Ok(())
+            write_elements(xs.iter().map(|x| (x, &**e)), depth, nulls, out)
         }
         (Type::Tuple(ts), Value::Tuple(xs) | Value::List(xs)) => {
             if ts.len() != xs.len() {
-                return Err(eerr(format!(
-                    "expected a tuple of {} elements, found {}",
-                    ts.len(),
-                    xs.len()
-                )));
+                return Err(tuple_length(ts.len(), xs.len()));
             }
-            out.push('[');
-            for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write(x, t, depth + 1, nulls, out)
-                    .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?;
-            }
-            out.push(']');
-            Ok(())
+            write_elements(xs.iter().zip(ts), depth, nulls, out)
         }
         // Keys come out of [`crate::Fields`], whose order is `str`'s: the order of the
         // tree's `serde_json::Map` (a `BTreeMap<String, _>`).
@@ -144,24 +105,40 @@ fn write(
             Ok(())
         }
         (Type::Object(ot), Value::Object(m) | Value::Map(m)) => {
-            if let Some(extra) = m.keys().find(|k| !ot.attrs.contains_key(*k)) {
-                return Err(eerr(format!("unsupported attribute {extra:?}")));
-            }
             out.push('{');
-            for (i, (k, t)) in ot.attrs.iter().enumerate() {
+            for (i, (k, t, x)) in object_attributes(ot, m)?.enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
                 push_string(out, k);
                 out.push(':');
-                write(m.get(k).unwrap_or(&Value::Null), t, depth + 1, nulls, out)
+                write(x, t, depth + 1, nulls, out)
                     .map_err(|err| err.within(PathStep::Attribute(k.to_string())))?;
             }
             out.push('}');
             Ok(())
         }
-        _ => Err(mismatch()),
+        _ => Err(mismatch(ty, v)),
     }
+}
+
+/// `[..]` of list, set or tuple elements, each with its type.
+fn write_elements<'v>(
+    elements: impl Iterator<Item = (&'v Value, &'v Type)>,
+    depth: usize,
+    nulls: UnknownAsNull,
+    out: &mut String,
+) -> Result<(), EncodeError> {
+    out.push('[');
+    for (i, (x, t)) in elements.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write(x, t, depth + 1, nulls, out)
+            .map_err(|err| err.within(PathStep::ElementKeyInt(i as i64)))?;
+    }
+    out.push(']');
+    Ok(())
 }
 
 /// `{"type":..,"value":..}`: the tree's two keys in its (sorted) order.
@@ -255,6 +232,7 @@ fn push_string(out: &mut String, s: &str) {
 mod tests {
     use super::*;
     use crate::json::{encode_json_value, encode_json_value_unknown_as_null};
+    use crate::msgpack::MAX_DEPTH;
 
     /// The tree's text, or its error.
     fn tree(v: &Value, ty: &Type, unknown_as_null: bool) -> Result<String, EncodeError> {

@@ -61,6 +61,7 @@
 
 #![warn(missing_docs)]
 
+mod encode_steps;
 mod error;
 mod fields;
 mod json;

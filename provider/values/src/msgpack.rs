@@ -15,6 +15,7 @@
 //! 2-array of its type JSON (as bin) and the value, except an untyped null
 //! or unknown, which is written bare.
 
+use crate::encode_steps::object_attributes;
 use crate::error::{DecodeError, EncodeError};
 use crate::fields::{Fields, UniqueEntries};
 use crate::name::Name;
@@ -655,36 +656,12 @@ impl Encoder {
                 Ok(())
             }
             (Type::Object(ot), Value::Object(m) | Value::Map(m)) => {
-                // Both maps are sorted by name: walk them side by side instead of looking each
-                // attribute up (and each given name up again to find extras). An extra name
-                // fails the whole encoding, so what was written before it does not matter.
-                fn unsupported(name: &str) -> EncodeError {
-                    EncodeError {
-                        path: AttributePath::root(),
-                        message: format!("unsupported attribute {name:?}"),
-                    }
-                }
+                let attributes = object_attributes(ot, m)?;
                 self.map_header(ot.attrs.len())?;
-                let mut given = m.iter().peekable();
-                for (k, t) in &ot.attrs {
-                    let mut value = &Value::Null;
-                    if let Some(&(name, x)) = given.peek() {
-                        match name.as_str().cmp(k.as_str()) {
-                            // Below every declared name still to come: not declared.
-                            std::cmp::Ordering::Less => return Err(unsupported(name)),
-                            std::cmp::Ordering::Equal => {
-                                value = x;
-                                given.next();
-                            }
-                            std::cmp::Ordering::Greater => {}
-                        }
-                    }
+                for (k, t, x) in attributes {
                     self.str(k)?;
-                    self.value(value, t, depth + 1)
+                    self.value(x, t, depth + 1)
                         .map_err(|e| e.within(PathStep::Attribute(k.to_string())))?;
-                }
-                if let Some((name, _)) = given.next() {
-                    return Err(unsupported(name));
                 }
                 Ok(())
             }
