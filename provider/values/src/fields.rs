@@ -18,6 +18,17 @@ use std::fmt;
 use crate::name::Name;
 use crate::value::Value;
 
+/// `a.cmp(b)`, deciding on the first bytes when they differ. Attribute names mostly differ
+/// there, and `str`'s own `cmp` calls `memcmp` for every comparison: a tenth of the
+/// instructions of a lookup-heavy apply went to those calls. Bytes compare as `str`s do.
+#[inline]
+fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
 /// Attributes of an object or entries of a map, sorted by name, each name once.
 #[derive(Clone, Default, PartialEq)]
 pub struct Fields(Vec<(Name, Value)>);
@@ -54,7 +65,8 @@ impl Fields {
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+        self.0
+            .binary_search_by(|(k, _)| name_order(k.as_str(), name))
     }
 
     /// The value under `name`.
@@ -326,6 +338,18 @@ mod tests {
         kvs.iter()
             .map(|&(k, v)| (Name::from(k), Value::from(v)))
             .collect()
+    }
+
+    #[test]
+    fn name_order_is_strs_order() {
+        let words = [
+            "", "a", "ab", "b", "B", "é", "e", "ee", "cpu", "cost", "\u{7f}", "zz", "z",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(name_order(a, b), a.cmp(b), "{a:?} against {b:?}");
+            }
+        }
     }
 
     fn names(f: &Fields) -> Vec<&str> {

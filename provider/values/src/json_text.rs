@@ -198,6 +198,13 @@ fn is_plain_json_number(text: &str) -> bool {
 /// `s` as a JSON string with serde_json's escapes: `\"`, `\\`, the short forms `\b \t \n \f
 /// \r`, `\u00XX` (lowercase hex) for the other control characters, everything else as it is.
 fn push_string(out: &mut String, s: &str) {
+    if !needs_escape(s.as_bytes()) {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     out.push('"');
     let mut run = 0;
     for (i, b) in s.bytes().enumerate() {
@@ -226,6 +233,29 @@ fn push_string(out: &mut String, s: &str) {
     }
     out.push_str(&s[run..]);
     out.push('"');
+}
+
+/// Whether `bytes` hold a quote, a backslash or a control character: eight bytes at a time
+/// (names and most values hold none, and are then copied whole).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte below `n` (n <= 0x80) in `w`: the classic test, exact about whether there is one.
+    let has_below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH != 0;
+    let has_byte = |w: u64, b: u8| has_below(w ^ (ONES * u64::from(b)), 1);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_ne_bytes(word);
+        if has_below(w, 0x20) || has_byte(w, b'"') || has_byte(w, b'\\') {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 #[cfg(test)]
@@ -378,6 +408,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn needs_escape_finds_every_byte_that_needs_one_wherever_it_is() {
+        let scalar = |bytes: &[u8]| bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    assert_eq!(
+                        needs_escape(&bytes),
+                        scalar(&bytes),
+                        "{b:#x} at {at} of {len}"
+                    );
+                    // Neighbours that borrow in the subtraction (0x00, 0x80, 0xff) around it.
+                    for n in [0x00, 0x1f, 0x20, 0x21, 0x80, 0xff] {
+                        let mut with = bytes.clone();
+                        with[(at + 1) % len] = n;
+                        assert_eq!(needs_escape(&with), scalar(&with), "{b:#x} at {at}, {n:#x}");
+                    }
+                }
+            }
+        }
+        let mut out = String::new();
+        push_string(&mut out, "plain text \u{e9} of some length");
+        assert_eq!(out, "\"plain text \u{e9} of some length\"");
     }
 
     #[test]

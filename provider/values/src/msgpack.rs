@@ -195,17 +195,24 @@ impl<'a> Decoder<'a> {
         let mut entries: Vec<(Name, Value)> = Vec::with_capacity(ot.attrs.len());
         let mut declared = ot.attrs.iter().peekable();
         for _ in 0..n {
-            let k = self.str(&Type::String)?;
+            let code = self.peek()?;
+            // The name as bytes (`str`'s order is theirs): one equal to a declared name is
+            // valid UTF-8 without a check; any other sends the object to the any-order path,
+            // which checks it.
+            let k = self
+                .raw_str()?
+                .ok_or_else(|| self.mismatch(&Type::String, code))?;
             // Declared names before this one were absent: null.
-            while let Some((name, _)) = declared.next_if(|(name, _)| name.as_str() < k) {
+            while let Some((name, _)) = declared.next_if(|(name, _)| name.as_str().as_bytes() < k) {
                 entries.push((name.clone(), Value::Null));
             }
-            let Some((name, at)) = declared.next_if(|(name, _)| name.as_str() == k) else {
+            let Some((name, at)) = declared.next_if(|(name, _)| name.as_str().as_bytes() == k)
+            else {
                 return Ok(None);
             };
             let v = self
                 .value(at, depth + 1)
-                .map_err(|e| e.within(PathStep::Attribute(k.to_string())))?;
+                .map_err(|e| e.within(PathStep::Attribute(name.to_string())))?;
             entries.push((name.clone(), v));
         }
         entries.extend(declared.map(|(name, _)| (name.clone(), Value::Null)));
