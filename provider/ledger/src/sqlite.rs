@@ -71,12 +71,26 @@ const COLUMNS: &str = "id, node, holder, state, cpu_millis, memory_mb, storage_g
 pub struct SqliteLedger {
     path: PathBuf,
     conn: Mutex<Connection>,
-    /// Plan notes' own connection, with `synchronous = NORMAL` (see [`Self::with_notes_tx`]).
-    notes: Mutex<Connection>,
+    /// Plan notes' own connection, with `synchronous = NORMAL` (see [`Self::lock_notes`]),
+    /// and the notes forgotten but not yet deleted.
+    notes: Mutex<Notes>,
     /// Expired plan notes are purged by the first note this handle writes, not by every one:
     /// a plan of a thousand workloads writes a thousand notes.
     notes_purged: std::sync::atomic::AtomicBool,
 }
+
+/// The plan notes' connection and what waits to be deleted through it.
+struct Notes {
+    conn: Connection,
+    /// Notes forgotten since the last batch of deletes (see
+    /// [`SqliteLedger::forget_plan_note`]). This handle no longer reads them.
+    forgotten: Vec<String>,
+}
+
+/// How many forgotten notes are deleted in one transaction. An apply forgets one note per
+/// workload it creates; a transaction each was about a twentieth of a 1,000-workload apply's
+/// provider instructions, and a dozen system calls per workload.
+const FORGET_BATCH: usize = 64;
 
 impl std::fmt::Debug for SqliteLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,6 +182,52 @@ fn open_connection(path: &Path, durability: Durability) -> Result<Connection, Le
     })
 }
 
+/// Deletes the forgotten notes from the file in one transaction. On failure they stay
+/// listed, for the next batch.
+fn delete_forgotten(path: &Path, notes: &mut Notes) -> Result<(), LedgerError> {
+    if notes.forgotten.is_empty() {
+        return Ok(());
+    }
+    let keys = std::mem::take(&mut notes.forgotten);
+    let deleted = tx_on(
+        path,
+        &mut notes.conn,
+        TransactionBehavior::Immediate,
+        "forgetting plan notes",
+        |tx, path| {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM ledger_plan_notes WHERE key = ?1")
+                .map_err(sq(path, "forgetting plan notes"))?;
+            for key in &keys {
+                delete
+                    .execute([key])
+                    .map_err(sq(path, "forgetting plan notes"))?;
+            }
+            Ok(())
+        },
+    );
+    if deleted.is_err() {
+        notes.forgotten = keys;
+    }
+    deleted
+}
+
+/// [`SqliteLedger::run_tx`] on a connection already locked.
+fn tx_on<T>(
+    path: &Path,
+    conn: &mut Connection,
+    behavior: TransactionBehavior,
+    context: &'static str,
+    f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+) -> Result<T, LedgerError> {
+    let tx = conn
+        .transaction_with_behavior(behavior)
+        .map_err(sq(path, context))?;
+    let out = f(&tx, path)?;
+    tx.commit().map_err(sq(path, context))?;
+    Ok(out)
+}
+
 /// A panic in another thread cannot leave a half-done transaction behind (it is rolled back
 /// when dropped), so a poisoned lock is safe to reuse.
 fn locked(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
@@ -180,13 +240,16 @@ impl SqliteLedger {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
         let path = path.as_ref().to_path_buf();
         // Reservations wait for fsync (FULL); plan notes, a cache of decisions, have their own
-        // connection that does not (`with_notes_tx`), so neither switches the other's setting.
+        // connection that does not (`lock_notes`), so neither switches the other's setting.
         let conn = open_connection(&path, Durability::Full)?;
         let notes = open_connection(&path, Durability::Normal)?;
         let ledger = SqliteLedger {
             path,
             conn: Mutex::new(conn),
-            notes: Mutex::new(notes),
+            notes: Mutex::new(Notes {
+                conn: notes,
+                forgotten: Vec::new(),
+            }),
             notes_purged: std::sync::atomic::AtomicBool::new(false),
         };
         ledger.with_tx("creating tables", |tx, path| {
@@ -210,20 +273,26 @@ impl SqliteLedger {
         self.with_behavior(TransactionBehavior::Immediate, context, f)
     }
 
-    /// Like [`Self::with_tx`] for data that may be lost with the machine (plan notes, which are
-    /// a cache of decisions), on the notes connection, whose commits do not wait for fsync. WAL
-    /// mode keeps the database consistent either way; a commit is durable against a killed
-    /// process at once, and against power loss from the next synchronous commit on. Plans write
-    /// one note per workload, so an fsync each was a third of a 1,000-workload plan's provider
-    /// CPU; switching one connection's setting back and forth around each note cost another
-    /// two statements per note.
+    /// The notes connection, for data that may be lost with the machine (plan notes, which
+    /// are a cache of decisions): its commits do not wait for fsync. WAL mode keeps the
+    /// database consistent either way; a commit is durable against a killed process at once,
+    /// and against power loss from the next synchronous commit on. Plans write one note per
+    /// workload, so an fsync each was a third of a 1,000-workload plan's provider CPU;
+    /// switching one connection's setting back and forth around each note cost another two
+    /// statements per note. With it come the forgotten notes (poisoning: see [`locked`]).
+    fn lock_notes(&self) -> MutexGuard<'_, Notes> {
+        self.notes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in a transaction on the notes connection (see [`Self::lock_notes`]).
+    #[cfg(test)]
     fn with_notes_tx<T>(
         &self,
         behavior: TransactionBehavior,
         context: &'static str,
         f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        self.run_tx(&self.notes, behavior, context, f)
+        self.run_tx_on(&mut self.lock_notes().conn, behavior, context, f)
     }
 
     /// Runs a read-only `f` in a deferred transaction: one consistent WAL snapshot that does not
@@ -254,13 +323,18 @@ impl SqliteLedger {
         context: &'static str,
         f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        let mut conn = locked(conn);
-        let tx = conn
-            .transaction_with_behavior(behavior)
-            .map_err(sq(&self.path, context))?;
-        let out = f(&tx, &self.path)?;
-        tx.commit().map_err(sq(&self.path, context))?;
-        Ok(out)
+        self.run_tx_on(&mut locked(conn), behavior, context, f)
+    }
+
+    /// [`Self::run_tx`] on a connection already locked.
+    fn run_tx_on<T>(
+        &self,
+        conn: &mut Connection,
+        behavior: TransactionBehavior,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        tx_on(&self.path, conn, behavior, context, f)
     }
 
     fn capacity_of(
@@ -580,7 +654,10 @@ impl Ledger for SqliteLedger {
 
     fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError> {
         let expires = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        self.with_notes_tx(TransactionBehavior::Immediate, "writing a plan note", |tx, path| {
+        let mut notes = self.lock_notes();
+        // A new note under a forgotten key must outlive the pending delete of the old one.
+        notes.forgotten.retain(|k| k != key);
+        self.run_tx_on(&mut notes.conn, TransactionBehavior::Immediate, "writing a plan note", |tx, path| {
             // Expired notes of every workload go with the first write of each process (each
             // plan or apply), so the table stays small without a scan per note.
             if !self
@@ -603,32 +680,45 @@ impl Ledger for SqliteLedger {
     }
 
     fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError> {
-        self.with_notes_tx(
-            TransactionBehavior::Deferred,
-            "reading a plan note",
-            |tx, path| {
-                tx.prepare_cached(
-                    "SELECT body FROM ledger_plan_notes WHERE key = ?1 AND expires_at_ms > ?2",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row(params![key, to_i64(now_ms())], |r| r.get::<_, String>(0))
-                        .optional()
-                })
-                .map_err(sq(path, "reading a plan note"))
-            },
-        )
+        let notes = self.lock_notes();
+        if notes.forgotten.iter().any(|k| k == key) {
+            return Ok(None);
+        }
+        // One statement reads one consistent snapshot by itself: no BEGIN and COMMIT around it.
+        notes
+            .conn
+            .prepare_cached(
+                "SELECT body FROM ledger_plan_notes WHERE key = ?1 AND expires_at_ms > ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![key, to_i64(now_ms())], |r| r.get::<_, String>(0))
+                    .optional()
+            })
+            .map_err(sq(&self.path, "reading a plan note"))
     }
 
+    /// This handle stops reading the note at once; the file loses it with the next batch of
+    /// [`FORGET_BATCH`] forgotten notes, or when the handle is dropped. Until then other
+    /// handles may still read it, and a process killed before that leaves it to expire with
+    /// its TTL, as a failed delete always did: a note is a cache of a decision, checked
+    /// against its inputs and against capacity before it is used.
     fn forget_plan_note(&self, key: &str) -> Result<(), LedgerError> {
-        self.with_notes_tx(
-            TransactionBehavior::Immediate,
-            "forgetting a plan note",
-            |tx, path| {
-                tx.execute("DELETE FROM ledger_plan_notes WHERE key = ?1", params![key])
-                    .map_err(sq(path, "forgetting a plan note"))?;
-                Ok(())
-            },
-        )
+        let mut notes = self.lock_notes();
+        if !notes.forgotten.iter().any(|k| k == key) {
+            notes.forgotten.push(key.to_owned());
+        }
+        if notes.forgotten.len() < FORGET_BATCH {
+            return Ok(());
+        }
+        delete_forgotten(&self.path, &mut notes)
+    }
+}
+
+impl Drop for SqliteLedger {
+    fn drop(&mut self) {
+        let notes = self.notes.get_mut().unwrap_or_else(|e| e.into_inner());
+        // Best effort: what is not deleted expires with its TTL.
+        let _ = delete_forgotten(&self.path, notes);
     }
 }
 
@@ -687,6 +777,62 @@ mod tests {
         assert_eq!(seen, "a");
         ledger.forget_plan_note("wl-a").unwrap();
         assert_eq!(ledger.plan_note("wl-a").unwrap(), None);
+    }
+
+    #[test]
+    fn forgotten_notes_leave_the_file_in_batches_and_when_the_handle_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let in_file = |key: &str| -> bool {
+            let conn = Connection::open(&path).unwrap();
+            conn.query_row(
+                "SELECT COUNT(*) FROM ledger_plan_notes WHERE key = ?1",
+                [key],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+                == 1
+        };
+        let ttl = Duration::from_secs(60);
+        let ledger = SqliteLedger::open(&path).unwrap();
+        for i in 0..FORGET_BATCH {
+            ledger.put_plan_note(&format!("wl-{i}"), "n", ttl).unwrap();
+        }
+        ledger.forget_plan_note("wl-0").unwrap();
+        ledger.forget_plan_note("wl-0").unwrap();
+        assert_eq!(
+            ledger.plan_note("wl-0").unwrap(),
+            None,
+            "gone for this handle"
+        );
+        assert!(in_file("wl-0"), "still in the file: the batch is not full");
+
+        // A note written again under a forgotten key is not deleted by the pending batch.
+        ledger.forget_plan_note("wl-1").unwrap();
+        ledger.put_plan_note("wl-1", "again", ttl).unwrap();
+        assert_eq!(ledger.plan_note("wl-1").unwrap().as_deref(), Some("again"));
+
+        for i in 2..=FORGET_BATCH {
+            ledger.forget_plan_note(&format!("wl-{i}")).unwrap();
+        }
+        assert!(
+            !in_file("wl-0") && !in_file("wl-2"),
+            "a full batch is deleted"
+        );
+        assert!(in_file("wl-1"));
+        assert_eq!(ledger.plan_note("wl-1").unwrap().as_deref(), Some("again"));
+
+        ledger.forget_plan_note("wl-1").unwrap();
+        assert!(in_file("wl-1"));
+        drop(ledger);
+        assert!(!in_file("wl-1"), "deleted when the handle is dropped");
+        assert_eq!(
+            SqliteLedger::open(&path)
+                .unwrap()
+                .plan_note("wl-1")
+                .unwrap(),
+            None
+        );
     }
 
     #[test]
