@@ -45,9 +45,24 @@ pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
 
 /// Encodes a value of type `ty` as cty msgpack.
 pub fn encode_msgpack(v: &Value, ty: &Type) -> Result<Vec<u8>, EncodeError> {
-    let mut e = Encoder { out: Vec::new() };
-    e.value(v, ty, 0)?;
-    Ok(e.out)
+    let mut out = Vec::new();
+    encode_msgpack_into(v, ty, &mut out)?;
+    Ok(out)
+}
+
+/// Appends `v`'s msgpack to `out` (for callers that concatenate several values). On error
+/// `out` is left as it was.
+pub fn encode_msgpack_into(v: &Value, ty: &Type, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let start = out.len();
+    let mut e = Encoder {
+        out: std::mem::take(out),
+    };
+    let result = e.value(v, ty, 0);
+    *out = e.out;
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
 }
 
 /// Reads msgpack. Like the encoder's, its errors start at the failing value and gain their path

@@ -397,17 +397,19 @@ impl Workload {
         for name in PLACEMENT_INPUTS {
             bytes.extend_from_slice(name.as_bytes());
             bytes.push(0);
-            let encoded = match (self.object.attrs.get(*name), planned.get(name)) {
-                (Some(ty), Some(v)) => tfvalue::encode_msgpack(v, ty).ok(),
-                _ => None,
+            // The length goes before the value: written after it, into its place.
+            let at = bytes.len();
+            bytes.extend_from_slice(&[0; 8]);
+            let written = match (self.object.attrs.get(*name), planned.get(name)) {
+                (Some(ty), Some(v)) => tfvalue::encode_msgpack_into(v, ty, &mut bytes).is_ok(),
+                _ => false,
             };
-            match encoded {
-                Some(e) => {
-                    bytes.extend_from_slice(&(e.len() as u64).to_le_bytes());
-                    bytes.extend_from_slice(&e);
-                }
-                None => bytes.extend_from_slice(&u64::MAX.to_le_bytes()),
-            }
+            let len = if written {
+                (bytes.len() - at - 8) as u64
+            } else {
+                u64::MAX
+            };
+            bytes[at..at + 8].copy_from_slice(&len.to_le_bytes());
         }
         sha256_hex(bytes, 16)
     }
@@ -1811,6 +1813,46 @@ mod tests {
         let stored = doc.section("state").expect("state").to_string();
         let back = tfvalue::decode_json(stored.as_bytes(), &wl.ty).expect("decode");
         assert_eq!(back, state);
+    }
+
+    #[test]
+    fn inputs_digest_is_the_one_notes_were_written_with() {
+        // The digest as earlier versions computed it (one buffer per value): notes written by
+        // them must still match.
+        fn reference(wl: &Workload, planned: &Value) -> String {
+            let mut bytes = Vec::new();
+            for name in PLACEMENT_INPUTS {
+                bytes.extend_from_slice(name.as_bytes());
+                bytes.push(0);
+                let encoded = match (wl.object.attrs.get(*name), planned.get(name)) {
+                    (Some(ty), Some(v)) => tfvalue::encode_msgpack(v, ty).ok(),
+                    _ => None,
+                };
+                match encoded {
+                    Some(e) => {
+                        bytes.extend_from_slice(&(e.len() as u64).to_le_bytes());
+                        bytes.extend_from_slice(&e);
+                    }
+                    None => bytes.extend_from_slice(&u64::MAX.to_le_bytes()),
+                }
+            }
+            sha256_hex(bytes, 16)
+        }
+        let wl = Workload::new();
+        let mut planned = planned_state(&wl);
+        assert_eq!(wl.inputs_digest(&planned), reference(&wl, &planned));
+        attrs::set(
+            &mut planned,
+            "compliance",
+            Value::list([Value::string("gdpr")]),
+        );
+        attrs::set(&mut planned, "cpu", Value::from(3i64));
+        let digest = wl.inputs_digest(&planned);
+        assert_eq!(digest, reference(&wl, &planned));
+        // A value that cannot be encoded is marked, not skipped.
+        attrs::set(&mut planned, "cpu", Value::string("not a number"));
+        assert_eq!(wl.inputs_digest(&planned), reference(&wl, &planned));
+        assert_ne!(wl.inputs_digest(&planned), digest);
     }
 
     #[test]
