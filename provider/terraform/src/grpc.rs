@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_util::FutureExt;
@@ -285,10 +286,19 @@ pub fn decode(
 }
 
 pub fn encode(value: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostic> {
-    tfvalue::encode_msgpack(value, ty)
-        .map(|msgpack| pb::DynamicValue {
-            msgpack,
-            json: Vec::new(),
+    // The buffer starts as large as the largest value encoded so far (up to a cap): states of
+    // one resource type are alike in size, and growing from nothing took about ten
+    // reallocations and copies per state.
+    static LARGEST: AtomicUsize = AtomicUsize::new(256);
+    const CAP: usize = 64 * 1024;
+    let mut msgpack = Vec::with_capacity(LARGEST.load(Ordering::Relaxed));
+    tfvalue::encode_msgpack_into(value, ty, &mut msgpack)
+        .map(|()| {
+            LARGEST.fetch_max(msgpack.len().min(CAP), Ordering::Relaxed);
+            pb::DynamicValue {
+                msgpack,
+                json: Vec::new(),
+            }
         })
         .map_err(|e| {
             Diagnostic::error(
