@@ -134,7 +134,9 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// The note under `key`, unless it expired or was never written.
     fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError>;
 
-    /// Forgets the note under `key` (idempotent).
+    /// Forgets the note under `key` (idempotent): this handle no longer reads it. A backend
+    /// may delete it from its store later (the SQLite one does, in batches); until then other
+    /// handles may still read it, and a note never deleted expires with its TTL.
     fn forget_plan_note(&self, key: &str) -> Result<(), LedgerError>;
 }
 

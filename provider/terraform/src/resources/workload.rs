@@ -465,10 +465,10 @@ impl Workload {
     fn recall_plan_note(
         &self,
         ctx: &ProviderContext,
-        prior: &Value,
+        same_inputs_as_prior: bool,
         planned: &mut Value,
     ) -> Result<bool, Diagnostic> {
-        if !prior.is_null() && inputs_equal(prior, planned) {
+        if same_inputs_as_prior {
             return Ok(false);
         }
         let Some(id) = attrs::string(planned, "id") else {
@@ -1250,6 +1250,9 @@ impl Resource for Workload {
             },
         );
 
+        // Every placement input is final from here on (defaults are in).
+        let same_inputs = has_prior && inputs_equal(&prior, &planned);
+
         // Placement, at plan time, whenever the inputs are known.
         if PLACEMENT_INPUTS
             .iter()
@@ -1270,11 +1273,7 @@ impl Resource for Workload {
                 .get("edge_assignments")
                 .cloned()
                 .unwrap_or(Value::Null);
-            if has_prior
-                && inputs_equal(&prior, &planned)
-                && prior_assignments.is_known()
-                && !prior_assignments.is_null()
-            {
+            if same_inputs && prior_assignments.is_known() && !prior_assignments.is_null() {
                 // Same inputs: keep the booked distribution (our own holdings keep it feasible).
                 attrs::set(
                     &mut planned,
@@ -1284,7 +1283,7 @@ impl Resource for Workload {
                 attrs::set(&mut planned, "edge_assignments", prior_assignments);
             } else {
                 attrs::set(&mut planned, "alternatives", Value::list([]));
-                match self.recall_plan_note(ctx, &prior, &mut planned) {
+                match self.recall_plan_note(ctx, same_inputs, &mut planned) {
                     Ok(true) => {}
                     Ok(false) => match workload_edge::plan(
                         ctx,
@@ -1326,11 +1325,11 @@ impl Resource for Workload {
                     return resp;
                 }
             };
-            let prior_placement = prior.get("placement").cloned().unwrap_or(Value::Null);
+            let prior_placement = prior.get("placement").unwrap_or(&Value::Null);
             let options = PlaceOptions {
                 top_k: alternatives_count,
                 current: if has_prior {
-                    placement_key(&prior_placement)
+                    placement_key(prior_placement)
                 } else {
                     None
                 },
@@ -1359,7 +1358,7 @@ impl Resource for Workload {
             // nodes registered between plan and apply (in this run or by another workspace)
             // must not change what the reviewer saw, even when the plan chose a cloud.
             let recalled = if wants_edge {
-                self.recall_plan_note(ctx, &prior, &mut planned)
+                self.recall_plan_note(ctx, same_inputs, &mut planned)
             } else {
                 Ok(false)
             };
@@ -1402,10 +1401,7 @@ impl Resource for Workload {
                             .push(Diagnostic::warning("Placement warning", warning.clone()));
                     }
                     // No churn: same inputs and same place keep the recorded decision verbatim.
-                    if has_prior
-                        && inputs_equal(&prior, &planned)
-                        && same_where(&prior_placement, &chosen)
-                    {
+                    if same_inputs && same_where(prior_placement, &chosen) {
                         attrs::set(&mut planned, "placement", prior_placement.clone());
                         attrs::set(
                             &mut planned,
@@ -1436,11 +1432,13 @@ impl Resource for Workload {
             }
         }
 
-        let new_placement = planned.get("placement").cloned().unwrap_or(Value::Null);
-        let prior_placement = prior.get("placement").cloned().unwrap_or(Value::Null);
+        let new_placement = planned.get("placement").unwrap_or(&Value::Null);
         let replacing = has_prior
             && (name_changed
-                || !same_where(&prior_placement, &new_placement)
+                || !same_where(
+                    prior.get("placement").unwrap_or(&Value::Null),
+                    new_placement,
+                )
                 || prior.get("edge_assignments") != planned.get("edge_assignments"));
         // An existing instance stays with the driver that made it; a new one goes to the
         // driver for its placement's provider.
@@ -1453,7 +1451,7 @@ impl Resource for Workload {
         } else if !new_placement.is_known() {
             Value::Unknown
         } else {
-            match placement_driver(ctx, &planned, &new_placement) {
+            match placement_driver(ctx, &planned, new_placement) {
                 Ok(d) => Value::string(d.name()),
                 Err(d) => {
                     resp.diagnostics.push(d);
