@@ -414,6 +414,35 @@ impl Workload {
         sha256_hex(bytes, 16)
     }
 
+    /// The note's text: a JSON object of the inputs digest and the noted attributes as base64
+    /// msgpack (msgpack, not JSON: it keeps a float64 a float64, and Terraform compares the
+    /// repeated plan with the first one exactly). Printed directly, keys sorted as serde_json
+    /// printed its map, so notes read the same either way; base64 and hex need no escapes.
+    fn plan_note_body(&self, planned: &Value) -> Option<String> {
+        let mut entries: Vec<(&str, String)> = Vec::with_capacity(NOTED.len() + 1);
+        entries.push(("inputs", self.inputs_digest(planned)));
+        let mut bytes = Vec::with_capacity(1024);
+        for name in NOTED {
+            let (ty, value) = (self.object.attrs.get(name)?, planned.get(name)?);
+            bytes.clear();
+            tfvalue::encode_msgpack_into(value, ty, &mut bytes).ok()?;
+            entries.push((name, BASE64.encode(&bytes)));
+        }
+        entries.sort_unstable_by_key(|(k, _)| *k);
+        let mut body =
+            String::with_capacity(entries.iter().map(|(k, v)| k.len() + v.len() + 6).sum());
+        for (i, (k, v)) in entries.iter().enumerate() {
+            body.push(if i == 0 { '{' } else { ',' });
+            body.push('"');
+            body.push_str(k);
+            body.push_str("\":\"");
+            body.push_str(v);
+            body.push('"');
+        }
+        body.push('}');
+        Some(body)
+    }
+
     /// Remembers an edge decision just shown, so that the apply-time plan repeats it (see the
     /// ledger's plan notes). A cloud-only decision needs no note: the catalog does not move.
     fn write_plan_note(
@@ -430,23 +459,9 @@ impl Workload {
         if !edge_considered && planned_bookings(planned, &placement).is_empty() {
             return;
         }
-        let object = &self.object;
-        let mut note = serde_json::Map::new();
-        note.insert("inputs".into(), self.inputs_digest(planned).into());
-        for name in NOTED {
-            let (Some(ty), Some(value)) = (object.attrs.get(name), planned.get(name)) else {
-                return;
-            };
-            // msgpack, not JSON: it keeps a float64 a float64, and Terraform compares the
-            // repeated plan with the first one exactly.
-            match tfvalue::encode_msgpack(value, ty) {
-                Ok(bytes) => {
-                    note.insert(name.into(), BASE64.encode(bytes).into());
-                }
-                Err(_) => return,
-            }
-        }
-        let body = serde_json::Value::Object(note).to_string();
+        let Some(body) = self.plan_note_body(planned) else {
+            return;
+        };
         if let Err(e) = ctx
             .ledger
             .put_plan_note(&plan_note_key(&id), &body, PLAN_NOTE_TTL)
@@ -478,11 +493,11 @@ impl Workload {
         let Ok(Some(body)) = ctx.ledger.plan_note(&key) else {
             return Ok(false);
         };
-        let Ok(serde_json::Value::Object(note)) = serde_json::from_str(&body) else {
+        // The fields borrowed from the note's text, which has no escapes.
+        let Ok(note) = serde_json::from_str::<BTreeMap<&str, &str>>(&body) else {
             return Ok(false);
         };
-        if note.get("inputs").and_then(|v| v.as_str()) != Some(self.inputs_digest(planned).as_str())
-        {
+        if note.get("inputs").copied() != Some(self.inputs_digest(planned).as_str()) {
             return Ok(false);
         }
         let object = &self.object;
@@ -490,7 +505,7 @@ impl Workload {
         for name in NOTED {
             let (Some(ty), Some(bytes)) = (
                 object.attrs.get(name),
-                note.get(name).and_then(|v| v.as_str()).and_then(unbase64),
+                note.get(name).and_then(|text| unbase64(text)),
             ) else {
                 return Ok(false);
             };
@@ -1851,6 +1866,36 @@ mod tests {
         attrs::set(&mut planned, "cpu", Value::string("not a number"));
         assert_eq!(wl.inputs_digest(&planned), reference(&wl, &planned));
         assert_ne!(wl.inputs_digest(&planned), digest);
+    }
+
+    #[test]
+    fn plan_note_text_is_what_serde_json_printed() {
+        let wl = Workload::new();
+        let mut planned = planned_state(&wl);
+        let placement =
+            serde_json::json!({"provider": "aws", "score": 0.1, "scores": {"cost": 1.5}});
+        attrs::set(
+            &mut planned,
+            "placement",
+            tfvalue::decode_json_value(&placement, &placement_type()).expect("placement"),
+        );
+        attrs::set(&mut planned, "alternatives", Value::list([]));
+        attrs::set(&mut planned, "edge_assignments", Value::list([]));
+        let body = wl.plan_note_body(&planned).expect("a note");
+        let mut map = serde_json::Map::new();
+        map.insert("inputs".into(), wl.inputs_digest(&planned).into());
+        for name in NOTED {
+            let ty = wl.object.attrs.get(name).expect("noted attribute");
+            let bytes =
+                tfvalue::encode_msgpack(planned.get(name).expect("set"), ty).expect("encodes");
+            map.insert(name.into(), BASE64.encode(bytes).into());
+        }
+        assert_eq!(body, serde_json::Value::Object(map).to_string());
+        // An unknown noted attribute cannot be noted.
+        attrs::set(&mut planned, "placement", Value::Unknown);
+        assert!(wl
+            .plan_note_body(&planned)
+            .is_some_and(|b| b.contains("placement")));
     }
 
     #[test]
