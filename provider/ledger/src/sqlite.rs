@@ -292,7 +292,13 @@ impl SqliteLedger {
         context: &'static str,
         f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        self.run_tx_on(&mut self.lock_notes().conn, behavior, context, f)
+        tx_on(
+            &self.path,
+            &mut self.lock_notes().conn,
+            behavior,
+            context,
+            f,
+        )
     }
 
     /// Runs a read-only `f` in a deferred transaction: one consistent WAL snapshot that does not
@@ -323,18 +329,7 @@ impl SqliteLedger {
         context: &'static str,
         f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        self.run_tx_on(&mut locked(conn), behavior, context, f)
-    }
-
-    /// [`Self::run_tx`] on a connection already locked.
-    fn run_tx_on<T>(
-        &self,
-        conn: &mut Connection,
-        behavior: TransactionBehavior,
-        context: &'static str,
-        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
-    ) -> Result<T, LedgerError> {
-        tx_on(&self.path, conn, behavior, context, f)
+        tx_on(&self.path, &mut locked(conn), behavior, context, f)
     }
 
     fn capacity_of(
@@ -657,26 +652,32 @@ impl Ledger for SqliteLedger {
         let mut notes = self.lock_notes();
         // A new note under a forgotten key must outlive the pending delete of the old one.
         notes.forgotten.retain(|k| k != key);
-        self.run_tx_on(&mut notes.conn, TransactionBehavior::Immediate, "writing a plan note", |tx, path| {
-            // Expired notes of every workload go with the first write of each process (each
-            // plan or apply), so the table stays small without a scan per note.
-            if !self
-                .notes_purged
-                .swap(true, std::sync::atomic::Ordering::Relaxed)
-            {
-                tx.execute(
-                    "DELETE FROM ledger_plan_notes WHERE expires_at_ms <= ?1",
-                    params![to_i64(now_ms())],
-                )
-                .map_err(sq(path, "writing a plan note"))?;
-            }
-            tx.prepare_cached(
+        tx_on(
+            &self.path,
+            &mut notes.conn,
+            TransactionBehavior::Immediate,
+            "writing a plan note",
+            |tx, path| {
+                // Expired notes of every workload go with the first write of each process (each
+                // plan or apply), so the table stays small without a scan per note.
+                if !self
+                    .notes_purged
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tx.execute(
+                        "DELETE FROM ledger_plan_notes WHERE expires_at_ms <= ?1",
+                        params![to_i64(now_ms())],
+                    )
+                    .map_err(sq(path, "writing a plan note"))?;
+                }
+                tx.prepare_cached(
                 "INSERT OR REPLACE INTO ledger_plan_notes (key, body, expires_at_ms) VALUES (?1, ?2, ?3)",
             )
             .and_then(|mut stmt| stmt.execute(params![key, body, to_i64(expires)]))
             .map_err(sq(path, "writing a plan note"))?;
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     }
 
     fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError> {

@@ -5,7 +5,7 @@
 //! same errors with the same paths (the property tests compare them). What is common to both
 //! lives here once, so that they cannot drift apart: the depth limit, nulls and unknowns,
 //! dynamic wrappers, and which attributes an object writes, in which order. The msgpack encoder
-//! has its own nulls, unknowns and wrappers, and shares only the object walk.
+//! has its own nulls, unknowns and wrappers, and shares the object walk and the errors.
 
 use std::borrow::Cow;
 use std::collections::btree_map;
@@ -37,7 +37,7 @@ pub(crate) fn lead<'v>(
     nulls: UnknownAsNull,
 ) -> Result<Lead<'v>, EncodeError> {
     if depth > MAX_DEPTH {
-        return Err(eerr(format!("value nested deeper than {MAX_DEPTH} levels")));
+        return Err(too_deep());
     }
     let mut v = v;
     loop {
@@ -56,12 +56,20 @@ pub(crate) fn lead<'v>(
         }
     }
     if ty.is_dynamic() {
-        let t = v
-            .infer_type()
-            .ok_or_else(|| eerr("cannot tell the type of this value for a dynamic attribute"))?;
-        return Ok(Lead::Dynamic(Cow::Owned(t), v));
+        return Ok(Lead::Dynamic(Cow::Owned(inferred_type(v)?), v));
     }
     Ok(Lead::Typed(v))
+}
+
+/// The type of a value at a dynamic position that carries none, or why it has none.
+pub(crate) fn inferred_type(v: &Value) -> Result<Type, EncodeError> {
+    v.infer_type()
+        .ok_or_else(|| eerr("cannot tell the type of this value for a dynamic attribute"))
+}
+
+/// The error for a value nested deeper than [`MAX_DEPTH`].
+pub(crate) fn too_deep() -> EncodeError {
+    eerr(format!("value nested deeper than {MAX_DEPTH} levels"))
 }
 
 /// The error for a value whose shape is not the declared type's.

@@ -15,9 +15,10 @@
 //! 2-array of its type JSON (as bin) and the value, except an untyped null
 //! or unknown, which is written bare.
 
-use crate::encode_steps::object_attributes;
+use crate::encode_steps::{inferred_type, mismatch, object_attributes, too_deep, tuple_length};
 use crate::error::{DecodeError, EncodeError};
 use crate::fields::{Fields, UniqueEntries};
+use crate::json::eerr;
 use crate::name::Name;
 use crate::number::Number;
 use crate::path::{AttributePath, PathStep};
@@ -487,17 +488,6 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn err(&self, message: impl Into<String>) -> EncodeError {
-        EncodeError {
-            path: AttributePath::root(),
-            message: message.into(),
-        }
-    }
-
-    fn mismatch(&self, ty: &Type, v: &Value) -> EncodeError {
-        self.err(format!("expected {ty}, found {}", v.kind_name()))
-    }
-
     fn len_header(
         &mut self,
         n: usize,
@@ -519,7 +509,7 @@ impl Encoder {
             self.out.push(c32);
             self.out.extend_from_slice(&b.to_be_bytes());
         } else {
-            return Err(self.err("too many elements for msgpack"));
+            return Err(eerr("too many elements for msgpack"));
         }
         Ok(())
     }
@@ -594,7 +584,7 @@ impl Encoder {
         // that is an exact float64 as float64, else the decimal string;
         // whole numbers beyond int64 are always strings.
         if n.is_nan() {
-            return Err(self.err("NaN cannot be encoded"));
+            return Err(eerr("NaN cannot be encoded"));
         }
         if let Some(i) = n.as_i64() {
             self.int(i);
@@ -618,7 +608,7 @@ impl Encoder {
 
     fn value(&mut self, v: &Value, ty: &Type, depth: usize) -> Result<(), EncodeError> {
         if depth > MAX_DEPTH {
-            return Err(self.err(format!("value nested deeper than {MAX_DEPTH} levels")));
+            return Err(too_deep());
         }
         match v {
             Value::Null => {
@@ -639,9 +629,7 @@ impl Encoder {
         }
         match (ty, v) {
             (Type::Dynamic, _) => {
-                let t = v.infer_type().ok_or_else(|| {
-                    self.err("cannot tell the type of this value for a dynamic attribute")
-                })?;
+                let t = inferred_type(v)?;
                 self.dynamic(&t, v, depth)
             }
             (Type::Bool, Value::Bool(b)) => {
@@ -655,11 +643,7 @@ impl Encoder {
             }
             (Type::Tuple(ts), Value::Tuple(xs) | Value::List(xs)) => {
                 if ts.len() != xs.len() {
-                    return Err(self.err(format!(
-                        "expected a tuple of {} elements, found {}",
-                        ts.len(),
-                        xs.len()
-                    )));
+                    return Err(tuple_length(ts.len(), xs.len()));
                 }
                 self.array_header(xs.len())?;
                 for (i, (x, t)) in xs.iter().zip(ts).enumerate() {
@@ -687,7 +671,7 @@ impl Encoder {
                 }
                 Ok(())
             }
-            _ => Err(self.mismatch(ty, v)),
+            _ => Err(mismatch(ty, v)),
         }
     }
 
