@@ -455,8 +455,8 @@ impl Workload {
         let Some(id) = attrs::string(planned, "id") else {
             return;
         };
-        let placement = planned.get("placement").cloned().unwrap_or(Value::Null);
-        if !edge_considered && planned_bookings(planned, &placement).is_empty() {
+        let placement = planned.get("placement").unwrap_or(&Value::Null);
+        if !edge_considered && planned_bookings(planned, placement).is_empty() {
             return;
         }
         let Some(body) = self.plan_note_body(planned) else {
@@ -514,8 +514,8 @@ impl Workload {
                 Err(_) => return Ok(false),
             }
         }
-        let placement = candidate.get("placement").cloned().unwrap_or(Value::Null);
-        for (node, amounts) in planned_bookings(&candidate, &placement) {
+        let placement = candidate.get("placement").unwrap_or(&Value::Null);
+        for (node, amounts) in planned_bookings(&candidate, placement) {
             if let Some(why) = shortfall(ctx, &node, &amounts, &id) {
                 let _ = ctx.ledger.forget_plan_note(&key);
                 return Err(Diagnostic::error(
@@ -1891,7 +1891,7 @@ mod tests {
             map.insert(name.into(), BASE64.encode(bytes).into());
         }
         assert_eq!(body, serde_json::Value::Object(map).to_string());
-        // An unknown noted attribute cannot be noted.
+        // msgpack holds unknowns, so a noted attribute still unknown is noted too.
         attrs::set(&mut planned, "placement", Value::Unknown);
         assert!(wl
             .plan_note_body(&planned)
