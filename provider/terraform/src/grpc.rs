@@ -586,6 +586,16 @@ impl Provider for HybridProvider {
                 ));
                 return resp;
             };
+            // State written by the current schema needs no upgrade, only a change of encoding,
+            // done in one pass; the resource's own upgrade (which at this version is only the
+            // decode) handles what the pass refuses and reports any error.
+            if req.version == resource.schema().version {
+                let mut msgpack = Vec::with_capacity(raw.json.len());
+                if tfvalue::transcode_json_to_msgpack(&raw.json, &ty, &mut msgpack) {
+                    resp.upgraded_state = Some(pb::DynamicValue { msgpack, json: Vec::new() });
+                    return resp;
+                }
+            }
             match resource.upgrade(req.version, &raw.json) {
                 Ok(value) => match encode(&value, &ty) {
                     Ok(dv) => resp.upgraded_state = Some(dv),
@@ -1098,5 +1108,67 @@ mod tests {
         for name in HybridProvider::new().resource_schemas().keys() {
             assert!(name.starts_with("hybrid_"), "{name}");
         }
+    }
+
+    async fn upgrade(
+        provider: &HybridProvider,
+        version: i64,
+        json: &[u8],
+    ) -> pb::upgrade_resource_state::Response {
+        provider
+            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+                type_name: "hybrid_workload".into(),
+                version,
+                raw_state: Some(pb::RawState {
+                    json: json.to_vec(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .expect("response")
+            .into_inner()
+    }
+
+    /// A workload's state as Terraform 1.0.3 stored it after a real apply on sim (one pass
+    /// turns it into msgpack, and the bytes are those of decoding and encoding it).
+    const WORKLOAD_STATE: &[u8] = include_bytes!("testdata/workload_state_v1.json");
+
+    #[tokio::test]
+    async fn current_state_is_transcoded_to_what_decoding_and_encoding_give() {
+        let provider = HybridProvider::new();
+        let resource = provider.resource("hybrid_workload").expect("workload");
+        let ty = provider.resource_type("hybrid_workload", resource.schema());
+        let version = resource.schema().version;
+
+        let mut one_pass = Vec::new();
+        assert!(
+            tfvalue::transcode_json_to_msgpack(WORKLOAD_STATE, &ty, &mut one_pass),
+            "a plain stored workload takes the one-pass path"
+        );
+        let decoded = resource.upgrade(version, WORKLOAD_STATE).expect("decodes");
+        let expected = encode(&decoded, &ty).expect("encodes").msgpack;
+        assert_eq!(one_pass, expected);
+
+        let resp = upgrade(&provider, version, WORKLOAD_STATE).await;
+        assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
+        assert_eq!(resp.upgraded_state.expect("state").msgpack, expected);
+
+        // State the pass refuses goes through the decoder: escapes decode to the same value,
+        // an undeclared attribute is reported by name.
+        let escaped = String::from_utf8(WORKLOAD_STATE.to_vec())
+            .expect("utf-8")
+            .replace("\"bench-0\"", "\"bench\\u002d0\"");
+        assert_ne!(escaped.as_bytes(), WORKLOAD_STATE);
+        let resp = upgrade(&provider, version, escaped.as_bytes()).await;
+        assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
+        assert_eq!(resp.upgraded_state.expect("state").msgpack, expected);
+
+        let undeclared = String::from_utf8(WORKLOAD_STATE.to_vec())
+            .expect("utf-8")
+            .replacen('{', "{\"zz_gone\":1,", 1);
+        let resp = upgrade(&provider, version, undeclared.as_bytes()).await;
+        assert!(resp.upgraded_state.is_none());
+        let detail = &resp.diagnostics.first().expect("a diagnostic").detail;
+        assert!(detail.contains("zz_gone"), "{detail}");
     }
 }

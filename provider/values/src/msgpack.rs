@@ -481,64 +481,104 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// A msgpack length prefix: a one-byte "fix" form for small lengths where the kind has one,
+/// then 8-, 16- and 32-bit forms. The encoder writes the smallest that fits, as cty does.
+#[derive(Clone, Copy)]
+pub(crate) struct LenHeader {
+    fix: Option<(u8, usize)>,
+    c8: Option<u8>,
+    c16: u8,
+    c32: u8,
+}
+
+pub(crate) const STR_HEADER: LenHeader = LenHeader {
+    fix: Some((0xa0, 31)),
+    c8: Some(0xd9),
+    c16: 0xda,
+    c32: 0xdb,
+};
+pub(crate) const BIN_HEADER: LenHeader = LenHeader {
+    fix: None,
+    c8: Some(0xc4),
+    c16: 0xc5,
+    c32: 0xc6,
+};
+pub(crate) const ARRAY_HEADER: LenHeader = LenHeader {
+    fix: Some((0x90, 15)),
+    c8: None,
+    c16: 0xdc,
+    c32: 0xdd,
+};
+pub(crate) const MAP_HEADER: LenHeader = LenHeader {
+    fix: Some((0x80, 15)),
+    c8: None,
+    c16: 0xde,
+    c32: 0xdf,
+};
+
+impl LenHeader {
+    /// The prefix for length `n` (its bytes and how many of them are used), or `None` beyond
+    /// 32 bits.
+    pub(crate) fn bytes(self, n: usize) -> Option<([u8; 5], usize)> {
+        let mut b = [0u8; 5];
+        match self.fix {
+            Some((fix, max)) if n <= max => {
+                b[0] = fix | n as u8;
+                return Some((b, 1));
+            }
+            _ => {}
+        }
+        if let (Some(c), Ok(x)) = (self.c8, u8::try_from(n)) {
+            b[0] = c;
+            b[1] = x;
+            Some((b, 2))
+        } else if let Ok(x) = u16::try_from(n) {
+            b[0] = self.c16;
+            b[1..3].copy_from_slice(&x.to_be_bytes());
+            Some((b, 3))
+        } else if let Ok(x) = u32::try_from(n) {
+            b[0] = self.c32;
+            b[1..5].copy_from_slice(&x.to_be_bytes());
+            Some((b, 5))
+        } else {
+            None
+        }
+    }
+}
+
 /// Writes msgpack. Its errors start at the failing value and gain their path on the way out
 /// ([`EncodeError::within`]), so the common case of a value that encodes builds no path.
-struct Encoder {
-    out: Vec<u8>,
+pub(crate) struct Encoder {
+    pub(crate) out: Vec<u8>,
 }
 
 impl Encoder {
-    fn len_header(
-        &mut self,
-        n: usize,
-        fix: u8,
-        fix_max: usize,
-        c8: Option<u8>,
-        c16: u8,
-        c32: u8,
-    ) -> Result<(), EncodeError> {
-        if n <= fix_max {
-            self.out.push(fix | n as u8);
-        } else if let (Some(c), Ok(b)) = (c8, u8::try_from(n)) {
-            self.out.push(c);
-            self.out.push(b);
-        } else if let Ok(b) = u16::try_from(n) {
-            self.out.push(c16);
-            self.out.extend_from_slice(&b.to_be_bytes());
-        } else if let Ok(b) = u32::try_from(n) {
-            self.out.push(c32);
-            self.out.extend_from_slice(&b.to_be_bytes());
-        } else {
-            return Err(eerr("too many elements for msgpack"));
-        }
+    fn len_header(&mut self, n: usize, kind: LenHeader) -> Result<(), EncodeError> {
+        let (b, used) = kind
+            .bytes(n)
+            .ok_or_else(|| eerr("too many elements for msgpack"))?;
+        self.out.extend_from_slice(&b[..used]);
         Ok(())
     }
 
-    fn str(&mut self, s: &str) -> Result<(), EncodeError> {
-        self.len_header(s.len(), 0xa0, 31, Some(0xd9), 0xda, 0xdb)?;
+    pub(crate) fn str(&mut self, s: &str) -> Result<(), EncodeError> {
+        self.len_header(s.len(), STR_HEADER)?;
         self.out.extend_from_slice(s.as_bytes());
         Ok(())
     }
 
     fn bin(&mut self, b: &[u8]) -> Result<(), EncodeError> {
-        // bin has no fix form; 0xc4 with fix_max 0 never matches `fix | n`
-        // except for n == 0, which bin8 also covers, so route through c8.
-        if let Ok(n) = u8::try_from(b.len()) {
-            self.out.push(0xc4);
-            self.out.push(n);
-        } else {
-            self.len_header(b.len(), 0, 0, None, 0xc5, 0xc6)?;
-        }
+        self.len_header(b.len(), BIN_HEADER)?;
         self.out.extend_from_slice(b);
         Ok(())
     }
 
-    fn array_header(&mut self, n: usize) -> Result<(), EncodeError> {
-        self.len_header(n, 0x90, 15, None, 0xdc, 0xdd)
+    pub(crate) fn array_header(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.len_header(n, ARRAY_HEADER)
     }
 
-    fn map_header(&mut self, n: usize) -> Result<(), EncodeError> {
-        self.len_header(n, 0x80, 15, None, 0xde, 0xdf)
+    pub(crate) fn map_header(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.len_header(n, MAP_HEADER)
     }
 
     fn int(&mut self, i: i64) {
@@ -579,7 +619,7 @@ impl Encoder {
         }
     }
 
-    fn number(&mut self, n: &Number) -> Result<(), EncodeError> {
+    pub(crate) fn number(&mut self, n: &Number) -> Result<(), EncodeError> {
         // cty: an exact int64 as an integer, else a fraction (or infinity)
         // that is an exact float64 as float64, else the decimal string;
         // whole numbers beyond int64 are always strings.
