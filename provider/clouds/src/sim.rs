@@ -96,7 +96,9 @@ impl SimCloud {
                 id         TEXT PRIMARY KEY,
                 cluster_id TEXT NOT NULL,
                 doc        TEXT NOT NULL
-            );",
+            );
+            CREATE TABLE IF NOT EXISTS sim_migrations (migration_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS sim_traffic (workload_id TEXT PRIMARY KEY, doc TEXT NOT NULL);",
         )
         .map_err(|e| storage("open", e))?;
         let version: i64 = conn

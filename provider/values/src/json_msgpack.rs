@@ -16,6 +16,7 @@
 //! duplicates it cannot rule out by their bytes, and nesting past [`MAX_DEPTH`]. Terraform
 //! writes state with sorted names and plain leaves, so the usual state takes this path.
 
+use crate::json_text::needs_escape;
 use crate::msgpack::{Encoder, LenHeader, ARRAY_HEADER, MAP_HEADER, MAX_DEPTH};
 use crate::number::Number;
 use crate::types::{ObjectType, Type};
@@ -84,16 +85,14 @@ impl<'a> Transcoder<'a> {
             return None;
         }
         let start = self.pos + 1;
-        let len = src
-            .get(start..)?
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        let end = start + len;
-        if src[end] != b'"' {
+        let end = start + memchr::memchr(b'"', src.get(start..)?)?;
+        // Up to the first quote: an escaped one would follow a backslash found here.
+        let text = &src[start..end];
+        if needs_escape(text) {
             return None;
         }
         self.pos = end + 1;
-        std::str::from_utf8(&src[start..end]).ok()
+        std::str::from_utf8(text).ok()
     }
 
     fn digits(&mut self) -> usize {
@@ -176,21 +175,12 @@ impl<'a> Transcoder<'a> {
         }
     }
 
-    /// Writes a one-byte stand-in for a length prefix, to be replaced by [`Self::patch_len`]
-    /// once the count is known.
     fn reserve_len(&mut self) -> usize {
-        self.enc.out.push(0);
-        self.enc.out.len() - 1
+        self.enc.reserve_len()
     }
 
     fn patch_len(&mut self, at: usize, n: usize, kind: LenHeader) -> Option<()> {
-        let (b, used) = kind.bytes(n)?;
-        if used == 1 {
-            self.enc.out[at] = b[0];
-        } else {
-            self.enc.out.splice(at..=at, b[..used].iter().copied());
-        }
-        Some(())
+        self.enc.patch_len(at, n, kind).ok()
     }
 
     fn value(&mut self, ty: &Type, depth: usize) -> Option<()> {
@@ -215,8 +205,12 @@ impl<'a> Transcoder<'a> {
                 self.enc.out.push(b);
             }
             Type::Number => {
-                let n = Number::parse(self.number_text()?).ok()?;
-                self.enc.number(&n).ok()?;
+                let text = self.number_text()?;
+                match plain_number(text) {
+                    Some(PlainNumber::Int(i)) => self.enc.int(i),
+                    Some(PlainNumber::DecimalText) => self.enc.str(text).ok()?,
+                    None => self.enc.number(&Number::parse(text).ok()?).ok()?,
+                }
             }
             Type::String => {
                 let s = self.plain_string()?;
@@ -307,6 +301,46 @@ impl<'a> Transcoder<'a> {
             Some(())
         })?;
         self.patch_len(at, spans.len(), ARRAY_HEADER)
+    }
+}
+
+/// How the encoder writes a number whose JSON text is of a common plain form, found without
+/// building a [`Number`] (parsing and printing one was half of this pass).
+#[derive(Debug, PartialEq)]
+enum PlainNumber {
+    /// An integer of at most 18 digits: the encoder writes it as an integer.
+    Int(i64),
+    /// A fraction of at most 18 digits, written without exponent or trailing zeros, that no
+    /// `f64` holds exactly: the encoder writes it as decimal text, and this text is already
+    /// the text it would print.
+    DecimalText,
+}
+
+/// `text` is a number in JSON's grammar.
+fn plain_number(text: &str) -> Option<PlainNumber> {
+    let body = text.strip_prefix('-').unwrap_or(text);
+    let neg = body.len() != text.len();
+    let (int, frac) = match body.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (body, None),
+    };
+    let digits = |s: &str| {
+        s.bytes().try_fold(0u64, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+        })
+    };
+    match frac {
+        None if int.len() <= 18 => {
+            let n = i64::try_from(digits(int)?).ok()?;
+            Some(PlainNumber::Int(if neg { -n } else { n }))
+        }
+        Some(frac) if int.len() + frac.len() <= 18 && !frac.ends_with('0') => {
+            // value = m / 10^k = m / (2^k 5^k): a binary fraction only when 5^k divides m.
+            let m = digits(int)? * 10u64.pow(frac.len() as u32) + digits(frac)?;
+            let five_k = 5u64.pow(frac.len() as u32);
+            (m % five_k != 0).then_some(PlainNumber::DecimalText)
+        }
+        _ => None,
     }
 }
 
@@ -409,6 +443,39 @@ mod tests {
             "01", "1.", ".5", "+1", "1e", "-", "0x10", "\"1\"", "NaN", "1 2",
         ] {
             refused(&format!("[{bad}]"), &ty);
+        }
+    }
+
+    #[test]
+    fn plain_numbers_are_recognised_only_in_the_forms_the_encoder_would_print() {
+        use PlainNumber::{DecimalText, Int};
+        for (text, want) in [
+            ("0", Some(Int(0))),
+            ("-0", Some(Int(0))),
+            ("-12", Some(Int(-12))),
+            ("999999999999999999", Some(Int(999_999_999_999_999_999))),
+            ("9999999999999999999", None), // 19 digits: the general path
+            ("0.0172", Some(DecimalText)),
+            ("-77.92", Some(DecimalText)),
+            ("0.1", Some(DecimalText)),
+            ("0.5", None),  // an exact f64: written as a float
+            ("0.25", None), // likewise
+            ("0.10", None), // trailing zero: printed as 0.1
+            ("1e3", None),  // exponents: the general path
+            ("1.5e3", None),
+            ("12345678901234567.1", Some(DecimalText)), // 18 digits
+            ("123456789012345678.1", None),             // 19: the general path
+        ] {
+            assert_eq!(plain_number(text), want, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_number_text_transcodes_as_decoding_and_encoding_do(
+            text in "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?"
+        ) {
+            same(&format!("[{text}]"), &Type::List(Box::new(Type::Number)));
         }
     }
 

@@ -237,7 +237,7 @@ fn push_string(out: &mut String, s: &str) {
 
 /// Whether `bytes` hold a quote, a backslash or a control character: eight bytes at a time
 /// (names and most values hold none, and are then copied whole).
-fn needs_escape(bytes: &[u8]) -> bool {
+pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     // A byte below `n` (n <= 0x80) in `w`: the classic test, exact about whether there is one.

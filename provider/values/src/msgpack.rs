@@ -581,7 +581,7 @@ impl Encoder {
         self.len_header(n, MAP_HEADER)
     }
 
-    fn int(&mut self, i: i64) {
+    pub(crate) fn int(&mut self, i: i64) {
         if i >= 0 {
             self.uint(i as u64);
         } else if i >= -32 {
@@ -632,7 +632,36 @@ impl Encoder {
             self.out.push(0xcb);
             self.out.extend_from_slice(&f.to_be_bytes());
         } else {
-            self.str(&n.to_string())?;
+            let at = self.reserve_len();
+            n.write_text(&mut self.out);
+            let len = self.out.len() - at - 1;
+            self.patch_len(at, len, STR_HEADER)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a one-byte stand-in for a length prefix whose length is not known yet, for
+    /// [`Encoder::patch_len`] to replace.
+    pub(crate) fn reserve_len(&mut self) -> usize {
+        self.out.push(0);
+        self.out.len() - 1
+    }
+
+    /// Replaces the stand-in at `at` with the prefix for length `n` (moving what follows when
+    /// the prefix is longer than one byte).
+    pub(crate) fn patch_len(
+        &mut self,
+        at: usize,
+        n: usize,
+        kind: LenHeader,
+    ) -> Result<(), EncodeError> {
+        let (b, used) = kind
+            .bytes(n)
+            .ok_or_else(|| eerr("too many elements for msgpack"))?;
+        if used == 1 {
+            self.out[at] = b[0];
+        } else {
+            self.out.splice(at..=at, b[..used].iter().copied());
         }
         Ok(())
     }

@@ -171,31 +171,39 @@ impl Decimal {
 
     /// Plain decimal text without exponent, like Go's `Text('f', -1)`.
     fn plain(&self) -> String {
+        let mut out = Vec::new();
+        self.write_plain(&mut out);
+        // Only ASCII digits, '-', '.' were written.
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Appends [`Decimal::plain`]'s text to `out` (the msgpack encoder writes fractions as
+    /// text, and going through `fmt` and a `String` cost it several times the copying).
+    fn write_plain(&self, out: &mut Vec<u8>) {
         if self.digits.is_empty() {
-            return "0".to_string();
+            out.push(b'0');
+            return;
         }
-        let mut out = String::new();
         if self.neg {
-            out.push('-');
+            out.push(b'-');
         }
-        let digits = String::from_utf8_lossy(&self.digits);
+        let digits = &self.digits[..];
         if self.exp >= 0 {
-            out.push_str(&digits);
-            out.extend(std::iter::repeat_n('0', self.exp as usize));
+            out.extend_from_slice(digits);
+            out.resize(out.len() + self.exp as usize, b'0');
         } else {
             let frac = (-self.exp) as usize;
             if digits.len() > frac {
                 let (int, f) = digits.split_at(digits.len() - frac);
-                out.push_str(int);
-                out.push('.');
-                out.push_str(f);
+                out.extend_from_slice(int);
+                out.push(b'.');
+                out.extend_from_slice(f);
             } else {
-                out.push_str("0.");
-                out.extend(std::iter::repeat_n('0', frac - digits.len()));
-                out.push_str(&digits);
+                out.extend_from_slice(b"0.");
+                out.resize(out.len() + frac - digits.len(), b'0');
+                out.extend_from_slice(digits);
             }
         }
-        out
     }
 
     /// The exact decimal value of a finite f64.
@@ -432,6 +440,14 @@ impl Number {
         let f = self.as_f64();
         let exact = Decimal::from_f64(f)?;
         (self.to_decimal().as_ref() == Some(&exact)).then_some(f)
+    }
+
+    /// Appends the number's `Display` text to `out`; exact decimals are written directly.
+    pub(crate) fn write_text(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            Repr::Big(d) => d.write_plain(out),
+            _ => out.extend_from_slice(self.to_string().as_bytes()),
+        }
     }
 
     /// True when the value is a whole number (infinities are not).

@@ -84,6 +84,31 @@ fn wire_table() -> Vec<(Type, Value, Vec<u8>)> {
         ),
         // 0.1 as written in config is not an exact float64: string "0.1"
         (Type::Number, n("0.1"), vec![0xa3, b'0', b'.', b'1']),
+        (
+            Type::Number,
+            n("-0.0172"),
+            [&[0xa7][..], b"-0.0172"].concat(),
+        ),
+        (
+            Type::Number,
+            n("1.10e-3"),
+            [&[0xa6][..], b"0.0011"].concat(),
+        ),
+        // decimal text longer than a fixstr holds: str8, then str16
+        (
+            Type::Number,
+            n("1234567890123456789012345678901234567890.1"),
+            [
+                &[0xd9, 42][..],
+                b"1234567890123456789012345678901234567890.1",
+            ]
+            .concat(),
+        ),
+        (
+            Type::Number,
+            n("1e300"),
+            [&[0xda, 0x01, 0x2d, b'1'][..], &[b'0'; 300][..]].concat(),
+        ),
         // +Inf as float64 0x7ff0000000000000
         (
             Type::Number,

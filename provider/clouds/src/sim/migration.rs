@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{storage, SimCloud};
@@ -44,28 +44,11 @@ pub struct MigrationRecord {
     pub plan: serde_json::Value,
 }
 
-fn ensure_tables(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS sim_migrations (migration_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-         CREATE TABLE IF NOT EXISTS sim_traffic (workload_id TEXT PRIMARY KEY, doc TEXT NOT NULL);",
-    )
-}
-
-fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
-    let n: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('sim_migrations', 'sim_traffic')",
-        )?
-        .query_row([], |r| r.get(0))?;
-    Ok(n == 2)
-}
-
 impl SimCloud {
     /// Writes the record (one statement, so it is all or nothing).
     pub fn put_migration(&self, record: &MigrationRecord) -> Result<(), DriverError> {
         let doc = serde_json::to_string(record).map_err(|e| storage("migration", e))?;
         let conn = self.lock();
-        ensure_tables(&conn).map_err(|e| storage("migration", e))?;
         conn.execute(
             "INSERT INTO sim_migrations (migration_id, doc) VALUES (?1, ?2)
              ON CONFLICT(migration_id) DO UPDATE SET doc = excluded.doc",
@@ -75,13 +58,9 @@ impl SimCloud {
         Ok(())
     }
 
-    /// Reads never create tables: plan only reads, and a store that never saw a migration has
-    /// none.
+    /// The record of one migration, if there is one.
     pub fn migration(&self, migration_id: &str) -> Result<Option<MigrationRecord>, DriverError> {
         let conn = self.lock();
-        if !has_tables(&conn).map_err(|e| storage("migration", e))? {
-            return Ok(None);
-        }
         let doc: Option<String> = conn
             .query_row(
                 "SELECT doc FROM sim_migrations WHERE migration_id = ?1",
@@ -97,14 +76,36 @@ impl SimCloud {
     /// Every migration record (for tests and cleanup).
     pub fn migrations(&self) -> Result<Vec<MigrationRecord>, DriverError> {
         let conn = self.lock();
-        if !has_tables(&conn).map_err(|e| storage("migration", e))? {
-            return Ok(Vec::new());
-        }
         let mut stmt = conn
             .prepare_cached("SELECT doc FROM sim_migrations ORDER BY migration_id")
             .map_err(|e| storage("migration", e))?;
         let docs = stmt
             .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| storage("migration", e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| storage("migration", e))?;
+        docs.iter()
+            .map(|d| serde_json::from_str(d).map_err(|e| storage("migration", e)))
+            .collect()
+    }
+
+    /// The workload's migrations that stopped before the end (`in_progress` or
+    /// `rolling_back`): every refresh of a workload asks, so SQLite picks them out.
+    pub fn unfinished_migrations(
+        &self,
+        workload_id: &str,
+    ) -> Result<Vec<MigrationRecord>, DriverError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT doc FROM sim_migrations
+                 WHERE json_extract(doc, '$.workload_id') = ?1
+                   AND json_extract(doc, '$.status') IN ('in_progress', 'rolling_back')
+                 ORDER BY migration_id",
+            )
+            .map_err(|e| storage("migration", e))?;
+        let docs = stmt
+            .query_map([workload_id], |r| r.get::<_, String>(0))
             .map_err(|e| storage("migration", e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| storage("migration", e))?;
@@ -129,7 +130,6 @@ impl SimCloud {
         }
         let doc = serde_json::to_string(weights).map_err(|e| storage("traffic", e))?;
         let conn = self.lock();
-        ensure_tables(&conn).map_err(|e| storage("traffic", e))?;
         conn.execute(
             "INSERT INTO sim_traffic (workload_id, doc) VALUES (?1, ?2)
              ON CONFLICT(workload_id) DO UPDATE SET doc = excluded.doc",
@@ -143,9 +143,6 @@ impl SimCloud {
     /// The workload's traffic split; empty when nothing was ever split (all to its instance).
     pub fn traffic(&self, workload_id: &str) -> Result<BTreeMap<String, u32>, DriverError> {
         let conn = self.lock();
-        if !has_tables(&conn).map_err(|e| storage("traffic", e))? {
-            return Ok(BTreeMap::new());
-        }
         let doc: Option<String> = conn
             .query_row(
                 "SELECT doc FROM sim_traffic WHERE workload_id = ?1",
@@ -279,8 +276,46 @@ mod tests {
             .is_err());
         assert_eq!(again.migration("mig-2").expect("get"), None);
         let fresh = SimCloud::open(&dir.path().join("fresh.db"), FaultPlan::none()).expect("open");
-        assert_eq!(fresh.migration("mig-1").expect("no tables yet"), None);
-        assert!(fresh.migrations().expect("no tables yet").is_empty());
+        assert_eq!(fresh.migration("mig-1").expect("none yet"), None);
+        assert!(fresh.migrations().expect("none yet").is_empty());
+        assert!(fresh.traffic("wl-1").expect("none yet").is_empty());
+    }
+
+    #[test]
+    fn unfinished_migrations_are_those_of_the_workload_that_stopped_midway() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sim = SimCloud::open(&dir.path().join("sim.db"), FaultPlan::none()).expect("open");
+        let record = |id: &str, workload: &str, status: &str| MigrationRecord {
+            migration_id: id.into(),
+            workload_id: workload.into(),
+            status: status.into(),
+            next_step: 1,
+            traffic_percentage: 10,
+            source_instance_id: "sim-a".into(),
+            target_instance_id: None,
+            failure: None,
+            plan: serde_json::json!({}),
+        };
+        for r in [
+            record("mig-1", "wl-1", "in_progress"),
+            record("mig-2", "wl-1", "completed"),
+            record("mig-3", "wl-1", "rolling_back"),
+            record("mig-4", "wl-2", "in_progress"),
+            record("mig-5", "wl-1", "rolled_back"),
+            record("mig-6", "wl-1", "awaiting_promotion"),
+        ] {
+            sim.put_migration(&r).expect("put");
+        }
+        let ids = |w: &str| -> Vec<String> {
+            sim.unfinished_migrations(w)
+                .expect("query")
+                .into_iter()
+                .map(|r| r.migration_id)
+                .collect()
+        };
+        assert_eq!(ids("wl-1"), ["mig-1", "mig-3"]);
+        assert_eq!(ids("wl-2"), ["mig-4"]);
+        assert!(ids("wl-3").is_empty());
     }
 
     #[test]

@@ -34,10 +34,9 @@ const DRIVER_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// the plan was then removed from the configuration).
 pub fn unfinished_warnings(ctx: &ProviderContext, workload_id: &str) -> Vec<Diagnostic> {
     ctx.sim
-        .migrations()
+        .unfinished_migrations(workload_id)
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| r.workload_id == workload_id && matches!(r.status.as_str(), "in_progress" | "rolling_back"))
         .map(|r| {
             Diagnostic::warning(
                 "Unfinished migration",
