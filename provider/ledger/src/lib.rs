@@ -49,10 +49,10 @@
 //!
 //! Both drivers are blocking (rusqlite has no async API; the sync `redis` API avoids pulling a
 //! runtime and feature flags into this crate), every call is one short transaction or one script,
-//! and the provider calls it a handful of times per apply. The provider wraps calls in
-//! `tokio::task::spawn_blocking` (the trait is `Send + Sync`, so an `Arc<dyn Ledger>` moves into
-//! the closure). An async trait would need `async-trait` or boxed futures and a runtime choice
-//! here, for no throughput gain.
+//! and the provider calls it a handful of times per apply, straight from its handlers: a call
+//! holds the provider's one runtime thread for about as long as a context switch to a blocking
+//! pool would take. An async trait would need `async-trait` or boxed futures and a runtime
+//! choice here, for no throughput gain.
 //!
 //! # Backends
 //!

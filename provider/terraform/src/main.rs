@@ -22,8 +22,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs every RPC. The provider's work between awaits is short (decoding a
+    // value, a SQLite statement, a placement from a cached decision) and everything slow is
+    // network IO, which waits without holding the thread. Two worker threads spent their time
+    // handing tasks and wake-ups to each other: with one, the provider used 15–25 % less CPU
+    // per phase of a 1,000-workload run (docs/architecture.md, sixth round).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

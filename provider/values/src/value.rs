@@ -339,8 +339,28 @@ fn walk_inner<F: FnMut(&AttributePath, &Value)>(v: &Value, path: &mut AttributeP
 /// Drops duplicate wholly known elements, keeping the first occurrence.
 /// Unknown-containing elements are kept: they may turn out distinct.
 /// Uses canonical keys so a hostile set of a million elements costs
-/// O(n log n), not O(n^2).
+/// O(n log n), not O(n^2); sets of a few elements (state's usual) are
+/// compared pairwise with `==`, which agrees with the keys, without
+/// building any.
 pub(crate) fn dedup_set(elems: Vec<Value>) -> Vec<Value> {
+    const PAIRWISE_MAX: usize = 8;
+    if elems.len() <= 1 {
+        return elems;
+    }
+    if elems.len() <= PAIRWISE_MAX {
+        let mut out: Vec<Value> = Vec::with_capacity(elems.len());
+        for e in elems {
+            if e.is_known() && out.iter().any(|kept| kept.is_known() && *kept == e) {
+                continue;
+            }
+            out.push(e);
+        }
+        return out;
+    }
+    dedup_by_keys(elems)
+}
+
+fn dedup_by_keys(elems: Vec<Value>) -> Vec<Value> {
     let mut seen = std::collections::HashSet::with_capacity(elems.len());
     let mut out: Vec<Value> = Vec::with_capacity(elems.len());
     for e in elems {
@@ -518,6 +538,48 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Small sets are deduplicated pairwise with `==`, large ones by canonical keys: the two
+    /// must keep the same elements, in the same order, for every mix of look-alikes.
+    #[test]
+    fn small_sets_deduplicate_as_the_canonical_keys_do() {
+        let n = |s: &str| Value::Number(Number::parse(s).expect("number"));
+        let tricky = [
+            Value::Null,
+            Value::Unknown,
+            n("1"),
+            Value::Number(Number::from(1.0)),
+            n("0.1"),
+            Value::Number(Number::from(0.1)),
+            Value::from("1"),
+            Value::from(true),
+            Value::set([n("1"), n("2")]),
+            Value::set([n("2"), n("1")]),
+            Value::list([n("1"), Value::Unknown]),
+            Value::object([("a", n("1"))]),
+            Value::Map(Fields::from_iter([(Name::from("a"), n("1.0"))])),
+        ];
+        let k = tricky.len();
+        for a in 0..k {
+            for b in 0..k {
+                for c in 0..k {
+                    for d in [a, (a + b) % k, (b + c) % k] {
+                        let elems = vec![
+                            tricky[a].clone(),
+                            tricky[b].clone(),
+                            tricky[c].clone(),
+                            tricky[d].clone(),
+                        ];
+                        assert_eq!(
+                            format!("{:?}", dedup_set(elems.clone())),
+                            format!("{:?}", dedup_by_keys(elems)),
+                            "{a} {b} {c} {d}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     fn sample() -> Value {
         Value::object([
