@@ -169,7 +169,7 @@ fn write_number(n: &Number, out: &mut String) -> Result<(), EncodeError> {
     }
     if !n.is_nan() && !n.is_infinite() {
         let start = out.len();
-        let _ = write!(out, "{n}");
+        n.write_text(out);
         if is_plain_json_number(&out[start..]) {
             return Ok(());
         }

@@ -46,6 +46,35 @@ struct Decimal {
     exp: i64,
 }
 
+/// Where a number's text goes: the msgpack encoder's bytes or the JSON writer's `String`.
+pub(crate) trait AsciiSink {
+    /// Appends ASCII text.
+    fn put(&mut self, ascii: &[u8]);
+    /// Appends `n` zeros.
+    fn put_zeros(&mut self, n: usize);
+}
+
+impl AsciiSink for Vec<u8> {
+    fn put(&mut self, ascii: &[u8]) {
+        self.extend_from_slice(ascii);
+    }
+
+    fn put_zeros(&mut self, n: usize) {
+        self.resize(self.len() + n, b'0');
+    }
+}
+
+impl AsciiSink for String {
+    fn put(&mut self, ascii: &[u8]) {
+        // Callers pass ASCII only, so this never drops anything.
+        self.push_str(std::str::from_utf8(ascii).unwrap_or_default());
+    }
+
+    fn put_zeros(&mut self, n: usize) {
+        self.extend(std::iter::repeat_n('0', n));
+    }
+}
+
 /// Why a string is not a number.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid number {input:?}: {reason}")]
@@ -171,37 +200,36 @@ impl Decimal {
 
     /// Plain decimal text without exponent, like Go's `Text('f', -1)`.
     fn plain(&self) -> String {
-        let mut out = Vec::new();
+        let mut out = String::new();
         self.write_plain(&mut out);
-        // Only ASCII digits, '-', '.' were written.
-        String::from_utf8_lossy(&out).into_owned()
+        out
     }
 
-    /// Appends [`Decimal::plain`]'s text to `out` (the msgpack encoder writes fractions as
-    /// text, and going through `fmt` and a `String` cost it several times the copying).
-    fn write_plain(&self, out: &mut Vec<u8>) {
+    /// Appends [`Decimal::plain`]'s text to `out` (the encoders write fractions as text, and
+    /// going through `fmt` and a `String` cost them several times the copying).
+    fn write_plain(&self, out: &mut impl AsciiSink) {
         if self.digits.is_empty() {
-            out.push(b'0');
+            out.put(b"0");
             return;
         }
         if self.neg {
-            out.push(b'-');
+            out.put(b"-");
         }
         let digits = &self.digits[..];
         if self.exp >= 0 {
-            out.extend_from_slice(digits);
-            out.resize(out.len() + self.exp as usize, b'0');
+            out.put(digits);
+            out.put_zeros(self.exp as usize);
         } else {
             let frac = (-self.exp) as usize;
             if digits.len() > frac {
                 let (int, f) = digits.split_at(digits.len() - frac);
-                out.extend_from_slice(int);
-                out.push(b'.');
-                out.extend_from_slice(f);
+                out.put(int);
+                out.put(b".");
+                out.put(f);
             } else {
-                out.extend_from_slice(b"0.");
-                out.resize(out.len() + frac - digits.len(), b'0');
-                out.extend_from_slice(digits);
+                out.put(b"0.");
+                out.put_zeros(frac - digits.len());
+                out.put(digits);
             }
         }
     }
@@ -443,10 +471,10 @@ impl Number {
     }
 
     /// Appends the number's `Display` text to `out`; exact decimals are written directly.
-    pub(crate) fn write_text(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_text(&self, out: &mut impl AsciiSink) {
         match &self.0 {
             Repr::Big(d) => d.write_plain(out),
-            _ => out.extend_from_slice(self.to_string().as_bytes()),
+            _ => out.put(self.to_string().as_bytes()),
         }
     }
 

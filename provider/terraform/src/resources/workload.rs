@@ -1402,8 +1402,6 @@ impl Resource for Workload {
                 None => {}
                 Some(Ok(decision)) => {
                     let chosen = placement_value(&decision.placement);
-                    let alternatives =
-                        Value::list(decision.alternatives.iter().map(placement_value));
                     tracing::debug!(
                         provider = %decision.placement.provider,
                         region = %decision.placement.region,
@@ -1424,6 +1422,8 @@ impl Resource for Workload {
                             prior.get("alternatives").cloned().unwrap_or(Value::Null),
                         );
                     } else {
+                        let alternatives =
+                            Value::list(decision.alternatives.iter().map(placement_value));
                         attrs::set(&mut planned, "placement", chosen);
                         attrs::set(&mut planned, "alternatives", alternatives);
                         self.write_plan_note(ctx, &planned, wants_edge, &mut resp.diagnostics);
