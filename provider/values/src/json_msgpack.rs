@@ -17,7 +17,7 @@
 //! writes state with sorted names and plain leaves, so the usual state takes this path.
 
 use crate::json_text::needs_escape;
-use crate::msgpack::{Encoder, LenHeader, ARRAY_HEADER, MAP_HEADER, MAX_DEPTH};
+use crate::msgpack::{Encoder, ARRAY_HEADER, MAP_HEADER, MAX_DEPTH};
 use crate::number::Number;
 use crate::types::{ObjectType, Type};
 
@@ -175,14 +175,6 @@ impl<'a> Transcoder<'a> {
         }
     }
 
-    fn reserve_len(&mut self) -> usize {
-        self.enc.reserve_len()
-    }
-
-    fn patch_len(&mut self, at: usize, n: usize, kind: LenHeader) -> Option<()> {
-        self.enc.patch_len(at, n, kind).ok()
-    }
-
     fn value(&mut self, ty: &Type, depth: usize) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
@@ -217,13 +209,13 @@ impl<'a> Transcoder<'a> {
                 self.enc.str(s).ok()?;
             }
             Type::List(e) => {
-                let at = self.reserve_len();
+                let at = self.enc.reserve_len();
                 let mut n = 0;
                 self.elements(|t, _| {
                     n += 1;
                     t.value(e, depth + 1)
                 })?;
-                self.patch_len(at, n, ARRAY_HEADER)?;
+                self.enc.patch_len(at, n, ARRAY_HEADER).ok()?;
             }
             Type::Set(e) => self.set(e, depth)?,
             Type::Tuple(ts) => {
@@ -236,7 +228,7 @@ impl<'a> Transcoder<'a> {
                 (n == ts.len()).then_some(())?;
             }
             Type::Map(e) => {
-                let at = self.reserve_len();
+                let at = self.enc.reserve_len();
                 let mut n = 0;
                 let mut last: Option<&str> = None;
                 self.members(|t, key| {
@@ -249,7 +241,7 @@ impl<'a> Transcoder<'a> {
                     t.enc.str(key).ok()?;
                     t.value(e, depth + 1)
                 })?;
-                self.patch_len(at, n, MAP_HEADER)?;
+                self.enc.patch_len(at, n, MAP_HEADER).ok()?;
             }
             Type::Object(ot) => self.object(ot, depth)?,
             Type::Dynamic => return None,
@@ -284,7 +276,7 @@ impl<'a> Transcoder<'a> {
     /// bools (equal exactly when their bytes are) with no two elements encoded alike.
     fn set(&mut self, e: &Type, depth: usize) -> Option<()> {
         let bytewise = matches!(e, Type::String | Type::Bool);
-        let at = self.reserve_len();
+        let at = self.enc.reserve_len();
         let mut spans: Vec<(usize, usize)> = Vec::new();
         self.elements(|t, i| {
             if i >= 1 && (!bytewise || i >= SET_PAIRWISE_MAX) {
@@ -300,7 +292,7 @@ impl<'a> Transcoder<'a> {
             spans.push((start, end));
             Some(())
         })?;
-        self.patch_len(at, spans.len(), ARRAY_HEADER)
+        self.enc.patch_len(at, spans.len(), ARRAY_HEADER).ok()
     }
 }
 
@@ -338,7 +330,7 @@ fn plain_number(text: &str) -> Option<PlainNumber> {
             // value = m / 10^k = m / (2^k 5^k): a binary fraction only when 5^k divides m.
             let m = digits(int)? * 10u64.pow(frac.len() as u32) + digits(frac)?;
             let five_k = 5u64.pow(frac.len() as u32);
-            (m % five_k != 0).then_some(PlainNumber::DecimalText)
+            (!m.is_multiple_of(five_k)).then_some(PlainNumber::DecimalText)
         }
         _ => None,
     }

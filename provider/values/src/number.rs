@@ -52,6 +52,8 @@ pub(crate) trait AsciiSink {
     fn put(&mut self, ascii: &[u8]);
     /// Appends `n` zeros.
     fn put_zeros(&mut self, n: usize);
+    /// Appends what `value` displays.
+    fn put_display(&mut self, value: &dyn fmt::Display);
 }
 
 impl AsciiSink for Vec<u8> {
@@ -61,6 +63,11 @@ impl AsciiSink for Vec<u8> {
 
     fn put_zeros(&mut self, n: usize) {
         self.resize(self.len() + n, b'0');
+    }
+
+    fn put_display(&mut self, value: &dyn fmt::Display) {
+        // Writing to a vector cannot fail.
+        let _ = std::io::Write::write_fmt(self, format_args!("{value}"));
     }
 }
 
@@ -72,6 +79,11 @@ impl AsciiSink for String {
 
     fn put_zeros(&mut self, n: usize) {
         self.extend(std::iter::repeat_n('0', n));
+    }
+
+    fn put_display(&mut self, value: &dyn fmt::Display) {
+        // Writing to a `String` cannot fail.
+        let _ = fmt::Write::write_fmt(self, format_args!("{value}"));
     }
 }
 
@@ -474,7 +486,7 @@ impl Number {
     pub(crate) fn write_text(&self, out: &mut impl AsciiSink) {
         match &self.0 {
             Repr::Big(d) => d.write_plain(out),
-            _ => out.put(self.to_string().as_bytes()),
+            _ => out.put_display(self),
         }
     }
 
