@@ -75,18 +75,7 @@ impl SimCloud {
 
     /// Every migration record (for tests and cleanup).
     pub fn migrations(&self) -> Result<Vec<MigrationRecord>, DriverError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached("SELECT doc FROM sim_migrations ORDER BY migration_id")
-            .map_err(|e| storage("migration", e))?;
-        let docs = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| storage("migration", e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| storage("migration", e))?;
-        docs.iter()
-            .map(|d| serde_json::from_str(d).map_err(|e| storage("migration", e)))
-            .collect()
+        self.records("SELECT doc FROM sim_migrations ORDER BY migration_id", [])
     }
 
     /// The workload's migrations that stopped before the end (`in_progress` or
@@ -95,17 +84,27 @@ impl SimCloud {
         &self,
         workload_id: &str,
     ) -> Result<Vec<MigrationRecord>, DriverError> {
+        self.records(
+            "SELECT doc FROM sim_migrations
+             WHERE json_extract(doc, '$.workload_id') = ?1
+               AND json_extract(doc, '$.status') IN ('in_progress', 'rolling_back')
+             ORDER BY migration_id",
+            [workload_id],
+        )
+    }
+
+    /// The migration records a `SELECT doc` statement finds.
+    fn records<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<MigrationRecord>, DriverError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT doc FROM sim_migrations
-                 WHERE json_extract(doc, '$.workload_id') = ?1
-                   AND json_extract(doc, '$.status') IN ('in_progress', 'rolling_back')
-                 ORDER BY migration_id",
-            )
+            .prepare_cached(sql)
             .map_err(|e| storage("migration", e))?;
         let docs = stmt
-            .query_map([workload_id], |r| r.get::<_, String>(0))
+            .query_map(params, |r| r.get::<_, String>(0))
             .map_err(|e| storage("migration", e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| storage("migration", e))?;
