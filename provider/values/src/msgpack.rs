@@ -517,31 +517,31 @@ pub(crate) const MAP_HEADER: LenHeader = LenHeader {
 };
 
 impl LenHeader {
-    /// The prefix for length `n` (its bytes and how many of them are used), or `None` beyond
-    /// 32 bits.
-    pub(crate) fn bytes(self, n: usize) -> Option<([u8; 5], usize)> {
+    /// The prefix for length `n` (its bytes and how many of them are used); lengths beyond
+    /// 32 bits have none.
+    fn bytes(self, n: usize) -> Result<([u8; 5], usize), EncodeError> {
         let mut b = [0u8; 5];
         match self.fix {
             Some((fix, max)) if n <= max => {
                 b[0] = fix | n as u8;
-                return Some((b, 1));
+                return Ok((b, 1));
             }
             _ => {}
         }
         if let (Some(c), Ok(x)) = (self.c8, u8::try_from(n)) {
             b[0] = c;
             b[1] = x;
-            Some((b, 2))
+            Ok((b, 2))
         } else if let Ok(x) = u16::try_from(n) {
             b[0] = self.c16;
             b[1..3].copy_from_slice(&x.to_be_bytes());
-            Some((b, 3))
+            Ok((b, 3))
         } else if let Ok(x) = u32::try_from(n) {
             b[0] = self.c32;
             b[1..5].copy_from_slice(&x.to_be_bytes());
-            Some((b, 5))
+            Ok((b, 5))
         } else {
-            None
+            Err(eerr("too many elements for msgpack"))
         }
     }
 }
@@ -554,9 +554,7 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     fn len_header(&mut self, n: usize, kind: LenHeader) -> Result<(), EncodeError> {
-        let (b, used) = kind
-            .bytes(n)
-            .ok_or_else(|| eerr("too many elements for msgpack"))?;
+        let (b, used) = kind.bytes(n)?;
         self.out.extend_from_slice(&b[..used]);
         Ok(())
     }
@@ -655,9 +653,7 @@ impl Encoder {
         n: usize,
         kind: LenHeader,
     ) -> Result<(), EncodeError> {
-        let (b, used) = kind
-            .bytes(n)
-            .ok_or_else(|| eerr("too many elements for msgpack"))?;
+        let (b, used) = kind.bytes(n)?;
         if used == 1 {
             self.out[at] = b[0];
         } else {
