@@ -43,7 +43,9 @@
 //! decision it showed as a *plan note* (keyed by workload and inputs, with a time to live) in the
 //! same store as the reservations, so every machine sharing the ledger sees it; the apply-time
 //! plan repeats it, and the reservation then succeeds or fails loudly. A note is not a
-//! reservation: it never holds capacity.
+//! reservation: it never holds capacity. The SQLite backend stores notes in batches, and the
+//! rest when the handle closes: the apply-time plan always runs in a later provider process
+//! than the plan that wrote the note, and Redis, shared between machines, writes each at once.
 //!
 //! # Why a synchronous trait
 //!
@@ -138,6 +140,13 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// may delete it from its store later (the SQLite one does, in batches); until then other
     /// handles may still read it, and a note never deleted expires with its TTL.
     fn forget_plan_note(&self, key: &str) -> Result<(), LedgerError>;
+
+    /// Writes the notes this handle holds back, if it holds any: a backend may keep written and
+    /// forgotten notes in the handle and store them in batches (the SQLite one does, and also
+    /// when the handle is dropped). Called when the provider process ends.
+    fn flush_plan_notes(&self) -> Result<(), LedgerError> {
+        Ok(())
+    }
 }
 
 /// Opens a ledger from a location: `redis://[:password@]host:port/db` or `rediss://...` for

@@ -72,25 +72,36 @@ pub struct SqliteLedger {
     path: PathBuf,
     conn: Mutex<Connection>,
     /// Plan notes' own connection, with `synchronous = NORMAL` (see [`Self::lock_notes`]),
-    /// and the notes forgotten but not yet deleted.
+    /// and the note changes waiting for the next batch.
     notes: Mutex<Notes>,
-    /// Expired plan notes are purged by the first note this handle writes, not by every one:
-    /// a plan of a thousand workloads writes a thousand notes.
+    /// Expired plan notes are purged by the first batch of notes this handle writes, not by
+    /// every one: a plan of a thousand workloads writes a thousand notes.
     notes_purged: std::sync::atomic::AtomicBool,
 }
 
-/// The plan notes' connection and what waits to be deleted through it.
+/// The plan notes' connection and the changes this handle has not yet written through it.
 struct Notes {
     conn: Connection,
-    /// Notes forgotten since the last batch of deletes (see
-    /// [`SqliteLedger::forget_plan_note`]). This handle no longer reads them.
+    /// Notes written through this handle and not yet in the file (see
+    /// [`SqliteLedger::put_plan_note`]). This handle reads them from here.
+    pending: Vec<PendingNote>,
+    /// Notes forgotten since the last batch (see [`SqliteLedger::forget_plan_note`]). This
+    /// handle no longer reads them. A key is never both pending and forgotten.
     forgotten: Vec<String>,
 }
 
-/// How many forgotten notes are deleted in one transaction. An apply forgets one note per
-/// workload it creates; a transaction each was about a twentieth of a 1,000-workload apply's
-/// provider instructions, and a dozen system calls per workload.
-const FORGET_BATCH: usize = 64;
+/// A note waiting for the next batch.
+struct PendingNote {
+    key: String,
+    body: String,
+    expires_at_ms: i64,
+}
+
+/// How many note changes (writes and forgets) go to the file in one transaction. A plan
+/// writes one note per workload and an apply forgets one per workload it creates: a
+/// transaction each was about a third of a 1,000-workload plan's provider CPU (seven page
+/// writes and ten file locks per note), and a twentieth of an apply's.
+const NOTE_BATCH: usize = 64;
 
 impl std::fmt::Debug for SqliteLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -182,34 +193,64 @@ fn open_connection(path: &Path, durability: Durability) -> Result<Connection, Le
     })
 }
 
-/// Deletes the forgotten notes from the file in one transaction. On failure they stay
-/// listed, for the next batch.
-fn delete_forgotten(path: &Path, notes: &mut Notes) -> Result<(), LedgerError> {
-    if notes.forgotten.is_empty() {
+/// Writes the pending notes and deletes the forgotten ones in one transaction (purging the
+/// expired notes of every workload too, when `purge_expired`). On failure both lists stay as
+/// they were, for the next batch.
+fn write_note_batch(
+    path: &Path,
+    notes: &mut Notes,
+    purge_expired: bool,
+) -> Result<(), LedgerError> {
+    if notes.pending.is_empty() && notes.forgotten.is_empty() && !purge_expired {
         return Ok(());
     }
-    let keys = std::mem::take(&mut notes.forgotten);
-    let deleted = tx_on(
+    let Notes {
+        conn,
+        pending,
+        forgotten,
+    } = notes;
+    tx_on(
         path,
-        &mut notes.conn,
+        conn,
         TransactionBehavior::Immediate,
-        "forgetting plan notes",
+        "writing plan notes",
         |tx, path| {
-            let mut delete = tx
-                .prepare_cached("DELETE FROM ledger_plan_notes WHERE key = ?1")
-                .map_err(sq(path, "forgetting plan notes"))?;
-            for key in &keys {
-                delete
-                    .execute([key])
+            if purge_expired {
+                tx.execute(
+                    "DELETE FROM ledger_plan_notes WHERE expires_at_ms <= ?1",
+                    params![to_i64(now_ms())],
+                )
+                .map_err(sq(path, "purging expired plan notes"))?;
+            }
+            if !forgotten.is_empty() {
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM ledger_plan_notes WHERE key = ?1")
                     .map_err(sq(path, "forgetting plan notes"))?;
+                for key in forgotten.iter() {
+                    delete
+                        .execute([key])
+                        .map_err(sq(path, "forgetting plan notes"))?;
+                }
+            }
+            if !pending.is_empty() {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO ledger_plan_notes (key, body, expires_at_ms) \
+                         VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(sq(path, "writing a plan note"))?;
+                for note in pending.iter() {
+                    insert
+                        .execute(params![note.key, note.body, note.expires_at_ms])
+                        .map_err(sq(path, "writing a plan note"))?;
+                }
             }
             Ok(())
         },
-    );
-    if deleted.is_err() {
-        notes.forgotten = keys;
-    }
-    deleted
+    )?;
+    pending.clear();
+    forgotten.clear();
+    Ok(())
 }
 
 /// [`SqliteLedger::run_tx`] on a connection already locked.
@@ -248,6 +289,7 @@ impl SqliteLedger {
             conn: Mutex::new(conn),
             notes: Mutex::new(Notes {
                 conn: notes,
+                pending: Vec::new(),
                 forgotten: Vec::new(),
             }),
             notes_purged: std::sync::atomic::AtomicBool::new(false),
@@ -279,7 +321,8 @@ impl SqliteLedger {
     /// and against power loss from the next synchronous commit on. Plans write one note per
     /// workload, so an fsync each was a third of a 1,000-workload plan's provider CPU;
     /// switching one connection's setting back and forth around each note cost another two
-    /// statements per note. With it come the forgotten notes (poisoning: see [`locked`]).
+    /// statements per note. With it come the pending and forgotten notes (poisoning: see
+    /// [`locked`]).
     fn lock_notes(&self) -> MutexGuard<'_, Notes> {
         self.notes.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -647,43 +690,36 @@ impl Ledger for SqliteLedger {
         })
     }
 
+    /// The note joins this handle's batch: it reaches the file with the next full batch of
+    /// [`NOTE_BATCH`] changes, with [`Ledger::flush_plan_notes`], or when the handle is
+    /// dropped (the provider process ends), whichever comes first. The apply-time plan that
+    /// reads it runs in a later process (Terraform closes a walk's providers before the next
+    /// walk starts), and this handle reads its own pending notes. A note lost with a killed
+    /// process is a cache miss: the apply-time plan decides afresh.
     fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError> {
         let expires = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        let note = PendingNote {
+            key: key.to_owned(),
+            body: body.to_owned(),
+            expires_at_ms: to_i64(expires),
+        };
         let mut notes = self.lock_notes();
-        // A new note under a forgotten key must outlive the pending delete of the old one.
+        // A new note under a forgotten key replaces the old one instead of being deleted with it.
         notes.forgotten.retain(|k| k != key);
-        tx_on(
-            &self.path,
-            &mut notes.conn,
-            TransactionBehavior::Immediate,
-            "writing a plan note",
-            |tx, path| {
-                // Expired notes of every workload go with the first write of each process (each
-                // plan or apply), so the table stays small without a scan per note.
-                if !self
-                    .notes_purged
-                    .swap(true, std::sync::atomic::Ordering::Relaxed)
-                {
-                    tx.execute(
-                        "DELETE FROM ledger_plan_notes WHERE expires_at_ms <= ?1",
-                        params![to_i64(now_ms())],
-                    )
-                    .map_err(sq(path, "writing a plan note"))?;
-                }
-                tx.prepare_cached(
-                "INSERT OR REPLACE INTO ledger_plan_notes (key, body, expires_at_ms) VALUES (?1, ?2, ?3)",
-            )
-            .and_then(|mut stmt| stmt.execute(params![key, body, to_i64(expires)]))
-            .map_err(sq(path, "writing a plan note"))?;
-                Ok(())
-            },
-        )
+        match notes.pending.iter_mut().find(|n| n.key == key) {
+            Some(earlier) => *earlier = note,
+            None => notes.pending.push(note),
+        }
+        self.write_batch_if_full(&mut notes)
     }
 
     fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError> {
         let notes = self.lock_notes();
         if notes.forgotten.iter().any(|k| k == key) {
             return Ok(None);
+        }
+        if let Some(note) = notes.pending.iter().find(|n| n.key == key) {
+            return Ok((note.expires_at_ms > to_i64(now_ms())).then(|| note.body.clone()));
         }
         // One statement reads one consistent snapshot by itself: no BEGIN and COMMIT around it.
         notes
@@ -698,28 +734,59 @@ impl Ledger for SqliteLedger {
             .map_err(sq(&self.path, "reading a plan note"))
     }
 
-    /// This handle stops reading the note at once; the file loses it with the next batch of
-    /// [`FORGET_BATCH`] forgotten notes, or when the handle is dropped. Until then other
-    /// handles may still read it, and a process killed before that leaves it to expire with
-    /// its TTL, as a failed delete always did: a note is a cache of a decision, checked
-    /// against its inputs and against capacity before it is used.
+    /// This handle stops reading the note at once; the file loses it with the next batch (see
+    /// [`Self::put_plan_note`]). Until then other handles may still read it, and a process
+    /// killed before that leaves it to expire with its TTL, as a failed delete always did: a
+    /// note is a cache of a decision, checked against its inputs and against capacity before
+    /// it is used.
     fn forget_plan_note(&self, key: &str) -> Result<(), LedgerError> {
         let mut notes = self.lock_notes();
+        // A pending note may still have an older version in the file: delete it there too.
+        notes.pending.retain(|n| n.key != key);
         if !notes.forgotten.iter().any(|k| k == key) {
             notes.forgotten.push(key.to_owned());
         }
-        if notes.forgotten.len() < FORGET_BATCH {
+        self.write_batch_if_full(&mut notes)
+    }
+
+    fn flush_plan_notes(&self) -> Result<(), LedgerError> {
+        let mut notes = self.lock_notes();
+        self.write_batch(&mut notes)
+    }
+}
+
+impl SqliteLedger {
+    fn write_batch_if_full(&self, notes: &mut Notes) -> Result<(), LedgerError> {
+        if notes.pending.len() + notes.forgotten.len() < NOTE_BATCH {
             return Ok(());
         }
-        delete_forgotten(&self.path, &mut notes)
+        self.write_batch(notes)
+    }
+
+    /// Writes the batch. Expired notes of every workload go with the first batch of each
+    /// handle (each plan or apply), so the table stays small without a scan per note.
+    fn write_batch(&self, notes: &mut Notes) -> Result<(), LedgerError> {
+        let purge = !self.notes_purged.load(std::sync::atomic::Ordering::Relaxed)
+            && !notes.pending.is_empty();
+        write_note_batch(&self.path, notes, purge)?;
+        if purge {
+            self.notes_purged
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
 impl Drop for SqliteLedger {
     fn drop(&mut self) {
+        let purge = !*self.notes_purged.get_mut() && {
+            let notes = self.notes.get_mut().unwrap_or_else(|e| e.into_inner());
+            !notes.pending.is_empty()
+        };
         let notes = self.notes.get_mut().unwrap_or_else(|e| e.into_inner());
-        // Best effort: what is not deleted expires with its TTL.
-        let _ = delete_forgotten(&self.path, notes);
+        // Best effort (the provider flushes first and logs a failure): a note not written is a
+        // cache miss for the apply-time plan, and a note not deleted expires with its TTL.
+        let _ = write_note_batch(&self.path, notes, purge);
     }
 }
 
@@ -761,6 +828,7 @@ mod tests {
             .put_plan_note("wl-a", "a", Duration::from_secs(60))
             .unwrap();
         assert_eq!(ledger.plan_note("wl-a").unwrap().as_deref(), Some("a"));
+        ledger.flush_plan_notes().unwrap();
         assert_eq!(
             synchronous(&locked(&ledger.conn)),
             2,
@@ -781,79 +849,145 @@ mod tests {
     }
 
     #[test]
-    fn forgotten_notes_leave_the_file_in_batches_and_when_the_handle_goes() {
+    fn notes_reach_the_file_in_batches_and_when_the_handle_goes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.db");
-        let in_file = |key: &str| -> bool {
+        let in_file = |key: &str| -> Option<String> {
             let conn = Connection::open(&path).unwrap();
             conn.query_row(
-                "SELECT COUNT(*) FROM ledger_plan_notes WHERE key = ?1",
+                "SELECT body FROM ledger_plan_notes WHERE key = ?1",
                 [key],
-                |r| r.get::<_, i64>(0),
+                |r| r.get(0),
             )
+            .optional()
             .unwrap()
-                == 1
         };
         let ttl = Duration::from_secs(60);
         let ledger = SqliteLedger::open(&path).unwrap();
-        for i in 0..FORGET_BATCH {
+        for i in 0..NOTE_BATCH - 1 {
             ledger.put_plan_note(&format!("wl-{i}"), "n", ttl).unwrap();
         }
-        ledger.forget_plan_note("wl-0").unwrap();
-        ledger.forget_plan_note("wl-0").unwrap();
+        assert_eq!(in_file("wl-0"), None, "the batch is not full yet");
         assert_eq!(
-            ledger.plan_note("wl-0").unwrap(),
-            None,
-            "gone for this handle"
+            ledger.plan_note("wl-0").unwrap().as_deref(),
+            Some("n"),
+            "this handle reads its pending notes"
         );
-        assert!(in_file("wl-0"), "still in the file: the batch is not full");
+        // A second write of one key replaces its pending note instead of adding another.
+        ledger.put_plan_note("wl-0", "n2", ttl).unwrap();
+        assert_eq!(in_file("wl-0"), None);
+        ledger.put_plan_note("wl-last", "n", ttl).unwrap();
+        assert_eq!(
+            in_file("wl-0").as_deref(),
+            Some("n2"),
+            "a full batch is written"
+        );
+        assert_eq!(in_file("wl-last").as_deref(), Some("n"));
 
+        // Forgetting: gone for this handle at once, from the file with the next batch.
+        ledger.forget_plan_note("wl-0").unwrap();
+        ledger.forget_plan_note("wl-0").unwrap();
+        assert_eq!(ledger.plan_note("wl-0").unwrap(), None);
+        assert!(
+            in_file("wl-0").is_some(),
+            "still in the file: the batch is not full"
+        );
         // A note written again under a forgotten key is not deleted by the pending batch.
         ledger.forget_plan_note("wl-1").unwrap();
         ledger.put_plan_note("wl-1", "again", ttl).unwrap();
         assert_eq!(ledger.plan_note("wl-1").unwrap().as_deref(), Some("again"));
-
-        for i in 2..=FORGET_BATCH {
+        // A pending note that is forgotten is not written, and its file version is deleted.
+        ledger.put_plan_note("wl-2", "pending", ttl).unwrap();
+        ledger.forget_plan_note("wl-2").unwrap();
+        assert_eq!(ledger.plan_note("wl-2").unwrap(), None);
+        for i in 3..NOTE_BATCH {
             ledger.forget_plan_note(&format!("wl-{i}")).unwrap();
         }
-        assert!(
-            !in_file("wl-0") && !in_file("wl-2"),
-            "a full batch is deleted"
-        );
-        assert!(in_file("wl-1"));
+        assert_eq!(in_file("wl-0"), None, "a full batch is deleted");
+        assert_eq!(in_file("wl-2"), None);
+        assert_eq!(in_file("wl-1").as_deref(), Some("again"));
         assert_eq!(ledger.plan_note("wl-1").unwrap().as_deref(), Some("again"));
 
         ledger.forget_plan_note("wl-1").unwrap();
-        assert!(in_file("wl-1"));
+        ledger.put_plan_note("wl-new", "kept", ttl).unwrap();
+        assert!(in_file("wl-1").is_some());
+        assert_eq!(in_file("wl-new"), None);
         drop(ledger);
-        assert!(!in_file("wl-1"), "deleted when the handle is dropped");
+        assert_eq!(in_file("wl-1"), None, "deleted when the handle is dropped");
+        assert_eq!(
+            in_file("wl-new").as_deref(),
+            Some("kept"),
+            "written when dropped"
+        );
+        let next = SqliteLedger::open(&path).unwrap();
+        assert_eq!(next.plan_note("wl-1").unwrap(), None);
+        assert_eq!(next.plan_note("wl-new").unwrap().as_deref(), Some("kept"));
+    }
+
+    #[test]
+    fn a_pending_note_expires_like_a_written_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SqliteLedger::open(dir.path().join("l.db")).unwrap();
+        ledger
+            .put_plan_note("wl-a", "a", Duration::from_millis(1))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(ledger.plan_note("wl-a").unwrap(), None);
+    }
+
+    #[test]
+    fn a_failed_batch_keeps_its_notes_for_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let ledger = SqliteLedger::open(&path).unwrap();
+        ledger
+            .put_plan_note("wl-a", "a", Duration::from_secs(60))
+            .unwrap();
+        ledger.forget_plan_note("wl-old").unwrap();
+        // Another connection holds the write lock past the notes connection's busy timeout.
+        ledger
+            .lock_notes()
+            .conn
+            .busy_timeout(Duration::from_millis(10))
+            .unwrap();
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        assert!(ledger.flush_plan_notes().is_err());
+        blocker.execute_batch("COMMIT").unwrap();
+        assert_eq!(ledger.plan_note("wl-a").unwrap().as_deref(), Some("a"));
+        ledger.flush_plan_notes().unwrap();
+        assert_eq!(rows(&path), 1);
         assert_eq!(
             SqliteLedger::open(&path)
                 .unwrap()
-                .plan_note("wl-1")
-                .unwrap(),
-            None
+                .plan_note("wl-a")
+                .unwrap()
+                .as_deref(),
+            Some("a")
         );
     }
 
     #[test]
-    fn expired_plan_notes_go_with_the_first_note_each_handle_writes() {
+    fn expired_plan_notes_go_with_the_first_batch_each_handle_writes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.db");
         let first = SqliteLedger::open(&path).unwrap();
         first
             .put_plan_note("wl-old", "stale", Duration::from_millis(1))
             .unwrap();
+        first.flush_plan_notes().unwrap();
         std::thread::sleep(Duration::from_millis(20));
         // The same handle does not scan again...
         first
             .put_plan_note("wl-a", "a", Duration::from_secs(60))
             .unwrap();
+        first.flush_plan_notes().unwrap();
         assert_eq!(rows(&path), 2);
-        // ...the next process (a new handle) purges with its first note.
+        // ...the next process (a new handle) purges with its first batch.
         let next = SqliteLedger::open(&path).unwrap();
         next.put_plan_note("wl-b", "b", Duration::from_secs(60))
             .unwrap();
+        next.flush_plan_notes().unwrap();
         assert_eq!(rows(&path), 2);
         assert_eq!(next.plan_note("wl-old").unwrap(), None);
         assert_eq!(next.plan_note("wl-a").unwrap().as_deref(), Some("a"));

@@ -387,7 +387,10 @@ fn plan_notes(env: &Env) {
         .unwrap();
     l.put_plan_note("wl-a", "second", Duration::from_secs(60))
         .unwrap();
-    // Another handle on the same store (another process, another machine) sees it.
+    assert_eq!(l.plan_note("wl-a").unwrap().as_deref(), Some("second"));
+    // Another handle on the same store (another process, another machine) sees it once this
+    // handle has flushed (a backend may hold notes back until then).
+    l.flush_plan_notes().unwrap();
     assert_eq!(
         env.open().plan_note("wl-a").unwrap().as_deref(),
         Some("second")

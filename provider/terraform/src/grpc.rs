@@ -43,6 +43,19 @@ pub struct HybridProvider {
     telemetry: Arc<Telemetry>,
 }
 
+/// The ledger may hold plan notes back for a batch (see `ledger::Ledger::flush_plan_notes`):
+/// they are written when the plugin server lets go of the provider, before the process exits,
+/// and a failure is logged (the notes are a cache: the apply-time plan then decides afresh).
+impl Drop for HybridProvider {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.context.get_mut() {
+            if let Err(err) = ctx.ledger.flush_plan_notes() {
+                tracing::warn!(error = %err, ledger = %ctx.ledger.location(), "plan notes not written");
+            }
+        }
+    }
+}
+
 impl Default for HybridProvider {
     fn default() -> Self {
         HybridProvider::new()
