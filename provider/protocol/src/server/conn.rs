@@ -112,11 +112,77 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// An accepted connection, TLS or not.
+/// An accepted connection, TLS or not, with its writes coalesced (see [`Conn::poll_send`]).
 #[derive(Debug)]
-pub(crate) enum Conn {
+pub(crate) struct Conn {
+    transport: Transport,
+    /// What h2 wrote since its last flush, and how much of it the transport has taken.
+    out: Vec<u8>,
+    sent: usize,
+    /// A flush found bytes to send and let them wait for the next one (see [`Conn::poll_flush`]).
+    deferred: bool,
+}
+
+#[derive(Debug)]
+enum Transport {
     Plain(Stream),
     Tls(Box<TlsStream<Stream>>),
+}
+
+/// Writes held back before they are sent even without a flush, in bytes: large enough for any
+/// ordinary response, small enough that a large one (a provider schema) streams.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+impl Conn {
+    pub(crate) fn plain(stream: Stream) -> Conn {
+        Conn::over(Transport::Plain(stream))
+    }
+
+    pub(crate) fn tls(stream: TlsStream<Stream>) -> Conn {
+        Conn::over(Transport::Tls(Box::new(stream)))
+    }
+
+    fn over(transport: Transport) -> Conn {
+        Conn {
+            transport,
+            out: Vec::new(),
+            sent: 0,
+            deferred: false,
+        }
+    }
+
+    /// Sends what h2 wrote, in as few transport writes as the transport takes: with TLS each
+    /// write is a TLS record and a system call, and Terraform's side reads and decrypts each.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.out.len() {
+            let pending = &self.out[self.sent..];
+            let n = match &mut self.transport {
+                Transport::Plain(s) => std::task::ready!(Pin::new(s).poll_write(cx, pending))?,
+                Transport::Tls(s) => {
+                    std::task::ready!(Pin::new(s.as_mut()).poll_write(cx, pending))?
+                }
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.sent += n;
+        }
+        self.out.clear();
+        self.sent = 0;
+        // A large message grew the buffer: give the memory back instead of keeping its peak.
+        if self.out.capacity() > 2 * COALESCE_LIMIT {
+            self.out = Vec::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Room for more: the held-back bytes go out first once they reach [`COALESCE_LIMIT`].
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.out.len() >= COALESCE_LIMIT {
+            std::task::ready!(self.poll_send(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl Connected for Conn {
@@ -124,9 +190,9 @@ impl Connected for Conn {
 
     /// Addresses for TCP; none for a Unix socket (its peer has no address).
     fn connect_info(&self) -> TcpConnectInfo {
-        let stream = match self {
-            Conn::Plain(s) => s,
-            Conn::Tls(tls) => tls.get_ref().0,
+        let stream = match &self.transport {
+            Transport::Plain(s) => s,
+            Transport::Tls(tls) => tls.get_ref().0,
         };
         match stream {
             Stream::Tcp(tcp) => TcpConnectInfo {
@@ -148,9 +214,9 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        match &mut self.get_mut().transport {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -161,24 +227,10 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        let this = self.get_mut();
+        std::task::ready!(this.poll_room(cx))?;
+        this.out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_write_vectored(
@@ -186,16 +238,48 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        let this = self.get_mut();
+        std::task::ready!(this.poll_room(cx))?;
+        let mut taken = 0;
+        for buf in bufs {
+            this.out.extend_from_slice(buf);
+            taken += buf.len();
         }
+        Poll::Ready(Ok(taken))
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Conn::Plain(s) => s.is_write_vectored(),
-            Conn::Tls(s) => s.is_write_vectored(),
+        true
+    }
+
+    /// h2 flushes after every DATA frame and again after the trailers, in separate turns of
+    /// its connection task, so a unary response was two or three TLS records and as many
+    /// `writev`s. The first flush that finds bytes to send therefore lets them wait for the
+    /// next one and wakes the connection task, which runs again once the tasks already woken
+    /// (handlers finishing other responses) have run; its next turn flushes again, this time
+    /// for real. A response waits one scheduler pass and goes out with whatever else was
+    /// ready, in one write.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.out.is_empty() && !this.deferred {
+            this.deferred = true;
+            cx.waker().wake_by_ref();
+            return Poll::Ready(Ok(()));
+        }
+        std::task::ready!(this.poll_send(cx))?;
+        this.deferred = false;
+        match &mut this.transport {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_send(cx))?;
+        match &mut this.transport {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -226,7 +310,7 @@ pub(crate) async fn accept_loop(
         let out = out.clone();
         match &acceptor {
             None => {
-                if out.send(Conn::Plain(stream)).await.is_err() {
+                if out.send(Conn::plain(stream)).await.is_err() {
                     return;
                 }
             }
@@ -236,7 +320,7 @@ pub(crate) async fn accept_loop(
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         Ok(Ok(tls)) => {
-                            let _ = out.send(Conn::Tls(Box::new(tls))).await;
+                            let _ = out.send(Conn::tls(tls)).await;
                         }
                         Ok(Err(e)) => {
                             eprintln!("[WARN] tfprotocol: TLS handshake with {peer} refused: {e}");
@@ -248,5 +332,109 @@ pub(crate) async fn accept_loop(
                 });
             }
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// Counts its wake-ups.
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn ready<T: std::fmt::Debug>(p: Poll<io::Result<T>>) -> T {
+        match p {
+            Poll::Ready(r) => r.unwrap(),
+            Poll::Pending => panic!("expected Ready"),
+        }
+    }
+
+    fn nothing_to_read(peer: &UnixStream) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(peer.try_read(&mut buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    #[tokio::test]
+    async fn a_flush_waits_for_the_next_one_and_wakes_the_writer_meanwhile() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        let mut conn = Conn::plain(Stream::Unix(ours));
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+
+        // Nothing written: a flush is a flush, nothing waits and nobody is woken.
+        ready(Pin::new(&mut conn).poll_flush(&mut cx));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+
+        // Headers and message, flushed: held back one turn, with the writer woken for it.
+        assert_eq!(ready(Pin::new(&mut conn).poll_write(&mut cx, b"head+msg;")), 9);
+        ready(Pin::new(&mut conn).poll_flush(&mut cx));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert!(nothing_to_read(&peer));
+
+        // Trailers in the next turn, and its flush sends everything as one write.
+        let slices = [io::IoSlice::new(b"trail"), io::IoSlice::new(b"ers")];
+        assert_eq!(
+            ready(Pin::new(&mut conn).poll_write_vectored(&mut cx, &slices)),
+            8
+        );
+        ready(Pin::new(&mut conn).poll_flush(&mut cx));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "no second wake-up");
+        let mut got = vec![0u8; 64];
+        let n = peer.read(&mut got).await.unwrap();
+        assert_eq!(&got[..n], b"head+msg;trailers");
+
+        // The next flush with bytes waits a turn again; a shutdown sends at once.
+        ready(Pin::new(&mut conn).poll_write(&mut cx, b"bye"));
+        ready(Pin::new(&mut conn).poll_flush(&mut cx));
+        assert!(nothing_to_read(&peer));
+        ready(Pin::new(&mut conn).poll_shutdown(&mut cx));
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"bye");
+    }
+
+    #[tokio::test]
+    async fn held_back_bytes_go_out_once_they_reach_the_limit() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        let mut conn = Conn::plain(Stream::Unix(ours));
+        let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        let big = vec![7u8; COALESCE_LIMIT];
+        ready(Pin::new(&mut conn).poll_write(&mut cx, &big));
+        assert!(nothing_to_read(&peer));
+        // The next write finds the limit reached and sends what is held first.
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            peer.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        let more = [1u8; 10];
+        std::future::poll_fn(|cx| Pin::new(&mut conn).poll_write(cx, &more))
+            .await
+            .unwrap();
+        assert_eq!(conn.out, more, "only the new bytes wait");
+        std::future::poll_fn(|cx| Pin::new(&mut conn).poll_shutdown(cx))
+            .await
+            .unwrap();
+        drop(conn);
+        let all = reader.await.unwrap();
+        assert_eq!(all.len(), COALESCE_LIMIT + 10);
+        assert!(all[..COALESCE_LIMIT].iter().all(|b| *b == 7));
     }
 }
