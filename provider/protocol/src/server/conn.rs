@@ -382,7 +382,10 @@ mod tests {
         assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
 
         // Headers and message, flushed: held back one turn, with the writer woken for it.
-        assert_eq!(ready(Pin::new(&mut conn).poll_write(&mut cx, b"head+msg;")), 9);
+        assert_eq!(
+            ready(Pin::new(&mut conn).poll_write(&mut cx, b"head+msg;")),
+            9
+        );
         ready(Pin::new(&mut conn).poll_flush(&mut cx));
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
         assert!(nothing_to_read(&peer));
