@@ -779,14 +779,9 @@ impl SqliteLedger {
 
 impl Drop for SqliteLedger {
     fn drop(&mut self) {
-        let purge = !*self.notes_purged.get_mut() && {
-            let notes = self.notes.get_mut().unwrap_or_else(|e| e.into_inner());
-            !notes.pending.is_empty()
-        };
-        let notes = self.notes.get_mut().unwrap_or_else(|e| e.into_inner());
         // Best effort (the provider flushes first and logs a failure): a note not written is a
         // cache miss for the apply-time plan, and a note not deleted expires with its TTL.
-        let _ = write_note_batch(&self.path, notes, purge);
+        let _ = self.flush_plan_notes();
     }
 }
 

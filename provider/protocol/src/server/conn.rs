@@ -112,7 +112,7 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// An accepted connection, TLS or not, with its writes coalesced (see [`Conn::poll_send`]).
+/// An accepted connection, TLS or not, with its writes coalesced (see `poll_flush` below).
 #[derive(Debug)]
 pub(crate) struct Conn {
     transport: Transport,
