@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,7 +29,9 @@ const SCHEMA_VERSION: i64 = 1;
 /// The sim cloud over one SQLite file.
 pub struct SimCloud {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    /// The process's `synchronous = NORMAL` connection to the file, which the plan notes use
+    /// too (see [`statefile::shared`]).
+    conn: statefile::SharedConnection,
     faults: FaultPlan,
     catalog: Option<&'static catalog::Catalog>,
 }
@@ -66,9 +68,18 @@ impl SimCloud {
         }
         // The sim's instances are a record of what runs (a lost commit after power loss is an
         // instance the next read does not see, as if its create had failed), hence NORMAL.
-        let conn = statefile::open(path, Duration::from_secs(30), statefile::Durability::Normal)
+        let conn = statefile::shared(path, Duration::from_secs(30), statefile::Durability::Normal)
             .map_err(|e| storage("open", e))?;
-        conn.execute_batch(
+        SimCloud::on_connection(path, conn, faults)
+    }
+
+    /// The sim cloud over `conn`, a connection to `path`: creates the tables if needed.
+    fn on_connection(
+        path: &Path,
+        conn: statefile::SharedConnection,
+        faults: FaultPlan,
+    ) -> Result<SimCloud, DriverError> {
+        statefile::lock(&conn).execute_batch(
             "CREATE TABLE IF NOT EXISTS sim_instances (
                 instance_id     TEXT PRIMARY KEY,
                 idempotency_key TEXT NOT NULL,
@@ -101,11 +112,12 @@ impl SimCloud {
             CREATE TABLE IF NOT EXISTS sim_traffic (workload_id TEXT PRIMARY KEY, doc TEXT NOT NULL);",
         )
         .map_err(|e| storage("open", e))?;
-        let version: i64 = conn
+        let version: i64 = statefile::lock(&conn)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| storage("open", e))?;
         if version == 0 {
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            statefile::lock(&conn)
+                .pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(|e| storage("open", e))?;
         } else if version > SCHEMA_VERSION {
             return Err(storage(
@@ -118,7 +130,7 @@ impl SimCloud {
         }
         Ok(SimCloud {
             path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            conn,
             faults,
             catalog: None,
         })
@@ -187,12 +199,7 @@ impl SimCloud {
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        match self.conn.lock() {
-            Ok(guard) => guard,
-            // A panic while holding the lock cannot leave SQLite half-written (transactions roll
-            // back on drop), so the connection is still usable.
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        statefile::lock(&self.conn)
     }
 
     fn inject(&self, operation: &'static str) -> Result<(), DriverError> {
@@ -772,11 +779,33 @@ mod tests {
         assert!(sim.list_managed().await.expect("list").is_empty());
     }
 
+    /// A handle with its own connection, as another process has.
+    fn open_apart(dir: &tempfile::TempDir) -> SimCloud {
+        let path = dir.path().join("state/sim.db");
+        let conn = statefile::open(&path, Duration::from_secs(5), statefile::Durability::Normal)
+            .expect("connection");
+        SimCloud::on_connection(
+            &path,
+            std::sync::Arc::new(std::sync::Mutex::new(conn)),
+            FaultPlan::none(),
+        )
+        .expect("open")
+    }
+
+    #[tokio::test]
+    async fn handles_of_one_process_share_a_connection() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = open(&dir, "");
+        let b = open(&dir, "");
+        assert!(std::sync::Arc::ptr_eq(&a.conn, &b.conn));
+        assert!(!std::sync::Arc::ptr_eq(&a.conn, &open_apart(&dir).conn));
+    }
+
     #[tokio::test]
     async fn create_is_idempotent_on_the_key_even_across_handles() {
         let dir = tempfile::tempdir().expect("tmp");
         let a = open(&dir, "");
-        let b = open(&dir, "");
+        let b = open_apart(&dir);
         let first = a.create(&spec("same")).await.expect("create");
         let again = b.create(&spec("same")).await.expect("create again");
         assert_eq!(first, again);

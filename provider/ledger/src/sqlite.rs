@@ -81,7 +81,9 @@ pub struct SqliteLedger {
 
 /// The plan notes' connection and the changes this handle has not yet written through it.
 struct Notes {
-    conn: Connection,
+    /// The process's `synchronous = NORMAL` connection to the file, which the sim cloud uses
+    /// too (see [`statefile::shared`]). Locked after the notes, never before.
+    conn: statefile::SharedConnection,
     /// Notes written through this handle and not yet in the file (see
     /// [`SqliteLedger::put_plan_note`]). This handle reads them from here.
     pending: Vec<PendingNote>,
@@ -176,7 +178,12 @@ fn from_raw(raw: RawRow) -> Result<Reservation, LedgerError> {
 /// One connection to the ledger file: busy timeout, WAL journal, the given `synchronous`
 /// setting and a small page cache.
 fn open_connection(path: &Path, durability: Durability) -> Result<Connection, LedgerError> {
-    statefile::open(path, BUSY_TIMEOUT, durability).map_err(|e| match e {
+    statefile::open(path, BUSY_TIMEOUT, durability).map_err(open_error)
+}
+
+/// The ledger's error for a file that would not open.
+fn open_error(e: statefile::OpenError) -> LedgerError {
+    match e {
         statefile::OpenError::Create { path, source } => LedgerError::Io {
             path,
             context: "creating the database file",
@@ -190,7 +197,7 @@ fn open_connection(path: &Path, durability: Durability) -> Result<Connection, Le
         e @ statefile::OpenError::NotWal { .. } => LedgerError::Corrupt {
             detail: e.to_string(),
         },
-    })
+    }
 }
 
 /// Writes the pending notes and deletes the forgotten ones in one transaction (purging the
@@ -211,7 +218,7 @@ fn write_note_batch(
     } = notes;
     tx_on(
         path,
-        conn,
+        &mut statefile::lock(conn),
         TransactionBehavior::Immediate,
         "writing plan notes",
         |tx, path| {
@@ -283,7 +290,8 @@ impl SqliteLedger {
         // Reservations wait for fsync (FULL); plan notes, a cache of decisions, have their own
         // connection that does not (`lock_notes`), so neither switches the other's setting.
         let conn = open_connection(&path, Durability::Full)?;
-        let notes = open_connection(&path, Durability::Normal)?;
+        let notes =
+            statefile::shared(&path, BUSY_TIMEOUT, Durability::Normal).map_err(open_error)?;
         let ledger = SqliteLedger {
             path,
             conn: Mutex::new(conn),
@@ -337,7 +345,7 @@ impl SqliteLedger {
     ) -> Result<T, LedgerError> {
         tx_on(
             &self.path,
-            &mut self.lock_notes().conn,
+            &mut statefile::lock(&self.lock_notes().conn),
             behavior,
             context,
             f,
@@ -722,8 +730,8 @@ impl Ledger for SqliteLedger {
             return Ok((note.expires_at_ms > to_i64(now_ms())).then(|| note.body.clone()));
         }
         // One statement reads one consistent snapshot by itself: no BEGIN and COMMIT around it.
-        notes
-            .conn
+        let conn = statefile::lock(&notes.conn);
+        let found = conn
             .prepare_cached(
                 "SELECT body FROM ledger_plan_notes WHERE key = ?1 AND expires_at_ms > ?2",
             )
@@ -731,7 +739,8 @@ impl Ledger for SqliteLedger {
                 stmt.query_row(params![key, to_i64(now_ms())], |r| r.get::<_, String>(0))
                     .optional()
             })
-            .map_err(sq(&self.path, "reading a plan note"))
+            .map_err(sq(&self.path, "reading a plan note"));
+        found
     }
 
     /// This handle stops reading the note at once; the file loses it with the next batch (see
@@ -940,9 +949,7 @@ mod tests {
             .unwrap();
         ledger.forget_plan_note("wl-old").unwrap();
         // Another connection holds the write lock past the notes connection's busy timeout.
-        ledger
-            .lock_notes()
-            .conn
+        statefile::lock(&ledger.lock_notes().conn)
             .busy_timeout(Duration::from_millis(10))
             .unwrap();
         let blocker = Connection::open(&path).unwrap();

@@ -6,8 +6,15 @@
 //! it: the file is created owner-only (it holds instance metadata and reservations), waits for
 //! other writers instead of failing (`busy_timeout`), uses WAL so readers never block writers,
 //! and keeps a small page cache (the OS caches the file anyway).
+//!
+//! Within one process, the parts that write with the same durability share one connection
+//! ([`shared`]): SQLite drops a connection's whole page cache when it finds that another
+//! connection has written to the file since its last transaction, so two connections of one
+//! process taking turns (the sim's create, then the next plan note's read) re-read every page
+//! from the file on every turn.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -133,6 +140,53 @@ pub fn open(
     Ok(conn)
 }
 
+/// A connection that several parts of one process use in turn (see [`shared`]).
+pub type SharedConnection = Arc<Mutex<Connection>>;
+
+/// The shared connections that are still in use, by file and durability. A connection closes
+/// when its last user lets go of it; the entry is then dead and is pruned by the next lookup.
+type Registry = Vec<(PathBuf, Durability, Weak<Mutex<Connection>>)>;
+
+static SHARED: Mutex<Registry> = Mutex::new(Vec::new());
+
+/// The process's connection to `path` with `durability`, opened with [`open`] by the first
+/// caller and handed to every later one while any of them holds it. The file is named by its
+/// canonical path, so two spellings of one file share a connection. `busy_timeout` is the
+/// first caller's.
+///
+/// Lock it with [`lock`] for the span of one statement or transaction, and never while holding
+/// another lock that a user of the same connection takes after it.
+pub fn shared(
+    path: &Path,
+    busy_timeout: Duration,
+    durability: Durability,
+) -> Result<SharedConnection, OpenError> {
+    create_owner_only(path).map_err(|source| OpenError::Create {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    // Held while opening, so that two threads asking at once still get one connection.
+    let mut registry = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    registry.retain(|(_, _, conn)| conn.strong_count() > 0);
+    let existing = registry
+        .iter()
+        .filter(|(f, d, _)| *f == file && *d == durability)
+        .find_map(|(_, _, conn)| conn.upgrade());
+    if let Some(conn) = existing {
+        return Ok(conn);
+    }
+    let conn = Arc::new(Mutex::new(open(path, busy_timeout, durability)?));
+    registry.push((file, durability, Arc::downgrade(&conn)));
+    Ok(conn)
+}
+
+/// Locks a shared connection. A panic while it was held cannot have left a transaction half
+/// done (an open transaction rolls back when dropped), so a poisoned lock is still usable.
+pub fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -190,5 +244,39 @@ mod tests {
         let err = open(&path, Duration::from_secs(1), Durability::Full).unwrap_err();
         assert!(matches!(err, OpenError::Create { .. }), "{err}");
         assert!(err.to_string().contains("state.db"), "{err}");
+    }
+
+    #[test]
+    fn one_connection_per_file_and_durability_while_it_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = shared(&path, Duration::from_secs(5), Durability::Normal).unwrap();
+        // Another spelling of the same file.
+        let b = shared(
+            &dir.path().join(".").join("state.db"),
+            Duration::from_secs(5),
+            Durability::Normal,
+        )
+        .unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let full = shared(&path, Duration::from_secs(5), Durability::Full).unwrap();
+        assert!(!Arc::ptr_eq(&a, &full));
+        assert_eq!(pragma(&lock(&full), "synchronous"), "2");
+        let other = shared(
+            &dir.path().join("other.db"),
+            Duration::from_secs(5),
+            Durability::Normal,
+        )
+        .unwrap();
+        assert!(!Arc::ptr_eq(&a, &other));
+        // Once every user has let go, the connection closes and the next caller opens anew.
+        let weak = Arc::downgrade(&a);
+        drop((a, b));
+        assert!(weak.upgrade().is_none());
+        let again = shared(&path, Duration::from_secs(5), Durability::Normal).unwrap();
+        lock(&again)
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        assert_eq!(pragma(&lock(&again), "synchronous"), "1");
     }
 }
