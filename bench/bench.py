@@ -432,6 +432,7 @@ def main():
         z = sized.results[phase]
         row["null_size_matched"] = z
         row["wall_ratio_vs_size_matched"] = ratio(o["wall_s"], z["wall_s"])
+        row["cpu_ratio_vs_size_matched"] = ratio(o["cpu_s"], z["cpu_s"])
         row["wall_verdict"] = verdict(row["wall_ratio"], TARGETS["wall"])
         row["cpu_verdict"] = verdict(row["cpu_ratio"], TARGETS["cpu"])
         row["rss_verdict"] = verdict(row["rss_ratio"], TARGETS["rss"])
@@ -488,6 +489,9 @@ def main():
           "informational, not a target): " + ", ".join(
               f"{r['phase']} wall {r['ours']['wall_s']:.2f}/{r['null_size_matched']['wall_s']:.2f} s "
               f"= {r['wall_ratio_vs_size_matched']:.2f}x" for r in rows))
+    print("  provider CPU against it (null's own CPU grows with the state it is sent): " + ", ".join(
+        f"{r['phase']} {r['ours']['cpu_s']:.2f}/{r['null_size_matched']['cpu_s']:.2f} s "
+        f"= {r['cpu_ratio_vs_size_matched']:.2f}x" for r in rows))
     procs = ", ".join(f"{p} {ours.results[p]['provider_processes']}/{null.results[p]['provider_processes']}"
                       for p in PHASES)
     print(f"provider processes per phase (ours/null): {procs}")

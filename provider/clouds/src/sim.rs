@@ -15,7 +15,8 @@ use std::sync::MutexGuard;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
+use statefile::{Begin, Tx};
 
 pub mod migration;
 
@@ -352,10 +353,8 @@ impl SimCloud {
     }
 
     fn create_now(&self, spec: &InstanceSpec) -> Result<Instance, DriverError> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| storage("create", e))?;
+        let conn = self.lock();
+        let tx = Tx::begin(&conn, Begin::Immediate).map_err(|e| storage("create", e))?;
         if let Some(existing) = select_one(
             &tx,
             select_instances!("WHERE idempotency_key = ?1 AND terminated = 0"),
@@ -591,10 +590,8 @@ impl Driver for SimCloud {
     ) -> Result<Instance, DriverError> {
         self.inject("update")?;
         let instance = {
-            let mut conn = self.lock();
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| storage("update", e))?;
+            let conn = self.lock();
+            let tx = Tx::begin(&conn, Begin::Immediate).map_err(|e| storage("update", e))?;
             // The stored metadata is about to be replaced: not read.
             let current = select_one_with(
                 &tx,

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use statefile::Durability;
+use statefile::{Begin, Tx};
 
 use crate::types::{
     lease_millis, ms_to_time, now_ms, HolderId, NodeId, NodeUsage, Reservation, ReservationId,
@@ -218,8 +219,8 @@ fn write_note_batch(
     } = notes;
     tx_on(
         path,
-        &mut statefile::lock(conn),
-        TransactionBehavior::Immediate,
+        &statefile::lock(conn),
+        Begin::Immediate,
         "writing plan notes",
         |tx, path| {
             if purge_expired {
@@ -263,14 +264,12 @@ fn write_note_batch(
 /// [`SqliteLedger::run_tx`] on a connection already locked.
 fn tx_on<T>(
     path: &Path,
-    conn: &mut Connection,
-    behavior: TransactionBehavior,
+    conn: &Connection,
+    behavior: Begin,
     context: &'static str,
-    f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+    f: impl FnOnce(&Tx<'_>, &Path) -> Result<T, LedgerError>,
 ) -> Result<T, LedgerError> {
-    let tx = conn
-        .transaction_with_behavior(behavior)
-        .map_err(sq(path, context))?;
+    let tx = Tx::begin(conn, behavior).map_err(sq(path, context))?;
     let out = f(&tx, path)?;
     tx.commit().map_err(sq(path, context))?;
     Ok(out)
@@ -318,9 +317,9 @@ impl SqliteLedger {
     fn with_tx<T>(
         &self,
         context: &'static str,
-        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+        f: impl FnOnce(&Tx<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        self.with_behavior(TransactionBehavior::Immediate, context, f)
+        self.with_behavior(Begin::Immediate, context, f)
     }
 
     /// The notes connection, for data that may be lost with the machine (plan notes, which
@@ -339,13 +338,13 @@ impl SqliteLedger {
     #[cfg(test)]
     fn with_notes_tx<T>(
         &self,
-        behavior: TransactionBehavior,
+        behavior: Begin,
         context: &'static str,
-        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+        f: impl FnOnce(&Tx<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         tx_on(
             &self.path,
-            &mut statefile::lock(&self.lock_notes().conn),
+            &statefile::lock(&self.lock_notes().conn),
             behavior,
             context,
             f,
@@ -357,16 +356,16 @@ impl SqliteLedger {
     fn with_read<T>(
         &self,
         context: &'static str,
-        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+        f: impl FnOnce(&Tx<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        self.with_behavior(TransactionBehavior::Deferred, context, f)
+        self.with_behavior(Begin::Deferred, context, f)
     }
 
     fn with_behavior<T>(
         &self,
-        behavior: TransactionBehavior,
+        behavior: Begin,
         context: &'static str,
-        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+        f: impl FnOnce(&Tx<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         self.run_tx(&self.conn, behavior, context, f)
     }
@@ -376,15 +375,15 @@ impl SqliteLedger {
     fn run_tx<T>(
         &self,
         conn: &Mutex<Connection>,
-        behavior: TransactionBehavior,
+        behavior: Begin,
         context: &'static str,
-        f: impl FnOnce(&Transaction<'_>, &Path) -> Result<T, LedgerError>,
+        f: impl FnOnce(&Tx<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        tx_on(&self.path, &mut locked(conn), behavior, context, f)
+        tx_on(&self.path, &locked(conn), behavior, context, f)
     }
 
     fn capacity_of(
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         path: &Path,
         node: &NodeId,
     ) -> Result<Option<Resources>, LedgerError> {
@@ -410,7 +409,7 @@ impl SqliteLedger {
     }
 
     fn query(
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         path: &Path,
         sql: &str,
         params: impl rusqlite::Params,
@@ -427,7 +426,7 @@ impl SqliteLedger {
     }
 
     fn active_on(
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         path: &Path,
         node: &NodeId,
         now: u64,
@@ -816,17 +815,16 @@ mod tests {
         };
         assert_eq!(synchronous(&locked(&ledger.conn)), 2, "reservations: FULL");
         ledger
-            .with_notes_tx(TransactionBehavior::Immediate, "test", |tx, _| {
+            .with_notes_tx(Begin::Immediate, "test", |tx, _| {
                 assert_eq!(synchronous(tx), 1, "NORMAL inside a note write");
                 Ok(())
             })
             .unwrap();
-        let failed: Result<(), _> =
-            ledger.with_notes_tx(TransactionBehavior::Immediate, "test", |_, _| {
-                Err(LedgerError::Corrupt {
-                    detail: "test".into(),
-                })
-            });
+        let failed: Result<(), _> = ledger.with_notes_tx(Begin::Immediate, "test", |_, _| {
+            Err(LedgerError::Corrupt {
+                detail: "test".into(),
+            })
+        });
         assert!(failed.is_err());
         ledger
             .put_plan_note("wl-a", "a", Duration::from_secs(60))

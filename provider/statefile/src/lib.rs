@@ -73,6 +73,9 @@ impl Durability {
 /// default (2 MB) would hold most of a thousand-instance file in the plugin's own memory.
 const CACHE_KIB: i64 = 512;
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
 /// Creates `path` with mode 0600 when it does not exist; an existing file is left as it is.
 pub fn create_owner_only(path: &Path) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
@@ -137,6 +140,9 @@ pub fn open(
         .map_err(sqlite("setting synchronous"))?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)
         .map_err(sqlite("setting cache_size"))?;
+    // The sim and the plan notes share a connection (see [`shared`]), with about twenty
+    // statements between them: rusqlite's default of sixteen would evict and re-parse them.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -185,6 +191,67 @@ pub fn shared(
 /// done (an open transaction rolls back when dropped), so a poisoned lock is still usable.
 pub fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How a [`Tx`] begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// Takes no lock until the first statement: a read sees one consistent snapshot and never
+    /// blocks a writer.
+    Deferred,
+    /// Takes the write lock at once, so that what the transaction reads stays true until it
+    /// commits (waiting up to the busy timeout for another writer).
+    Immediate,
+}
+
+/// A transaction on one connection: committed with [`Tx::commit`], rolled back when dropped
+/// without it. It derefs to the connection for its statements.
+///
+/// Unlike `rusqlite::Transaction`, which parses its `BEGIN` and `COMMIT` anew each time, it
+/// prepares them once per connection (a thousand sim creates parsed them two thousand times).
+pub struct Tx<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Tx<'c> {
+    /// Begins a transaction on `conn`.
+    pub fn begin(conn: &'c Connection, begin: Begin) -> rusqlite::Result<Tx<'c>> {
+        let sql = match begin {
+            Begin::Deferred => "BEGIN DEFERRED",
+            Begin::Immediate => "BEGIN IMMEDIATE",
+        };
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(Tx { conn, open: true })
+    }
+
+    /// Commits. On failure the transaction is rolled back (when this value is dropped).
+    pub fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.conn.is_autocommit() {
+            // Nothing to report to: a rollback that fails leaves SQLite to roll back when the
+            // connection closes, and the next BEGIN fails loudly meanwhile.
+            let _ = self
+                .conn
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut stmt| stmt.execute([]));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -278,5 +345,43 @@ mod tests {
             .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
             .unwrap();
         assert_eq!(pragma(&lock(&again), "synchronous"), "1");
+    }
+
+    #[test]
+    fn a_tx_commits_or_rolls_back_and_reuses_its_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let conn = open(&path, Duration::from_secs(5), Durability::Normal).unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let count = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        for round in 0..3 {
+            let tx = Tx::begin(&conn, Begin::Immediate).unwrap();
+            tx.execute("INSERT INTO t VALUES (?1)", [round]).unwrap();
+            tx.commit().unwrap();
+        }
+        assert_eq!(count(&conn), 3);
+        {
+            let tx = Tx::begin(&conn, Begin::Immediate).unwrap();
+            tx.execute("INSERT INTO t VALUES (9)", []).unwrap();
+            // Dropped without a commit.
+        }
+        assert!(conn.is_autocommit(), "the dropped transaction ended");
+        assert_eq!(count(&conn), 3);
+        // An immediate transaction holds the write lock from BEGIN: another connection's
+        // writer waits, and gives up after its busy timeout.
+        let other = open(&path, Duration::from_millis(50), Durability::Normal).unwrap();
+        let tx = Tx::begin(&conn, Begin::Immediate).unwrap();
+        assert!(Tx::begin(&other, Begin::Immediate).is_err());
+        let read = Tx::begin(&other, Begin::Deferred).unwrap();
+        assert_eq!(count(&read), 3);
+        drop(read);
+        tx.commit().unwrap();
+        assert!(Tx::begin(&other, Begin::Immediate)
+            .unwrap()
+            .commit()
+            .is_ok());
     }
 }
