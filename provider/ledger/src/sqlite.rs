@@ -67,12 +67,13 @@ CREATE TABLE IF NOT EXISTS ledger_plan_notes (
 const COLUMNS: &str = "id, node, holder, state, cpu_millis, memory_mb, storage_gb, gpu, \
                        network_mbps, created_at_ms, expires_at_ms";
 
-/// A ledger in a SQLite file. One connection per instance (behind a mutex); open one instance
-/// per process and share it (`Arc`), or several — both are safe.
+/// A ledger in a SQLite file. Reservations have one connection per instance (behind a mutex);
+/// plan notes use the process's shared `synchronous = NORMAL` connection. Open one instance per
+/// process and share it (`Arc`), or several — both are safe.
 pub struct SqliteLedger {
     path: PathBuf,
     conn: Mutex<Connection>,
-    /// Plan notes' own connection, with `synchronous = NORMAL` (see [`Self::lock_notes`]),
+    /// The plan notes' connection, with `synchronous = NORMAL` (see [`Self::lock_notes`]),
     /// and the note changes waiting for the next batch.
     notes: Mutex<Notes>,
     /// Expired plan notes are purged by the first batch of notes this handle writes, not by
@@ -286,8 +287,9 @@ impl SqliteLedger {
     /// `ledger_` tables if needed. The parent directory must exist.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
         let path = path.as_ref().to_path_buf();
-        // Reservations wait for fsync (FULL); plan notes, a cache of decisions, have their own
-        // connection that does not (`lock_notes`), so neither switches the other's setting.
+        // Reservations wait for fsync (FULL) on a connection of their own; plan notes, a cache
+        // of decisions, use the process's NORMAL connection, which the sim shares
+        // (`lock_notes`), so neither switches the other's setting.
         let conn = open_connection(&path, Durability::Full)?;
         let notes =
             statefile::shared(&path, BUSY_TIMEOUT, Durability::Normal).map_err(open_error)?;
