@@ -102,7 +102,6 @@ impl SimCloud {
             CREATE UNIQUE INDEX IF NOT EXISTS sim_live_key
                 ON sim_instances(idempotency_key) WHERE terminated = 0;
             CREATE INDEX IF NOT EXISTS sim_workload ON sim_instances(workload_id);
-            CREATE TABLE IF NOT EXISTS sim_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS sim_edge_clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS sim_edge_nodes (
                 id         TEXT PRIMARY KEY,
@@ -355,23 +354,17 @@ impl SimCloud {
     fn create_now(&self, spec: &InstanceSpec) -> Result<Instance, DriverError> {
         let conn = self.lock();
         let tx = Tx::begin(&conn, Begin::Immediate).map_err(|e| storage("create", e))?;
-        if let Some(existing) = select_one(
-            &tx,
-            select_instances!("WHERE idempotency_key = ?1 AND terminated = 0"),
-            &spec.idempotency_key,
-        )
-        .map_err(|e| storage("create", e))?
-        {
-            tracing::info!(instance_id = %existing.instance_id, key = %spec.idempotency_key, "create is a repeat: returning the existing instance");
-            return Ok(existing);
-        }
+        // The instance sequence (ids, IPs) continues from the newest row: rows are only ever
+        // added, in sequence order, under the write lock this transaction holds, and never
+        // deleted (terminated instances stay). Reading it touches the page the new row goes to,
+        // where a counter row would have been one more page to write per create. (Files written
+        // before kept a `sim_counters` row; it always equalled the newest row's sequence.)
         let seq: i64 = tx
-            .prepare_cached(
-                "INSERT INTO sim_counters(name, value) VALUES ('instances', 1)
-                 ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
-            )
-            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
-            .map_err(|e| storage("create", e))?;
+            .prepare_cached("SELECT created_seq FROM sim_instances ORDER BY rowid DESC LIMIT 1")
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get::<_, i64>(0)).optional())
+            .map_err(|e| storage("create", e))?
+            .unwrap_or(0)
+            .saturating_add(1);
         let instance_id = instance_id_for(&spec.idempotency_key, seq);
         let tags = managed_tags(&spec.tags, &spec.workload_id);
         let instance = Instance {
@@ -390,11 +383,13 @@ impl SimCloud {
             tags,
             metadata: spec.metadata.clone(),
         };
-        tx.prepare_cached(
+        let inserted = tx
+            .prepare_cached(
             "INSERT INTO sim_instances (instance_id, idempotency_key, workload_id, name, provider,
                 region, zone, instance_type, node, image, private_ip, status, tags, metadata,
                 created_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT (idempotency_key) WHERE terminated = 0 DO NOTHING",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -416,6 +411,25 @@ impl SimCloud {
             ])
         })
         .map_err(|e| storage("create", e))?;
+        if inserted == 0 {
+            // A live instance already has this key (the live key is unique, and the insert
+            // gave way to it): this create is a repeat. Nothing was written; the transaction
+            // ends with the lookup.
+            let existing = select_one(
+                &tx,
+                select_instances!("WHERE idempotency_key = ?1 AND terminated = 0"),
+                &spec.idempotency_key,
+            )
+            .map_err(|e| storage("create", e))?
+            .ok_or_else(|| {
+                storage(
+                    "create",
+                    "the insert met a live instance with this key that the lookup then missed",
+                )
+            })?;
+            tracing::info!(instance_id = %existing.instance_id, key = %spec.idempotency_key, "create is a repeat: returning the existing instance");
+            return Ok(existing);
+        }
         tx.commit().map_err(|e| storage("create", e))?;
         tracing::info!(instance_id = %instance.instance_id, provider = %instance.provider, region = %instance.region, "sim instance created");
         Ok(instance)
@@ -811,6 +825,44 @@ mod tests {
         a.delete(&first.instance_id).await.expect("delete");
         let third = b.create(&spec("same")).await.expect("recreate");
         assert_ne!(third.instance_id, first.instance_id);
+    }
+
+    #[tokio::test]
+    async fn a_repeated_create_uses_no_sequence_number_and_a_new_create_continues_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let sim = open(&dir, "");
+        let first = sim.create(&spec("a")).await.expect("create");
+        assert_eq!(first.private_ip, "10.0.0.1");
+        assert_eq!(sim.create(&spec("a")).await.expect("repeat"), first);
+        let second = sim.create(&spec("b")).await.expect("create b");
+        assert_eq!(second.private_ip, "10.0.0.2");
+        // Terminated instances keep their numbers: the sequence never goes back.
+        sim.delete(&second.instance_id).await.expect("delete");
+        let third = sim.create(&spec("b")).await.expect("recreate b");
+        assert_eq!(third.private_ip, "10.0.0.3");
+        assert_ne!(third.instance_id, second.instance_id);
+    }
+
+    #[tokio::test]
+    async fn a_file_from_the_counter_days_continues_its_sequence() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("state/sim.db");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        // What an earlier provider left: its counter table, and rows numbered by it.
+        {
+            let sim = open(&dir, "");
+            sim.create(&spec("old-1")).await.expect("create");
+            sim.create(&spec("old-2")).await.expect("create");
+            statefile::lock(&sim.conn)
+                .execute_batch(
+                    "CREATE TABLE sim_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                     INSERT INTO sim_counters VALUES ('instances', 2);",
+                )
+                .expect("counter");
+        }
+        let sim = open(&dir, "");
+        let next = sim.create(&spec("new")).await.expect("create");
+        assert_eq!(next.private_ip, "10.0.0.3");
     }
 
     #[tokio::test]
