@@ -276,12 +276,6 @@ fn tx_on<T>(
     Ok(out)
 }
 
-/// A panic in another thread cannot leave a half-done transaction behind (it is rolled back
-/// when dropped), so a poisoned lock is safe to reuse.
-fn locked(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    conn.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl SqliteLedger {
     /// Opens (creating with mode 0600 if missing) the database file at `path` and creates the
     /// `ledger_` tables if needed. The parent directory must exist.
@@ -331,7 +325,7 @@ impl SqliteLedger {
     /// workload, so an fsync each was a third of a 1,000-workload plan's provider CPU;
     /// switching one connection's setting back and forth around each note cost another two
     /// statements per note. With it come the pending and forgotten notes (poisoning: see
-    /// [`locked`]).
+    /// [`statefile::lock`]).
     fn lock_notes(&self) -> MutexGuard<'_, Notes> {
         self.notes.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -381,7 +375,7 @@ impl SqliteLedger {
         context: &'static str,
         f: impl FnOnce(&Tx<'_>, &Path) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        tx_on(&self.path, &locked(conn), behavior, context, f)
+        tx_on(&self.path, &statefile::lock(conn), behavior, context, f)
     }
 
     fn capacity_of(
@@ -815,7 +809,11 @@ mod tests {
             conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
                 .unwrap()
         };
-        assert_eq!(synchronous(&locked(&ledger.conn)), 2, "reservations: FULL");
+        assert_eq!(
+            synchronous(&statefile::lock(&ledger.conn)),
+            2,
+            "reservations: FULL"
+        );
         ledger
             .with_notes_tx(Begin::Immediate, "test", |tx, _| {
                 assert_eq!(synchronous(tx), 1, "NORMAL inside a note write");
@@ -834,13 +832,13 @@ mod tests {
         assert_eq!(ledger.plan_note("wl-a").unwrap().as_deref(), Some("a"));
         ledger.flush_plan_notes().unwrap();
         assert_eq!(
-            synchronous(&locked(&ledger.conn)),
+            synchronous(&statefile::lock(&ledger.conn)),
             2,
             "reservations still FULL after note writes, failed or not"
         );
         // What the notes connection wrote, the reservations connection (and so every other
         // process) reads.
-        let seen: String = locked(&ledger.conn)
+        let seen: String = statefile::lock(&ledger.conn)
             .query_row(
                 "SELECT body FROM ledger_plan_notes WHERE key = 'wl-a'",
                 [],
