@@ -104,9 +104,9 @@ pub(crate) fn decode_leaf(j: Json, ty: &Type, depth: usize) -> Result<Value, Dec
                 .map_err(|e| derr(e.to_string()))
         }
         Type::String => match j {
-            Json::String(s) => Ok(Value::String(s)),
-            Json::Number(n) => Ok(Value::String(n.to_string())),
-            Json::Bool(b) => Ok(Value::String(b.to_string())),
+            Json::String(s) => Ok(Value::String(s.into())),
+            Json::Number(n) => Ok(Value::String(n.to_string().into())),
+            Json::Bool(b) => Ok(Value::String(if b { "true" } else { "false" }.into())),
             _ => Err(mismatch(&j)),
         },
         _ => decode(&j, ty, depth),
@@ -239,7 +239,7 @@ fn encode(v: &Value, ty: &Type, depth: usize, nulls: UnknownAsNull) -> Result<Js
     match (ty, v) {
         (Type::Bool, Value::Bool(b)) => Ok(Json::Bool(*b)),
         (Type::Number, Value::Number(n)) => json_number(n).map(Json::Number),
-        (Type::String, Value::String(s)) => Ok(Json::String(s.clone())),
+        (Type::String, Value::String(s)) => Ok(Json::String(s.to_string())),
         (Type::List(e) | Type::Set(e), Value::List(xs) | Value::Set(xs)) => {
             let mut out = Vec::with_capacity(xs.len());
             for (i, x) in xs.iter().enumerate() {

@@ -143,7 +143,7 @@ impl<'de> Visitor<'de> for Container<'_> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
                 while let Some(k) = map.next_key_seed(KeySeed)? {
                     let v = map.next_value_seed(seed.child(e))?;
-                    out.push((Name::from(k.into_owned()), v));
+                    out.push((Name::owned(&k), v));
                 }
                 Ok(Value::Map(out.into_iter().collect::<Fields>()))
             }

@@ -89,4 +89,4 @@ pub use name::Name;
 pub use number::{Number, ParseNumberError};
 pub use path::{AttributePath, PathStep};
 pub use types::{ObjectType, Type};
-pub use value::{changed_attributes, Value};
+pub use value::{changed_attributes, SmolStr, Value};

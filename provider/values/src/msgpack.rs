@@ -23,7 +23,7 @@ use crate::name::Name;
 use crate::number::Number;
 use crate::path::{AttributePath, PathStep};
 use crate::types::{ObjectType, Type};
-use crate::value::{dedup_set, Value};
+use crate::value::{dedup_set, SmolStr, Value};
 
 /// Deepest value nesting accepted by the decoders and encoders.
 pub const MAX_DEPTH: usize = 64;
@@ -279,8 +279,8 @@ impl<'a> Decoder<'a> {
         std::str::from_utf8(raw).map_err(|_| self.err("string is not valid UTF-8"))
     }
 
-    fn string(&mut self, expected: &Type) -> Result<String, DecodeError> {
-        self.str(expected).map(str::to_owned)
+    fn string(&mut self, expected: &Type) -> Result<SmolStr, DecodeError> {
+        self.str(expected).map(SmolStr::new)
     }
 
     /// Reads an array header; the count is checked against the input left
@@ -443,7 +443,7 @@ impl<'a> Decoder<'a> {
                     let v = self
                         .value(elem, depth + 1)
                         .map_err(|e| e.within(PathStep::ElementKeyString(k.to_string())))?;
-                    if let Err(name) = m.push(Name::from(k.to_string()), v) {
+                    if let Err(name) = m.push(Name::owned(k), v) {
                         return Err(self.err(format!("duplicate map key {name:?}")));
                     }
                 }

@@ -12,28 +12,27 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-/// An attribute name or map key: a string that is either static or owned.
-#[derive(Clone)]
-pub struct Name(Repr);
+use smol_str::SmolStr;
 
+/// An attribute name or map key: a string that is static, or owned (inline when it is short,
+/// as map keys mostly are, so those cost no allocation either).
 #[derive(Clone)]
-enum Repr {
-    Static(&'static str),
-    Owned(Box<str>),
-}
+pub struct Name(SmolStr);
 
 impl Name {
     /// A name for a string that lives as long as the program (no allocation).
     pub const fn from_static(s: &'static str) -> Name {
-        Name(Repr::Static(s))
+        Name(SmolStr::new_static(s))
+    }
+
+    /// A name copied from a borrowed string (no allocation up to 23 bytes).
+    pub fn owned(s: &str) -> Name {
+        Name(SmolStr::new(s))
     }
 
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Repr::Static(s) => s,
-            Repr::Owned(s) => s,
-        }
+        self.0.as_str()
     }
 }
 
@@ -65,22 +64,19 @@ impl From<&'static str> for Name {
 
 impl From<String> for Name {
     fn from(s: String) -> Name {
-        Name(Repr::Owned(s.into_boxed_str()))
+        Name(SmolStr::from(s))
     }
 }
 
 impl From<&String> for Name {
     fn from(s: &String) -> Name {
-        Name(Repr::Owned(s.as_str().into()))
+        Name::owned(s)
     }
 }
 
 impl From<Name> for String {
     fn from(n: Name) -> String {
-        match n.0 {
-            Repr::Static(s) => s.to_string(),
-            Repr::Owned(s) => s.into_string(),
-        }
+        n.as_str().to_owned()
     }
 }
 

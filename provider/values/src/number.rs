@@ -12,6 +12,8 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
+use smallvec::SmallVec;
+
 /// Longest plain decimal expansion (digits plus zeros) accepted when parsing,
 /// so a hostile `1e999999999` cannot make us allocate gigabytes.
 const MAX_PLAIN_DIGITS: i64 = 4096;
@@ -42,9 +44,14 @@ enum Repr {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Decimal {
     neg: bool,
-    digits: Vec<u8>,
+    digits: Digits,
     exp: i64,
 }
+
+/// A decimal's digits: inline up to 23 (every price and score cty sends as text has far
+/// fewer), so decoding one allocates nothing. `Value` does not grow: its largest variant is
+/// the dynamic one.
+type Digits = SmallVec<[u8; 23]>;
 
 /// Where a number's text goes: the msgpack encoder's bytes or the JSON writer's `String`.
 pub(crate) trait AsciiSink {
@@ -99,12 +106,12 @@ impl Decimal {
     fn zero() -> Self {
         Decimal {
             neg: false,
-            digits: Vec::new(),
+            digits: Digits::new(),
             exp: 0,
         }
     }
 
-    fn normalised(neg: bool, mut digits: Vec<u8>, mut exp: i64) -> Self {
+    fn normalised(neg: bool, mut digits: Digits, mut exp: i64) -> Self {
         let lead = digits.iter().take_while(|d| **d == b'0').count();
         digits.drain(..lead);
         while digits.last() == Some(&b'0') {
@@ -127,7 +134,7 @@ impl Decimal {
                 i = 1;
             }
         }
-        let mut digits = Vec::new();
+        let mut digits = Digits::new();
         let mut frac_len: i64 = 0;
         let mut seen_digit = false;
         while i < bytes.len() && bytes[i].is_ascii_digit() {
@@ -283,7 +290,11 @@ impl Decimal {
             }
             exp2
         };
-        Some(Decimal::normalised(neg, big.to_digits(), exp10))
+        Some(Decimal::normalised(
+            neg,
+            Digits::from_vec(big.to_digits()),
+            exp10,
+        ))
     }
 
     /// True when no binary fraction, so no `f64`, can equal this decimal: `digits * 10^-k`
@@ -519,10 +530,14 @@ impl Number {
         match &self.0 {
             Repr::I64(i) => Some(Decimal::normalised(
                 *i < 0,
-                i.unsigned_abs().to_string().into_bytes(),
+                Digits::from_slice(i.unsigned_abs().to_string().as_bytes()),
                 0,
             )),
-            Repr::U64(u) => Some(Decimal::normalised(false, u.to_string().into_bytes(), 0)),
+            Repr::U64(u) => Some(Decimal::normalised(
+                false,
+                Digits::from_slice(u.to_string().as_bytes()),
+                0,
+            )),
             Repr::F64(f) => Decimal::from_f64(*f),
             Repr::Big(d) => Some(d.clone()),
         }

@@ -16,6 +16,7 @@ use crate::name::Name;
 use crate::number::Number;
 use crate::path::{AttributePath, PathStep};
 use crate::types::{ObjectType, Type};
+pub use smol_str::SmolStr;
 
 /// A Terraform value.
 #[derive(Clone, Debug)]
@@ -28,8 +29,9 @@ pub enum Value {
     Bool(bool),
     /// A known number.
     Number(Number),
-    /// A known string.
-    String(String),
+    /// A known string: inline up to 23 bytes, shared beyond (decoding a state allocates
+    /// only its long strings, and a clone of one is a reference count).
+    String(SmolStr),
     /// A list; elements are values of the list's element type.
     List(Vec<Value>),
     /// A set; order carries no meaning and equality ignores it. Decoders
@@ -75,7 +77,7 @@ impl Value {
     }
 
     /// A string value.
-    pub fn string(s: impl Into<String>) -> Value {
+    pub fn string(s: impl Into<SmolStr>) -> Value {
         Value::String(s.into())
     }
 
@@ -166,7 +168,7 @@ impl Value {
     /// The string, if this is a known string.
     pub fn as_str(&self) -> Option<&str> {
         match self.unwrap_dynamic() {
-            Value::String(s) => Some(s),
+            Value::String(s) => Some(s.as_str()),
             _ => None,
         }
     }
@@ -494,13 +496,13 @@ impl From<bool> for Value {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Value {
-        Value::String(s.to_string())
+        Value::String(SmolStr::new(s))
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Value {
-        Value::String(s)
+        Value::String(SmolStr::from(s))
     }
 }
 
@@ -538,6 +540,18 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inline strings and decimal digits must not make every value larger: the dynamic
+    /// variant (a type and a box) sets the size, and numbers and strings fit beside it.
+    #[test]
+    fn inline_strings_and_digits_keep_values_at_64_bytes() {
+        assert!(std::mem::size_of::<Value>() <= 64);
+        let short = Value::from("eu-north-1");
+        let long = Value::from("best hybrid score 77.9 of 3,742 feasible candidates");
+        assert!(matches!(&short, Value::String(s) if !s.is_heap_allocated()));
+        assert!(matches!(&long, Value::String(s) if s.is_heap_allocated()));
+        assert_eq!(long.clone().as_str(), long.as_str());
+    }
 
     /// Small sets are deduplicated pairwise with `==`, large ones by canonical keys: the two
     /// must keep the same elements, in the same order, for every mix of look-alikes.

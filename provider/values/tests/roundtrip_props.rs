@@ -69,7 +69,7 @@ fn value_of(ty: &Type, depth: u32) -> BoxedStrategy<Value> {
     let known: BoxedStrategy<Value> = match ty {
         Type::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
         Type::Number => number().prop_map(Value::Number).boxed(),
-        Type::String => text(12).prop_map(Value::String).boxed(),
+        Type::String => text(12).prop_map(Value::from).boxed(),
         Type::Dynamic => {
             if depth > 3 {
                 Just(Value::Null).boxed()
