@@ -16,6 +16,11 @@ pub fn is_unknown(obj: &Value, name: &str) -> bool {
     obj.get(name).is_some_and(|v| !v.is_known())
 }
 
+/// A known string attribute, borrowed.
+pub fn str<'a>(obj: &'a Value, name: &str) -> Option<&'a str> {
+    get(obj, name).and_then(Value::as_str)
+}
+
 pub fn string(obj: &Value, name: &str) -> Option<String> {
     get(obj, name).and_then(|v| v.as_str()).map(str::to_string)
 }

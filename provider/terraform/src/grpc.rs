@@ -653,13 +653,18 @@ impl Provider for HybridProvider {
                     }
                 };
                 let prior = Glimpse::of(&state);
+                // Most refreshes find nothing changed: then the state goes back as Terraform
+                // sent it, and a comparison replaces encoding it anew.
+                let before = state.clone();
                 let out = resource.read(&ctx, state, req.private.clone()).await;
                 self.telemetry
                     .after_read(&ctx, &req.type_name, &prior, &out.new_state);
                 let mut diags = out.diagnostics;
-                match encode(&out.new_state, &ty) {
-                    Ok(dv) => resp.new_state = Some(dv),
-                    Err(d) => diags.push(d),
+                if out.new_state != before {
+                    match encode(&out.new_state, &ty) {
+                        Ok(dv) => resp.new_state = Some(dv),
+                        Err(d) => diags.push(d),
+                    }
                 }
                 resp.private = out.private;
                 resp.diagnostics = diagnostics_to_pb(diags);
@@ -693,18 +698,29 @@ impl Provider for HybridProvider {
                     }
                 };
                 let ty = self.resource_type(&req.type_name, resource.schema());
+                // In a plan that changes nothing, Terraform proposes the prior state itself,
+                // byte for byte: it is decoded once, and if the plan keeps it, it goes back as
+                // it came instead of being encoded anew.
+                let unchanged_proposal = matches!(
+                    (&req.prior_state, &req.proposed_new_state),
+                    (Some(a), Some(b)) if a.json.is_empty() && b.json.is_empty() && a.msgpack == b.msgpack
+                );
+                let prior_state = decode(req.prior_state.as_ref(), &ty, "prior state");
                 let decoded = (
-                    decode(req.prior_state.as_ref(), &ty, "prior state"),
-                    decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
+                    match (&prior_state, unchanged_proposal) {
+                        (Ok(prior), true) => Ok(prior.clone()),
+                        _ => decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
+                    },
                     decode(req.config.as_ref(), &ty, "configuration"),
                 );
-                let (prior_state, proposed_new_state, config) = match decoded {
-                    (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-                    (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => {
+                let (prior_state, proposed_new_state, config) = match (prior_state, decoded) {
+                    (Ok(a), (Ok(b), Ok(c))) => (a, b, c),
+                    (Err(d), _) | (_, (Err(d), _)) | (_, (_, Err(d))) => {
                         resp.diagnostics = one(d);
                         return resp;
                     }
                 };
+                let unchanged = unchanged_proposal.then(|| proposed_new_state.clone());
                 let inputs = PlanInputs::of(&prior_state, &proposed_new_state);
                 let out = resource
                     .plan(
@@ -725,9 +741,13 @@ impl Provider for HybridProvider {
                 );
                 let mut diags = out.diagnostics;
                 if !diags.has_errors() {
-                    match encode(&out.planned_state, &ty) {
-                        Ok(dv) => resp.planned_state = Some(dv),
-                        Err(d) => diags.push(d),
+                    if unchanged.is_some_and(|prior| prior == out.planned_state) {
+                        resp.planned_state = req.prior_state.clone();
+                    } else {
+                        match encode(&out.planned_state, &ty) {
+                            Ok(dv) => resp.planned_state = Some(dv),
+                            Err(d) => diags.push(d),
+                        }
                     }
                 }
                 resp.requires_replace = out.requires_replace.iter().map(path_to_pb).collect();

@@ -218,13 +218,22 @@ impl<'a> Decoder<'a> {
             let k = self
                 .raw_str()?
                 .ok_or_else(|| self.mismatch(&Type::String, code))?;
-            // Declared names before this one were absent: null.
-            while let Some((name, _)) = declared.next_if(|(name, _)| name.as_str().as_bytes() < k) {
-                entries.push((name.clone(), Value::Null));
-            }
-            let Some((name, at)) = declared.next_if(|(name, _)| name.as_str().as_bytes() == k)
-            else {
-                return Ok(None);
+            // cty writes every attribute, so the next declared name is nearly always this one:
+            // test that first (a length check rejects most others without comparing bytes).
+            let (name, at) = loop {
+                match declared.peek() {
+                    Some((name, _)) if name.as_str().as_bytes() == k => {
+                        if let Some(next) = declared.next() {
+                            break next;
+                        }
+                    }
+                    // A declared name before this one was absent: null.
+                    Some((name, _)) if name.as_str().as_bytes() < k => {
+                        entries.push(((*name).clone(), Value::Null));
+                        declared.next();
+                    }
+                    _ => return Ok(None),
+                }
             };
             let v = self
                 .value(at, depth + 1)
@@ -554,12 +563,20 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     fn len_header(&mut self, n: usize, kind: LenHeader) -> Result<(), EncodeError> {
+        // One byte for the short lengths that nearly every name, string, object and list has.
+        if let Some((code, max)) = kind.fix {
+            if n <= max {
+                self.out.push(code | n as u8);
+                return Ok(());
+            }
+        }
         let (b, used) = kind.bytes(n)?;
         self.out.extend_from_slice(&b[..used]);
         Ok(())
     }
 
     pub(crate) fn str(&mut self, s: &str) -> Result<(), EncodeError> {
+        self.out.reserve(s.len() + 1);
         self.len_header(s.len(), STR_HEADER)?;
         self.out.extend_from_slice(s.as_bytes());
         Ok(())

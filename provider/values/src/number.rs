@@ -614,6 +614,15 @@ impl PartialEq for Number {
     /// decimal text, so the float `0.1` equals the decimal `0.1` it is
     /// written as in state. NaN equals nothing.
     fn eq(&self, other: &Number) -> bool {
+        // Like with like needs no text: integers compare as integers, two floats are the same
+        // shortest decimal exactly when they are the same float (NaN aside), and decimals are
+        // normalised, so equal values have equal digits and exponents.
+        match (&self.0, &other.0) {
+            (Repr::I64(a), Repr::I64(b)) => return a == b,
+            (Repr::F64(a), Repr::F64(b)) => return a == b,
+            (Repr::Big(a), Repr::Big(b)) => return a == b,
+            _ => {}
+        }
         if self.is_nan() || other.is_nan() {
             return false;
         }
@@ -876,6 +885,15 @@ mod tests {
             Number::from(-0.0),
             Number::from(0),
             n("1e400"),
+            // Decimals as cty sends prices and scores, and the same values spelled otherwise.
+            n("0.0172"),
+            n("0.01720"),
+            n("172e-4"),
+            n("-0.0172"),
+            n("77.92"),
+            Number::from(0.5),
+            n("0.5"),
+            n("5e-1"),
         ];
         for a in &nums {
             for b in &nums {

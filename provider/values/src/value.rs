@@ -455,6 +455,11 @@ fn set_eq(a: &[Value], b: &[Value]) -> bool {
     if a.len() != b.len() {
         return false;
     }
+    // Sets decoded from Terraform come in cty's order, so equal ones are nearly always equal
+    // element by element; neither holds duplicates, so that is multiset equality too.
+    if a.iter().zip(b).all(|(x, y)| x == y) {
+        return true;
+    }
     let keys = |xs: &[Value]| {
         let mut k: Vec<String> = xs.iter().map(canonical_key).collect();
         k.sort_unstable();

@@ -189,7 +189,7 @@ fn same_where(a: &Value, b: &Value) -> bool {
         && b.is_known()
         && WHERE_FIELDS
             .iter()
-            .all(|f| attrs::string(a, f) == attrs::string(b, f))
+            .all(|f| attrs::str(a, f) == attrs::str(b, f))
 }
 
 fn inputs_equal(a: &Value, b: &Value) -> bool {
@@ -1483,7 +1483,9 @@ impl Resource for Workload {
             };
             attrs::set(&mut planned, computed, value);
         }
-        if has_prior {
+        // Terraform replaces when one of these paths differs between prior and planned; when
+        // none does (`replacing` is false), listing them would change nothing.
+        if replacing {
             resp.requires_replace
                 .push(AttributePath::root().attr("name"));
             for field in WHERE_FIELDS {
