@@ -163,8 +163,7 @@ fn write_dynamic(
 /// [`json_number`] itself, which also says why NaN and infinities cannot be written.
 fn write_number(n: &Number, out: &mut String) -> Result<(), EncodeError> {
     if let Some(i) = n.as_i64() {
-        // Writing to a `String` cannot fail.
-        let _ = write!(out, "{i}");
+        out.push_str(itoa::Buffer::new().format(i));
         return Ok(());
     }
     if !n.is_nan() && !n.is_infinite() {

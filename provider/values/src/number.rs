@@ -497,6 +497,29 @@ impl Number {
     pub(crate) fn write_text(&self, out: &mut impl AsciiSink) {
         match &self.0 {
             Repr::Big(d) => d.write_plain(out),
+            Repr::I64(i) => out.put(itoa::Buffer::new().format(*i).as_bytes()),
+            Repr::U64(u) => out.put(itoa::Buffer::new().format(*u).as_bytes()),
+            // A fraction: when the shortest round-trip text has at most 15 significant digits
+            // it is the only one that short (15-digit decimals lie further apart than a
+            // float's rounding interval), so ryu and `Display` print the same digits. Longer
+            // ones may differ in the last digit between the two, and exponent forms differ in
+            // notation: those go to `Display`.
+            Repr::F64(v) if v.is_finite() && v.fract() != 0.0 => {
+                let mut buf = ryu::Buffer::new();
+                let text = buf.format_finite(*v);
+                let bytes = text.as_bytes();
+                let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+                let leading_zeros = bytes
+                    .iter()
+                    .filter(|b| **b != b'-' && **b != b'.')
+                    .take_while(|b| **b == b'0')
+                    .count();
+                if digits - leading_zeros <= 15 && !bytes.contains(&b'e') {
+                    out.put(bytes);
+                } else {
+                    out.put_display(self);
+                }
+            }
             _ => out.put_display(self),
         }
     }
@@ -862,6 +885,45 @@ mod tests {
         assert!(n("-1e400") < n("-1e399"));
         assert!(n("0.001") < n("0.01"));
         assert!(Number::from(-1) < Number::from(u64::MAX));
+    }
+
+    /// The fast text of integers and fractions is exactly what `Display` prints.
+    #[test]
+    fn fast_number_text_matches_display() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut nums: Vec<Number> = vec![
+            Number::from(0.0172),
+            Number::from(77.92),
+            Number::from(-0.5),
+            Number::from(1e-7),
+            Number::from(1.5e16),
+            Number::from(123_456.789),
+            Number::from(i64::MIN),
+            Number::from(u64::MAX),
+            Number::from(0),
+        ];
+        for _ in 0..20_000 {
+            let bits = next();
+            nums.push(Number::from(f64::from_bits(bits)));
+            // Prices and scores: a few decimal places, over a wide range.
+            let scale = 10f64.powi((bits % 9) as i32);
+            nums.push(Number::from((bits >> 20) as f64 / scale / 1000.0));
+            nums.push(Number::from(bits as i64));
+        }
+        for n in nums {
+            if n.is_nan() {
+                continue;
+            }
+            let mut fast = String::new();
+            n.write_text(&mut fast);
+            assert_eq!(fast, n.to_string(), "{n:?}");
+        }
     }
 
     #[test]
