@@ -21,6 +21,11 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let fds = protox::compile(PROTOS, ["proto"])?;
     tonic_prost_build::configure()
+        // Values and stored states as `Bytes`: decoding a request then slices its buffer
+        // instead of copying each state out of it, and a handler that keeps or sends back a
+        // state it was given (as the fallback when a call fails) shares it.
+        .bytes(".tfplugin6.DynamicValue")
+        .bytes(".tfplugin6.RawState")
         .build_server(true)
         .build_client(true)
         .generate_default_stubs(true)

@@ -309,8 +309,8 @@ pub fn encode(value: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostic> 
         .map(|()| {
             LARGEST.fetch_max(msgpack.len().min(CAP), Ordering::Relaxed);
             pb::DynamicValue {
-                msgpack,
-                json: Vec::new(),
+                msgpack: msgpack.into(),
+                json: Default::default(),
             }
         })
         .map_err(|e| {
@@ -605,7 +605,10 @@ impl Provider for HybridProvider {
             if req.version == resource.schema().version {
                 let mut msgpack = Vec::with_capacity(raw.json.len());
                 if tfvalue::transcode_json_to_msgpack(&raw.json, &ty, &mut msgpack) {
-                    resp.upgraded_state = Some(pb::DynamicValue { msgpack, json: Vec::new() });
+                    resp.upgraded_state = Some(pb::DynamicValue {
+                        msgpack: msgpack.into(),
+                        json: Default::default(),
+                    });
                     return resp;
                 }
             }
@@ -1153,7 +1156,7 @@ mod tests {
                 type_name: "hybrid_workload".into(),
                 version,
                 raw_state: Some(pb::RawState {
-                    json: json.to_vec(),
+                    json: json.to_vec().into(),
                     ..Default::default()
                 }),
             }))

@@ -122,16 +122,25 @@ impl ProviderContext {
 /// decisions are cached: edge capacity changes as other workspaces book it.
 #[derive(Default)]
 pub struct PlacementCache {
-    entries: std::sync::Mutex<
-        std::collections::HashMap<
-            String,
-            Result<placement::Decision, placement::NoFeasiblePlacement>,
-        >,
-    >,
+    entries: std::sync::Mutex<std::collections::HashMap<String, Placed>>,
+    /// The last few distinct inputs, compared field by field: a fleet of like workloads
+    /// asks the same question again and again, and comparing is much cheaper than printing
+    /// the key the map needs.
+    recent: std::sync::Mutex<Vec<RecentPlacement>>,
+}
+
+type Placed = Result<placement::Decision, placement::NoFeasiblePlacement>;
+
+struct RecentPlacement {
+    requirements: placement::Requirements,
+    strategy: placement::Strategy,
+    options: placement::PlaceOptions,
+    placed: Placed,
 }
 
 impl PlacementCache {
     const MAX_ENTRIES: usize = 4096;
+    const MAX_RECENT: usize = 8;
 
     pub fn place(
         &self,
@@ -139,21 +148,45 @@ impl PlacementCache {
         requirements: &placement::Requirements,
         strategy: &placement::Strategy,
         options: &placement::PlaceOptions,
-    ) -> Result<placement::Decision, placement::NoFeasiblePlacement> {
+    ) -> Placed {
+        if let Ok(recent) = self.recent.lock() {
+            if let Some(hit) = recent.iter().find(|r| {
+                r.requirements == *requirements && r.strategy == *strategy && r.options == *options
+            }) {
+                return hit.placed.clone();
+            }
+        }
         let key = format!("{requirements:?}|{strategy:?}|{options:?}");
-        if let Ok(entries) = self.entries.lock() {
-            if let Some(hit) = entries.get(&key) {
-                return hit.clone();
+        let cached = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|entries| entries.get(&key).cloned());
+        let placed = match cached {
+            Some(hit) => hit,
+            None => {
+                let result = placement::place(catalog, &[], requirements, strategy, options);
+                if let Ok(mut entries) = self.entries.lock() {
+                    if entries.len() >= Self::MAX_ENTRIES {
+                        entries.clear();
+                    }
+                    entries.insert(key, result.clone());
+                }
+                result
             }
-        }
-        let result = placement::place(catalog, &[], requirements, strategy, options);
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= Self::MAX_ENTRIES {
-                entries.clear();
+        };
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() >= Self::MAX_RECENT {
+                recent.remove(0);
             }
-            entries.insert(key, result.clone());
+            recent.push(RecentPlacement {
+                requirements: requirements.clone(),
+                strategy: *strategy,
+                options: options.clone(),
+                placed: placed.clone(),
+            });
         }
-        result
+        placed
     }
 }
 
@@ -305,6 +338,43 @@ impl Default for ReadResponse {
             new_state: Value::Null,
             private: Vec::new(),
             diagnostics: Diagnostics::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether answered by the recent list, by the map or afresh, the cache gives what
+    /// `placement::place` gives for the same inputs, and never another input's answer.
+    #[test]
+    fn the_placement_cache_answers_each_input_with_its_own_decision() {
+        let catalog = catalog::embedded();
+        let cache = PlacementCache::default();
+        let options = placement::PlaceOptions::default();
+        let strategies = [
+            placement::Strategy::Hybrid,
+            placement::Strategy::CostOptimized,
+            placement::Strategy::LatencyOptimized,
+        ];
+        // More distinct inputs than the recent list holds, asked twice, in two orders.
+        let inputs: Vec<_> = (1..=6)
+            .flat_map(|cpu| {
+                strategies
+                    .iter()
+                    .map(move |s| (placement::Requirements::new(f64::from(cpu), 4.0), *s))
+            })
+            .collect();
+        assert!(inputs.len() > PlacementCache::MAX_RECENT);
+        for (requirements, strategy) in inputs.iter().chain(inputs.iter().rev()) {
+            let expected = placement::place(catalog, &[], requirements, strategy, &options);
+            let got = cache.place(catalog, requirements, strategy, &options);
+            assert_eq!(
+                format!("{got:?}"),
+                format!("{expected:?}"),
+                "{requirements:?} {strategy:?}"
+            );
         }
     }
 }
