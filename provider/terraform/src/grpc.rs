@@ -657,13 +657,14 @@ impl Provider for HybridProvider {
                 };
                 let prior = Glimpse::of(&state);
                 // Most refreshes find nothing changed: then the state goes back as Terraform
-                // sent it, and a comparison replaces encoding it anew.
+                // sent it, and a comparison replaces encoding it anew (not for types with
+                // dynamic positions, where `==` looks through the wrappers the bytes keep).
                 let before = state.clone();
                 let out = resource.read(&ctx, state, req.private.clone()).await;
                 self.telemetry
                     .after_read(&ctx, &req.type_name, &prior, &out.new_state);
                 let mut diags = out.diagnostics;
-                if out.new_state != before {
+                if ty.has_dynamic() || out.new_state != before {
                     match encode(&out.new_state, &ty) {
                         Ok(dv) => resp.new_state = Some(dv),
                         Err(d) => diags.push(d),
@@ -704,10 +705,11 @@ impl Provider for HybridProvider {
                 // In a plan that changes nothing, Terraform proposes the prior state itself,
                 // byte for byte: it is decoded once, and if the plan keeps it, it goes back as
                 // it came instead of being encoded anew.
-                let unchanged_proposal = matches!(
-                    (&req.prior_state, &req.proposed_new_state),
-                    (Some(a), Some(b)) if a.json.is_empty() && b.json.is_empty() && a.msgpack == b.msgpack
-                );
+                let unchanged_proposal = !ty.has_dynamic()
+                    && matches!(
+                        (&req.prior_state, &req.proposed_new_state),
+                        (Some(a), Some(b)) if a.json.is_empty() && b.json.is_empty() && a.msgpack == b.msgpack
+                    );
                 let prior_state = decode(req.prior_state.as_ref(), &ty, "prior state");
                 let decoded = (
                     match (&prior_state, unchanged_proposal) {
@@ -1087,6 +1089,7 @@ fn kubernetes_sites(_sim: &Arc<clouds::sim::SimCloud>) -> Option<Arc<dyn clouds:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attrs;
 
     /// Terraform's own schema check (configschema InternalValidate), which 1.0 skips and later
     /// versions run when they load the provider: a single block has MinItems == MaxItems, 0 or 1.
@@ -1206,5 +1209,127 @@ mod tests {
         assert!(resp.upgraded_state.is_none());
         let detail = &resp.diagnostics.first().expect("a diagnostic").detail;
         assert!(detail.contains("zz_gone"), "{detail}");
+    }
+
+    /// A refresh that finds nothing changed and a plan that keeps the prior state send back
+    /// the very bytes Terraform sent (the same buffer, not a new encoding); a plan that
+    /// changes something is encoded anew.
+    #[tokio::test]
+    async fn unchanged_states_go_back_as_terraform_sent_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let provider = HybridProvider::new();
+        let Type::Object(provider_type) = provider.provider_schema.block.value_type() else {
+            unreachable!("a provider schema is an object")
+        };
+        let mut provider_config = Value::null_of(&provider_type);
+        let state_path = dir.path().join("sim.db").to_string_lossy().into_owned();
+        attrs::set(
+            &mut provider_config,
+            "state_path",
+            Value::string(state_path),
+        );
+        let configured = provider
+            .configure_provider(Request::new(pb::configure_provider::Request {
+                config: Some(
+                    encode(&provider_config, &Type::Object(provider_type)).expect("encodes"),
+                ),
+                ..Default::default()
+            }))
+            .await
+            .expect("response")
+            .into_inner();
+        assert!(
+            configured.diagnostics.is_empty(),
+            "{:?}",
+            configured.diagnostics
+        );
+
+        let resource = provider.resource("hybrid_workload").expect("workload");
+        let ty = provider.resource_type("hybrid_workload", resource.schema());
+        let Type::Object(object) = ty.as_ref() else {
+            unreachable!("a resource schema is an object")
+        };
+        let mut config = Value::null_of(object);
+        attrs::set(&mut config, "name", Value::string("echo"));
+        attrs::set(&mut config, "cpu", Value::number(1i64));
+        attrs::set(&mut config, "memory_gb", Value::number(2i64));
+        let dv = |v: &Value| Some(encode(v, &ty).expect("encodes"));
+        let plan = |prior: Option<pb::DynamicValue>,
+                    proposed: Option<pb::DynamicValue>,
+                    config: &Value| {
+            provider.plan_resource_change(Request::new(pb::plan_resource_change::Request {
+                type_name: "hybrid_workload".into(),
+                prior_state: prior,
+                proposed_new_state: proposed,
+                config: dv(config),
+                ..Default::default()
+            }))
+        };
+
+        let created = plan(dv(&Value::Null), dv(&config), &config)
+            .await
+            .expect("response")
+            .into_inner();
+        assert!(created.diagnostics.is_empty(), "{:?}", created.diagnostics);
+        let applied = provider
+            .apply_resource_change(Request::new(pb::apply_resource_change::Request {
+                type_name: "hybrid_workload".into(),
+                prior_state: dv(&Value::Null),
+                planned_state: created.planned_state,
+                config: dv(&config),
+                ..Default::default()
+            }))
+            .await
+            .expect("response")
+            .into_inner();
+        assert!(applied.diagnostics.is_empty(), "{:?}", applied.diagnostics);
+        let state = applied.new_state.expect("state");
+
+        let read = provider
+            .read_resource(Request::new(pb::read_resource::Request {
+                type_name: "hybrid_workload".into(),
+                current_state: Some(state.clone()),
+                ..Default::default()
+            }))
+            .await
+            .expect("response")
+            .into_inner();
+        assert!(read.diagnostics.is_empty(), "{:?}", read.diagnostics);
+        let refreshed = read.new_state.expect("state");
+        assert_eq!(
+            refreshed.msgpack.as_ptr(),
+            state.msgpack.as_ptr(),
+            "sent back as given"
+        );
+
+        let kept = plan(Some(state.clone()), Some(state.clone()), &config)
+            .await
+            .expect("response")
+            .into_inner();
+        assert!(kept.diagnostics.is_empty(), "{:?}", kept.diagnostics);
+        assert!(
+            kept.requires_replace.is_empty(),
+            "nothing to replace in a no-op plan"
+        );
+        let kept = kept.planned_state.expect("planned");
+        assert_eq!(
+            kept.msgpack.as_ptr(),
+            state.msgpack.as_ptr(),
+            "sent back as given"
+        );
+
+        // A changed input: the plan is the workload's own encoding, not the prior's bytes.
+        let prior = decode(Some(&state), &ty, "state").expect("decodes");
+        let mut proposed = prior.clone();
+        attrs::set(&mut proposed, "cpu", Value::number(2i64));
+        attrs::set(&mut config, "cpu", Value::number(2i64));
+        let changed = plan(Some(state.clone()), dv(&proposed), &config)
+            .await
+            .expect("response")
+            .into_inner();
+        assert!(changed.diagnostics.is_empty(), "{:?}", changed.diagnostics);
+        let changed = decode(changed.planned_state.as_ref(), &ty, "planned").expect("decodes");
+        assert_eq!(attrs::number(&changed, "cpu"), Some(2.0));
+        assert_ne!(changed, prior);
     }
 }

@@ -90,6 +90,18 @@ impl Type {
         matches!(self, Type::Dynamic)
     }
 
+    /// True when the type is `dynamic` or holds a `dynamic` position anywhere. Only there can
+    /// two values that compare equal (`==` looks through dynamic wrappers) encode differently.
+    pub fn has_dynamic(&self) -> bool {
+        match self {
+            Type::Bool | Type::Number | Type::String => false,
+            Type::Dynamic => true,
+            Type::List(e) | Type::Set(e) | Type::Map(e) => e.has_dynamic(),
+            Type::Object(ot) => ot.attrs.values().any(Type::has_dynamic),
+            Type::Tuple(ts) => ts.iter().any(Type::has_dynamic),
+        }
+    }
+
     /// The type as a `serde_json::Value` in Terraform's type JSON.
     pub fn to_json_value(&self) -> Json {
         match self {
@@ -242,6 +254,14 @@ impl fmt::Display for Type {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dynamic_positions_are_found_at_any_depth() {
+        assert!(!Type::object([("a", Type::list(Type::String))]).has_dynamic());
+        assert!(Type::Dynamic.has_dynamic());
+        assert!(Type::object([("a", Type::map(Type::set(Type::Dynamic)))]).has_dynamic());
+        assert!(Type::Tuple(vec![Type::Number, Type::list(Type::Dynamic)]).has_dynamic());
+    }
 
     #[test]
     fn json_round_trip_table() {
