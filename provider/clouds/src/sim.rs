@@ -80,7 +80,8 @@ impl SimCloud {
         conn: statefile::SharedConnection,
         faults: FaultPlan,
     ) -> Result<SimCloud, DriverError> {
-        statefile::lock(&conn).execute_batch(
+        let db = statefile::lock(&conn);
+        db.execute_batch(
             "CREATE TABLE IF NOT EXISTS sim_instances (
                 instance_id     TEXT PRIMARY KEY,
                 idempotency_key TEXT NOT NULL,
@@ -112,12 +113,11 @@ impl SimCloud {
             CREATE TABLE IF NOT EXISTS sim_traffic (workload_id TEXT PRIMARY KEY, doc TEXT NOT NULL);",
         )
         .map_err(|e| storage("open", e))?;
-        let version: i64 = statefile::lock(&conn)
+        let version: i64 = db
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| storage("open", e))?;
         if version == 0 {
-            statefile::lock(&conn)
-                .pragma_update(None, "user_version", SCHEMA_VERSION)
+            db.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(|e| storage("open", e))?;
         } else if version > SCHEMA_VERSION {
             return Err(storage(
@@ -128,6 +128,7 @@ impl SimCloud {
                 ),
             ));
         }
+        drop(db);
         Ok(SimCloud {
             path: path.to_path_buf(),
             conn,

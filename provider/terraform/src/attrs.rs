@@ -22,7 +22,7 @@ pub fn str<'a>(obj: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 pub fn string(obj: &Value, name: &str) -> Option<String> {
-    get(obj, name).and_then(|v| v.as_str()).map(str::to_string)
+    self::str(obj, name).map(str::to_owned)
 }
 
 pub fn number(obj: &Value, name: &str) -> Option<f64> {

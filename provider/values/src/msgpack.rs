@@ -221,15 +221,14 @@ impl<'a> Decoder<'a> {
             // cty writes every attribute, so the next declared name is nearly always this one:
             // test that first (a length check rejects most others without comparing bytes).
             let (name, at) = loop {
-                match declared.peek() {
-                    Some((name, _)) if name.as_str().as_bytes() == k => {
-                        if let Some(next) = declared.next() {
-                            break next;
-                        }
+                match declared.peek().copied() {
+                    Some((name, at)) if name.as_str().as_bytes() == k => {
+                        declared.next();
+                        break (name, at);
                     }
                     // A declared name before this one was absent: null.
                     Some((name, _)) if name.as_str().as_bytes() < k => {
-                        entries.push(((*name).clone(), Value::Null));
+                        entries.push((name.clone(), Value::Null));
                         declared.next();
                     }
                     _ => return Ok(None),

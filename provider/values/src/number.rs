@@ -553,12 +553,12 @@ impl Number {
         match &self.0 {
             Repr::I64(i) => Some(Decimal::normalised(
                 *i < 0,
-                Digits::from_slice(i.unsigned_abs().to_string().as_bytes()),
+                Digits::from_slice(itoa::Buffer::new().format(i.unsigned_abs()).as_bytes()),
                 0,
             )),
             Repr::U64(u) => Some(Decimal::normalised(
                 false,
-                Digits::from_slice(u.to_string().as_bytes()),
+                Digits::from_slice(itoa::Buffer::new().format(*u).as_bytes()),
                 0,
             )),
             Repr::F64(f) => Decimal::from_f64(*f),

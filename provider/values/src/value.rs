@@ -456,7 +456,7 @@ fn set_eq(a: &[Value], b: &[Value]) -> bool {
         return false;
     }
     // Sets decoded from Terraform come in cty's order, so equal ones are nearly always equal
-    // element by element; neither holds duplicates, so that is multiset equality too.
+    // element by element, and equal in the same order is equal as multisets.
     if a.iter().zip(b).all(|(x, y)| x == y) {
         return true;
     }
