@@ -591,7 +591,6 @@ impl Provider for HybridProvider {
                     return resp;
                 }
             };
-            let ty = self.resource_type(&req.type_name, resource.schema());
             let Some(raw) = req.raw_state.as_ref().filter(|r| !r.json.is_empty()) else {
                 resp.diagnostics = one(Diagnostic::error(
                     "Unsupported state format",
@@ -599,19 +598,21 @@ impl Provider for HybridProvider {
                 ));
                 return resp;
             };
-            // State written by the current schema needs no upgrade, only a change of encoding,
-            // done in one pass; the resource's own upgrade (which at this version is only the
-            // decode) handles what the pass refuses and reports any error.
+            // State written by the current schema needs no upgrade: it goes back as the JSON
+            // Terraform sent, which Terraform decodes with the same schema (a `DynamicValue`
+            // may be JSON as well as msgpack). Terraform wrote it from values of this schema,
+            // and ctyjson reads exactly what it wrote, so this is the value that decoding and
+            // encoding it here would give; transcoding it was a tenth of a re-plan and a sixth
+            // of a destroy. An attribute that a later schema drops needs a new version, which
+            // then takes the resource's upgrade below (see `schema_versions_guard_state`).
             if req.version == resource.schema().version {
-                let mut msgpack = Vec::with_capacity(raw.json.len());
-                if tfvalue::transcode_json_to_msgpack(&raw.json, &ty, &mut msgpack) {
-                    resp.upgraded_state = Some(pb::DynamicValue {
-                        msgpack: msgpack.into(),
-                        json: Default::default(),
-                    });
-                    return resp;
-                }
+                resp.upgraded_state = Some(pb::DynamicValue {
+                    msgpack: Default::default(),
+                    json: raw.json.clone(),
+                });
+                return resp;
             }
+            let ty = self.resource_type(&req.type_name, resource.schema());
             match resource.upgrade(req.version, &raw.json) {
                 Ok(value) => match encode(&value, &ty) {
                     Ok(dv) => resp.upgraded_state = Some(dv),
@@ -1168,44 +1169,136 @@ mod tests {
             .into_inner()
     }
 
-    /// A workload's state as Terraform 1.0.3 stored it after a real apply on sim (one pass
-    /// turns it into msgpack, and the bytes are those of decoding and encoding it).
+    /// A workload's state as Terraform 1.0.3 stored it after a real apply on sim.
     const WORKLOAD_STATE: &[u8] = include_bytes!("testdata/workload_state_v1.json");
 
     #[tokio::test]
-    async fn current_state_is_transcoded_to_what_decoding_and_encoding_give() {
+    async fn current_state_goes_back_as_the_json_terraform_sent() {
+        let provider = HybridProvider::new();
+        let resource = provider.resource("hybrid_workload").expect("workload");
+        let version = resource.schema().version;
+
+        let raw = tonic::codegen::Bytes::from_static(WORKLOAD_STATE);
+        let resp = provider
+            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+                type_name: "hybrid_workload".into(),
+                version,
+                raw_state: Some(pb::RawState {
+                    json: raw.clone(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .expect("response")
+            .into_inner();
+        assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
+        let state = resp.upgraded_state.expect("state");
+        assert!(state.msgpack.is_empty(), "JSON, not a new encoding");
+        // The same buffer: nothing was copied or rewritten.
+        assert_eq!(state.json.as_ptr(), raw.as_ptr());
+        assert_eq!(state.json.len(), raw.len());
+        // And it is a value of the current schema, the one the upgrade would return.
+        let ty = provider.resource_type("hybrid_workload", resource.schema());
+        let decoded = tfvalue::decode_json(&state.json, &ty).expect("a value of the schema");
+        assert_eq!(
+            decoded,
+            resource.upgrade(version, WORKLOAD_STATE).expect("upgrades")
+        );
+    }
+
+    /// What a schema version promises: state stored under it goes to Terraform unchanged (see
+    /// UpgradeResourceState), so within one version a resource's state type may only gain
+    /// attributes (ctyjson reads missing ones as null), never lose or retype one. The types
+    /// each version shipped are checked in; `UPDATE_STATE_TYPES=1` records the current ones
+    /// once this check passes (after a version bump, with its upgrade step).
+    #[test]
+    fn schema_versions_guard_state() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata/state_types.json");
+        let recorded: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&path).unwrap_or_default()).unwrap_or_default();
+        let provider = HybridProvider::new();
+        let mut current = serde_json::Map::new();
+        for (name, resource) in &provider.resources {
+            let version = resource.schema().version;
+            let ty = provider.resource_type(name, resource.schema());
+            if let Some(old) = recorded.get(*name) {
+                if old["version"] == version {
+                    let old_ty = Type::from_json_value(&old["type"]).expect("recorded type");
+                    if let Err(at) = still_reads(&old_ty, &ty, name.to_string()) {
+                        panic!("{name} schema version {version} changed the type of state already stored under it at {at}; bump the schema version and add an upgrade step");
+                    }
+                }
+            }
+            current.insert(
+                name.to_string(),
+                serde_json::json!({"version": version, "type": ty.to_json_value()}),
+            );
+        }
+        if std::env::var_os("UPDATE_STATE_TYPES").is_some() {
+            let text = serde_json::to_string_pretty(&current).expect("json") + "\n";
+            std::fs::write(&path, text).expect("write state types");
+            return;
+        }
+        for (name, entry) in &current {
+            assert!(
+                recorded.get(name).is_some_and(|old| old["version"] == entry["version"]),
+                "{name}: no state type recorded for schema version {}; run `UPDATE_STATE_TYPES=1 cargo test -p terraform-provider-hybrid schema_versions_guard_state`",
+                entry["version"]
+            );
+        }
+    }
+
+    /// `Ok` when every value of `old` is also a value of `new`; else the path where not.
+    fn still_reads(old: &Type, new: &Type, at: String) -> Result<(), String> {
+        match (old, new) {
+            (Type::List(o), Type::List(n))
+            | (Type::Set(o), Type::Set(n))
+            | (Type::Map(o), Type::Map(n)) => still_reads(o, n, format!("{at}[*]")),
+            (Type::Object(o), Type::Object(n)) => o.attrs.iter().try_for_each(|(k, t)| {
+                let path = format!("{at}.{k}");
+                match n.attrs.get(k.as_str()) {
+                    Some(nt) => still_reads(t, nt, path),
+                    None => Err(path),
+                }
+            }),
+            _ if old == new => Ok(()),
+            _ => Err(at),
+        }
+    }
+
+    /// A workload as schema version 0 stored it (flat placement attributes).
+    fn version0_state() -> String {
+        serde_json::json!({
+            "id": "wl-0123456789abcdef", "name": "api", "cpu": 2, "memory_gb": 4,
+            "placement_provider": "aws", "placement_region": "eu-west-1",
+            "instance_type": "m5.large", "estimated_cost_hourly": 0.107,
+            "placement_reason": "cheapest", "instance_id": "sim-1", "status": "running"
+        })
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn older_state_is_upgraded_to_msgpack_and_errors_name_the_attribute() {
         let provider = HybridProvider::new();
         let resource = provider.resource("hybrid_workload").expect("workload");
         let ty = provider.resource_type("hybrid_workload", resource.schema());
         let version = resource.schema().version;
+        assert!(version > 0, "the workload has an upgrade path to test");
 
-        let mut one_pass = Vec::new();
-        assert!(
-            tfvalue::transcode_json_to_msgpack(WORKLOAD_STATE, &ty, &mut one_pass),
-            "a plain stored workload takes the one-pass path"
-        );
-        let decoded = resource.upgrade(version, WORKLOAD_STATE).expect("decodes");
-        let expected = encode(&decoded, &ty).expect("encodes").msgpack;
-        assert_eq!(one_pass, expected);
-
-        let resp = upgrade(&provider, version, WORKLOAD_STATE).await;
+        // Version 0 state: what the resource's upgrade makes of it, encoded as msgpack.
+        let v0 = version0_state();
+        let resp = upgrade(&provider, 0, v0.as_bytes()).await;
         assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
-        assert_eq!(resp.upgraded_state.expect("state").msgpack, expected);
+        let expected = encode(&resource.upgrade(0, v0.as_bytes()).expect("upgrades"), &ty)
+            .expect("encodes")
+            .msgpack;
+        let state = resp.upgraded_state.expect("state");
+        assert!(state.json.is_empty());
+        assert_eq!(state.msgpack, expected);
 
-        // State the pass refuses goes through the decoder: escapes decode to the same value,
-        // an undeclared attribute is reported by name.
-        let escaped = String::from_utf8(WORKLOAD_STATE.to_vec())
-            .expect("utf-8")
-            .replace("\"bench-0\"", "\"bench\\u002d0\"");
-        assert_ne!(escaped.as_bytes(), WORKLOAD_STATE);
-        let resp = upgrade(&provider, version, escaped.as_bytes()).await;
-        assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
-        assert_eq!(resp.upgraded_state.expect("state").msgpack, expected);
-
-        let undeclared = String::from_utf8(WORKLOAD_STATE.to_vec())
-            .expect("utf-8")
-            .replacen('{', "{\"zz_gone\":1,", 1);
-        let resp = upgrade(&provider, version, undeclared.as_bytes()).await;
+        let undeclared = v0.replacen('{', "{\"zz_gone\":1,", 1);
+        let resp = upgrade(&provider, 0, undeclared.as_bytes()).await;
         assert!(resp.upgraded_state.is_none());
         let detail = &resp.diagnostics.first().expect("a diagnostic").detail;
         assert!(detail.contains("zz_gone"), "{detail}");

@@ -11,7 +11,6 @@
 //! - [`Value`], [`Number`]: values; null and unknown anywhere, exact numbers.
 //! - [`decode_msgpack`]/[`encode_msgpack`]: `DynamicValue.msgpack`.
 //! - [`decode_json`]/[`encode_json`]: `DynamicValue.json` and raw state;
-//!   [`transcode_json_to_msgpack`] turns plain stored state into msgpack in one pass;
 //!   [`write_json`] appends the same text to a `String` (stored documents).
 //! - [`changed_attributes`], [`Value::paths_where`]: what plan logic needs.
 //!
@@ -67,7 +66,6 @@ mod error;
 mod fields;
 mod json;
 mod json_direct;
-mod json_msgpack;
 mod json_text;
 mod msgpack;
 mod name;
@@ -82,7 +80,6 @@ pub use json::{
     decode_json, decode_json_value, encode_json, encode_json_value,
     encode_json_value_unknown_as_null,
 };
-pub use json_msgpack::transcode_json_to_msgpack;
 pub use json_text::{write_json, write_json_unknown_as_null};
 pub use msgpack::{decode_msgpack, encode_msgpack, encode_msgpack_into, MAX_DEPTH};
 pub use name::Name;

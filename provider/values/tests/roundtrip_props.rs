@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 use tfvalue::{
     decode_json, decode_json_value, decode_msgpack, encode_json, encode_json_value,
-    encode_json_value_unknown_as_null, encode_msgpack, transcode_json_to_msgpack, write_json,
-    write_json_unknown_as_null, EncodeError, Number, ObjectType, Type, Value,
+    encode_json_value_unknown_as_null, encode_msgpack, write_json, write_json_unknown_as_null,
+    EncodeError, Number, ObjectType, Type, Value,
 };
 
 fn leaf_type() -> impl Strategy<Value = Type> {
@@ -260,49 +260,6 @@ proptest! {
         let direct = decode_json(&bytes, &ty).map_err(|e| e.to_string());
         let tree = decode_json_value(&j, &ty).map_err(|e| e.to_string());
         prop_assert_eq!(direct, tree);
-    }
-
-    /// Stored state JSON transcoded in one pass is exactly the msgpack of what `decode_json`
-    /// makes of it; whatever the pass refuses, the decoder must be the one to decide.
-    #[test]
-    fn transcoding_agrees_with_decoding_then_encoding((ty, j) in type_and_json()) {
-        let bytes = serde_json::to_vec(&j).unwrap();
-        let mut fast = Vec::new();
-        if transcode_json_to_msgpack(&bytes, &ty, &mut fast) {
-            let value = decode_json(&bytes, &ty).unwrap();
-            prop_assert_eq!(fast, encode_msgpack(&value, &ty).unwrap());
-        } else {
-            prop_assert!(fast.is_empty());
-        }
-    }
-
-    /// The same for state as the provider writes it: any wholly known value's JSON.
-    #[test]
-    fn transcoding_written_state_agrees_with_decoding_then_encoding((ty, v) in type_and_value()) {
-        if let Ok(bytes) = encode_json(&v, &ty) {
-            let mut fast = Vec::new();
-            if transcode_json_to_msgpack(&bytes, &ty, &mut fast) {
-                let value = decode_json(&bytes, &ty).unwrap();
-                prop_assert_eq!(fast, encode_msgpack(&value, &ty).unwrap());
-            } else {
-                // Refused only for what the pass leaves to the decoder by design.
-                prop_assert!(
-                    !plain(&ty) || bytes.contains(&b'\\'),
-                    "refused {}", String::from_utf8_lossy(&bytes)
-                );
-            }
-        }
-    }
-}
-
-/// Types the one-pass transcoder always handles (no `dynamic` positions, no sets).
-fn plain(ty: &Type) -> bool {
-    match ty {
-        Type::Bool | Type::Number | Type::String => true,
-        Type::Dynamic | Type::Set(_) => false,
-        Type::List(e) | Type::Map(e) => plain(e),
-        Type::Tuple(ts) => ts.iter().all(plain),
-        Type::Object(ot) => ot.attrs.values().all(plain),
     }
 }
 

@@ -246,8 +246,8 @@ pub trait Resource: Send + Sync {
 
     /// Turns stored state JSON written by schema `version` into a value of the current schema.
     /// At the current version this must be [`decode_stored_state`] and nothing more: the gRPC
-    /// layer transcodes such state straight to msgpack and calls this only for older versions
-    /// and for state that the one-pass transcoder leaves to the decoder.
+    /// layer hands such state back to Terraform unchanged and calls this only for older
+    /// versions (tests and fuzzing call it for every version).
     fn upgrade(&self, version: i64, state_json: &[u8]) -> Result<Value, Diagnostics>;
 }
 
