@@ -384,6 +384,55 @@ where
     }
 }
 
+/// Identifies a provider configuration (its values as Terraform sent them) under this build.
+fn config_digest(config: Option<&pb::DynamicValue>) -> String {
+    let mut bytes = Vec::with_capacity(256);
+    for part in [
+        env!("CARGO_PKG_VERSION").as_bytes(),
+        config.map_or(&[][..], |c| &c.msgpack[..]),
+        config.map_or(&[][..], |c| &c.json[..]),
+    ] {
+        bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(part);
+    }
+    resources::sha256_hex(bytes, 16)
+}
+
+/// Identifies a PlanResourceChange request: the resource type, each value's bytes as sent, the
+/// prior private data, provider_meta, and the provider configuration ([`config_digest`]). Each part goes in
+/// with its length, so no two requests run together into the same bytes.
+fn plan_request_digest(config_digest: &str, req: &pb::plan_resource_change::Request) -> String {
+    fn value(v: &Option<pb::DynamicValue>) -> (&[u8], &[u8]) {
+        v.as_ref()
+            .map_or((&[][..], &[][..]), |v| (&v.msgpack[..], &v.json[..]))
+    }
+    let (config, prior, proposed, meta) = (
+        value(&req.config),
+        value(&req.prior_state),
+        value(&req.proposed_new_state),
+        value(&req.provider_meta),
+    );
+    let parts: [&[u8]; 11] = [
+        config_digest.as_bytes(),
+        req.type_name.as_bytes(),
+        config.0,
+        config.1,
+        prior.0,
+        prior.1,
+        proposed.0,
+        proposed.1,
+        &req.prior_private,
+        meta.0,
+        meta.1,
+    ];
+    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+    for part in parts {
+        bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(part);
+    }
+    resources::sha256_hex(bytes, 16)
+}
+
 fn one(d: Diagnostic) -> Vec<pb::Diagnostic> {
     diagnostics_to_pb(d.into())
 }
@@ -543,6 +592,7 @@ impl Provider for HybridProvider {
                 default_tags: settings.default_tags,
                 stop: self.stop.signal(),
                 placements: Arc::default(),
+                config_digest: config_digest(req.config.as_ref()),
             });
             diagnostics_to_pb(warnings)
         }, one)
@@ -711,17 +761,45 @@ impl Provider for HybridProvider {
                         (&req.prior_state, &req.proposed_new_state),
                         (Some(a), Some(b)) if a.json.is_empty() && b.json.is_empty() && a.msgpack == b.msgpack
                     );
+                let config = match decode(req.config.as_ref(), &ty, "configuration") {
+                    Ok(c) => c,
+                    Err(d) => {
+                        resp.diagnostics = one(d);
+                        return resp;
+                    }
+                };
+                // Terraform repeats at apply every plan it showed, with the same request, and
+                // requires the same answer: a resource that recorded that answer gives it back
+                // without deciding or encoding again. (A plan that changes nothing or destroys
+                // is never recorded, so those skip the lookup; a destroy has no configuration.)
+                let request_digest =
+                    (resource.replays_plans() && !unchanged_proposal && !config.is_null())
+                        .then(|| plan_request_digest(&ctx.config_digest, &req));
+                if let Some(replayed) = request_digest
+                    .as_deref()
+                    .and_then(|digest| resource.replayed_plan(&ctx, digest, &config))
+                {
+                    tracing::debug!("plan answered with the one recorded for this request");
+                    let inputs = PlanInputs::of(&Value::Null, &replayed.glimpse);
+                    self.telemetry
+                        .after_plan(&req.type_name, &inputs, &replayed.glimpse, false);
+                    resp.planned_state = Some(pb::DynamicValue {
+                        msgpack: replayed.planned_msgpack.into(),
+                        json: Default::default(),
+                    });
+                    resp.requires_replace =
+                        replayed.requires_replace.iter().map(path_to_pb).collect();
+                    resp.planned_private = req.prior_private.clone();
+                    return resp;
+                }
                 let prior_state = decode(req.prior_state.as_ref(), &ty, "prior state");
-                let decoded = (
-                    match (&prior_state, unchanged_proposal) {
-                        (Ok(prior), true) => Ok(prior.clone()),
-                        _ => decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
-                    },
-                    decode(req.config.as_ref(), &ty, "configuration"),
-                );
-                let (prior_state, proposed_new_state, config) = match (prior_state, decoded) {
-                    (Ok(a), (Ok(b), Ok(c))) => (a, b, c),
-                    (Err(d), _) | (_, (Err(d), _)) | (_, (_, Err(d))) => {
+                let proposed_new_state = match (&prior_state, unchanged_proposal) {
+                    (Ok(prior), true) => Ok(prior.clone()),
+                    _ => decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
+                };
+                let (prior_state, proposed_new_state) = match (prior_state, proposed_new_state) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    (Err(d), _) | (_, Err(d)) => {
                         resp.diagnostics = one(d);
                         return resp;
                     }
@@ -736,6 +814,7 @@ impl Provider for HybridProvider {
                             proposed_new_state,
                             config,
                             prior_private: req.prior_private.clone(),
+                            request_digest,
                         },
                     )
                     .await;
@@ -1091,6 +1170,8 @@ fn kubernetes_sites(_sim: &Arc<clouds::sim::SimCloud>) -> Option<Arc<dyn clouds:
 mod tests {
     use super::*;
     use crate::attrs;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
 
     /// Terraform's own schema check (configschema InternalValidate), which 1.0 skips and later
     /// versions run when they load the provider: a single block has MinItems == MaxItems, 0 or 1.
@@ -1304,23 +1385,22 @@ mod tests {
         assert!(detail.contains("zz_gone"), "{detail}");
     }
 
-    /// A refresh that finds nothing changed and a plan that keeps the prior state send back
-    /// the very bytes Terraform sent (the same buffer, not a new encoding); a plan that
-    /// changes something is encoded anew.
-    #[tokio::test]
-    async fn unchanged_states_go_back_as_terraform_sent_them() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// A provider configured on a sim store in `dir`, `extra` set in its configuration.
+    async fn configured(dir: &std::path::Path, extra: &[(&str, Value)]) -> HybridProvider {
         let provider = HybridProvider::new();
         let Type::Object(provider_type) = provider.provider_schema.block.value_type() else {
             unreachable!("a provider schema is an object")
         };
         let mut provider_config = Value::null_of(&provider_type);
-        let state_path = dir.path().join("sim.db").to_string_lossy().into_owned();
+        let state_path = dir.join("sim.db").to_string_lossy().into_owned();
         attrs::set(
             &mut provider_config,
             "state_path",
             Value::string(state_path),
         );
+        for (name, value) in extra {
+            attrs::set(&mut provider_config, name, value.clone());
+        }
         let configured = provider
             .configure_provider(Request::new(pb::configure_provider::Request {
                 config: Some(
@@ -1336,33 +1416,54 @@ mod tests {
             "{:?}",
             configured.diagnostics
         );
+        provider
+    }
 
-        let resource = provider.resource("hybrid_workload").expect("workload");
-        let ty = provider.resource_type("hybrid_workload", resource.schema());
-        let Type::Object(object) = ty.as_ref() else {
+    /// The configuration of a small workload named `name`.
+    fn workload_config(ty: &Type, name: &str) -> Value {
+        let Type::Object(object) = ty else {
             unreachable!("a resource schema is an object")
         };
         let mut config = Value::null_of(object);
-        attrs::set(&mut config, "name", Value::string("echo"));
+        attrs::set(&mut config, "name", Value::string(name));
         attrs::set(&mut config, "cpu", Value::number(1i64));
         attrs::set(&mut config, "memory_gb", Value::number(2i64));
-        let dv = |v: &Value| Some(encode(v, &ty).expect("encodes"));
-        let plan = |prior: Option<pb::DynamicValue>,
-                    proposed: Option<pb::DynamicValue>,
-                    config: &Value| {
-            provider.plan_resource_change(Request::new(pb::plan_resource_change::Request {
+        config
+    }
+
+    async fn plan_request(
+        provider: &HybridProvider,
+        ty: &Type,
+        prior: Option<pb::DynamicValue>,
+        proposed: Option<pb::DynamicValue>,
+        config: &Value,
+    ) -> pb::plan_resource_change::Response {
+        provider
+            .plan_resource_change(Request::new(pb::plan_resource_change::Request {
                 type_name: "hybrid_workload".into(),
                 prior_state: prior,
                 proposed_new_state: proposed,
-                config: dv(config),
+                config: Some(encode(config, ty).expect("encodes")),
                 ..Default::default()
             }))
-        };
-
-        let created = plan(dv(&Value::Null), dv(&config), &config)
             .await
             .expect("response")
-            .into_inner();
+            .into_inner()
+    }
+
+    /// A refresh that finds nothing changed and a plan that keeps the prior state send back
+    /// the very bytes Terraform sent (the same buffer, not a new encoding); a plan that
+    /// changes something is encoded anew.
+    #[tokio::test]
+    async fn unchanged_states_go_back_as_terraform_sent_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let provider = configured(dir.path(), &[]).await;
+        let resource = provider.resource("hybrid_workload").expect("workload");
+        let ty = provider.resource_type("hybrid_workload", resource.schema());
+        let mut config = workload_config(&ty, "echo");
+        let dv = |v: &Value| Some(encode(v, &ty).expect("encodes"));
+
+        let created = plan_request(&provider, &ty, dv(&Value::Null), dv(&config), &config).await;
         assert!(created.diagnostics.is_empty(), "{:?}", created.diagnostics);
         let applied = provider
             .apply_resource_change(Request::new(pb::apply_resource_change::Request {
@@ -1395,10 +1496,14 @@ mod tests {
             "sent back as given"
         );
 
-        let kept = plan(Some(state.clone()), Some(state.clone()), &config)
-            .await
-            .expect("response")
-            .into_inner();
+        let kept = plan_request(
+            &provider,
+            &ty,
+            Some(state.clone()),
+            Some(state.clone()),
+            &config,
+        )
+        .await;
         assert!(kept.diagnostics.is_empty(), "{:?}", kept.diagnostics);
         assert!(
             kept.requires_replace.is_empty(),
@@ -1416,13 +1521,91 @@ mod tests {
         let mut proposed = prior.clone();
         attrs::set(&mut proposed, "cpu", Value::number(2i64));
         attrs::set(&mut config, "cpu", Value::number(2i64));
-        let changed = plan(Some(state.clone()), dv(&proposed), &config)
-            .await
-            .expect("response")
-            .into_inner();
+        let changed =
+            plan_request(&provider, &ty, Some(state.clone()), dv(&proposed), &config).await;
         assert!(changed.diagnostics.is_empty(), "{:?}", changed.diagnostics);
         let changed = decode(changed.planned_state.as_ref(), &ty, "planned").expect("decodes");
         assert_eq!(attrs::number(&changed, "cpu"), Some(2.0));
         assert_ne!(changed, prior);
+    }
+
+    /// Terraform repeats a plan at apply with the same request: the recorded plan answers it,
+    /// byte for byte, without a new decision; any other request, or the same one once the
+    /// workload was created, is planned afresh.
+    #[tokio::test]
+    async fn a_repeated_plan_request_is_answered_with_the_plan_recorded_for_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let provider = configured(dir.path(), &[]).await;
+        let resource = provider.resource("hybrid_workload").expect("workload");
+        let ty = provider.resource_type("hybrid_workload", resource.schema());
+        let config = workload_config(&ty, "replayed");
+        let dv = |v: &Value| Some(encode(v, &ty).expect("encodes"));
+        let planned = |resp: &pb::plan_resource_change::Response| {
+            assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
+            decode(resp.planned_state.as_ref(), &ty, "planned").expect("decodes")
+        };
+
+        let first = plan_request(&provider, &ty, dv(&Value::Null), dv(&config), &config).await;
+        let again = plan_request(&provider, &ty, dv(&Value::Null), dv(&config), &config).await;
+        assert_eq!(again.planned_state, first.planned_state);
+        assert_eq!(again.requires_replace, first.requires_replace);
+
+        // The repeat is the recorded plan, not a new decision: a note altered under the same
+        // request is what comes back.
+        let key = format!(
+            "hybrid_workload/{}",
+            attrs::string(&planned(&first), "id").expect("id")
+        );
+        let ledger = provider
+            .context
+            .read()
+            .await
+            .as_ref()
+            .expect("configured")
+            .ledger
+            .clone();
+        let body = ledger.plan_note(&key).expect("reads").expect("a note");
+        let mut note: BTreeMap<String, String> = serde_json::from_str(&body).expect("json");
+        let mut altered = planned(&first);
+        attrs::set(
+            &mut altered,
+            "tags_all",
+            attrs::string_map_value(&BTreeMap::from([("from".to_string(), "note".to_string())])),
+        );
+        let altered_bytes = encode(&altered, &ty).expect("encodes").msgpack;
+        note.insert("planned".into(), BASE64.encode(&altered_bytes));
+        let body = serde_json::to_string(&note).expect("json");
+        ledger
+            .put_plan_note(&key, &body, std::time::Duration::from_secs(60))
+            .expect("writes");
+        let replayed = plan_request(&provider, &ty, dv(&Value::Null), dv(&config), &config).await;
+        assert!(
+            replayed.planned_state.expect("planned").msgpack == altered_bytes,
+            "answered from the note"
+        );
+
+        // Another request (more cpu) is planned afresh, and records its own plan.
+        let mut bigger = config.clone();
+        attrs::set(&mut bigger, "cpu", Value::number(2i64));
+        let fresh =
+            planned(&plan_request(&provider, &ty, dv(&Value::Null), dv(&bigger), &bigger).await);
+        assert_eq!(attrs::number(&fresh, "cpu"), Some(2.0));
+        assert!(attrs::string_map(&fresh, "tags_all").is_empty());
+
+        // A provider configured otherwise does not take the recorded plan either.
+        let other = configured(
+            dir.path(),
+            &[(
+                "default_tags",
+                attrs::string_map_value(&BTreeMap::from([("team".to_string(), "a".to_string())])),
+            )],
+        )
+        .await;
+        let theirs =
+            planned(&plan_request(&other, &ty, dv(&Value::Null), dv(&bigger), &bigger).await);
+        assert_eq!(
+            attrs::string_map(&theirs, "tags_all"),
+            BTreeMap::from([("team".to_string(), "a".to_string())])
+        );
     }
 }

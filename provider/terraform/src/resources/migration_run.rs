@@ -596,6 +596,7 @@ mod tests {
             placements: Arc::default(),
             edge_sites: None,
             kubernetes: None,
+            config_digest: String::new(),
         }
     }
 

@@ -45,6 +45,9 @@ pub struct ProviderContext {
     pub edge_sites: Option<Arc<dyn clouds::edge::EdgeSites>>,
     /// The (metered) driver of workloads on Kubernetes edge sites, named `kubernetes`.
     pub kubernetes: Option<Arc<dyn Driver>>,
+    /// Identifies the provider configuration and this build, so a plan recorded for replay
+    /// (see [`Resource::replayed_plan`]) is only ever repeated under the same ones.
+    pub config_digest: String,
 }
 
 impl ProviderContext {
@@ -195,6 +198,19 @@ pub struct PlanRequest {
     pub proposed_new_state: Value,
     pub config: Value,
     pub prior_private: Vec<u8>,
+    /// For a resource that [replays plans](Resource::replays_plans): the digest of this request
+    /// as it came (every value's bytes and the provider configuration), under which the plan
+    /// may be recorded for its apply-time repeat.
+    pub request_digest: Option<String>,
+}
+
+/// A plan made before for the very same request, as [`Resource::replayed_plan`] finds it.
+pub struct ReplayedPlan {
+    /// The planned state's msgpack, byte for byte what Terraform was sent.
+    pub planned_msgpack: Vec<u8>,
+    pub requires_replace: Vec<AttributePath>,
+    /// The attributes telemetry reads of a planned state (`id`, `name`, `placement`).
+    pub glimpse: Value,
 }
 
 pub struct PlanResponse {
@@ -240,6 +256,26 @@ pub trait Resource: Send + Sync {
     fn validate(&self, config: &Value) -> Diagnostics;
 
     async fn plan(&self, ctx: &ProviderContext, req: PlanRequest) -> PlanResponse;
+
+    /// Whether PlanResourceChange should look for a recorded plan of the same request first
+    /// ([`Resource::replayed_plan`]); the digest is only computed for those that do.
+    fn replays_plans(&self) -> bool {
+        false
+    }
+
+    /// The plan this resource recorded for the request with digest `request_digest` (given in
+    /// [`PlanRequest::request_digest`] when it was made), if any. Terraform repeats every plan
+    /// at apply and requires the same answer; a resource whose plan reads more than the request
+    /// and the provider configuration (edge capacity, say) records only plans whose repeat
+    /// needs no such check. `config` is the request's decoded configuration.
+    fn replayed_plan(
+        &self,
+        _ctx: &ProviderContext,
+        _request_digest: &str,
+        _config: &Value,
+    ) -> Option<ReplayedPlan> {
+        None
+    }
     async fn apply(&self, ctx: &ProviderContext, req: ApplyRequest) -> ApplyResponse;
     async fn read(&self, ctx: &ProviderContext, state: Value, private: Vec<u8>) -> ReadResponse;
     async fn import(&self, ctx: &ProviderContext, id: &str) -> ImportResponse;

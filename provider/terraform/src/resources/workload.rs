@@ -31,7 +31,7 @@ use tfvalue::{AttributePath, ObjectType, Type, Value};
 use super::workload_edge;
 use super::{
     decode_stored_state_as, sha256_hex, ApplyRequest, ApplyResponse, ImportResponse, PlanRequest,
-    PlanResponse, ProviderContext, ReadResponse, Resource,
+    PlanResponse, ProviderContext, ReadResponse, ReplayedPlan, Resource,
 };
 use crate::attrs;
 use crate::diagnostics::{Diagnostic, Diagnostics};
@@ -418,8 +418,8 @@ impl Workload {
     /// msgpack (msgpack, not JSON: it keeps a float64 a float64, and Terraform compares the
     /// repeated plan with the first one exactly). Printed directly, keys sorted as serde_json
     /// printed its map, so notes read the same either way; base64 and hex need no escapes.
-    fn plan_note_body(&self, planned: &Value) -> Option<String> {
-        let mut entries: Vec<(&str, String)> = Vec::with_capacity(NOTED.len() + 1);
+    fn plan_note_body(&self, planned: &Value, replay: Option<(&str, bool)>) -> Option<String> {
+        let mut entries: Vec<(&str, String)> = Vec::with_capacity(NOTED.len() + 4);
         entries.push(("inputs", self.inputs_digest(planned)));
         let mut bytes = Vec::with_capacity(1024);
         for name in NOTED {
@@ -427,6 +427,14 @@ impl Workload {
             bytes.clear();
             tfvalue::encode_msgpack_into(value, ty, &mut bytes).ok()?;
             entries.push((name, BASE64.encode(&bytes)));
+        }
+        if let Some((digest, replaces)) = replay {
+            bytes.clear();
+            // The encoder the response goes through: these are the bytes Terraform is sent.
+            tfvalue::encode_msgpack_into(planned, &self.ty, &mut bytes).ok()?;
+            entries.push(("planned", BASE64.encode(&bytes)));
+            entries.push(("replace", replaces.to_string()));
+            entries.push(("request", digest.to_owned()));
         }
         entries.sort_unstable_by_key(|(k, _)| *k);
         let mut body =
@@ -445,21 +453,30 @@ impl Workload {
 
     /// Remembers an edge decision just shown, so that the apply-time plan repeats it (see the
     /// ledger's plan notes). A cloud-only decision needs no note: the catalog does not move.
+    ///
+    /// `replay` (the request's digest, and whether the plan replaces) records the whole planned
+    /// state as well, so that the apply-time plan of the same request is answered with it
+    /// ([`Resource::replayed_plan`]). Only for a plan that books no edge capacity (whose repeat
+    /// must check that the capacity is still there) and that has said nothing (its repeat would
+    /// not say it again).
     fn write_plan_note(
         &self,
         ctx: &ProviderContext,
         planned: &Value,
         edge_considered: bool,
+        replay: Option<(&str, bool)>,
         diags: &mut Diagnostics,
     ) {
         let Some(id) = attrs::string(planned, "id") else {
             return;
         };
         let placement = planned.get("placement").unwrap_or(&Value::Null);
-        if !edge_considered && planned_bookings(planned, placement).is_empty() {
+        let books_edge = !planned_bookings(planned, placement).is_empty();
+        if !edge_considered && !books_edge {
             return;
         }
-        let Some(body) = self.plan_note_body(planned) else {
+        let replay = replay.filter(|_| !books_edge && diags.is_empty());
+        let Some(body) = self.plan_note_body(planned, replay) else {
             return;
         };
         if let Err(e) = ctx
@@ -1004,6 +1021,18 @@ fn defer_to_apply(planned: &mut Value, diags: &mut Diagnostics) {
 /// saved plan applied later).
 const PLAN_NOTE_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// What Terraform compares to decide a replacement: when one of these differs between prior and
+/// planned, it replaces.
+fn replace_paths() -> Vec<AttributePath> {
+    let mut paths = Vec::with_capacity(WHERE_FIELDS.len() + 2);
+    paths.push(AttributePath::root().attr("name"));
+    for field in WHERE_FIELDS {
+        paths.push(AttributePath::root().attr("placement").attr(*field));
+    }
+    paths.push(AttributePath::root().attr("edge_assignments"));
+    paths
+}
+
 /// The planned attributes a plan note carries.
 const NOTED: [&str; 3] = ["placement", "alternatives", "edge_assignments"];
 
@@ -1230,6 +1259,9 @@ impl Resource for Workload {
         let config = req.config;
         let mut planned = req.proposed_new_state;
         let has_prior = !prior.is_null();
+        // A decision to remember for the apply-time plan (see `write_plan_note`), written once
+        // the planned state is complete: `Some(edge_considered)`.
+        let mut note = None;
 
         // Defaults for optional attributes the user left out.
         for (name, default) in [
@@ -1309,7 +1341,7 @@ impl Resource for Workload {
                         Ok((placement, assignments)) => {
                             attrs::set(&mut planned, "placement", placement);
                             attrs::set(&mut planned, "edge_assignments", assignments);
-                            self.write_plan_note(ctx, &planned, true, &mut resp.diagnostics);
+                            note = Some(true);
                         }
                         Err(_) if !has_prior && clusters_still_empty(ctx, &planned) => {
                             defer_to_apply(&mut planned, &mut resp.diagnostics);
@@ -1426,7 +1458,7 @@ impl Resource for Workload {
                             Value::list(decision.alternatives.iter().map(placement_value));
                         attrs::set(&mut planned, "placement", chosen);
                         attrs::set(&mut planned, "alternatives", alternatives);
-                        self.write_plan_note(ctx, &planned, wants_edge, &mut resp.diagnostics);
+                        note = Some(wants_edge);
                     }
                 }
                 Some(Err(_)) if !has_prior && clusters_still_empty(ctx, &planned) => {
@@ -1486,18 +1518,61 @@ impl Resource for Workload {
         // Terraform replaces when one of these paths differs between prior and planned; when
         // none does (`replacing` is false), listing them would change nothing.
         if replacing {
-            resp.requires_replace
-                .push(AttributePath::root().attr("name"));
-            for field in WHERE_FIELDS {
-                resp.requires_replace
-                    .push(AttributePath::root().attr("placement").attr(*field));
-            }
-            resp.requires_replace
-                .push(AttributePath::root().attr("edge_assignments"));
+            resp.requires_replace = replace_paths();
+        }
+        if let Some(edge_considered) = note {
+            let replay = req
+                .request_digest
+                .as_deref()
+                .map(|digest| (digest, !resp.requires_replace.is_empty()));
+            self.write_plan_note(
+                ctx,
+                &planned,
+                edge_considered,
+                replay,
+                &mut resp.diagnostics,
+            );
         }
         resp.planned_private = req.prior_private;
         resp.planned_state = planned;
         resp
+    }
+
+    fn replays_plans(&self) -> bool {
+        true
+    }
+
+    fn replayed_plan(
+        &self,
+        ctx: &ProviderContext,
+        request_digest: &str,
+        config: &Value,
+    ) -> Option<ReplayedPlan> {
+        let name = attrs::str(config, "name")?;
+        let id = workload_id(name);
+        let body = ctx.ledger.plan_note(&plan_note_key(&id)).ok()??;
+        let note = serde_json::from_str::<BTreeMap<&str, &str>>(&body).ok()?;
+        if note.get("request").copied() != Some(request_digest) {
+            return None;
+        }
+        let planned_msgpack = unbase64(note.get("planned")?)?;
+        let placement_ty = self.object.attrs.get("placement")?;
+        let placement =
+            tfvalue::decode_msgpack(&unbase64(note.get("placement")?)?, placement_ty).ok()?;
+        let requires_replace = if note.get("replace").copied() == Some("true") {
+            replace_paths()
+        } else {
+            Vec::new()
+        };
+        Some(ReplayedPlan {
+            planned_msgpack,
+            requires_replace,
+            glimpse: Value::object([
+                ("id", Value::string(id)),
+                ("name", Value::string(name)),
+                ("placement", placement),
+            ]),
+        })
     }
 
     async fn apply(&self, ctx: &ProviderContext, req: ApplyRequest) -> ApplyResponse {
@@ -1883,7 +1958,7 @@ mod tests {
         );
         attrs::set(&mut planned, "alternatives", Value::list([]));
         attrs::set(&mut planned, "edge_assignments", Value::list([]));
-        let body = wl.plan_note_body(&planned).expect("a note");
+        let body = wl.plan_note_body(&planned, None).expect("a note");
         let mut map = serde_json::Map::new();
         map.insert("inputs".into(), wl.inputs_digest(&planned).into());
         for name in NOTED {
@@ -1896,7 +1971,7 @@ mod tests {
         // msgpack holds unknowns, so a noted attribute still unknown is noted too.
         attrs::set(&mut planned, "placement", Value::Unknown);
         assert!(wl
-            .plan_note_body(&planned)
+            .plan_note_body(&planned, None)
             .is_some_and(|b| b.contains("placement")));
     }
 
