@@ -769,29 +769,12 @@ impl Provider for HybridProvider {
                     }
                 };
                 // Terraform repeats at apply every plan it showed, with the same request, and
-                // requires the same answer: a resource that recorded that answer gives it back
-                // without deciding or encoding again. (A plan that changes nothing or destroys
-                // is never recorded, so those skip the lookup; a destroy has no configuration.)
+                // requires the same answer: a resource that recorded its answer under the
+                // request's digest gives it back (see `PlanRequest::request_digest`). A plan
+                // that keeps the prior state or destroys (no configuration) is not recorded.
                 let request_digest =
                     (resource.replays_plans() && !unchanged_proposal && !config.is_null())
                         .then(|| plan_request_digest(&ctx.config_digest, &req));
-                if let Some(replayed) = request_digest
-                    .as_deref()
-                    .and_then(|digest| resource.replayed_plan(&ctx, digest, &config))
-                {
-                    tracing::debug!("plan answered with the one recorded for this request");
-                    let inputs = PlanInputs::of(&Value::Null, &replayed.glimpse);
-                    self.telemetry
-                        .after_plan(&req.type_name, &inputs, &replayed.glimpse, false);
-                    resp.planned_state = Some(pb::DynamicValue {
-                        msgpack: replayed.planned_msgpack.into(),
-                        json: Default::default(),
-                    });
-                    resp.requires_replace =
-                        replayed.requires_replace.iter().map(path_to_pb).collect();
-                    resp.planned_private = req.prior_private.clone();
-                    return resp;
-                }
                 let prior_state = decode(req.prior_state.as_ref(), &ty, "prior state");
                 let proposed_new_state = match (&prior_state, unchanged_proposal) {
                     (Ok(prior), true) => Ok(prior.clone()),
@@ -826,7 +809,12 @@ impl Provider for HybridProvider {
                 );
                 let mut diags = out.diagnostics;
                 if !diags.has_errors() {
-                    if unchanged.is_some_and(|prior| prior == out.planned_state) {
+                    if let Some(msgpack) = out.planned_msgpack {
+                        resp.planned_state = Some(pb::DynamicValue {
+                            msgpack: msgpack.into(),
+                            json: Default::default(),
+                        });
+                    } else if unchanged.is_some_and(|prior| prior == out.planned_state) {
                         resp.planned_state = req.prior_state.clone();
                     } else {
                         match encode(&out.planned_state, &ty) {

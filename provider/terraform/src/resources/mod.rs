@@ -199,18 +199,11 @@ pub struct PlanRequest {
     pub config: Value,
     pub prior_private: Vec<u8>,
     /// For a resource that [replays plans](Resource::replays_plans): the digest of this request
-    /// as it came (every value's bytes and the provider configuration), under which the plan
-    /// may be recorded for its apply-time repeat.
+    /// as it came (every value's bytes and the provider configuration). Terraform repeats every
+    /// plan at apply with the same request and requires the same answer: a plan recorded under
+    /// this digest can be given back as it was sent ([`PlanResponse::planned_msgpack`]).
+    /// Absent for a plan that keeps the prior state or destroys.
     pub request_digest: Option<String>,
-}
-
-/// A plan made before for the very same request, as [`Resource::replayed_plan`] finds it.
-pub struct ReplayedPlan {
-    /// The planned state's msgpack, byte for byte what Terraform was sent.
-    pub planned_msgpack: Vec<u8>,
-    pub requires_replace: Vec<AttributePath>,
-    /// The attributes telemetry reads of a planned state (`id`, `name`, `placement`).
-    pub glimpse: Value,
 }
 
 pub struct PlanResponse {
@@ -218,6 +211,10 @@ pub struct PlanResponse {
     pub requires_replace: Vec<AttributePath>,
     pub planned_private: Vec<u8>,
     pub diagnostics: Diagnostics,
+    /// The planned state already encoded, when the resource needed the bytes itself (to record
+    /// them) or has them from a recorded plan: sent as they are. `planned_state` then holds at
+    /// least the attributes telemetry reads (`id`, `name`, `placement`).
+    pub planned_msgpack: Option<Vec<u8>>,
 }
 
 pub struct ApplyRequest {
@@ -257,24 +254,10 @@ pub trait Resource: Send + Sync {
 
     async fn plan(&self, ctx: &ProviderContext, req: PlanRequest) -> PlanResponse;
 
-    /// Whether PlanResourceChange should look for a recorded plan of the same request first
-    /// ([`Resource::replayed_plan`]); the digest is only computed for those that do.
+    /// Whether this resource answers a repeated plan request with the plan it recorded for it
+    /// (see [`PlanRequest::request_digest`]); the digest is only computed for those that do.
     fn replays_plans(&self) -> bool {
         false
-    }
-
-    /// The plan this resource recorded for the request with digest `request_digest` (given in
-    /// [`PlanRequest::request_digest`] when it was made), if any. Terraform repeats every plan
-    /// at apply and requires the same answer; a resource whose plan reads more than the request
-    /// and the provider configuration (edge capacity, say) records only plans whose repeat
-    /// needs no such check. `config` is the request's decoded configuration.
-    fn replayed_plan(
-        &self,
-        _ctx: &ProviderContext,
-        _request_digest: &str,
-        _config: &Value,
-    ) -> Option<ReplayedPlan> {
-        None
     }
     async fn apply(&self, ctx: &ProviderContext, req: ApplyRequest) -> ApplyResponse;
     async fn read(&self, ctx: &ProviderContext, state: Value, private: Vec<u8>) -> ReadResponse;
@@ -354,6 +337,7 @@ impl Default for PlanResponse {
             requires_replace: Vec::new(),
             planned_private: Vec::new(),
             diagnostics: Diagnostics::new(),
+            planned_msgpack: None,
         }
     }
 }

@@ -31,7 +31,7 @@ use tfvalue::{AttributePath, ObjectType, Type, Value};
 use super::workload_edge;
 use super::{
     decode_stored_state_as, sha256_hex, ApplyRequest, ApplyResponse, ImportResponse, PlanRequest,
-    PlanResponse, ProviderContext, ReadResponse, ReplayedPlan, Resource,
+    PlanResponse, ProviderContext, ReadResponse, Resource,
 };
 use crate::attrs;
 use crate::diagnostics::{Diagnostic, Diagnostics};
@@ -418,7 +418,7 @@ impl Workload {
     /// msgpack (msgpack, not JSON: it keeps a float64 a float64, and Terraform compares the
     /// repeated plan with the first one exactly). Printed directly, keys sorted as serde_json
     /// printed its map, so notes read the same either way; base64 and hex need no escapes.
-    fn plan_note_body(&self, planned: &Value, replay: Option<(&str, bool)>) -> Option<String> {
+    fn plan_note_body(&self, planned: &Value, replay: Option<Replay<'_>>) -> Option<String> {
         let mut entries: Vec<(&str, String)> = Vec::with_capacity(NOTED.len() + 4);
         entries.push(("inputs", self.inputs_digest(planned)));
         let mut bytes = Vec::with_capacity(1024);
@@ -428,13 +428,10 @@ impl Workload {
             tfvalue::encode_msgpack_into(value, ty, &mut bytes).ok()?;
             entries.push((name, BASE64.encode(&bytes)));
         }
-        if let Some((digest, replaces)) = replay {
-            bytes.clear();
-            // The encoder the response goes through: these are the bytes Terraform is sent.
-            tfvalue::encode_msgpack_into(planned, &self.ty, &mut bytes).ok()?;
-            entries.push(("planned", BASE64.encode(&bytes)));
-            entries.push(("replace", replaces.to_string()));
-            entries.push(("request", digest.to_owned()));
+        if let Some(replay) = replay {
+            entries.push(("planned", BASE64.encode(replay.planned_msgpack)));
+            entries.push(("replace", replay.replaces.to_string()));
+            entries.push(("request", replay.request_digest.to_owned()));
         }
         entries.sort_unstable_by_key(|(k, _)| *k);
         let mut body =
@@ -464,7 +461,7 @@ impl Workload {
         ctx: &ProviderContext,
         planned: &Value,
         edge_considered: bool,
-        replay: Option<(&str, bool)>,
+        replay: Option<Replay<'_>>,
         diags: &mut Diagnostics,
     ) {
         let Some(id) = attrs::string(planned, "id") else {
@@ -494,11 +491,14 @@ impl Workload {
     /// `Ok(true)` when `planned` now carries it, `Ok(false)` when the decision is to be made
     /// afresh, an error when the capacity it booked was taken since (the note is then dropped,
     /// so the next plan decides afresh).
+    ///
+    /// `prefetched` is the note under this workload's key when the plan has read it already.
     fn recall_plan_note(
         &self,
         ctx: &ProviderContext,
         same_inputs_as_prior: bool,
         planned: &mut Value,
+        prefetched: Option<Option<String>>,
     ) -> Result<bool, Diagnostic> {
         if same_inputs_as_prior {
             return Ok(false);
@@ -507,7 +507,11 @@ impl Workload {
             return Ok(false);
         };
         let key = plan_note_key(&id);
-        let Ok(Some(body)) = ctx.ledger.plan_note(&key) else {
+        let body = match prefetched {
+            Some(body) => body,
+            None => ctx.ledger.plan_note(&key).ok().flatten(),
+        };
+        let Some(body) = body else {
             return Ok(false);
         };
         // The fields borrowed from the note's text, which has no escapes.
@@ -543,6 +547,39 @@ impl Workload {
         }
         *planned = candidate;
         Ok(true)
+    }
+
+    /// The plan recorded in note `body` for the request with digest `request_digest`, as the
+    /// response that gives it back: the bytes as sent, with the attributes telemetry reads.
+    fn replayed(
+        &self,
+        body: &str,
+        request_digest: &str,
+        id: String,
+        name: &str,
+    ) -> Option<PlanResponse> {
+        let note = serde_json::from_str::<BTreeMap<&str, &str>>(body).ok()?;
+        if note.get("request").copied() != Some(request_digest) {
+            return None;
+        }
+        let planned_msgpack = unbase64(note.get("planned")?)?;
+        let placement_ty = self.object.attrs.get("placement")?;
+        let placement =
+            tfvalue::decode_msgpack(&unbase64(note.get("placement")?)?, placement_ty).ok()?;
+        Some(PlanResponse {
+            planned_state: Value::object([
+                ("id", Value::string(id)),
+                ("name", Value::string(name)),
+                ("placement", placement),
+            ]),
+            requires_replace: if note.get("replace").copied() == Some("true") {
+                replace_paths()
+            } else {
+                Vec::new()
+            },
+            planned_msgpack: Some(planned_msgpack),
+            ..PlanResponse::default()
+        })
     }
 
     fn merged_tags(ctx: &ProviderContext, planned: &Value) -> BTreeMap<String, String> {
@@ -1021,6 +1058,16 @@ fn defer_to_apply(planned: &mut Value, diags: &mut Diagnostics) {
 /// saved plan applied later).
 const PLAN_NOTE_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// What a plan note records so that the apply-time repeat of the same request is answered with
+/// this plan (see [`PlanRequest::request_digest`]).
+#[derive(Clone, Copy)]
+struct Replay<'a> {
+    request_digest: &'a str,
+    /// The planned state as the response carries it.
+    planned_msgpack: &'a [u8],
+    replaces: bool,
+}
+
 /// What Terraform compares to decide a replacement: when one of these differs between prior and
 /// planned, it replaces.
 fn replace_paths() -> Vec<AttributePath> {
@@ -1255,6 +1302,23 @@ impl Resource for Workload {
             resp.planned_state = Value::Null;
             return resp;
         }
+        // The apply-time repeat of a plan recorded for this very request: its answer as sent.
+        // Otherwise the note just read serves the recall below.
+        let mut prefetched_note = None;
+        if let (Some(digest), Some(name)) = (&req.request_digest, attrs::str(&req.config, "name")) {
+            let id = workload_id(name);
+            let body = ctx.ledger.plan_note(&plan_note_key(&id)).ok().flatten();
+            if let Some(replayed) = body
+                .as_deref()
+                .and_then(|body| self.replayed(body, digest, id, name))
+            {
+                tracing::debug!("plan answered with the one recorded for this request");
+                resp = replayed;
+                resp.planned_private = req.prior_private;
+                return resp;
+            }
+            prefetched_note = Some(body);
+        }
         let prior = req.prior_state;
         let config = req.config;
         let mut planned = req.proposed_new_state;
@@ -1330,7 +1394,8 @@ impl Resource for Workload {
                 attrs::set(&mut planned, "edge_assignments", prior_assignments);
             } else {
                 attrs::set(&mut planned, "alternatives", Value::list([]));
-                match self.recall_plan_note(ctx, same_inputs, &mut planned) {
+                match self.recall_plan_note(ctx, same_inputs, &mut planned, prefetched_note.take())
+                {
                     Ok(true) => {}
                     Ok(false) => match workload_edge::plan(
                         ctx,
@@ -1405,7 +1470,7 @@ impl Resource for Workload {
             // nodes registered between plan and apply (in this run or by another workspace)
             // must not change what the reviewer saw, even when the plan chose a cloud.
             let recalled = if wants_edge {
-                self.recall_plan_note(ctx, same_inputs, &mut planned)
+                self.recall_plan_note(ctx, same_inputs, &mut planned, prefetched_note.take())
             } else {
                 Ok(false)
             };
@@ -1521,10 +1586,22 @@ impl Resource for Workload {
             resp.requires_replace = replace_paths();
         }
         if let Some(edge_considered) = note {
-            let replay = req
-                .request_digest
-                .as_deref()
-                .map(|digest| (digest, !resp.requires_replace.is_empty()));
+            // Recorded for the repeat, these bytes are also the response: encoded once.
+            let encoded = req.request_digest.as_ref().and_then(|_| {
+                let mut bytes = Vec::with_capacity(4096);
+                tfvalue::encode_msgpack_into(&planned, &self.ty, &mut bytes)
+                    .ok()
+                    .map(|()| bytes)
+            });
+            let replay =
+                req.request_digest
+                    .as_deref()
+                    .zip(encoded.as_deref())
+                    .map(|(digest, bytes)| Replay {
+                        request_digest: digest,
+                        planned_msgpack: bytes,
+                        replaces: !resp.requires_replace.is_empty(),
+                    });
             self.write_plan_note(
                 ctx,
                 &planned,
@@ -1532,6 +1609,7 @@ impl Resource for Workload {
                 replay,
                 &mut resp.diagnostics,
             );
+            resp.planned_msgpack = encoded;
         }
         resp.planned_private = req.prior_private;
         resp.planned_state = planned;
@@ -1540,39 +1618,6 @@ impl Resource for Workload {
 
     fn replays_plans(&self) -> bool {
         true
-    }
-
-    fn replayed_plan(
-        &self,
-        ctx: &ProviderContext,
-        request_digest: &str,
-        config: &Value,
-    ) -> Option<ReplayedPlan> {
-        let name = attrs::str(config, "name")?;
-        let id = workload_id(name);
-        let body = ctx.ledger.plan_note(&plan_note_key(&id)).ok()??;
-        let note = serde_json::from_str::<BTreeMap<&str, &str>>(&body).ok()?;
-        if note.get("request").copied() != Some(request_digest) {
-            return None;
-        }
-        let planned_msgpack = unbase64(note.get("planned")?)?;
-        let placement_ty = self.object.attrs.get("placement")?;
-        let placement =
-            tfvalue::decode_msgpack(&unbase64(note.get("placement")?)?, placement_ty).ok()?;
-        let requires_replace = if note.get("replace").copied() == Some("true") {
-            replace_paths()
-        } else {
-            Vec::new()
-        };
-        Some(ReplayedPlan {
-            planned_msgpack,
-            requires_replace,
-            glimpse: Value::object([
-                ("id", Value::string(id)),
-                ("name", Value::string(name)),
-                ("placement", placement),
-            ]),
-        })
     }
 
     async fn apply(&self, ctx: &ProviderContext, req: ApplyRequest) -> ApplyResponse {
