@@ -6,11 +6,11 @@
 //! diagnostic instead of killing the plugin (Terraform would abort the whole run).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use tfprotocol::tfplugin6 as pb;
@@ -38,6 +38,11 @@ pub struct HybridProvider {
     /// DynamicValue needs it, and building it allocates every attribute name again.
     resource_types: BTreeMap<&'static str, Type>,
     data_source_types: BTreeMap<&'static str, Type>,
+    /// The resource types whose values have no `dynamic` positions, where `==` on values is
+    /// `==` on their bytes (the test walks the whole type, so it is made once).
+    static_resource_types: BTreeSet<&'static str>,
+    /// States that refreshes just found unchanged, for the plans that follow them.
+    refreshed: RefreshedStates,
     context: RwLock<Option<ProviderContext>>,
     stop: StopHandle,
     telemetry: Arc<Telemetry>,
@@ -82,6 +87,12 @@ impl HybridProvider {
                 .iter()
                 .map(|(name, d)| (*name, d.schema().block.value_type()))
                 .collect(),
+            static_resource_types: resources
+                .iter()
+                .filter(|(_, r)| !r.schema().block.value_type().has_dynamic())
+                .map(|(name, _)| *name)
+                .collect(),
+            refreshed: RefreshedStates::default(),
             resources,
             data_sources,
             provider_schema: config::schema(),
@@ -381,6 +392,35 @@ where
             );
             on_crash(Diagnostic::internal(rpc, &message))
         }
+    }
+}
+
+/// States that ReadResource found unchanged, decoded, by the bytes Terraform sent: Terraform
+/// plans each resource right after refreshing it, with those very bytes as the prior state,
+/// and the plan takes the value from here instead of decoding it again. Terraform works on at
+/// most `-parallelism` resources at once, so a few entries suffice; an entry no plan takes
+/// (a refresh-only run) is pushed out by later ones.
+#[derive(Default)]
+struct RefreshedStates(Mutex<VecDeque<(String, pb::DynamicValue, Value)>>);
+
+impl RefreshedStates {
+    const CAPACITY: usize = 32;
+
+    fn keep(&self, type_name: &str, sent: &pb::DynamicValue, state: Value) {
+        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() == Self::CAPACITY {
+            entries.pop_front();
+        }
+        entries.push_back((type_name.to_owned(), sent.clone(), state));
+    }
+
+    /// The state decoded from exactly `sent`'s bytes, removed from the list.
+    fn take(&self, type_name: &str, sent: &pb::DynamicValue) -> Option<Value> {
+        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let at = entries
+            .iter()
+            .position(|(t, bytes, _)| t == type_name && bytes == sent)?;
+        entries.remove(at).map(|(_, _, state)| state)
     }
 }
 
@@ -710,16 +750,19 @@ impl Provider for HybridProvider {
                 // Most refreshes find nothing changed: then the state goes back as Terraform
                 // sent it, and a comparison replaces encoding it anew (not for types with
                 // dynamic positions, where `==` looks through the wrappers the bytes keep).
+                let static_type = self.static_resource_types.contains(req.type_name.as_str());
                 let before = state.clone();
                 let out = resource.read(&ctx, state, req.private.clone()).await;
                 self.telemetry
                     .after_read(&ctx, &req.type_name, &prior, &out.new_state);
                 let mut diags = out.diagnostics;
-                if ty.has_dynamic() || out.new_state != before {
+                if !static_type || out.new_state != before {
                     match encode(&out.new_state, &ty) {
                         Ok(dv) => resp.new_state = Some(dv),
                         Err(d) => diags.push(d),
                     }
+                } else if let Some(sent) = &req.current_state {
+                    self.refreshed.keep(&req.type_name, sent, before);
                 }
                 resp.private = out.private;
                 resp.diagnostics = diagnostics_to_pb(diags);
@@ -756,7 +799,9 @@ impl Provider for HybridProvider {
                 // In a plan that changes nothing, Terraform proposes the prior state itself,
                 // byte for byte: it is decoded once, and if the plan keeps it, it goes back as
                 // it came instead of being encoded anew.
-                let unchanged_proposal = !ty.has_dynamic()
+                let unchanged_proposal = self
+                    .static_resource_types
+                    .contains(req.type_name.as_str())
                     && matches!(
                         (&req.prior_state, &req.proposed_new_state),
                         (Some(a), Some(b)) if a.json.is_empty() && b.json.is_empty() && a.msgpack == b.msgpack
@@ -775,7 +820,16 @@ impl Provider for HybridProvider {
                 let request_digest =
                     (resource.replays_plans() && !unchanged_proposal && !config.is_null())
                         .then(|| plan_request_digest(&ctx.config_digest, &req));
-                let prior_state = decode(req.prior_state.as_ref(), &ty, "prior state");
+                // Terraform plans each resource right after refreshing it, with the state the
+                // refresh returned: when that refresh found it unchanged, it was decoded there.
+                let prior_state = match req
+                    .prior_state
+                    .as_ref()
+                    .and_then(|sent| self.refreshed.take(&req.type_name, sent))
+                {
+                    Some(state) => Ok(state),
+                    None => decode(req.prior_state.as_ref(), &ty, "prior state"),
+                };
                 let proposed_new_state = match (&prior_state, unchanged_proposal) {
                     (Ok(prior), true) => Ok(prior.clone()),
                     _ => decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
@@ -1594,6 +1648,47 @@ mod tests {
         assert_eq!(
             attrs::string_map(&theirs, "tags_all"),
             BTreeMap::from([("team".to_string(), "a".to_string())])
+        );
+    }
+
+    #[test]
+    fn a_refreshed_state_is_taken_once_by_equal_bytes_of_its_own_type() {
+        let refreshed = RefreshedStates::default();
+        let sent = |bytes: &[u8]| pb::DynamicValue {
+            msgpack: bytes.to_vec().into(),
+            json: Default::default(),
+        };
+        refreshed.keep(
+            "hybrid_workload",
+            &sent(b"\x81\xa1a\x01"),
+            Value::string("one"),
+        );
+        assert_eq!(
+            refreshed.take("hybrid_edge_node", &sent(b"\x81\xa1a\x01")),
+            None
+        );
+        assert_eq!(
+            refreshed.take("hybrid_workload", &sent(b"\x81\xa1a\x02")),
+            None
+        );
+        // Equal bytes in another buffer (each request is its own).
+        assert_eq!(
+            refreshed.take("hybrid_workload", &sent(b"\x81\xa1a\x01")),
+            Some(Value::string("one"))
+        );
+        assert_eq!(
+            refreshed.take("hybrid_workload", &sent(b"\x81\xa1a\x01")),
+            None
+        );
+
+        // Entries no plan takes are pushed out by later ones.
+        for i in 0..=RefreshedStates::CAPACITY {
+            refreshed.keep("hybrid_workload", &sent(&[i as u8]), Value::from(i as i64));
+        }
+        assert_eq!(refreshed.take("hybrid_workload", &sent(&[0])), None);
+        assert_eq!(
+            refreshed.take("hybrid_workload", &sent(&[1])),
+            Some(Value::from(1i64))
         );
     }
 }
