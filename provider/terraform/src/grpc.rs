@@ -78,19 +78,20 @@ impl HybridProvider {
             .into_iter()
             .map(|d| (d.type_name(), d))
             .collect();
+        let resource_types: BTreeMap<&'static str, Type> = resources
+            .iter()
+            .map(|(name, r)| (*name, r.schema().block.value_type()))
+            .collect();
         HybridProvider {
-            resource_types: resources
+            static_resource_types: resource_types
                 .iter()
-                .map(|(name, r)| (*name, r.schema().block.value_type()))
+                .filter(|(_, ty)| !ty.has_dynamic())
+                .map(|(name, _)| *name)
                 .collect(),
+            resource_types,
             data_source_types: data_sources
                 .iter()
                 .map(|(name, d)| (*name, d.schema().block.value_type()))
-                .collect(),
-            static_resource_types: resources
-                .iter()
-                .filter(|(_, r)| !r.schema().block.value_type().has_dynamic())
-                .map(|(name, _)| *name)
                 .collect(),
             refreshed: RefreshedStates::default(),
             resources,
