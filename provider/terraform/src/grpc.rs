@@ -427,12 +427,18 @@ impl RefreshedStates {
 
 /// Identifies a provider configuration (its values as Terraform sent them) under this build.
 fn config_digest(config: Option<&pb::DynamicValue>) -> String {
-    let mut bytes = Vec::with_capacity(256);
-    for part in [
+    digest_of(&[
         env!("CARGO_PKG_VERSION").as_bytes(),
         config.map_or(&[][..], |c| &c.msgpack[..]),
         config.map_or(&[][..], |c| &c.json[..]),
-    ] {
+    ])
+}
+
+/// SHA-256 (hex, 128 bits) of `parts`, each with its length first, so that no two lists of
+/// parts run together into the same bytes.
+fn digest_of(parts: &[&[u8]]) -> String {
+    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+    for part in parts {
         bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
         bytes.extend_from_slice(part);
     }
@@ -440,8 +446,7 @@ fn config_digest(config: Option<&pb::DynamicValue>) -> String {
 }
 
 /// Identifies a PlanResourceChange request: the resource type, each value's bytes as sent, the
-/// prior private data, provider_meta, and the provider configuration ([`config_digest`]). Each part goes in
-/// with its length, so no two requests run together into the same bytes.
+/// prior private data, provider_meta, and the provider configuration ([`config_digest`]).
 fn plan_request_digest(config_digest: &str, req: &pb::plan_resource_change::Request) -> String {
     fn value(v: &Option<pb::DynamicValue>) -> (&[u8], &[u8]) {
         v.as_ref()
@@ -453,7 +458,7 @@ fn plan_request_digest(config_digest: &str, req: &pb::plan_resource_change::Requ
         value(&req.proposed_new_state),
         value(&req.provider_meta),
     );
-    let parts: [&[u8]; 11] = [
+    digest_of(&[
         config_digest.as_bytes(),
         req.type_name.as_bytes(),
         config.0,
@@ -465,13 +470,7 @@ fn plan_request_digest(config_digest: &str, req: &pb::plan_resource_change::Requ
         &req.prior_private,
         meta.0,
         meta.1,
-    ];
-    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
-    for part in parts {
-        bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(part);
-    }
-    resources::sha256_hex(bytes, 16)
+    ])
 }
 
 fn one(d: Diagnostic) -> Vec<pb::Diagnostic> {

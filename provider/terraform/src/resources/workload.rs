@@ -453,7 +453,7 @@ impl Workload {
     ///
     /// `replay` (the request's digest, and whether the plan replaces) records the whole planned
     /// state as well, so that the apply-time plan of the same request is answered with it
-    /// ([`Resource::replayed_plan`]). Only for a plan that books no edge capacity (whose repeat
+    /// (see [`PlanRequest::request_digest`]). Only for a plan that books no edge capacity (whose repeat
     /// must check that the capacity is still there) and that has said nothing (its repeat would
     /// not say it again).
     fn write_plan_note(
