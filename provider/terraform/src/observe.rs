@@ -649,7 +649,7 @@ impl PlanInputs {
 /// The attributes of a state that [`Telemetry::after_read`] and [`Telemetry::after_apply`]
 /// read of the values a resource consumed: copied before the call, instead of the whole state
 /// (its alternatives and all). A hook that reads another attribute of `prior` or `planned` must
-/// add it to [`Self::ATTRIBUTES`]; the hooks only get a `Glimpse`, so they cannot read around it.
+/// add it to `Self::ATTRIBUTES`; the hooks only get a `Glimpse`, so they cannot read around it.
 #[derive(Debug, Clone)]
 pub struct Glimpse(Value);
 

@@ -46,7 +46,7 @@ pub struct ProviderContext {
     /// The (metered) driver of workloads on Kubernetes edge sites, named `kubernetes`.
     pub kubernetes: Option<Arc<dyn Driver>>,
     /// Identifies the provider configuration and this build, so a plan recorded for replay
-    /// (see [`Resource::replayed_plan`]) is only ever repeated under the same ones.
+    /// (see [`PlanRequest::request_digest`]) is only ever repeated under the same ones.
     pub config_digest: String,
 }
 
