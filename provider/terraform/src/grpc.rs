@@ -1276,14 +1276,14 @@ mod tests {
     async fn upgrade(
         provider: &HybridProvider,
         version: i64,
-        json: &[u8],
+        json: impl Into<tonic::codegen::Bytes>,
     ) -> pb::upgrade_resource_state::Response {
         provider
             .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
                 type_name: "hybrid_workload".into(),
                 version,
                 raw_state: Some(pb::RawState {
-                    json: json.to_vec().into(),
+                    json: json.into(),
                     ..Default::default()
                 }),
             }))
@@ -1302,18 +1302,7 @@ mod tests {
         let version = resource.schema().version;
 
         let raw = tonic::codegen::Bytes::from_static(WORKLOAD_STATE);
-        let resp = provider
-            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
-                type_name: "hybrid_workload".into(),
-                version,
-                raw_state: Some(pb::RawState {
-                    json: raw.clone(),
-                    ..Default::default()
-                }),
-            }))
-            .await
-            .expect("response")
-            .into_inner();
+        let resp = upgrade(&provider, version, raw.clone()).await;
         assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
         let state = resp.upgraded_state.expect("state");
         assert!(state.msgpack.is_empty(), "JSON, not a new encoding");
@@ -1411,7 +1400,7 @@ mod tests {
 
         // Version 0 state: what the resource's upgrade makes of it, encoded as msgpack.
         let v0 = version0_state();
-        let resp = upgrade(&provider, 0, v0.as_bytes()).await;
+        let resp = upgrade(&provider, 0, v0.clone()).await;
         assert!(resp.diagnostics.is_empty(), "{:?}", resp.diagnostics);
         let expected = encode(&resource.upgrade(0, v0.as_bytes()).expect("upgrades"), &ty)
             .expect("encodes")
@@ -1421,7 +1410,7 @@ mod tests {
         assert_eq!(state.msgpack, expected);
 
         let undeclared = v0.replacen('{', "{\"zz_gone\":1,", 1);
-        let resp = upgrade(&provider, 0, undeclared.as_bytes()).await;
+        let resp = upgrade(&provider, 0, undeclared).await;
         assert!(resp.upgraded_state.is_none());
         let detail = &resp.diagnostics.first().expect("a diagnostic").detail;
         assert!(detail.contains("zz_gone"), "{detail}");
@@ -1572,8 +1561,8 @@ mod tests {
     }
 
     /// Terraform repeats a plan at apply with the same request: the recorded plan answers it,
-    /// byte for byte, without a new decision; any other request, or the same one once the
-    /// workload was created, is planned afresh.
+    /// byte for byte, without a new decision; another request, or the same one under another
+    /// provider configuration, is planned afresh.
     #[tokio::test]
     async fn a_repeated_plan_request_is_answered_with_the_plan_recorded_for_it() {
         let dir = tempfile::tempdir().expect("tempdir");
