@@ -427,11 +427,13 @@ impl RefreshedStates {
 
 /// Identifies a provider configuration (its values as Terraform sent them) under this build.
 fn config_digest(config: Option<&pb::DynamicValue>) -> String {
-    digest_of(&[
-        env!("CARGO_PKG_VERSION").as_bytes(),
-        config.map_or(&[][..], |c| &c.msgpack[..]),
-        config.map_or(&[][..], |c| &c.json[..]),
-    ])
+    let config = encodings(config);
+    digest_of(&[env!("CARGO_PKG_VERSION").as_bytes(), config.0, config.1])
+}
+
+/// A `DynamicValue`'s two encodings as sent (either may be empty; both are when it is absent).
+fn encodings(v: Option<&pb::DynamicValue>) -> (&[u8], &[u8]) {
+    v.map_or((&[][..], &[][..]), |v| (&v.msgpack[..], &v.json[..]))
 }
 
 /// SHA-256 (hex, 128 bits) of `parts`, each with its length first, so that no two lists of
@@ -448,15 +450,11 @@ fn digest_of(parts: &[&[u8]]) -> String {
 /// Identifies a PlanResourceChange request: the resource type, each value's bytes as sent, the
 /// prior private data, provider_meta, and the provider configuration ([`config_digest`]).
 fn plan_request_digest(config_digest: &str, req: &pb::plan_resource_change::Request) -> String {
-    fn value(v: &Option<pb::DynamicValue>) -> (&[u8], &[u8]) {
-        v.as_ref()
-            .map_or((&[][..], &[][..]), |v| (&v.msgpack[..], &v.json[..]))
-    }
     let (config, prior, proposed, meta) = (
-        value(&req.config),
-        value(&req.prior_state),
-        value(&req.proposed_new_state),
-        value(&req.provider_meta),
+        encodings(req.config.as_ref()),
+        encodings(req.prior_state.as_ref()),
+        encodings(req.proposed_new_state.as_ref()),
+        encodings(req.provider_meta.as_ref()),
     );
     digest_of(&[
         config_digest.as_bytes(),

@@ -492,32 +492,32 @@ impl<'a> Decoder<'a> {
 /// A msgpack length prefix: a one-byte "fix" form for small lengths where the kind has one,
 /// then 8-, 16- and 32-bit forms. The encoder writes the smallest that fits, as cty does.
 #[derive(Clone, Copy)]
-pub(crate) struct LenHeader {
+struct LenHeader {
     fix: Option<(u8, usize)>,
     c8: Option<u8>,
     c16: u8,
     c32: u8,
 }
 
-pub(crate) const STR_HEADER: LenHeader = LenHeader {
+const STR_HEADER: LenHeader = LenHeader {
     fix: Some((0xa0, 31)),
     c8: Some(0xd9),
     c16: 0xda,
     c32: 0xdb,
 };
-pub(crate) const BIN_HEADER: LenHeader = LenHeader {
+const BIN_HEADER: LenHeader = LenHeader {
     fix: None,
     c8: Some(0xc4),
     c16: 0xc5,
     c32: 0xc6,
 };
-pub(crate) const ARRAY_HEADER: LenHeader = LenHeader {
+const ARRAY_HEADER: LenHeader = LenHeader {
     fix: Some((0x90, 15)),
     c8: None,
     c16: 0xdc,
     c32: 0xdd,
 };
-pub(crate) const MAP_HEADER: LenHeader = LenHeader {
+const MAP_HEADER: LenHeader = LenHeader {
     fix: Some((0x80, 15)),
     c8: None,
     c16: 0xde,
@@ -556,8 +556,8 @@ impl LenHeader {
 
 /// Writes msgpack. Its errors start at the failing value and gain their path on the way out
 /// ([`EncodeError::within`]), so the common case of a value that encodes builds no path.
-pub(crate) struct Encoder {
-    pub(crate) out: Vec<u8>,
+struct Encoder {
+    out: Vec<u8>,
 }
 
 impl Encoder {
@@ -574,7 +574,7 @@ impl Encoder {
         Ok(())
     }
 
-    pub(crate) fn str(&mut self, s: &str) -> Result<(), EncodeError> {
+    fn str(&mut self, s: &str) -> Result<(), EncodeError> {
         self.out.reserve(s.len() + 1);
         self.len_header(s.len(), STR_HEADER)?;
         self.out.extend_from_slice(s.as_bytes());
@@ -587,15 +587,15 @@ impl Encoder {
         Ok(())
     }
 
-    pub(crate) fn array_header(&mut self, n: usize) -> Result<(), EncodeError> {
+    fn array_header(&mut self, n: usize) -> Result<(), EncodeError> {
         self.len_header(n, ARRAY_HEADER)
     }
 
-    pub(crate) fn map_header(&mut self, n: usize) -> Result<(), EncodeError> {
+    fn map_header(&mut self, n: usize) -> Result<(), EncodeError> {
         self.len_header(n, MAP_HEADER)
     }
 
-    pub(crate) fn int(&mut self, i: i64) {
+    fn int(&mut self, i: i64) {
         if i >= 0 {
             self.uint(i as u64);
         } else if i >= -32 {
@@ -633,7 +633,7 @@ impl Encoder {
         }
     }
 
-    pub(crate) fn number(&mut self, n: &Number) -> Result<(), EncodeError> {
+    fn number(&mut self, n: &Number) -> Result<(), EncodeError> {
         // cty: an exact int64 as an integer, else a fraction (or infinity)
         // that is an exact float64 as float64, else the decimal string;
         // whole numbers beyond int64 are always strings.
@@ -656,19 +656,14 @@ impl Encoder {
 
     /// Writes a one-byte stand-in for a length prefix whose length is not known yet, for
     /// [`Encoder::patch_len`] to replace.
-    pub(crate) fn reserve_len(&mut self) -> usize {
+    fn reserve_len(&mut self) -> usize {
         self.out.push(0);
         self.out.len() - 1
     }
 
     /// Replaces the stand-in at `at` with the prefix for length `n` (moving what follows when
     /// the prefix is longer than one byte).
-    pub(crate) fn patch_len(
-        &mut self,
-        at: usize,
-        n: usize,
-        kind: LenHeader,
-    ) -> Result<(), EncodeError> {
+    fn patch_len(&mut self, at: usize, n: usize, kind: LenHeader) -> Result<(), EncodeError> {
         let (b, used) = kind.bytes(n)?;
         if used == 1 {
             self.out[at] = b[0];
