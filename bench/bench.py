@@ -304,6 +304,8 @@ def main():
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--parallelism", type=int, default=10)
     ap.add_argument("--handshakes", type=int, default=20)
+    ap.add_argument("--build", default="plain", choices=["pgo", "plain"],
+                    help="how --hybrid was built (recorded in the results)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat plan/apply/replan/destroy; the table shows medians")
     a = ap.parse_args()
@@ -313,7 +315,8 @@ def main():
     tf_version = subprocess.run([a.terraform, "version"], capture_output=True, text=True,
                                 env={"PATH": os.environ.get("PATH", ""), "CHECKPOINT_DISABLE": "1",
                                      "HOME": a.work}).stdout.splitlines()[0]
-    print(f"bench: {tf_version}; {a.count} resources each; parallelism {a.parallelism}", flush=True)
+    print(f"bench: {tf_version}; {a.count} resources each; parallelism {a.parallelism}; "
+          f"provider build: {a.build}", flush=True)
     link_order = link_order_match(a.hybrid)
     if "listed" in link_order:
         share = link_order["present_in_binary"] / max(link_order["listed"], 1)
@@ -506,7 +509,7 @@ def main():
         "parallelism": a.parallelism,
         "rounds": a.rounds,
         "ours": {"provider": "registry.terraform.io/hybrid/hybrid 0.1.0 (sim driver)",
-                 "binary": a.hybrid, "resource": "hybrid_workload"},
+                 "binary": a.hybrid, "build": a.build, "resource": "hybrid_workload"},
         "peer": {"provider": "registry.terraform.io/hashicorp/null 2.1.2 (Go, protocol 5)",
                  "binary": a.null, "resource": "null_resource"},
         "peer_size_matched": {"resource": "null_resource with padded triggers",

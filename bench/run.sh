@@ -12,6 +12,8 @@
 #   BENCH_ROUNDS=1        repeat the four phases; the table shows per-phase medians
 #   BENCH_TF_LOG=trace    also write TF_LOG output per phase to .scratch/bench/*/logs/tf-*.log
 #                         (slows both sides down; for finding where time goes, not for figures)
+#   BENCH_BUILD=pgo       the provider build measured: pgo (default; the profile-guided build
+#                         release artifacts ship, scripts/pgo.sh) or plain (`cargo build --release`)
 #   CARGO_TARGET_DIR      where cargo builds (default ./target)
 #
 # Needs only python3 and cargo: Terraform comes from scripts/install-tools.sh (.tools/), the
@@ -33,9 +35,22 @@ if [ ! -x "$TERRAFORM" ]; then
   bash "$ROOT/scripts/install-tools.sh"
 fi
 
-echo "==> building terraform-provider-hybrid (release) in $TARGET_DIR"
-(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet -p terraform-provider-hybrid)
-HYBRID_BIN="$TARGET_DIR/release/terraform-provider-hybrid"
+BUILD="${BENCH_BUILD:-pgo}"
+case "$BUILD" in
+  pgo)
+    echo "==> building terraform-provider-hybrid (profile-guided release: scripts/pgo.sh) in $TARGET_DIR"
+    HYBRID_BIN="$(CARGO_TARGET_DIR="$TARGET_DIR" bash "$ROOT/scripts/pgo.sh" "$TERRAFORM")"
+    ;;
+  plain)
+    echo "==> building terraform-provider-hybrid (release) in $TARGET_DIR"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet -p terraform-provider-hybrid)
+    HYBRID_BIN="$TARGET_DIR/release/terraform-provider-hybrid"
+    ;;
+  *)
+    echo "bench: BENCH_BUILD must be pgo or plain, not '$BUILD'" >&2
+    exit 2
+    ;;
+esac
 
 echo "==> building the provider shim (bench/shim)"
 cargo build --release --quiet --manifest-path "$ROOT/bench/shim/Cargo.toml" --target-dir "$TARGET_DIR"
@@ -78,4 +93,5 @@ exec "$BENCH_TOOLS/venv/bin/python" "$ROOT/bench/bench.py" \
   --count "${BENCH_COUNT:-1000}" \
   --parallelism "${BENCH_PARALLELISM:-10}" \
   --handshakes "${BENCH_HANDSHAKES:-20}" \
-  --rounds "${BENCH_ROUNDS:-1}"
+  --rounds "${BENCH_ROUNDS:-1}" \
+  --build "$BUILD"

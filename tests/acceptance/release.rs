@@ -10,7 +10,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::harness::{combined, provider_binary, repo_root, Workspace};
+use crate::harness::{combined, provider_binary, repo_root, terraform_binary, Workspace};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -185,4 +185,36 @@ fn base64_matches_the_standard_alphabet_with_padding() {
     assert_eq!(base64(b"fo"), "Zm8=");
     assert_eq!(base64(b"foo"), "Zm9v");
     assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+}
+
+/// `make release-pgo` trains its profile with scripts/pgo-train.sh: every example and a fleet of
+/// workloads through plan, apply of the saved plan, a re-plan that must be empty, destroy and an
+/// import. The script stops at the first command that fails, so a release build cannot quietly
+/// train on half a run; here it runs against this build with a small fleet.
+#[test]
+fn pgo_training_run_goes_through_every_example_and_the_fleet() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/pgo-train.sh"))
+        .arg(terraform_binary())
+        .arg(provider_binary())
+        .arg(scratch.path().join("train"))
+        .env("TRAIN_COUNT", "3")
+        .env_remove("TF_CLI_CONFIG_FILE")
+        .env_remove("TF_LOG")
+        .output()
+        .expect("run scripts/pgo-train.sh");
+    let text = combined(&out);
+    assert!(out.status.success(), "{text}");
+    for step in [
+        "examples/terraform/quickstart",
+        "examples/terraform/multi-cloud-compliance",
+        "examples/terraform/edge-site",
+        "examples/terraform/edge-fleet",
+        "examples/terraform/migration (migrate=true)",
+        "a fleet of 3 workloads",
+        "pgo-train: done",
+    ] {
+        assert!(text.contains(step), "no `{step}` in:\n{text}");
+    }
 }
