@@ -277,12 +277,14 @@ def verdict(r, target):
     return "PASS" if r <= target else "MISS"
 
 
-def link_order_match(binary):
-    """How many of the functions in provider/terraform/link/hot-symbols.txt the binary has: the
-    linker places those first (provider/terraform/build.rs), so a low share after dependency or
-    toolchain updates means `make hot-symbols` is due and RSS figures will be worse."""
+def link_order_match(binary, build):
+    """How many of the functions in provider/terraform/link/hot-symbols.txt (hot-symbols-pgo.txt
+    for the profile-guided build) the binary has: the linker places those first
+    (provider/terraform/build.rs, scripts/pgo.sh), so a low share after dependency or toolchain
+    updates means `make hot-symbols` is due and RSS figures will be worse."""
     listed_path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                               "provider", "terraform", "link", "hot-symbols.txt")
+                               "provider", "terraform", "link",
+                               "hot-symbols-pgo.txt" if build == "pgo" else "hot-symbols.txt")
     try:
         with open(listed_path, encoding="utf-8") as f:
             listed = {line.strip() for line in f if line.strip()}
@@ -317,7 +319,7 @@ def main():
                                      "HOME": a.work}).stdout.splitlines()[0]
     print(f"bench: {tf_version}; {a.count} resources each; parallelism {a.parallelism}; "
           f"provider build: {a.build}", flush=True)
-    link_order = link_order_match(a.hybrid)
+    link_order = link_order_match(a.hybrid, a.build)
     if "listed" in link_order:
         share = link_order["present_in_binary"] / max(link_order["listed"], 1)
         print(f"bench: link order: {link_order['present_in_binary']} of {link_order['listed']} hot "

@@ -9,7 +9,7 @@ the sim cloud (the bench's configuration), with AutoMTLS as Terraform sets it up
 instructions they executed. Run it after dependency or toolchain updates, or after large code
 changes; `make bench` prints how much of the list the current binary still matches.
 
-Usage: python3 scripts/hot-symbols.py --terraform T --binary B [--count 100] [--keep DIR]
+Usage: python3 scripts/hot-symbols.py --terraform T --binary B [--count 100] [--keep DIR] [--out F]
 (`make hot-symbols` builds the binary and passes both).
 """
 
@@ -91,6 +91,10 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--keep", help="work directory to keep (default: a temporary one, removed)")
+    ap.add_argument("--out", default=OUT,
+                    help="the list to write (default: link/hot-symbols.txt; the profile-guided "
+                         "build's list, from a binary `scripts/pgo.sh` built, is "
+                         "link/hot-symbols-pgo.txt)")
     a = ap.parse_args()
     ensure_valgrind()
     binary = os.path.abspath(a.binary)
@@ -132,10 +136,10 @@ def main():
         self_costs(p, os.path.basename(binary), totals)
     ranked = [name for name, cost in totals.most_common()
               if cost > 0 and not name.startswith("0x") and not name.startswith("(")]
-    with open(OUT, "w", encoding="utf-8") as f:
+    with open(a.out, "w", encoding="utf-8") as f:
         f.write("\n".join(ranked) + "\n")
     print(f"hot-symbols: {len(ranked)} functions from {len(profiles)} provider processes "
-          f"({sum(totals.values()):,} instructions) -> {os.path.relpath(OUT, ROOT)}")
+          f"({sum(totals.values()):,} instructions) -> {os.path.relpath(a.out, ROOT)}")
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -59,7 +59,40 @@ echo "==> merging $raw_count raw profiles" >&2
 PROFILE="$PROFILES/merged-$(sha256sum "$PROFILES/merged.profdata" | cut -c1-16).profdata"
 mv "$PROFILES/merged.profdata" "$PROFILE"
 
+# The link order (see provider/terraform/build.rs). First link/hot-symbols-pgo.txt: what a
+# plan, apply, re-plan and destroy ran in an earlier profile-guided build (`make hot-symbols`
+# writes it; such a build inlines most of the small functions link/hot-symbols.txt names, so that
+# list alone leaves the run's code spread out). Then whatever else the training ran, most run
+# first (names are linker symbols; internal functions carry a "module;" prefix in the profile),
+# then link/hot-symbols.txt for what the profile cannot see: the standard library, which is not
+# instrumented, and the C and assembly of SQLite and AWS-LC.
+ORDER="$PROFILES/link-order-$(basename "$PROFILE" .profdata).txt"
+"$PROFDATA" show --all-functions --counts "$PROFILE" | python3 -c '
+import re, sys
+ran, name = [], None
+for line in sys.stdin:
+    if line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":"):
+        name = line.strip()[:-1].split(";")[-1]
+    elif name and "Block counts:" in line:
+        total = sum(int(n) for n in re.findall(r"\d+", line.split(":", 1)[1]))
+        if total:
+            ran.append((-total, name))
+        name = None
+def listed(path):
+    try:
+        return open(path).read().split()
+    except FileNotFoundError:
+        return []
+seen = set()
+for symbol in listed(sys.argv[1]) + [s for _, s in sorted(ran)] + listed(sys.argv[2]):
+    if symbol not in seen:
+        seen.add(symbol)
+        print(symbol)
+' "$ROOT/provider/terraform/link/hot-symbols-pgo.txt" \
+  "$ROOT/provider/terraform/link/hot-symbols.txt" > "$ORDER"
+echo "==> link order: $(wc -l < "$ORDER") functions ($ORDER)" >&2
+
 echo "==> optimised release build ($TARGET_DIR/pgo)" >&2
-(cd "$ROOT" && RUSTFLAGS="-Cprofile-use=$PROFILE" \
+(cd "$ROOT" && RUSTFLAGS="-Cprofile-use=$PROFILE" HYBRID_LINK_ORDER_FILE="$ORDER" \
   cargo build --release --quiet -p "$PROVIDER" --target "$HOST" --target-dir "$TARGET_DIR/pgo")
 echo "$TARGET_DIR/pgo/$HOST/release/$PROVIDER"

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=link/hot-symbols.txt");
     println!("cargo:rerun-if-env-changed=HYBRID_LINK_ORDER");
+    println!("cargo:rerun-if-env-changed=HYBRID_LINK_ORDER_FILE");
     let Some(dir) = env::var_os("CARGO_MANIFEST_DIR") else {
         return;
     };
@@ -39,6 +40,12 @@ fn main() {
     ]
     .iter()
     .any(|flag| rustflags.contains(flag));
+    // A build may bring its own list: the profile-guided build (scripts/pgo.sh) writes one from
+    // its training profile, since it inlines most of the small functions the committed list
+    // names. Named by content, so a new list is a changed variable and relinks.
+    let order = env::var_os("HYBRID_LINK_ORDER_FILE")
+        .map(PathBuf::from)
+        .unwrap_or(order);
     if enabled && release && lld_target && !own_linker && order.is_file() {
         println!(
             "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
