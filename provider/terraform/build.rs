@@ -8,10 +8,11 @@
 //! error paths, import, migrations, ...) stays on disk until something needs it.
 //!
 //! The list is a hint: a symbol it names that the build no longer has is skipped, so a stale list
-//! only costs memory, never correctness. `scripts/hot-symbols.sh` regenerates it and `make bench`
+//! only costs memory, never correctness. `scripts/hot-symbols.py` regenerates it and `make bench`
 //! reports how much of it still matches. Applied to release builds for x86_64 Linux, where Rust's
 //! default linker is LLD (Rust >= 1.90), unless RUSTFLAGS choose the linker themselves;
-//! `HYBRID_LINK_ORDER=off` turns it off in any case.
+//! `HYBRID_LINK_ORDER=off` turns it off in any case, and `HYBRID_LINK_ORDER_FILE` names another
+//! list (the profile-guided build's, which `scripts/pgo.sh` writes).
 
 use std::env;
 use std::path::PathBuf;
