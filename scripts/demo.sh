@@ -12,23 +12,9 @@ mkdir -p "$WORK/home"
 cp -r "$ROOT/examples/terraform/quickstart/." "$WORK/"
 
 # Our own CLI config: nothing on the machine (~/.terraformrc, TF_CLI_CONFIG_FILE) is used.
-cat > "$WORK/terraformrc" <<HCL
-provider_installation {
-  filesystem_mirror {
-    path    = "$MIRROR"
-    include = ["registry.terraform.io/hybrid/hybrid"]
-  }
-  direct {
-    exclude = ["registry.terraform.io/hybrid/hybrid"]
-  }
-}
-HCL
-
-export TF_CLI_CONFIG_FILE="$WORK/terraformrc"
-export HOME="$WORK/home"
-export TF_IN_AUTOMATION=1
+. "$ROOT/scripts/mirror-env.sh"
+mirror_env "$WORK" "$MIRROR"
 export HYBRID_STATE_PATH="$WORK/hybrid-state.db"
-unset TF_LOG TF_PLUGIN_CACHE_DIR
 
 cd "$WORK"
 echo "==> terraform init";  "$TERRAFORM" init -input=false -no-color

@@ -26,25 +26,11 @@ MIRROR="$WORK/mirror"
 PKG="$MIRROR/registry.terraform.io/hybrid/hybrid/$VERSION/linux_amd64"
 mkdir -p "$PKG" "$WORK/home"
 cp "$BINARY" "$PKG/terraform-provider-hybrid_v$VERSION"
-cat > "$WORK/terraformrc" <<HCL
-provider_installation {
-  filesystem_mirror {
-    path    = "$MIRROR"
-    include = ["registry.terraform.io/hybrid/hybrid"]
-  }
-  direct {
-    exclude = ["registry.terraform.io/hybrid/hybrid"]
-  }
-}
-HCL
-
-export TF_CLI_CONFIG_FILE="$WORK/terraformrc"
-export HOME="$WORK/home"
-export TF_IN_AUTOMATION=1
+. "$ROOT/scripts/mirror-env.sh"
+mirror_env "$WORK" "$MIRROR"
 export CHECKPOINT_DISABLE=1
 # The migration example waits for promotion and scale-down delays: at 1/1000 speed on the sim.
 export HYBRID_SIM_TIME_SCALE=0.001
-unset TF_LOG TF_PLUGIN_CACHE_DIR
 
 # terraform SUBCOMMAND [args]: flags go before the arguments (Terraform stops parsing at the first).
 tf() {
