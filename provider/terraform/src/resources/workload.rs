@@ -498,7 +498,7 @@ impl Workload {
         ctx: &ProviderContext,
         same_inputs_as_prior: bool,
         planned: &mut Value,
-        prefetched: Option<Option<String>>,
+        prefetched: Option<Option<NoteFields<'_>>>,
     ) -> Result<bool, Diagnostic> {
         if same_inputs_as_prior {
             return Ok(false);
@@ -507,15 +507,15 @@ impl Workload {
             return Ok(false);
         };
         let key = plan_note_key(&id);
-        let body = match prefetched {
-            Some(body) => body,
-            None => ctx.ledger.plan_note(&key).ok().flatten(),
+        let fetched;
+        let note = match prefetched {
+            Some(note) => note,
+            None => {
+                fetched = ctx.ledger.plan_note(&key).ok().flatten();
+                fetched.as_deref().and_then(note_fields)
+            }
         };
-        let Some(body) = body else {
-            return Ok(false);
-        };
-        // The fields borrowed from the note's text, which has no escapes.
-        let Ok(note) = serde_json::from_str::<BTreeMap<&str, &str>>(&body) else {
+        let Some(note) = note else {
             return Ok(false);
         };
         if note.get("inputs").copied() != Some(self.inputs_digest(planned).as_str()) {
@@ -549,16 +549,15 @@ impl Workload {
         Ok(true)
     }
 
-    /// The plan recorded in note `body` for the request with digest `request_digest`, as the
+    /// The plan recorded in `note` for the request with digest `request_digest`, as the
     /// response that gives it back: the bytes as sent, with the attributes telemetry reads.
     fn replayed(
         &self,
-        body: &str,
+        note: &NoteFields<'_>,
         request_digest: &str,
         id: String,
         name: &str,
     ) -> Option<PlanResponse> {
-        let note = serde_json::from_str::<BTreeMap<&str, &str>>(body).ok()?;
         if note.get("request").copied() != Some(request_digest) {
             return None;
         }
@@ -1058,6 +1057,14 @@ fn defer_to_apply(planned: &mut Value, diags: &mut Diagnostics) {
 /// saved plan applied later).
 const PLAN_NOTE_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// A plan note's fields, borrowed from its text (which has no escapes: base64, hex, `true`).
+type NoteFields<'a> = BTreeMap<&'a str, &'a str>;
+
+/// Parses a plan note's text; `None` when it is not one (a note from another build, say).
+fn note_fields(body: &str) -> Option<NoteFields<'_>> {
+    serde_json::from_str(body).ok()
+}
+
 /// What a plan note records so that the apply-time repeat of the same request is answered with
 /// this plan (see [`PlanRequest::request_digest`]).
 #[derive(Clone, Copy)]
@@ -1303,21 +1310,23 @@ impl Resource for Workload {
             return resp;
         }
         // The apply-time repeat of a plan recorded for this very request: its answer as sent.
-        // Otherwise the note just read serves the recall below.
+        // Otherwise the note just read (and parsed) serves the recall below.
+        let prefetched_body;
         let mut prefetched_note = None;
         if let (Some(digest), Some(name)) = (&req.request_digest, attrs::str(&req.config, "name")) {
             let id = workload_id(name);
-            let body = ctx.ledger.plan_note(&plan_note_key(&id)).ok().flatten();
-            if let Some(replayed) = body
-                .as_deref()
-                .and_then(|body| self.replayed(body, digest, id, name))
+            prefetched_body = ctx.ledger.plan_note(&plan_note_key(&id)).ok().flatten();
+            let note = prefetched_body.as_deref().and_then(note_fields);
+            if let Some(replayed) = note
+                .as_ref()
+                .and_then(|note| self.replayed(note, digest, id, name))
             {
                 tracing::debug!("plan answered with the one recorded for this request");
                 resp = replayed;
                 resp.planned_private = req.prior_private;
                 return resp;
             }
-            prefetched_note = Some(body);
+            prefetched_note = Some(note);
         }
         let prior = req.prior_state;
         let config = req.config;
