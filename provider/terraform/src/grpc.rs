@@ -25,7 +25,7 @@ use crate::data_sources::{self, DataSource};
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity};
 use crate::logging::crash_message;
 use crate::observe::{Glimpse, MeteredDriver, PlanInputs, Telemetry};
-use crate::resources::{self, ApplyRequest, PlanRequest, ProviderContext, Resource};
+use crate::resources::{self, ApplyRequest, PlanRequest, ProviderContext, ReplayLookup, Resource};
 use crate::schema::{Attr, AttrKind, Block, NestedBlock, Nesting, Schema};
 use clouds::retry::StopHandle;
 
@@ -115,6 +115,47 @@ impl HybridProvider {
                 format!("This provider has no resource type {type_name:?}."),
             )
         })
+    }
+
+    /// The response to a plan: `out` with telemetry recorded (`inputs`, what it reads of the
+    /// request), its planned state as the resource encoded it, as Terraform sent it
+    /// (`unchanged`: the prior state the proposal kept, when the plan kept it too) or encoded
+    /// here.
+    fn plan_response(
+        &self,
+        req: &pb::plan_resource_change::Request,
+        ty: &Type,
+        inputs: &PlanInputs,
+        out: resources::PlanResponse,
+        unchanged: Option<Value>,
+    ) -> pb::plan_resource_change::Response {
+        self.telemetry.after_plan(
+            &req.type_name,
+            inputs,
+            &out.planned_state,
+            out.diagnostics.has_errors(),
+        );
+        let mut resp = pb::plan_resource_change::Response::default();
+        let mut diags = out.diagnostics;
+        if !diags.has_errors() {
+            if let Some(msgpack) = out.planned_msgpack {
+                resp.planned_state = Some(pb::DynamicValue {
+                    msgpack: msgpack.into(),
+                    json: Default::default(),
+                });
+            } else if unchanged.is_some_and(|prior| prior == out.planned_state) {
+                resp.planned_state = req.prior_state.clone();
+            } else {
+                match encode(&out.planned_state, ty) {
+                    Ok(dv) => resp.planned_state = Some(dv),
+                    Err(d) => diags.push(d),
+                }
+            }
+        }
+        resp.requires_replace = out.requires_replace.iter().map(path_to_pb).collect();
+        resp.planned_private = out.planned_private;
+        resp.diagnostics = diagnostics_to_pb(diags);
+        resp
     }
 
     /// The value type of a resource's schema (from the table built at start-up).
@@ -445,6 +486,16 @@ fn digest_of(parts: &[&[u8]]) -> String {
         bytes.extend_from_slice(part);
     }
     resources::sha256_hex(bytes, 16)
+}
+
+/// Whether a `DynamicValue` as sent is absent or null (a destroy's configuration), read
+/// without decoding it.
+fn sent_null(v: Option<&pb::DynamicValue>) -> bool {
+    match v {
+        None => true,
+        Some(v) if v.json.is_empty() => v.msgpack.is_empty() || v.msgpack[..] == [0xc0],
+        Some(v) => v.json.trim_ascii() == b"null",
+    }
 }
 
 /// Identifies a PlanResourceChange request: the resource type, each value's bytes as sent, the
@@ -804,6 +855,30 @@ impl Provider for HybridProvider {
                         (&req.prior_state, &req.proposed_new_state),
                         (Some(a), Some(b)) if a.json.is_empty() && b.json.is_empty() && a.msgpack == b.msgpack
                     );
+                // Terraform repeats at apply every plan it showed, with the same request, and
+                // requires the same answer: a resource that recorded its answer under the
+                // request's digest gives it back (see `PlanRequest::request_digest`), looked up
+                // before anything is decoded. A plan that keeps the prior state or destroys (no
+                // configuration) is not recorded.
+                let request_digest = (resource.replays_plans()
+                    && !unchanged_proposal
+                    && !sent_null(req.config.as_ref()))
+                .then(|| plan_request_digest(&ctx.config_digest, &req));
+                let lookup = match (&request_digest, &req.config) {
+                    (Some(digest), Some(config)) if config.json.is_empty() => {
+                        resource.replayed_plan(&ctx, &config.msgpack, digest)
+                    }
+                    _ => ReplayLookup::NotLooked,
+                };
+                let looked_up = match lookup {
+                    ReplayLookup::Replayed(mut out) => {
+                        out.planned_private = req.prior_private.clone();
+                        let inputs = PlanInputs::of(&Value::Null, &out.planned_state);
+                        return self.plan_response(&req, &ty, &inputs, out, None);
+                    }
+                    ReplayLookup::Missed(read) => Some(read),
+                    ReplayLookup::NotLooked => None,
+                };
                 let config = match decode(req.config.as_ref(), &ty, "configuration") {
                     Ok(c) => c,
                     Err(d) => {
@@ -811,13 +886,6 @@ impl Provider for HybridProvider {
                         return resp;
                     }
                 };
-                // Terraform repeats at apply every plan it showed, with the same request, and
-                // requires the same answer: a resource that recorded its answer under the
-                // request's digest gives it back (see `PlanRequest::request_digest`). A plan
-                // that keeps the prior state or destroys (no configuration) is not recorded.
-                let request_digest =
-                    (resource.replays_plans() && !unchanged_proposal && !config.is_null())
-                        .then(|| plan_request_digest(&ctx.config_digest, &req));
                 // Terraform plans each resource right after refreshing it, with the state the
                 // refresh returned: when that refresh found it unchanged, it was decoded there.
                 let prior_state = match req
@@ -850,35 +918,11 @@ impl Provider for HybridProvider {
                             config,
                             prior_private: req.prior_private.clone(),
                             request_digest,
+                            looked_up,
                         },
                     )
                     .await;
-                self.telemetry.after_plan(
-                    &req.type_name,
-                    &inputs,
-                    &out.planned_state,
-                    out.diagnostics.has_errors(),
-                );
-                let mut diags = out.diagnostics;
-                if !diags.has_errors() {
-                    if let Some(msgpack) = out.planned_msgpack {
-                        resp.planned_state = Some(pb::DynamicValue {
-                            msgpack: msgpack.into(),
-                            json: Default::default(),
-                        });
-                    } else if unchanged.is_some_and(|prior| prior == out.planned_state) {
-                        resp.planned_state = req.prior_state.clone();
-                    } else {
-                        match encode(&out.planned_state, &ty) {
-                            Ok(dv) => resp.planned_state = Some(dv),
-                            Err(d) => diags.push(d),
-                        }
-                    }
-                }
-                resp.requires_replace = out.requires_replace.iter().map(path_to_pb).collect();
-                resp.planned_private = out.planned_private;
-                resp.diagnostics = diagnostics_to_pb(diags);
-                resp
+                self.plan_response(&req, &ty, &inputs, out, unchanged)
             },
             |d| pb::plan_resource_change::Response {
                 diagnostics: one(d),
@@ -915,7 +959,11 @@ impl Provider for HybridProvider {
                 let decoded = (
                     decode(req.prior_state.as_ref(), &ty, "prior state"),
                     decode(req.planned_state.as_ref(), &ty, "planned state"),
-                    decode(req.config.as_ref(), &ty, "configuration"),
+                    if resource.apply_reads_config() {
+                        decode(req.config.as_ref(), &ty, "configuration")
+                    } else {
+                        Ok(Value::Null)
+                    },
                 );
                 let (prior_state, planned_state, config) = match decoded {
                     (Ok(a), Ok(b), Ok(c)) => (a, b, c),

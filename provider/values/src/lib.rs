@@ -81,7 +81,9 @@ pub use json::{
     encode_json_value_unknown_as_null,
 };
 pub use json_text::{write_json, write_json_unknown_as_null};
-pub use msgpack::{decode_msgpack, encode_msgpack, encode_msgpack_into, MAX_DEPTH};
+pub use msgpack::{
+    decode_msgpack, encode_msgpack, encode_msgpack_into, msgpack_object_str, MAX_DEPTH,
+};
 pub use name::Name;
 pub use number::{Number, ParseNumberError};
 pub use path::{AttributePath, PathStep};

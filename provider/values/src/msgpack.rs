@@ -44,6 +44,23 @@ pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
     Ok(v)
 }
 
+/// The string attribute `name` of the object that `bytes` encode, found without decoding
+/// anything else (to look a request up before decoding it): the other attributes are skipped
+/// over unread. `None` when the bytes are not a map with string keys, when `name` is absent,
+/// null, unknown or not a string, or when the input is damaged before it.
+pub fn msgpack_object_str<'a>(bytes: &'a [u8], name: &str) -> Option<&'a str> {
+    let mut d = Decoder { buf: bytes, pos: 0 };
+    let n = d.map_len(&Type::Dynamic).ok()?;
+    for _ in 0..n {
+        let key = d.raw_str().ok()??;
+        if key == name.as_bytes() {
+            return std::str::from_utf8(d.raw_str().ok()??).ok();
+        }
+        d.skip(0).ok()?;
+    }
+    None
+}
+
 /// Encodes a value of type `ty` as cty msgpack.
 pub fn encode_msgpack(v: &Value, ty: &Type) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
@@ -314,6 +331,40 @@ impl<'a> Decoder<'a> {
             return Err(self.err(format!("array of {n} elements exceeds the input")));
         }
         Ok(n)
+    }
+
+    /// Steps over the next value, whatever it is, without building it (nesting at most
+    /// [`MAX_DEPTH`] deep, as the decoder accepts).
+    fn skip(&mut self, depth: usize) -> Result<(), DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("value nested too deeply"));
+        }
+        if self.raw_str()?.is_some() || self.try_ext()?.is_some() {
+            return Ok(());
+        }
+        let code = self.byte()?;
+        let (items, fixed) = match code {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0xcc | 0xd0 => (0, 1),
+            0xcd | 0xd1 => (0, 2),
+            0xce | 0xd2 | 0xca => (0, 4),
+            0xcf | 0xd3 | 0xcb => (0, 8),
+            0x90..=0x9f => (usize::from(code & 0x0f), 0),
+            0x80..=0x8f => (2 * usize::from(code & 0x0f), 0),
+            0xdc => (self.len_u16()?, 0),
+            0xdd => (self.len_u32()?, 0),
+            0xde => (2 * self.len_u16()?, 0),
+            0xdf => (self.len_u32()?.saturating_mul(2), 0),
+            _ => return Err(self.err(format!("unexpected {}", kind_name(code)))),
+        };
+        self.take(fixed)?;
+        if items > self.remaining() {
+            return Err(self.err(format!("{items} items exceed the input")));
+        }
+        for _ in 0..items {
+            self.skip(depth + 1)?;
+        }
+        Ok(())
     }
 
     fn map_len(&mut self, expected: &Type) -> Result<usize, DecodeError> {

@@ -634,3 +634,74 @@ fn long_strings_and_collections_use_wider_headers() {
     );
     assert_eq!(back.unwrap().as_str(), Some(s.as_str()));
 }
+
+/// Every form in the wire table, before and after the sought attribute, is stepped over
+/// (`msgpack_object_str` reads one attribute of a request without decoding the rest).
+#[test]
+fn one_string_attribute_is_found_past_every_wire_form() {
+    for (ty, v, bytes) in wire_table() {
+        let object = Type::Object(ObjectType::new([
+            ("before", ty.clone()),
+            ("name", Type::String),
+            ("zafter", ty.clone()),
+        ]));
+        let value = Value::object([
+            ("before", v.clone()),
+            ("name", "web-1".into()),
+            ("zafter", v),
+        ]);
+        let encoded = encode_msgpack(&value, &object).unwrap();
+        assert_eq!(
+            tfvalue::msgpack_object_str(&encoded, "name"),
+            Some("web-1"),
+            "past {bytes:02x?}"
+        );
+        assert_eq!(tfvalue::msgpack_object_str(&encoded, "missing"), None);
+    }
+}
+
+#[test]
+fn a_string_attribute_that_is_not_there_is_none() {
+    let object = Type::Object(ObjectType::new([
+        ("name", Type::String),
+        ("tags", Type::map(Type::String)),
+    ]));
+    let with = |name: Value| {
+        encode_msgpack(
+            &Value::object([("name", name), ("tags", Value::Null)]),
+            &object,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        tfvalue::msgpack_object_str(&with(Value::Null), "name"),
+        None
+    );
+    assert_eq!(
+        tfvalue::msgpack_object_str(&with(Value::Unknown), "name"),
+        None
+    );
+    // Not an object; damaged or cut-off input; a sought key after damage.
+    assert_eq!(tfvalue::msgpack_object_str(&[0xc0], "name"), None);
+    assert_eq!(
+        tfvalue::msgpack_object_str(&[0xa4, b'n', b'a', b'm', b'e'], "name"),
+        None
+    );
+    assert_eq!(tfvalue::msgpack_object_str(&[], "name"), None);
+    let good = with("web".into());
+    assert_eq!(tfvalue::msgpack_object_str(&good, "name"), Some("web"));
+    for cut in 0..good.len() - 1 {
+        let found = tfvalue::msgpack_object_str(&good[..cut], "name");
+        assert!(found.is_none() || found == Some("web"), "cut at {cut}");
+    }
+    // A map claiming more entries than the input holds, and nesting past the limit.
+    assert_eq!(
+        tfvalue::msgpack_object_str(&[0xdf, 0xff, 0xff, 0xff, 0xff], "name"),
+        None
+    );
+    let mut deep = vec![0x82, 0xa1, b'a'];
+    deep.extend(std::iter::repeat_n(0x91, 10_000));
+    deep.push(0xc0);
+    deep.extend([0xa4, b'n', b'a', b'm', b'e', 0xa1, b'x']);
+    assert_eq!(tfvalue::msgpack_object_str(&deep, "name"), None);
+}

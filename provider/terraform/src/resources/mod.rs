@@ -204,6 +204,21 @@ pub struct PlanRequest {
     /// this digest can be given back as it was sent ([`PlanResponse::planned_msgpack`]).
     /// Absent for a plan that keeps the prior state or destroys.
     pub request_digest: Option<String>,
+    /// What [`Resource::replayed_plan`] read while looking this request up and did not use
+    /// (`Some(None)`: it found nothing), so that the plan does not read it again; `None` when
+    /// the request was not looked up.
+    pub looked_up: Option<Option<String>>,
+}
+
+/// The outcome of [`Resource::replayed_plan`].
+pub enum ReplayLookup {
+    /// The plan recorded for this very request, as the response that gives it back.
+    Replayed(PlanResponse),
+    /// Nothing recorded for this request: the plan is made, with what the lookup read
+    /// ([`PlanRequest::looked_up`]).
+    Missed(Option<String>),
+    /// Not looked up (the request names nothing to look up by).
+    NotLooked,
 }
 
 pub struct PlanResponse {
@@ -258,6 +273,24 @@ pub trait Resource: Send + Sync {
     /// (see [`PlanRequest::request_digest`]); the digest is only computed for those that do.
     fn replays_plans(&self) -> bool {
         false
+    }
+
+    /// For a resource that replays plans: the plan recorded for the request with digest
+    /// `request_digest`, looked up from the configuration's msgpack bytes as sent, before any
+    /// value of the request is decoded (most apply-time plans end here).
+    fn replayed_plan(
+        &self,
+        _ctx: &ProviderContext,
+        _config_msgpack: &[u8],
+        _request_digest: &str,
+    ) -> ReplayLookup {
+        ReplayLookup::NotLooked
+    }
+
+    /// Whether [`Resource::apply`] reads [`ApplyRequest::config`]; when it does not, the
+    /// configuration is not decoded for it and arrives null.
+    fn apply_reads_config(&self) -> bool {
+        true
     }
     async fn apply(&self, ctx: &ProviderContext, req: ApplyRequest) -> ApplyResponse;
     async fn read(&self, ctx: &ProviderContext, state: Value, private: Vec<u8>) -> ReadResponse;

@@ -31,7 +31,7 @@ use tfvalue::{AttributePath, ObjectType, Type, Value};
 use super::workload_edge;
 use super::{
     decode_stored_state_as, sha256_hex, ApplyRequest, ApplyResponse, ImportResponse, PlanRequest,
-    PlanResponse, ProviderContext, ReadResponse, Resource,
+    PlanResponse, ProviderContext, ReadResponse, ReplayLookup, Resource,
 };
 use crate::attrs;
 use crate::diagnostics::{Diagnostic, Diagnostics};
@@ -1309,16 +1309,22 @@ impl Resource for Workload {
             resp.planned_state = Value::Null;
             return resp;
         }
-        // The apply-time repeat of a plan recorded for this very request: its answer as sent.
-        // Otherwise the note just read (and parsed) serves the recall below.
+        // The apply-time repeat of a plan recorded for this very request: its answer as sent
+        // (usually found before the request was decoded, by `replayed_plan`). Otherwise the
+        // note read for it (and parsed) serves the recall below.
         let prefetched_body;
         let mut prefetched_note = None;
         if let (Some(digest), Some(name)) = (&req.request_digest, attrs::str(&req.config, "name")) {
             let id = workload_id(name);
-            prefetched_body = ctx.ledger.plan_note(&plan_note_key(&id)).ok().flatten();
+            let looked_up = req.looked_up.is_some();
+            prefetched_body = match req.looked_up {
+                Some(read) => read,
+                None => ctx.ledger.plan_note(&plan_note_key(&id)).ok().flatten(),
+            };
             let note = prefetched_body.as_deref().and_then(note_fields);
             if let Some(replayed) = note
                 .as_ref()
+                .filter(|_| !looked_up)
                 .and_then(|note| self.replayed(note, digest, id, name))
             {
                 tracing::debug!("plan answered with the one recorded for this request");
@@ -1627,6 +1633,35 @@ impl Resource for Workload {
 
     fn replays_plans(&self) -> bool {
         true
+    }
+
+    fn replayed_plan(
+        &self,
+        ctx: &ProviderContext,
+        config_msgpack: &[u8],
+        request_digest: &str,
+    ) -> ReplayLookup {
+        let Some(name) = tfvalue::msgpack_object_str(config_msgpack, "name") else {
+            return ReplayLookup::NotLooked;
+        };
+        let id = workload_id(name);
+        let body = ctx.ledger.plan_note(&plan_note_key(&id)).ok().flatten();
+        let replayed = body
+            .as_deref()
+            .and_then(note_fields)
+            .and_then(|note| self.replayed(&note, request_digest, id, name));
+        match replayed {
+            Some(out) => {
+                tracing::debug!("plan answered with the one recorded for this request");
+                ReplayLookup::Replayed(out)
+            }
+            None => ReplayLookup::Missed(body),
+        }
+    }
+
+    /// Apply works from the planned state alone (which carries the configuration's values).
+    fn apply_reads_config(&self) -> bool {
+        false
     }
 
     async fn apply(&self, ctx: &ProviderContext, req: ApplyRequest) -> ApplyResponse {
