@@ -15,15 +15,17 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 #[cfg(unix)]
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use super::services::ShutdownSignal;
+#[cfg(unix)]
+use super::unix_socket::ReadableUnixStream;
 
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +50,7 @@ impl Listener {
             #[cfg(unix)]
             Listener::Unix(l) => {
                 let (unix, _) = l.accept().await?;
+                let unix = ReadableUnixStream::new(unix)?;
                 Ok((Stream::Unix(unix), "a local client".to_owned()))
             }
         }
@@ -59,7 +62,7 @@ impl Listener {
 pub(crate) enum Stream {
     Tcp(TcpStream),
     #[cfg(unix)]
-    Unix(UnixStream),
+    Unix(ReadableUnixStream),
 }
 
 macro_rules! each_stream {
@@ -352,6 +355,8 @@ mod tests {
 
     use tokio::io::AsyncReadExt;
 
+    use tokio::net::UnixStream;
+
     use super::*;
 
     /// Counts its wake-ups.
@@ -381,7 +386,7 @@ mod tests {
     #[tokio::test]
     async fn flushes_hold_bytes_back_for_a_few_turns_and_wake_the_writer_meanwhile() {
         let (ours, mut peer) = UnixStream::pair().unwrap();
-        let mut conn = Conn::plain(Stream::Unix(ours));
+        let mut conn = Conn::plain(Stream::Unix(ReadableUnixStream::new(ours).unwrap()));
         let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
         let waker = Waker::from(wakes.clone());
         let mut cx = Context::from_waker(&waker);
@@ -435,7 +440,7 @@ mod tests {
     #[tokio::test]
     async fn held_back_bytes_go_out_once_they_reach_the_limit() {
         let (ours, mut peer) = UnixStream::pair().unwrap();
-        let mut conn = Conn::plain(Stream::Unix(ours));
+        let mut conn = Conn::plain(Stream::Unix(ReadableUnixStream::new(ours).unwrap()));
         let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
         let mut cx = Context::from_waker(&waker);
         let big = vec![7u8; COALESCE_LIMIT];

@@ -4,14 +4,17 @@
 //! same machinery without the process environment, so tests (and the debug
 //! mode) can run it in-process. Submodules: `handshake` (environment and the
 //! stdout line), `tls` (AutoMTLS), `conn` (accepting Unix socket or TCP
-//! connections, plain or TLS),
-//! `services` (go-plugin's helper services) and `serve` (wiring it together).
+//! connections, plain or TLS), `unix_socket` (a Unix socket that wakes the
+//! runtime only to read), `services` (go-plugin's helper services) and `serve`
+//! (wiring it together).
 
 mod conn;
 pub mod handshake;
 mod serve;
 pub mod services;
 pub mod tls;
+#[cfg(unix)]
+mod unix_socket;
 
 pub use handshake::{HandshakeInfo, PluginAddr, PluginEnv};
 pub use serve::{
