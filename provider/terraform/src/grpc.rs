@@ -879,6 +879,31 @@ impl Provider for HybridProvider {
                     ReplayLookup::Missed(read) => Some(read),
                     ReplayLookup::NotLooked => None,
                 };
+                // A destroy of a resource whose destroy plan does not read the prior state:
+                // nothing is decoded, and telemetry reads the prior's name and id from its bytes.
+                let prior_msgpack = req.prior_state.as_ref().filter(|p| p.json.is_empty());
+                if let Some(prior) = prior_msgpack.filter(|_| {
+                    sent_null(req.proposed_new_state.as_ref()) && !resource.destroy_plan_reads_prior()
+                }) {
+                    let inputs = PlanInputs::destroying(
+                        tfvalue::msgpack_object_str(&prior.msgpack, "name"),
+                        tfvalue::msgpack_object_str(&prior.msgpack, "id"),
+                    );
+                    let out = resource
+                        .plan(
+                            &ctx,
+                            PlanRequest {
+                                prior_state: Value::Null,
+                                proposed_new_state: Value::Null,
+                                config: Value::Null,
+                                prior_private: req.prior_private.clone(),
+                                request_digest: None,
+                                looked_up: None,
+                            },
+                        )
+                        .await;
+                    return self.plan_response(&req, &ty, &inputs, out, None);
+                }
                 let config = match decode(req.config.as_ref(), &ty, "configuration") {
                     Ok(c) => c,
                     Err(d) => {
@@ -1661,6 +1686,42 @@ mod tests {
             "answered from the note"
         );
 
+        // The note is looked up before anything in the request is decoded: a repeat whose
+        // proposed state would not even decode is answered from it all the same.
+        let undecodable = pb::plan_resource_change::Request {
+            type_name: "hybrid_workload".into(),
+            prior_state: dv(&Value::Null),
+            proposed_new_state: Some(pb::DynamicValue {
+                msgpack: vec![0xc1].into(),
+                json: Default::default(),
+            }),
+            config: dv(&config),
+            ..Default::default()
+        };
+        let config_digest = provider
+            .context
+            .read()
+            .await
+            .as_ref()
+            .expect("configured")
+            .config_digest
+            .clone();
+        note.insert(
+            "request".into(),
+            plan_request_digest(&config_digest, &undecodable),
+        );
+        let body = serde_json::to_string(&note).expect("json");
+        ledger
+            .put_plan_note(&key, &body, std::time::Duration::from_secs(60))
+            .expect("writes");
+        let early = provider
+            .plan_resource_change(Request::new(undecodable))
+            .await
+            .expect("response")
+            .into_inner();
+        assert!(early.diagnostics.is_empty(), "{:?}", early.diagnostics);
+        assert!(early.planned_state.expect("planned").msgpack == altered_bytes);
+
         // Another request (more cpu) is planned afresh, and records its own plan.
         let mut bigger = config.clone();
         attrs::set(&mut bigger, "cpu", Value::number(2i64));
@@ -1683,6 +1744,52 @@ mod tests {
         assert_eq!(
             attrs::string_map(&theirs, "tags_all"),
             BTreeMap::from([("team".to_string(), "a".to_string())])
+        );
+    }
+
+    /// A workload's destroy plan decodes nothing: prior bytes that would not even decode
+    /// still plan null, without a diagnostic. A resource whose destroy plan reads the prior
+    /// state decodes it, and reports such bytes.
+    #[tokio::test]
+    async fn a_workload_destroy_plan_decodes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let provider = configured(dir.path(), &[]).await;
+        let sent = |bytes: &[u8]| {
+            Some(pb::DynamicValue {
+                msgpack: bytes.to_vec().into(),
+                json: Default::default(),
+            })
+        };
+        // {"id": "wl-x", "name": "gone", "zz": 0xc1 (no msgpack value)}
+        let prior = [
+            0x83, 0xa2, b'i', b'd', 0xa4, b'w', b'l', b'-', b'x', 0xa4, b'n', b'a', b'm', b'e',
+            0xa4, b'g', b'o', b'n', b'e', 0xa2, b'z', b'z', 0xc1,
+        ];
+        let destroy = |type_name: &str| pb::plan_resource_change::Request {
+            type_name: type_name.into(),
+            prior_state: sent(&prior),
+            proposed_new_state: sent(&[0xc0]),
+            config: sent(&[0xc0]),
+            ..Default::default()
+        };
+        let plan = |req| async {
+            provider
+                .plan_resource_change(Request::new(req))
+                .await
+                .expect("response")
+                .into_inner()
+        };
+        let workload = plan(destroy("hybrid_workload")).await;
+        assert!(
+            workload.diagnostics.is_empty(),
+            "{:?}",
+            workload.diagnostics
+        );
+        assert_eq!(workload.planned_state.expect("planned").msgpack[..], [0xc0]);
+        let cluster = plan(destroy("hybrid_edge_cluster")).await;
+        assert!(
+            !cluster.diagnostics.is_empty(),
+            "the prior state is decoded"
         );
     }
 

@@ -635,6 +635,16 @@ pub struct PlanInputs {
 }
 
 impl PlanInputs {
+    /// A destroy's, from the name and id of the prior state.
+    pub fn destroying(name: Option<&str>, prior_id: Option<&str>) -> PlanInputs {
+        PlanInputs {
+            name: name.map(str::to_owned),
+            strategy: None,
+            prior_id: prior_id.map(str::to_owned),
+            destroying: true,
+        }
+    }
+
     /// Reads them from the request's prior and proposed states.
     pub fn of(prior: &Value, proposed: &Value) -> PlanInputs {
         PlanInputs {

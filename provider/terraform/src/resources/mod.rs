@@ -287,6 +287,12 @@ pub trait Resource: Send + Sync {
         ReplayLookup::NotLooked
     }
 
+    /// Whether the plan of a destroy (a null proposed state) reads [`PlanRequest::prior_state`];
+    /// when it does not, the prior state is not decoded for it and arrives null.
+    fn destroy_plan_reads_prior(&self) -> bool {
+        true
+    }
+
     /// Whether [`Resource::apply`] reads [`ApplyRequest::config`]; when it does not, the
     /// configuration is not decoded for it and arrives null.
     fn apply_reads_config(&self) -> bool {

@@ -1659,6 +1659,11 @@ impl Resource for Workload {
         }
     }
 
+    /// A destroy plans null without looking at the prior state (see `plan`).
+    fn destroy_plan_reads_prior(&self) -> bool {
+        false
+    }
+
     /// Apply works from the planned state alone (which carries the configuration's values).
     fn apply_reads_config(&self) -> bool {
         false
