@@ -549,6 +549,31 @@ impl Workload {
         Ok(true)
     }
 
+    /// The plan recorded for the request with digest `request_digest` of the workload `name`,
+    /// read from its note: by `replayed_plan` before the request is decoded, by `plan` when
+    /// that did not look. `Err` with the note's text as read (if any) when it records no plan
+    /// for this request.
+    fn recorded_plan(
+        &self,
+        ctx: &ProviderContext,
+        name: &str,
+        request_digest: &str,
+    ) -> Result<PlanResponse, Option<String>> {
+        let id = workload_id(name);
+        let body = ctx.ledger.plan_note(&plan_note_key(&id)).ok().flatten();
+        let replayed = body
+            .as_deref()
+            .and_then(note_fields)
+            .and_then(|note| self.replayed(&note, request_digest, id, name));
+        match replayed {
+            Some(out) => {
+                tracing::debug!("plan answered with the one recorded for this request");
+                Ok(out)
+            }
+            None => Err(body),
+        }
+    }
+
     /// The plan recorded in `note` for the request with digest `request_digest`, as the
     /// response that gives it back: the bytes as sent, with the attributes telemetry reads.
     fn replayed(
@@ -1315,24 +1340,17 @@ impl Resource for Workload {
         let prefetched_body;
         let mut prefetched_note = None;
         if let (Some(digest), Some(name)) = (&req.request_digest, attrs::str(&req.config, "name")) {
-            let id = workload_id(name);
-            let looked_up = req.looked_up.is_some();
             prefetched_body = match req.looked_up {
                 Some(read) => read,
-                None => ctx.ledger.plan_note(&plan_note_key(&id)).ok().flatten(),
+                None => match self.recorded_plan(ctx, name, digest) {
+                    Ok(mut replayed) => {
+                        replayed.planned_private = req.prior_private;
+                        return replayed;
+                    }
+                    Err(read) => read,
+                },
             };
-            let note = prefetched_body.as_deref().and_then(note_fields);
-            if let Some(replayed) = note
-                .as_ref()
-                .filter(|_| !looked_up)
-                .and_then(|note| self.replayed(note, digest, id, name))
-            {
-                tracing::debug!("plan answered with the one recorded for this request");
-                resp = replayed;
-                resp.planned_private = req.prior_private;
-                return resp;
-            }
-            prefetched_note = Some(note);
+            prefetched_note = Some(prefetched_body.as_deref().and_then(note_fields));
         }
         let prior = req.prior_state;
         let config = req.config;
@@ -1644,18 +1662,9 @@ impl Resource for Workload {
         let Some(name) = tfvalue::msgpack_object_str(config_msgpack, "name") else {
             return ReplayLookup::NotLooked;
         };
-        let id = workload_id(name);
-        let body = ctx.ledger.plan_note(&plan_note_key(&id)).ok().flatten();
-        let replayed = body
-            .as_deref()
-            .and_then(note_fields)
-            .and_then(|note| self.replayed(&note, request_digest, id, name));
-        match replayed {
-            Some(out) => {
-                tracing::debug!("plan answered with the one recorded for this request");
-                ReplayLookup::Replayed(out)
-            }
-            None => ReplayLookup::Missed(body),
+        match self.recorded_plan(ctx, name, request_digest) {
+            Ok(out) => ReplayLookup::Replayed(out),
+            Err(read) => ReplayLookup::Missed(read),
         }
     }
 
