@@ -131,10 +131,10 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
 
     /// Remembers a plan-time decision (`body`, opaque to the ledger) under `key` for `ttl`,
     /// replacing an earlier one. See [the plan-notes section](crate#plan-notes).
-    fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError>;
+    fn put_plan_note(&self, key: &str, body: &[u8], ttl: Duration) -> Result<(), LedgerError>;
 
     /// The note under `key`, unless it expired or was never written.
-    fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError>;
+    fn plan_note(&self, key: &str) -> Result<Option<Vec<u8>>, LedgerError>;
 
     /// Forgets the note under `key` (idempotent): this handle no longer reads it. A backend
     /// may delete it from its store later (the SQLite one does, in batches); until then other

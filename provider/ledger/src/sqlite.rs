@@ -57,9 +57,11 @@ CREATE TABLE IF NOT EXISTS ledger_reservations (
 );
 CREATE INDEX IF NOT EXISTS ledger_reservations_node ON ledger_reservations (node);
 CREATE INDEX IF NOT EXISTS ledger_reservations_holder ON ledger_reservations (holder);
-CREATE TABLE IF NOT EXISTS ledger_plan_notes (
-    key           TEXT PRIMARY KEY,
-    body          TEXT NOT NULL,
+DROP TABLE IF EXISTS ledger_plan_notes;
+CREATE TABLE IF NOT EXISTS ledger_plan_notes_by_slot (
+    slot          INTEGER PRIMARY KEY,
+    key           TEXT NOT NULL,
+    body          BLOB NOT NULL,
     expires_at_ms INTEGER NOT NULL
 );
 ";
@@ -97,8 +99,24 @@ struct Notes {
 /// A note waiting for the next batch.
 struct PendingNote {
     key: String,
-    body: String,
+    body: Vec<u8>,
     expires_at_ms: i64,
+}
+
+/// Where a note is stored: the row id in `ledger_plan_notes_by_slot`, from the key's 64-bit
+/// FNV-1a hash (stable across builds and processes, unlike std's hasher) cut to 63 bits, since
+/// row ids are signed. Notes were keyed by their text key, which SQLite indexes in a B-tree of
+/// its own: every note read, write and delete went down two trees and wrote a page of each.
+/// The row keeps its key; a read or delete that finds another key in the slot (two keys
+/// whose hashes agree in 63 bits) misses, and a write replaces it: notes are a cache, so a
+/// collision costs the apply-time plan a fresh decision, never a wrong one.
+fn note_slot(key: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::try_from(hash >> 1).unwrap_or(i64::MAX)
 }
 
 /// How many note changes (writes and forgets) go to the file in one transaction. A plan
@@ -226,31 +244,38 @@ fn write_note_batch(
         |tx, path| {
             if purge_expired {
                 tx.execute(
-                    "DELETE FROM ledger_plan_notes WHERE expires_at_ms <= ?1",
+                    "DELETE FROM ledger_plan_notes_by_slot WHERE expires_at_ms <= ?1",
                     params![to_i64(now_ms())],
                 )
                 .map_err(sq(path, "purging expired plan notes"))?;
             }
             if !forgotten.is_empty() {
                 let mut delete = tx
-                    .prepare_cached("DELETE FROM ledger_plan_notes WHERE key = ?1")
+                    .prepare_cached(
+                        "DELETE FROM ledger_plan_notes_by_slot WHERE slot = ?1 AND key = ?2",
+                    )
                     .map_err(sq(path, "forgetting plan notes"))?;
                 for key in forgotten.iter() {
                     delete
-                        .execute([key])
+                        .execute(params![note_slot(key), key])
                         .map_err(sq(path, "forgetting plan notes"))?;
                 }
             }
             if !pending.is_empty() {
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO ledger_plan_notes (key, body, expires_at_ms) \
-                         VALUES (?1, ?2, ?3)",
+                        "INSERT OR REPLACE INTO ledger_plan_notes_by_slot \
+                         (slot, key, body, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
                     )
                     .map_err(sq(path, "writing a plan note"))?;
                 for note in pending.iter() {
                     insert
-                        .execute(params![note.key, note.body, note.expires_at_ms])
+                        .execute(params![
+                            note_slot(&note.key),
+                            note.key,
+                            note.body,
+                            note.expires_at_ms
+                        ])
                         .map_err(sq(path, "writing a plan note"))?;
                 }
             }
@@ -699,11 +724,11 @@ impl Ledger for SqliteLedger {
     /// reads it runs in a later process (Terraform closes a walk's providers before the next
     /// walk starts), and this handle reads its own pending notes. A note lost with a killed
     /// process is a cache miss: the apply-time plan decides afresh.
-    fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError> {
+    fn put_plan_note(&self, key: &str, body: &[u8], ttl: Duration) -> Result<(), LedgerError> {
         let expires = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
         let note = PendingNote {
             key: key.to_owned(),
-            body: body.to_owned(),
+            body: body.to_vec(),
             expires_at_ms: to_i64(expires),
         };
         let mut notes = self.lock_notes();
@@ -716,7 +741,7 @@ impl Ledger for SqliteLedger {
         self.write_batch_if_full(&mut notes)
     }
 
-    fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError> {
+    fn plan_note(&self, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
         let notes = self.lock_notes();
         if notes.forgotten.iter().any(|k| k == key) {
             return Ok(None);
@@ -728,14 +753,21 @@ impl Ledger for SqliteLedger {
         let conn = statefile::lock(&notes.conn);
         let found = conn
             .prepare_cached(
-                "SELECT body FROM ledger_plan_notes WHERE key = ?1 AND expires_at_ms > ?2",
+                "SELECT key, body FROM ledger_plan_notes_by_slot \
+                 WHERE slot = ?1 AND expires_at_ms > ?2",
             )
             .and_then(|mut stmt| {
-                stmt.query_row(params![key, to_i64(now_ms())], |r| r.get::<_, String>(0))
-                    .optional()
+                stmt.query_row(params![note_slot(key), to_i64(now_ms())], |r| {
+                    // Another key in the slot (see `note_slot`) is a miss.
+                    Ok((r.get_ref(0)?.as_str()? == key).then(|| r.get::<_, Vec<u8>>(1)))
+                })
+                .optional()
             })
-            .map_err(sq(&self.path, "reading a plan note"));
+            .map_err(sq(&self.path, "reading a plan note"))?;
         found
+            .flatten()
+            .transpose()
+            .map_err(sq(&self.path, "reading a plan note"))
     }
 
     /// This handle stops reading the note at once; the file loses it with the next batch (see
@@ -797,7 +829,9 @@ mod tests {
     fn rows(path: &Path) -> i64 {
         Connection::open(path)
             .unwrap()
-            .query_row("SELECT COUNT(*) FROM ledger_plan_notes", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM ledger_plan_notes_by_slot", [], |r| {
+                r.get(0)
+            })
             .unwrap()
     }
 
@@ -827,9 +861,12 @@ mod tests {
         });
         assert!(failed.is_err());
         ledger
-            .put_plan_note("wl-a", "a", Duration::from_secs(60))
+            .put_plan_note("wl-a", b"a", Duration::from_secs(60))
             .unwrap();
-        assert_eq!(ledger.plan_note("wl-a").unwrap().as_deref(), Some("a"));
+        assert_eq!(
+            ledger.plan_note("wl-a").unwrap().as_deref(),
+            Some(&b"a"[..])
+        );
         ledger.flush_plan_notes().unwrap();
         assert_eq!(
             synchronous(&statefile::lock(&ledger.conn)),
@@ -838,14 +875,14 @@ mod tests {
         );
         // What the notes connection wrote, the reservations connection (and so every other
         // process) reads.
-        let seen: String = statefile::lock(&ledger.conn)
+        let seen: Vec<u8> = statefile::lock(&ledger.conn)
             .query_row(
-                "SELECT body FROM ledger_plan_notes WHERE key = 'wl-a'",
+                "SELECT body FROM ledger_plan_notes_by_slot WHERE key = 'wl-a'",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(seen, "a");
+        assert_eq!(seen, b"a");
         ledger.forget_plan_note("wl-a").unwrap();
         assert_eq!(ledger.plan_note("wl-a").unwrap(), None);
     }
@@ -854,10 +891,10 @@ mod tests {
     fn notes_reach_the_file_in_batches_and_when_the_handle_goes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.db");
-        let in_file = |key: &str| -> Option<String> {
+        let in_file = |key: &str| -> Option<Vec<u8>> {
             let conn = Connection::open(&path).unwrap();
             conn.query_row(
-                "SELECT body FROM ledger_plan_notes WHERE key = ?1",
+                "SELECT body FROM ledger_plan_notes_by_slot WHERE key = ?1",
                 [key],
                 |r| r.get(0),
             )
@@ -867,24 +904,24 @@ mod tests {
         let ttl = Duration::from_secs(60);
         let ledger = SqliteLedger::open(&path).unwrap();
         for i in 0..NOTE_BATCH - 1 {
-            ledger.put_plan_note(&format!("wl-{i}"), "n", ttl).unwrap();
+            ledger.put_plan_note(&format!("wl-{i}"), b"n", ttl).unwrap();
         }
         assert_eq!(in_file("wl-0"), None, "the batch is not full yet");
         assert_eq!(
             ledger.plan_note("wl-0").unwrap().as_deref(),
-            Some("n"),
+            Some(&b"n"[..]),
             "this handle reads its pending notes"
         );
         // A second write of one key replaces its pending note instead of adding another.
-        ledger.put_plan_note("wl-0", "n2", ttl).unwrap();
+        ledger.put_plan_note("wl-0", b"n2", ttl).unwrap();
         assert_eq!(in_file("wl-0"), None);
-        ledger.put_plan_note("wl-last", "n", ttl).unwrap();
+        ledger.put_plan_note("wl-last", b"n", ttl).unwrap();
         assert_eq!(
             in_file("wl-0").as_deref(),
-            Some("n2"),
+            Some(&b"n2"[..]),
             "a full batch is written"
         );
-        assert_eq!(in_file("wl-last").as_deref(), Some("n"));
+        assert_eq!(in_file("wl-last").as_deref(), Some(&b"n"[..]));
 
         // Forgetting: gone for this handle at once, from the file with the next batch.
         ledger.forget_plan_note("wl-0").unwrap();
@@ -896,10 +933,13 @@ mod tests {
         );
         // A note written again under a forgotten key is not deleted by the pending batch.
         ledger.forget_plan_note("wl-1").unwrap();
-        ledger.put_plan_note("wl-1", "again", ttl).unwrap();
-        assert_eq!(ledger.plan_note("wl-1").unwrap().as_deref(), Some("again"));
+        ledger.put_plan_note("wl-1", b"again", ttl).unwrap();
+        assert_eq!(
+            ledger.plan_note("wl-1").unwrap().as_deref(),
+            Some(&b"again"[..])
+        );
         // A pending note that is forgotten is not written, and its file version is deleted.
-        ledger.put_plan_note("wl-2", "pending", ttl).unwrap();
+        ledger.put_plan_note("wl-2", b"pending", ttl).unwrap();
         ledger.forget_plan_note("wl-2").unwrap();
         assert_eq!(ledger.plan_note("wl-2").unwrap(), None);
         for i in 3..NOTE_BATCH {
@@ -907,23 +947,87 @@ mod tests {
         }
         assert_eq!(in_file("wl-0"), None, "a full batch is deleted");
         assert_eq!(in_file("wl-2"), None);
-        assert_eq!(in_file("wl-1").as_deref(), Some("again"));
-        assert_eq!(ledger.plan_note("wl-1").unwrap().as_deref(), Some("again"));
+        assert_eq!(in_file("wl-1").as_deref(), Some(&b"again"[..]));
+        assert_eq!(
+            ledger.plan_note("wl-1").unwrap().as_deref(),
+            Some(&b"again"[..])
+        );
 
         ledger.forget_plan_note("wl-1").unwrap();
-        ledger.put_plan_note("wl-new", "kept", ttl).unwrap();
+        ledger.put_plan_note("wl-new", b"kept", ttl).unwrap();
         assert!(in_file("wl-1").is_some());
         assert_eq!(in_file("wl-new"), None);
         drop(ledger);
         assert_eq!(in_file("wl-1"), None, "deleted when the handle is dropped");
         assert_eq!(
             in_file("wl-new").as_deref(),
-            Some("kept"),
+            Some(&b"kept"[..]),
             "written when dropped"
         );
         let next = SqliteLedger::open(&path).unwrap();
         assert_eq!(next.plan_note("wl-1").unwrap(), None);
-        assert_eq!(next.plan_note("wl-new").unwrap().as_deref(), Some("kept"));
+        assert_eq!(
+            next.plan_note("wl-new").unwrap().as_deref(),
+            Some(&b"kept"[..])
+        );
+    }
+
+    #[test]
+    fn a_note_slot_holding_another_key_is_a_miss_and_stays_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let ledger = SqliteLedger::open(&path).unwrap();
+        assert_ne!(note_slot("wl-a"), note_slot("wl-b"));
+        assert!(note_slot("wl-a") >= 0 && note_slot("") >= 0);
+        // Two keys whose hashes agree (made here by writing the row by hand).
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO ledger_plan_notes_by_slot (slot, key, body, expires_at_ms) \
+                 VALUES (?1, 'wl-other', x'6f', ?2)",
+                params![note_slot("wl-a"), i64::MAX],
+            )
+            .unwrap();
+        assert_eq!(ledger.plan_note("wl-a").unwrap(), None);
+        ledger.forget_plan_note("wl-a").unwrap();
+        ledger.flush_plan_notes().unwrap();
+        assert_eq!(rows(&path), 1, "a forget deletes its own key only");
+        // A write takes the slot over.
+        ledger
+            .put_plan_note("wl-a", b"mine", Duration::from_secs(60))
+            .unwrap();
+        ledger.flush_plan_notes().unwrap();
+        let next = SqliteLedger::open(&path).unwrap();
+        assert_eq!(
+            next.plan_note("wl-a").unwrap().as_deref(),
+            Some(&b"mine"[..])
+        );
+        assert_eq!(rows(&path), 1);
+    }
+
+    #[test]
+    fn notes_in_the_earlier_text_keyed_table_are_dropped_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE ledger_plan_notes (key TEXT PRIMARY KEY, body TEXT NOT NULL, \
+                 expires_at_ms INTEGER NOT NULL); \
+                 INSERT INTO ledger_plan_notes VALUES ('wl-a', '{}', 9999999999999);",
+            )
+            .unwrap();
+        let ledger = SqliteLedger::open(&path).unwrap();
+        assert_eq!(ledger.plan_note("wl-a").unwrap(), None);
+        let left: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'ledger_plan_notes'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]
@@ -931,7 +1035,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = SqliteLedger::open(dir.path().join("l.db")).unwrap();
         ledger
-            .put_plan_note("wl-a", "a", Duration::from_millis(1))
+            .put_plan_note("wl-a", b"a", Duration::from_millis(1))
             .unwrap();
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(ledger.plan_note("wl-a").unwrap(), None);
@@ -943,7 +1047,7 @@ mod tests {
         let path = dir.path().join("l.db");
         let ledger = SqliteLedger::open(&path).unwrap();
         ledger
-            .put_plan_note("wl-a", "a", Duration::from_secs(60))
+            .put_plan_note("wl-a", b"a", Duration::from_secs(60))
             .unwrap();
         ledger.forget_plan_note("wl-old").unwrap();
         // Another connection holds the write lock past the notes connection's busy timeout.
@@ -954,7 +1058,10 @@ mod tests {
         blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
         assert!(ledger.flush_plan_notes().is_err());
         blocker.execute_batch("COMMIT").unwrap();
-        assert_eq!(ledger.plan_note("wl-a").unwrap().as_deref(), Some("a"));
+        assert_eq!(
+            ledger.plan_note("wl-a").unwrap().as_deref(),
+            Some(&b"a"[..])
+        );
         ledger.flush_plan_notes().unwrap();
         assert_eq!(rows(&path), 1);
         assert_eq!(
@@ -963,7 +1070,7 @@ mod tests {
                 .plan_note("wl-a")
                 .unwrap()
                 .as_deref(),
-            Some("a")
+            Some(&b"a"[..])
         );
     }
 
@@ -973,23 +1080,23 @@ mod tests {
         let path = dir.path().join("ledger.db");
         let first = SqliteLedger::open(&path).unwrap();
         first
-            .put_plan_note("wl-old", "stale", Duration::from_millis(1))
+            .put_plan_note("wl-old", b"stale", Duration::from_millis(1))
             .unwrap();
         first.flush_plan_notes().unwrap();
         std::thread::sleep(Duration::from_millis(20));
         // The same handle does not scan again...
         first
-            .put_plan_note("wl-a", "a", Duration::from_secs(60))
+            .put_plan_note("wl-a", b"a", Duration::from_secs(60))
             .unwrap();
         first.flush_plan_notes().unwrap();
         assert_eq!(rows(&path), 2);
         // ...the next process (a new handle) purges with its first batch.
         let next = SqliteLedger::open(&path).unwrap();
-        next.put_plan_note("wl-b", "b", Duration::from_secs(60))
+        next.put_plan_note("wl-b", b"b", Duration::from_secs(60))
             .unwrap();
         next.flush_plan_notes().unwrap();
         assert_eq!(rows(&path), 2);
         assert_eq!(next.plan_note("wl-old").unwrap(), None);
-        assert_eq!(next.plan_note("wl-a").unwrap().as_deref(), Some("a"));
+        assert_eq!(next.plan_note("wl-a").unwrap().as_deref(), Some(&b"a"[..]));
     }
 }

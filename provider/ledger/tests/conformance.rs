@@ -383,17 +383,20 @@ fn survives_reopen(env: &Env) {
 fn plan_notes(env: &Env) {
     let l = env.open();
     assert_eq!(l.plan_note("wl-a").unwrap(), None);
-    l.put_plan_note("wl-a", "first", Duration::from_secs(60))
+    l.put_plan_note("wl-a", b"first", Duration::from_secs(60))
         .unwrap();
-    l.put_plan_note("wl-a", "second", Duration::from_secs(60))
+    l.put_plan_note("wl-a", b"second", Duration::from_secs(60))
         .unwrap();
-    assert_eq!(l.plan_note("wl-a").unwrap().as_deref(), Some("second"));
+    assert_eq!(
+        l.plan_note("wl-a").unwrap().as_deref(),
+        Some(&b"second"[..])
+    );
     // Another handle on the same store (another process, another machine) sees it once this
     // handle has flushed (a backend may hold notes back until then).
     l.flush_plan_notes().unwrap();
     assert_eq!(
         env.open().plan_note("wl-a").unwrap().as_deref(),
-        Some("second")
+        Some(&b"second"[..])
     );
     // A note never holds capacity.
     let n = node("edge-1");
@@ -403,7 +406,7 @@ fn plan_notes(env: &Env) {
     l.forget_plan_note("wl-a").unwrap();
     assert_eq!(l.plan_note("wl-a").unwrap(), None);
     // Expired notes are gone.
-    l.put_plan_note("wl-b", "soon gone", Duration::from_millis(150))
+    l.put_plan_note("wl-b", b"soon gone", Duration::from_millis(150))
         .unwrap();
     sleep(Duration::from_millis(400));
     assert_eq!(l.plan_note("wl-b").unwrap(), None);

@@ -1283,8 +1283,7 @@ fn kubernetes_sites(_sim: &Arc<clouds::sim::SimCloud>) -> Option<Arc<dyn clouds:
 mod tests {
     use super::*;
     use crate::attrs;
-    use base64::engine::general_purpose::STANDARD as BASE64;
-    use base64::Engine as _;
+    use crate::resources::plan_note::{PlanNote, RecordedPlan};
 
     /// Terraform's own schema check (configschema InternalValidate), which 1.0 skips and later
     /// versions run when they load the provider: a single block has MinItems == MaxItems, 0 or 1.
@@ -1667,7 +1666,8 @@ mod tests {
             .ledger
             .clone();
         let body = ledger.plan_note(&key).expect("reads").expect("a note");
-        let mut note: BTreeMap<String, String> = serde_json::from_str(&body).expect("json");
+        let note = PlanNote::parse(&body).expect("a note");
+        let recorded = note.plan.expect("the plan recorded");
         let mut altered = planned(&first);
         attrs::set(
             &mut altered,
@@ -1675,8 +1675,15 @@ mod tests {
             attrs::string_map_value(&BTreeMap::from([("from".to_string(), "note".to_string())])),
         );
         let altered_bytes = encode(&altered, &ty).expect("encodes").msgpack;
-        note.insert("planned".into(), BASE64.encode(&altered_bytes));
-        let body = serde_json::to_string(&note).expect("json");
+        let body = PlanNote::recording(
+            note.inputs,
+            RecordedPlan {
+                planned: &altered_bytes,
+                ..recorded
+            },
+        )
+        .to_bytes()
+        .expect("a note");
         ledger
             .put_plan_note(&key, &body, std::time::Duration::from_secs(60))
             .expect("writes");
@@ -1706,11 +1713,17 @@ mod tests {
             .expect("configured")
             .config_digest
             .clone();
-        note.insert(
-            "request".into(),
-            plan_request_digest(&config_digest, &undecodable),
-        );
-        let body = serde_json::to_string(&note).expect("json");
+        let request = plan_request_digest(&config_digest, &undecodable);
+        let body = PlanNote::recording(
+            note.inputs,
+            RecordedPlan {
+                request: &request,
+                planned: &altered_bytes,
+                ..recorded
+            },
+        )
+        .to_bytes()
+        .expect("a note");
         ledger
             .put_plan_note(&key, &body, std::time::Duration::from_secs(60))
             .expect("writes");

@@ -82,7 +82,8 @@ pub use json::{
 };
 pub use json_text::{write_json, write_json_unknown_as_null};
 pub use msgpack::{
-    decode_msgpack, encode_msgpack, encode_msgpack_into, msgpack_object_str, MAX_DEPTH,
+    decode_msgpack, encode_msgpack, encode_msgpack_into, msgpack_object_field, msgpack_object_str,
+    MAX_DEPTH,
 };
 pub use name::Name;
 pub use number::{Number, ParseNumberError};

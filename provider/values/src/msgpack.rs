@@ -61,6 +61,24 @@ pub fn msgpack_object_str<'a>(bytes: &'a [u8], name: &str) -> Option<&'a str> {
     None
 }
 
+/// The bytes of the attribute `name` of the object that `bytes` encode, as they stand (a
+/// whole msgpack value, of any form: null and unknown included), found like
+/// [`msgpack_object_str`] without decoding the others. `None` when the bytes are not a map with
+/// string keys, when `name` is absent, or when the input is damaged before the value or in it.
+pub fn msgpack_object_field<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let mut d = Decoder { buf: bytes, pos: 0 };
+    let n = d.map_len(&Type::Dynamic).ok()?;
+    for _ in 0..n {
+        let key = d.raw_str().ok()??;
+        let start = d.pos;
+        d.skip(0).ok()?;
+        if key == name.as_bytes() {
+            return bytes.get(start..d.pos);
+        }
+    }
+    None
+}
+
 /// Encodes a value of type `ty` as cty msgpack.
 pub fn encode_msgpack(v: &Value, ty: &Type) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();

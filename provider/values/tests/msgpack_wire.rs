@@ -705,3 +705,61 @@ fn a_string_attribute_that_is_not_there_is_none() {
     deep.extend([0xa4, b'n', b'a', b'm', b'e', 0xa1, b'x']);
     assert_eq!(tfvalue::msgpack_object_str(&deep, "name"), None);
 }
+
+/// `msgpack_object_field` gives an attribute's bytes as they stand, past and of every wire
+/// form: they decode to the value that was encoded.
+#[test]
+fn one_attribute_s_bytes_are_found_past_and_of_every_wire_form() {
+    for (ty, v, bytes) in wire_table() {
+        let object = Type::Object(ObjectType::new([
+            ("before", ty.clone()),
+            ("field", ty.clone()),
+            ("zafter", ty.clone()),
+        ]));
+        let value = Value::object([
+            ("before", v.clone()),
+            ("field", v.clone()),
+            ("zafter", v.clone()),
+        ]);
+        let encoded = encode_msgpack(&value, &object).unwrap();
+        let found = tfvalue::msgpack_object_field(&encoded, "field").expect("found");
+        assert_eq!(found, &bytes[..], "the bytes of {bytes:02x?}");
+        assert_eq!(decode_msgpack(found, &ty).unwrap(), v);
+        assert_eq!(tfvalue::msgpack_object_field(&encoded, "missing"), None);
+    }
+}
+
+#[test]
+fn an_attribute_in_damaged_input_is_none() {
+    let object = Type::Object(ObjectType::new([
+        ("name", Type::String),
+        ("tags", Type::map(Type::String)),
+    ]));
+    let good = encode_msgpack(
+        &Value::object([
+            ("name", "web".into()),
+            ("tags", Value::map([("a", "b".into())])),
+        ]),
+        &object,
+    )
+    .unwrap();
+    let tags = tfvalue::msgpack_object_field(&good, "tags").expect("found");
+    assert_eq!(tags, &good[good.len() - tags.len()..]);
+    // Cut anywhere, the attribute is either absent or whole.
+    for cut in 0..good.len() {
+        if let Some(found) = tfvalue::msgpack_object_field(&good[..cut], "tags") {
+            assert_eq!(found, tags, "cut at {cut}");
+        }
+    }
+    assert_eq!(tfvalue::msgpack_object_field(&[0xc0], "name"), None);
+    assert_eq!(tfvalue::msgpack_object_field(&[], "name"), None);
+    assert_eq!(
+        tfvalue::msgpack_object_field(&[0xdf, 0xff, 0xff, 0xff, 0xff], "name"),
+        None
+    );
+    // Nested past the limit, in the sought value itself.
+    let mut deep = vec![0x81, 0xa4, b'n', b'a', b'm', b'e'];
+    deep.extend(std::iter::repeat_n(0x91, 10_000));
+    deep.push(0xc0);
+    assert_eq!(tfvalue::msgpack_object_field(&deep, "name"), None);
+}

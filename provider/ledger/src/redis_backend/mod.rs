@@ -458,7 +458,7 @@ impl Ledger for RedisLedger {
         Ok(nodes)
     }
 
-    fn put_plan_note(&self, key: &str, body: &str, ttl: Duration) -> Result<(), LedgerError> {
+    fn put_plan_note(&self, key: &str, body: &[u8], ttl: Duration) -> Result<(), LedgerError> {
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         self.with_conn("writing a plan note", |c| {
             redis::cmd("SET")
@@ -470,11 +470,11 @@ impl Ledger for RedisLedger {
         })
     }
 
-    fn plan_note(&self, key: &str) -> Result<Option<String>, LedgerError> {
+    fn plan_note(&self, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
         self.with_conn("reading a plan note", |c| {
             redis::cmd("GET")
                 .arg(format!("{PLAN_NOTE_PREFIX}{key}"))
-                .query::<Option<String>>(c)
+                .query::<Option<Vec<u8>>>(c)
         })
     }
 
@@ -487,5 +487,5 @@ impl Ledger for RedisLedger {
     }
 }
 
-/// Plan notes are plain strings with a Redis expiry (`SET ... PX`).
+/// Plan notes are binary strings with a Redis expiry (`SET ... PX`).
 const PLAN_NOTE_PREFIX: &str = "hybrid:ledger:plan-note:";

@@ -8,6 +8,7 @@ pub mod edge_cluster;
 pub mod edge_node;
 pub mod migration_plan;
 pub mod migration_run;
+pub(crate) mod plan_note;
 pub mod workload;
 pub mod workload_edge;
 
@@ -207,7 +208,7 @@ pub struct PlanRequest {
     /// What [`Resource::replayed_plan`] read while looking this request up and did not use
     /// (`Some(None)`: it found nothing), so that the plan does not read it again; `None` when
     /// the request was not looked up.
-    pub looked_up: Option<Option<String>>,
+    pub looked_up: Option<Option<Vec<u8>>>,
 }
 
 /// The outcome of [`Resource::replayed_plan`].
@@ -216,7 +217,7 @@ pub enum ReplayLookup {
     Replayed(PlanResponse),
     /// Nothing recorded for this request: the plan is made, with what the lookup read
     /// ([`PlanRequest::looked_up`]).
-    Missed(Option<String>),
+    Missed(Option<Vec<u8>>),
     /// Not looked up (the request names nothing to look up by).
     NotLooked,
 }

@@ -18,8 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use clouds::retry::{with_backoff, RetryPolicy};
 use clouds::{Driver, DriverError, Instance, InstanceSpec, Metadata};
 use placement::{
@@ -28,6 +26,7 @@ use placement::{
 };
 use tfvalue::{AttributePath, ObjectType, Type, Value};
 
+use super::plan_note::{PlanNote, RecordedPlan};
 use super::workload_edge;
 use super::{
     decode_stored_state_as, sha256_hex, ApplyRequest, ApplyResponse, ImportResponse, PlanRequest,
@@ -414,38 +413,27 @@ impl Workload {
         sha256_hex(bytes, 16)
     }
 
-    /// The note's text: a JSON object of the inputs digest and the noted attributes as base64
-    /// msgpack (msgpack, not JSON: it keeps a float64 a float64, and Terraform compares the
-    /// repeated plan with the first one exactly). Printed directly, keys sorted as serde_json
-    /// printed its map, so notes read the same either way; base64 and hex need no escapes.
-    fn plan_note_body(&self, planned: &Value, replay: Option<Replay<'_>>) -> Option<String> {
-        let mut entries: Vec<(&str, String)> = Vec::with_capacity(NOTED.len() + 4);
-        entries.push(("inputs", self.inputs_digest(planned)));
-        let mut bytes = Vec::with_capacity(1024);
+    /// The note's bytes (see [`PlanNote`]). A note that records the plan holds its planned
+    /// state as sent; one that does not holds the noted attributes as msgpack (msgpack, not
+    /// JSON: it keeps a float64 a float64, and Terraform compares the repeated plan with the
+    /// first one exactly).
+    fn plan_note_body(&self, planned: &Value, replay: Option<Replay<'_>>) -> Option<Vec<u8>> {
+        let inputs = self.inputs_digest(planned);
+        if let Some(replay) = replay {
+            let plan = RecordedPlan {
+                request: replay.request_digest,
+                replaces: replay.replaces,
+                planned: replay.planned_msgpack,
+            };
+            return PlanNote::recording(&inputs, plan).to_bytes();
+        }
+        let mut encoded = Vec::with_capacity(NOTED.len());
         for name in NOTED {
             let (ty, value) = (self.object.attrs.get(name)?, planned.get(name)?);
-            bytes.clear();
-            tfvalue::encode_msgpack_into(value, ty, &mut bytes).ok()?;
-            entries.push((name, BASE64.encode(&bytes)));
+            encoded.push((name, tfvalue::encode_msgpack(value, ty).ok()?));
         }
-        if let Some(replay) = replay {
-            entries.push(("planned", BASE64.encode(replay.planned_msgpack)));
-            entries.push(("replace", replay.replaces.to_string()));
-            entries.push(("request", replay.request_digest.to_owned()));
-        }
-        entries.sort_unstable_by_key(|(k, _)| *k);
-        let mut body =
-            String::with_capacity(entries.iter().map(|(k, v)| k.len() + v.len() + 6).sum());
-        for (i, (k, v)) in entries.iter().enumerate() {
-            body.push(if i == 0 { '{' } else { ',' });
-            body.push('"');
-            body.push_str(k);
-            body.push_str("\":\"");
-            body.push_str(v);
-            body.push('"');
-        }
-        body.push('}');
-        Some(body)
+        let attributes = encoded.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        PlanNote::decision(&inputs, attributes).to_bytes()
     }
 
     /// Remembers an edge decision just shown, so that the apply-time plan repeats it (see the
@@ -498,7 +486,7 @@ impl Workload {
         ctx: &ProviderContext,
         same_inputs_as_prior: bool,
         planned: &mut Value,
-        prefetched: Option<Option<NoteFields<'_>>>,
+        prefetched: Option<Option<PlanNote<'_>>>,
     ) -> Result<bool, Diagnostic> {
         if same_inputs_as_prior {
             return Ok(false);
@@ -512,25 +500,22 @@ impl Workload {
             Some(note) => note,
             None => {
                 fetched = ctx.ledger.plan_note(&key).ok().flatten();
-                fetched.as_deref().and_then(note_fields)
+                fetched.as_deref().and_then(PlanNote::parse)
             }
         };
         let Some(note) = note else {
             return Ok(false);
         };
-        if note.get("inputs").copied() != Some(self.inputs_digest(planned).as_str()) {
+        if note.inputs != self.inputs_digest(planned) {
             return Ok(false);
         }
         let object = &self.object;
         let mut candidate = planned.clone();
         for name in NOTED {
-            let (Some(ty), Some(bytes)) = (
-                object.attrs.get(name),
-                note.get(name).and_then(|text| unbase64(text)),
-            ) else {
+            let (Some(ty), Some(bytes)) = (object.attrs.get(name), note.attribute(name)) else {
                 return Ok(false);
             };
-            match tfvalue::decode_msgpack(&bytes, ty) {
+            match tfvalue::decode_msgpack(bytes, ty) {
                 Ok(v) => attrs::set(&mut candidate, name, v),
                 Err(_) => return Ok(false),
             }
@@ -558,12 +543,12 @@ impl Workload {
         ctx: &ProviderContext,
         name: &str,
         request_digest: &str,
-    ) -> Result<PlanResponse, Option<String>> {
+    ) -> Result<PlanResponse, Option<Vec<u8>>> {
         let id = workload_id(name);
         let body = ctx.ledger.plan_note(&plan_note_key(&id)).ok().flatten();
         let replayed = body
             .as_deref()
-            .and_then(note_fields)
+            .and_then(PlanNote::parse)
             .and_then(|note| self.replayed(&note, request_digest, id, name));
         match replayed {
             Some(out) => {
@@ -578,30 +563,26 @@ impl Workload {
     /// response that gives it back: the bytes as sent, with the attributes telemetry reads.
     fn replayed(
         &self,
-        note: &NoteFields<'_>,
+        note: &PlanNote<'_>,
         request_digest: &str,
         id: String,
         name: &str,
     ) -> Option<PlanResponse> {
-        if note.get("request").copied() != Some(request_digest) {
-            return None;
-        }
-        let planned_msgpack = unbase64(note.get("planned")?)?;
+        let plan = note.plan.filter(|plan| plan.request == request_digest)?;
         let placement_ty = self.object.attrs.get("placement")?;
-        let placement =
-            tfvalue::decode_msgpack(&unbase64(note.get("placement")?)?, placement_ty).ok()?;
+        let placement = tfvalue::decode_msgpack(note.attribute("placement")?, placement_ty).ok()?;
         Some(PlanResponse {
             planned_state: Value::object([
                 ("id", Value::string(id)),
                 ("name", Value::string(name)),
                 ("placement", placement),
             ]),
-            requires_replace: if note.get("replace").copied() == Some("true") {
+            requires_replace: if plan.replaces {
                 replace_paths()
             } else {
                 Vec::new()
             },
-            planned_msgpack: Some(planned_msgpack),
+            planned_msgpack: Some(plan.planned.to_vec()),
             ..PlanResponse::default()
         })
     }
@@ -1082,14 +1063,6 @@ fn defer_to_apply(planned: &mut Value, diags: &mut Diagnostics) {
 /// saved plan applied later).
 const PLAN_NOTE_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// A plan note's fields, borrowed from its text (which has no escapes: base64, hex, `true`).
-type NoteFields<'a> = BTreeMap<&'a str, &'a str>;
-
-/// Parses a plan note's text; `None` when it is not one (a note from another build, say).
-fn note_fields(body: &str) -> Option<NoteFields<'_>> {
-    serde_json::from_str(body).ok()
-}
-
 /// What a plan note records so that the apply-time repeat of the same request is answered with
 /// this plan (see [`PlanRequest::request_digest`]).
 #[derive(Clone, Copy)]
@@ -1114,10 +1087,6 @@ fn replace_paths() -> Vec<AttributePath> {
 
 /// The planned attributes a plan note carries.
 const NOTED: [&str; 3] = ["placement", "alternatives", "edge_assignments"];
-
-fn unbase64(text: &str) -> Option<Vec<u8>> {
-    BASE64.decode(text).ok()
-}
 
 fn plan_note_key(workload_id: &str) -> String {
     format!("{TYPE_NAME}/{workload_id}")
@@ -1350,7 +1319,7 @@ impl Resource for Workload {
                     Err(read) => read,
                 },
             };
-            prefetched_note = Some(prefetched_body.as_deref().and_then(note_fields));
+            prefetched_note = Some(prefetched_body.as_deref().and_then(PlanNote::parse));
         }
         let prior = req.prior_state;
         let config = req.config;
@@ -2049,7 +2018,7 @@ mod tests {
     }
 
     #[test]
-    fn plan_note_text_is_what_serde_json_printed() {
+    fn a_plan_note_gives_back_the_noted_attributes_with_or_without_the_plan() {
         let wl = Workload::new();
         let mut planned = planned_state(&wl);
         let placement =
@@ -2061,30 +2030,38 @@ mod tests {
         );
         attrs::set(&mut planned, "alternatives", Value::list([]));
         attrs::set(&mut planned, "edge_assignments", Value::list([]));
-        let body = wl.plan_note_body(&planned, None).expect("a note");
-        let mut map = serde_json::Map::new();
-        map.insert("inputs".into(), wl.inputs_digest(&planned).into());
-        for name in NOTED {
-            let ty = wl.object.attrs.get(name).expect("noted attribute");
-            let bytes =
-                tfvalue::encode_msgpack(planned.get(name).expect("set"), ty).expect("encodes");
-            map.insert(name.into(), BASE64.encode(bytes).into());
+        let planned_msgpack = tfvalue::encode_msgpack(&planned, &wl.ty).expect("encodes");
+        let replay = Replay {
+            request_digest: "d1g",
+            planned_msgpack: &planned_msgpack,
+            replaces: true,
+        };
+        for replay in [None, Some(replay)] {
+            let body = wl.plan_note_body(&planned, replay).expect("a note");
+            let note = PlanNote::parse(&body).expect("parses");
+            assert_eq!(note.inputs, wl.inputs_digest(&planned));
+            for name in NOTED {
+                let ty = wl.object.attrs.get(name).expect("noted attribute");
+                let bytes = note.attribute(name).expect("noted");
+                assert_eq!(
+                    tfvalue::decode_msgpack(bytes, ty).expect("decodes"),
+                    *planned.get(name).expect("set"),
+                    "{name}"
+                );
+            }
+            assert_eq!(
+                note.plan.map(|p| (p.request, p.replaces, p.planned)),
+                replay.map(|r| (r.request_digest, r.replaces, r.planned_msgpack))
+            );
         }
-        assert_eq!(body, serde_json::Value::Object(map).to_string());
+        // A note that records the plan holds the noted attributes once, in the planned state.
+        let recording = wl.plan_note_body(&planned, Some(replay)).expect("a note");
+        assert!(recording.len() < planned_msgpack.len() + 100);
         // msgpack holds unknowns, so a noted attribute still unknown is noted too.
         attrs::set(&mut planned, "placement", Value::Unknown);
-        assert!(wl
-            .plan_note_body(&planned, None)
-            .is_some_and(|b| b.contains("placement")));
-    }
-
-    #[test]
-    fn plan_note_bytes_round_trip_and_bad_base64_is_refused() {
-        let bytes = vec![0u8, 1, 0x7f, 0x80, 0xff];
-        assert_eq!(unbase64(&BASE64.encode(&bytes)), Some(bytes));
-        assert_eq!(unbase64("abc"), None);
-        assert_eq!(unbase64("z!=="), None);
-        assert_eq!(unbase64("é0"), None);
+        let body = wl.plan_note_body(&planned, None).expect("a note");
+        let note = PlanNote::parse(&body).expect("parses");
+        assert_eq!(note.attribute("placement"), Some(&[0xd4, 0, 0][..]));
     }
 
     #[test]
