@@ -101,8 +101,16 @@ impl AsyncRead for ReadableUnixStream {
         loop {
             let mut guard = ready!(this.socket.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
+            let room = unfilled.len();
             match guard.try_io(|socket| socket.get_ref().read(unfilled)) {
                 Ok(Ok(n)) => {
+                    // A read that left room took everything the socket held: the next read
+                    // waits for the next event instead of asking the kernel to hear "would
+                    // block" (once per request, as tokio's own streams do). Data that arrived
+                    // since is a newer event, which this clear leaves standing.
+                    if n > 0 && n < room {
+                        guard.clear_ready();
+                    }
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
@@ -184,6 +192,54 @@ mod tests {
         // The peer closing is an end of input, not an error.
         drop(peer);
         assert_eq!(ours.read(&mut got).await.unwrap(), 0);
+    }
+
+    /// A short read ends the readiness it was woken by; what the peer sends after it (at once,
+    /// or later) still wakes the reader, and a reader with a small buffer still gets the rest.
+    #[tokio::test]
+    async fn data_sent_after_a_short_read_still_wakes_the_reader() {
+        // A lost wake-up would hang: fail instead.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            reads_after_short_reads(),
+        )
+        .await
+        .expect("every read woke");
+    }
+
+    async fn reads_after_short_reads() {
+        let (mut ours, mut peer) = pair();
+        let mut buf = [0u8; 64];
+        for round in 0..50u8 {
+            peer.write_all(&[round; 3]).await.unwrap();
+            let n = ours.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], &[round; 3][..n], "round {round}");
+            if n < 3 {
+                ours.read_exact(&mut buf[n..3]).await.unwrap();
+            }
+            if round % 2 == 0 {
+                // Sent before the reader looks again: no event may be lost to the clear.
+                peer.write_all(b"xy").await.unwrap();
+                ours.read_exact(&mut buf[..2]).await.unwrap();
+                assert_eq!(&buf[..2], b"xy");
+            } else {
+                let later = tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    peer.write_all(b"late").await.unwrap();
+                    peer
+                });
+                ours.read_exact(&mut buf[..4]).await.unwrap();
+                assert_eq!(&buf[..4], b"late");
+                peer = later.await.unwrap();
+            }
+        }
+        // Bigger than the reader's buffer: a full read keeps the readiness for the rest.
+        peer.write_all(&[7u8; 100]).await.unwrap();
+        let mut small = [0u8; 10];
+        for _ in 0..10 {
+            ours.read_exact(&mut small).await.unwrap();
+            assert_eq!(small, [7u8; 10]);
+        }
     }
 
     /// A write larger than the socket's buffers waits for the peer to read, then finishes; the
