@@ -80,7 +80,7 @@ pub use json::{
     decode_json, decode_json_value, encode_json, encode_json_value,
     encode_json_value_unknown_as_null,
 };
-pub use json_text::{write_json, write_json_unknown_as_null};
+pub use json_text::{write_json, write_json_unknown_as_null, write_json_without_null_attributes};
 pub use msgpack::{
     decode_msgpack, encode_msgpack, encode_msgpack_into, msgpack_object_field, msgpack_object_str,
     MAX_DEPTH,

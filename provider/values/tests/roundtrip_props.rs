@@ -8,7 +8,7 @@ use serde_json::{json, Value as Json};
 use tfvalue::{
     decode_json, decode_json_value, decode_msgpack, encode_json, encode_json_value,
     encode_json_value_unknown_as_null, encode_msgpack, write_json, write_json_unknown_as_null,
-    EncodeError, Number, ObjectType, Type, Value,
+    write_json_without_null_attributes, EncodeError, Number, ObjectType, Type, Value,
 };
 
 fn leaf_type() -> impl Strategy<Value = Type> {
@@ -252,6 +252,27 @@ proptest! {
         prop_assert_eq!(text_of(&v, &ty, true), tree_text(&v, &ty, true));
     }
 
+    /// Leaving null attributes out changes the text, never the value read back, and fails
+    /// where the full text fails.
+    #[test]
+    fn json_without_null_attributes_reads_back_the_same_value(
+        ty in any_type(),
+        (_, v) in type_and_value(),
+    ) {
+        let full = text_of(&v, &ty, true);
+        let mut short = String::new();
+        let written = write_json_without_null_attributes(&v, &ty, &mut short);
+        prop_assert_eq!(written.is_ok(), full.is_ok());
+        if let Ok(full) = full {
+            prop_assert!(short.len() <= full.len());
+            let a = decode_json(full.as_bytes(), &ty).map_err(|e| e.to_string());
+            let b = decode_json(short.as_bytes(), &ty).map_err(|e| e.to_string());
+            prop_assert_eq!(a, b);
+        } else {
+            prop_assert!(short.is_empty());
+        }
+    }
+
     /// `decode_json` reads bytes straight into values; `decode_json_value` goes through
     /// serde_json's tree. They must agree on every input: the same value, or the same error.
     #[test]
@@ -280,4 +301,45 @@ fn tree_text(v: &Value, ty: &Type, unknown_as_null: bool) -> Result<String, Enco
         encode_json_value(v, ty)?
     };
     Ok(serde_json::to_string(&tree).unwrap())
+}
+
+#[test]
+fn null_attributes_are_left_out_at_every_depth_and_map_values_are_kept() {
+    let ty = Type::Object(ObjectType::new([
+        ("a", Type::String),
+        ("b", Type::Number),
+        (
+            "inner",
+            Type::Object(ObjectType::new([("x", Type::String), ("y", Type::Bool)])),
+        ),
+        ("list", Type::list(Type::String)),
+        ("map", Type::map(Type::String)),
+    ]));
+    let v = Value::object([
+        ("a", Value::Null),
+        ("b", Value::Unknown),
+        (
+            "inner",
+            Value::object([("x", Value::Null), ("y", Value::Bool(true))]),
+        ),
+        ("list", Value::list([Value::Null, Value::string("s")])),
+        ("map", Value::map([("k", Value::Null)])),
+    ]);
+    let mut out = String::new();
+    write_json_without_null_attributes(&v, &ty, &mut out).unwrap();
+    assert_eq!(
+        out,
+        r#"{"inner":{"y":true},"list":[null,"s"],"map":{"k":null}}"#
+    );
+    let all_null = Value::object([
+        ("a", Value::Null),
+        ("b", Value::Null),
+        ("inner", Value::Null),
+        ("list", Value::Null),
+        ("map", Value::Null),
+    ]);
+    out.clear();
+    write_json_without_null_attributes(&all_null, &ty, &mut out).unwrap();
+    assert_eq!(out, "{}");
+    assert_eq!(decode_json(out.as_bytes(), &ty).unwrap(), all_null);
 }
