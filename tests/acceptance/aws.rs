@@ -252,6 +252,63 @@ fn aws_recreates_a_workload_whose_client_token_ec2_still_remembers() {
     assert_eq!(moto.live_instance_count(REGION), 0);
 }
 
+/// An instance an interrupted apply made (state never recorded it) and that was stopped since
+/// is adopted and started by the next apply: a stopped instance never starts by itself, and
+/// the create used to wait for it until its timeout.
+#[test]
+fn aws_adopts_and_starts_an_instance_stopped_before_state_recorded_it() {
+    const CREATE_TIMEOUT: Duration = Duration::from_secs(90);
+    let moto = Moto::start();
+    let ws = workspace("aws-stopped");
+    let hcl = config(&moto.url(), 1, "payments", true).replace(
+        "create = \"10m\"",
+        &format!("create = \"{}s\"", CREATE_TIMEOUT.as_secs()),
+    );
+    assert!(hcl.contains("create = \"90s\""), "{hcl}");
+    ws.config(&hcl);
+    ws.apply();
+    let first = assert_one_instance_matching_state(&moto, &ws, "first apply");
+
+    // State loses the workload, as when an apply is killed before it saves state, and the
+    // instance is stopped.
+    ws.state_rm("hybrid_workload.web[0]");
+    let stopped = moto.ec2(
+        REGION,
+        &[
+            ("Action", "StopInstances"),
+            ("InstanceId.1", &ec2_id(&first)),
+        ],
+    );
+    assert!(
+        stopped.contains("<name>stopped</name>") || stopped.contains("<name>stopping</name>"),
+        "{stopped}"
+    );
+
+    let started = std::time::Instant::now();
+    ws.apply();
+    let took = started.elapsed();
+    let again =
+        assert_one_instance_matching_state(&moto, &ws, "after adopting the stopped instance");
+    println!(
+        "aws stopped adoption: apply took {:.1} s (create timeout {} s); {}",
+        took.as_secs_f64(),
+        CREATE_TIMEOUT.as_secs(),
+        moto.front.summary()
+    );
+    assert_eq!(
+        again, first,
+        "the stopped instance was adopted, not made again"
+    );
+    assert!(took < CREATE_TIMEOUT, "the create waited for its timeout");
+    assert_eq!(
+        moto.front.counts.launches.load(Ordering::SeqCst),
+        1,
+        "one RunInstances in all"
+    );
+    ws.destroy();
+    assert_eq!(moto.live_instance_count(REGION), 0);
+}
+
 /// Duplicates (workloads with more than one live tagged instance) and orphans (live instances
 /// in moto that state does not hold, tagged or not) against the instance ids in state.
 pub(crate) fn duplicates_and_orphans(moto: &Moto, in_state: &[String]) -> (usize, usize) {

@@ -275,12 +275,13 @@ impl AwsDriver {
                 }
                 Some(d) if d.state == want => return Ok(Some(d.instance)),
                 Some(Described { state, .. })
-                    if want == "running" && (state == "terminated" || state == "shutting-down") =>
+                    if want != "terminated"
+                        && (state == "terminated" || state == "shutting-down") =>
                 {
                     return Err(DriverError::Rejected {
                         target: TARGET.into(),
                         operation,
-                        message: format!("instance {ec2_id} went to {state} instead of running (see its state reason in EC2)"),
+                        message: format!("instance {ec2_id} went to {state} instead of {want} (see its state reason in EC2)"),
                     });
                 }
                 Some(_) => {}
@@ -297,6 +298,35 @@ impl AwsDriver {
             self.sleep_or_stop(delay, operation).await?;
             n = n.saturating_add(1);
         }
+    }
+
+    /// Starts an adopted instance that is stopped (waiting first for one that is stopping): a
+    /// create ends with the instance running, and a stopped instance never starts by itself, so
+    /// waiting for it would only end with the create's timeout. An instance an interrupted
+    /// apply made and state never recorded may have been stopped since (by hand, or by a
+    /// scheduler that stops idle instances); starting it converges, and makes nothing twice.
+    async fn start_if_stopped(
+        &self,
+        region: &str,
+        ec2_id: &str,
+        state: &str,
+    ) -> Result<(), DriverError> {
+        match state {
+            "stopping" => {
+                self.wait_for(region, ec2_id, "stopped", "create").await?;
+            }
+            "stopped" => {}
+            _ => return Ok(()),
+        }
+        tracing::info!(region = %region, instance = %ec2_id, "starting the adopted instance, which was stopped");
+        self.client(region)
+            .await
+            .start_instances()
+            .instance_ids(ec2_id)
+            .send()
+            .await
+            .map_err(|e| sdk_error("create", "StartInstances", e))?;
+        Ok(())
     }
 
     /// The AMI for this spec: an explicit `ami-...` image, else the provider default, else the
@@ -926,7 +956,10 @@ impl Driver for AwsDriver {
             .min_by(|a, b| a.instance_id.cmp(&b.instance_id))
         {
             tracing::info!(instance_id = %found.instance_id, "adopting the instance an earlier attempt created");
-            self.split_id(&found.instance_id).1
+            let ec2_id = self.split_id(&found.instance_id).1;
+            self.start_if_stopped(&region, &ec2_id, &found.status)
+                .await?;
+            ec2_id
         } else {
             // 2. Make it (or find what an earlier attempt's client token made).
             self.launch(&region, spec).await?
