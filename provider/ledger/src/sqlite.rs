@@ -719,7 +719,7 @@ impl Ledger for SqliteLedger {
     }
 
     /// The note joins this handle's batch: it reaches the file with the next full batch of
-    /// [`NOTE_BATCH`] changes, with [`Ledger::flush_plan_notes`], or when the handle is
+    /// `NOTE_BATCH` (64) changes, with [`Ledger::flush_plan_notes`], or when the handle is
     /// dropped (the provider process ends), whichever comes first. The apply-time plan that
     /// reads it runs in a later process (Terraform closes a walk's providers before the next
     /// walk starts), and this handle reads its own pending notes. A note lost with a killed
