@@ -1675,18 +1675,21 @@ mod tests {
             attrs::string_map_value(&BTreeMap::from([("from".to_string(), "note".to_string())])),
         );
         let altered_bytes = encode(&altered, &ty).expect("encodes").msgpack;
-        let body = PlanNote::recording(
-            note.inputs,
-            RecordedPlan {
+        // Records `altered_bytes` as the plan of the request with digest `request`.
+        let record = |request: &str| {
+            let plan = RecordedPlan {
+                request,
                 planned: &altered_bytes,
                 ..recorded
-            },
-        )
-        .to_bytes()
-        .expect("a note");
-        ledger
-            .put_plan_note(&key, &body, std::time::Duration::from_secs(60))
-            .expect("writes");
+            };
+            let body = PlanNote::recording(note.inputs, plan)
+                .to_bytes()
+                .expect("a note");
+            ledger
+                .put_plan_note(&key, &body, std::time::Duration::from_secs(60))
+                .expect("writes");
+        };
+        record(recorded.request);
         let replayed = plan_request(&provider, &ty, dv(&Value::Null), dv(&config), &config).await;
         assert!(
             replayed.planned_state.expect("planned").msgpack == altered_bytes,
@@ -1713,20 +1716,7 @@ mod tests {
             .expect("configured")
             .config_digest
             .clone();
-        let request = plan_request_digest(&config_digest, &undecodable);
-        let body = PlanNote::recording(
-            note.inputs,
-            RecordedPlan {
-                request: &request,
-                planned: &altered_bytes,
-                ..recorded
-            },
-        )
-        .to_bytes()
-        .expect("a note");
-        ledger
-            .put_plan_note(&key, &body, std::time::Duration::from_secs(60))
-            .expect("writes");
+        record(&plan_request_digest(&config_digest, &undecodable));
         let early = provider
             .plan_resource_change(Request::new(undecodable))
             .await

@@ -49,16 +49,8 @@ pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
 /// over unread. `None` when the bytes are not a map with string keys, when `name` is absent,
 /// null, unknown or not a string, or when the input is damaged before it.
 pub fn msgpack_object_str<'a>(bytes: &'a [u8], name: &str) -> Option<&'a str> {
-    let mut d = Decoder { buf: bytes, pos: 0 };
-    let n = d.map_len(&Type::Dynamic).ok()?;
-    for _ in 0..n {
-        let key = d.raw_str().ok()??;
-        if key == name.as_bytes() {
-            return std::str::from_utf8(d.raw_str().ok()??).ok();
-        }
-        d.skip(0).ok()?;
-    }
-    None
+    let field = msgpack_object_field(bytes, name)?;
+    std::str::from_utf8(Decoder { buf: field, pos: 0 }.raw_str().ok()??).ok()
 }
 
 /// The bytes of the attribute `name` of the object that `bytes` encode, as they stand (a

@@ -419,14 +419,9 @@ impl Workload {
     /// state as sent; one that does not holds the noted attributes as msgpack (msgpack, not
     /// JSON: it keeps a float64 a float64, and Terraform compares the repeated plan with the
     /// first one exactly).
-    fn plan_note_body(&self, planned: &Value, replay: Option<Replay<'_>>) -> Option<Vec<u8>> {
+    fn plan_note_body(&self, planned: &Value, replay: Option<RecordedPlan<'_>>) -> Option<Vec<u8>> {
         let inputs = self.inputs_digest(planned);
-        if let Some(replay) = replay {
-            let plan = RecordedPlan {
-                request: replay.request_digest,
-                replaces: replay.replaces,
-                planned: replay.planned_msgpack,
-            };
+        if let Some(plan) = replay {
             return PlanNote::recording(&inputs, plan).to_bytes();
         }
         let mut encoded = Vec::with_capacity(NOTED.len());
@@ -451,7 +446,7 @@ impl Workload {
         ctx: &ProviderContext,
         planned: &Value,
         edge_considered: bool,
-        replay: Option<Replay<'_>>,
+        replay: Option<RecordedPlan<'_>>,
         diags: &mut Diagnostics,
     ) {
         let Some(id) = attrs::string(planned, "id") else {
@@ -1065,16 +1060,6 @@ fn defer_to_apply(planned: &mut Value, diags: &mut Diagnostics) {
 /// saved plan applied later).
 const PLAN_NOTE_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// What a plan note records so that the apply-time repeat of the same request is answered with
-/// this plan (see [`PlanRequest::request_digest`]).
-#[derive(Clone, Copy)]
-struct Replay<'a> {
-    request_digest: &'a str,
-    /// The planned state as the response carries it.
-    planned_msgpack: &'a [u8],
-    replaces: bool,
-}
-
 /// What Terraform compares to decide a replacement: when one of these differs between prior and
 /// planned, it replaces.
 fn replace_paths() -> Vec<AttributePath> {
@@ -1601,9 +1586,9 @@ impl Resource for Workload {
                 req.request_digest
                     .as_deref()
                     .zip(encoded.as_deref())
-                    .map(|(digest, bytes)| Replay {
-                        request_digest: digest,
-                        planned_msgpack: bytes,
+                    .map(|(digest, bytes)| RecordedPlan {
+                        request: digest,
+                        planned: bytes,
                         replaces: !resp.requires_replace.is_empty(),
                     });
             self.write_plan_note(
@@ -2063,9 +2048,9 @@ mod tests {
         attrs::set(&mut planned, "alternatives", Value::list([]));
         attrs::set(&mut planned, "edge_assignments", Value::list([]));
         let planned_msgpack = tfvalue::encode_msgpack(&planned, &wl.ty).expect("encodes");
-        let replay = Replay {
-            request_digest: "d1g",
-            planned_msgpack: &planned_msgpack,
+        let replay = RecordedPlan {
+            request: "d1g",
+            planned: &planned_msgpack,
             replaces: true,
         };
         for replay in [None, Some(replay)] {
@@ -2081,10 +2066,7 @@ mod tests {
                     "{name}"
                 );
             }
-            assert_eq!(
-                note.plan.map(|p| (p.request, p.replaces, p.planned)),
-                replay.map(|r| (r.request_digest, r.replaces, r.planned_msgpack))
-            );
+            assert_eq!(note.plan, replay);
         }
         // A note that records the plan holds the noted attributes once, in the planned state.
         let recording = wl.plan_note_body(&planned, Some(replay)).expect("a note");
