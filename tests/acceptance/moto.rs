@@ -54,15 +54,8 @@ impl Moto {
             "aws acceptance tests need moto at {} — run `make tools` (or `bash scripts/install-tools.sh`)",
             bin.display()
         );
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "1")
-            .env("MOTO_ENABLE_AMI_VALIDATION", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
+        let started = Instant::now();
+        let (child, port) = listening_moto(&bin, started);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -78,7 +71,6 @@ impl Moto {
             client,
             front,
         };
-        let started = Instant::now();
         while moto.try_get("/moto-api/").is_none() {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
@@ -187,6 +179,40 @@ impl Moto {
             ],
         );
         instances_in(&xml).len()
+    }
+}
+
+/// A moto_server listening on a port of its own. `free_port` cannot hold the port it found
+/// until moto binds it, so when tests start servers side by side another process may take it
+/// first; moto then exits, and this starts it again on another port (a run of CI once waited
+/// 60 s for a server that was never coming). Bounded by the 60 s from `started`.
+fn listening_moto(bin: &std::path::Path, started: Instant) -> (Child, u16) {
+    loop {
+        let port = free_port();
+        let mut child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "1")
+            .env("MOTO_ENABLE_AMI_VALIDATION", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        loop {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                eprintln!(
+                    "moto_server exited before listening on port {port}; trying another port"
+                );
+                break;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (child, port);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("moto_server did not listen on port {port} within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
