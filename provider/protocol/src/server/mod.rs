@@ -5,11 +5,15 @@
 //! mode) can run it in-process. Submodules: `handshake` (environment and the
 //! stdout line), `tls` (AutoMTLS), `conn` (accepting Unix socket or TCP
 //! connections, plain or TLS), `unix_socket` (a Unix socket that wakes the
-//! runtime only to read), `services` (go-plugin's helper services) and `serve`
-//! (wiring it together).
+//! runtime only to read), `http2` and `frames` (the gRPC server's own HTTP/2),
+//! `routes` (which method serves which path), `services` (go-plugin's helper
+//! services) and `serve` (wiring it together).
 
 mod conn;
+mod frames;
 pub mod handshake;
+mod http2;
+mod routes;
 mod serve;
 pub mod services;
 pub mod tls;
@@ -68,7 +72,4 @@ pub enum ServeError {
     /// Installing signal handlers failed.
     #[error("installing signal handlers: {0}")]
     Signal(#[source] std::io::Error),
-    /// The gRPC server failed.
-    #[error("gRPC server: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }

@@ -6,22 +6,19 @@ use std::io::Write as _;
 use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt as _;
-use tonic::transport::Server;
+use std::sync::Arc;
 
-use super::conn::{accept_loop, Conn, Listener};
+use tokio::sync::mpsc;
+
+use super::conn::{accept_loop, Listener};
 use super::handshake::{
     bind_loopback, HandshakeInfo, PluginAddr, PluginEnv, SocketDirGuard, APP_PROTOCOL_VERSION,
 };
-use super::services::{Broker, Controller, Health, ShutdownSignal, Stdio};
+use super::http2::Limits;
+use super::routes::Routes;
+use super::services::ShutdownSignal;
 use super::{tls, ServeError};
-use crate::health::health_server::HealthServer;
-use crate::plugin::grpc_broker_server::GrpcBrokerServer;
-use crate::plugin::grpc_controller_server::GrpcControllerServer;
-use crate::plugin::grpc_stdio_server::GrpcStdioServer;
-use crate::tfplugin6::provider_server::{Provider, ProviderServer};
+use crate::tfplugin6::provider_server::Provider;
 
 /// After shutdown starts, how long in-flight requests get before we return.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -163,8 +160,22 @@ pub async fn serve_with<P: Provider>(provider: P, options: ServeOptions) -> Resu
     let (listener, addr, _socket_dir) = listen(&options.transport, options.port_range).await?;
     let shutdown = ShutdownSignal::new();
 
-    let (conn_tx, conn_rx) = mpsc::channel::<Conn>(16);
-    let acceptor = tokio::spawn(accept_loop(listener, tls_config, conn_tx, shutdown.clone()));
+    let routes = Arc::new(Routes::new(provider, shutdown.clone()));
+    let limits = Limits {
+        max_message: MAX_MESSAGE_SIZE,
+        max_response: MAX_MESSAGE_SIZE,
+    };
+    // Each connection holds a sender; `recv` returns `None` once the acceptor and every
+    // connection have ended.
+    let (alive, mut connections) = mpsc::channel::<()>(1);
+    let acceptor = tokio::spawn(accept_loop(
+        listener,
+        tls_config,
+        routes,
+        limits,
+        shutdown.clone(),
+        alive,
+    ));
     let stopper = options.stop.map(|stop| {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -187,47 +198,18 @@ pub async fn serve_with<P: Provider>(provider: P, options: ServeOptions) -> Resu
         }
     }
 
-    let incoming = ReceiverStream::new(conn_rx).map(Ok::<_, std::io::Error>);
-    let router = Server::builder()
-        .add_service(
-            ProviderServer::new(provider)
-                .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                .max_encoding_message_size(MAX_MESSAGE_SIZE),
-        )
-        .add_service(GrpcControllerServer::new(Controller {
-            shutdown: shutdown.clone(),
-        }))
-        .add_service(GrpcStdioServer::new(Stdio {
-            shutdown: shutdown.clone(),
-        }))
-        .add_service(GrpcBrokerServer::new(Broker {
-            shutdown: shutdown.clone(),
-        }))
-        .add_service(HealthServer::new(Health {
-            shutdown: shutdown.clone(),
-        }));
-    let server = router.serve_with_incoming_shutdown(incoming, shutdown.wait());
-    let grace = {
-        let done = shutdown.wait();
-        async move {
-            done.await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        }
-    };
-
-    let result = tokio::select! {
-        r = server => r.map_err(ServeError::from),
-        () = grace => {
-            eprintln!("[WARN] tfprotocol: requests still running {SHUTDOWN_GRACE:?} after shutdown; exiting anyway");
-            Ok(())
-        }
-    };
-    shutdown.trigger();
+    shutdown.wait().await;
+    // Connections see the same signal: they refuse new calls, end their streams and close
+    // once the calls in flight have answered.
+    let drained = async { while connections.recv().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+        eprintln!("[WARN] tfprotocol: requests still running {SHUTDOWN_GRACE:?} after shutdown; exiting anyway");
+    }
     acceptor.abort();
     if let Some(stopper) = stopper {
         stopper.abort();
     }
-    result
+    Ok(())
 }
 
 /// Binds what `transport` asks for; the guard removes a Unix socket's directory when

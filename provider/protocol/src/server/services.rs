@@ -2,7 +2,9 @@
 //!
 //! Terraform's go-plugin client expects them on every gRPC plugin: the health
 //! check (`plugin` must be SERVING), the controller (its Shutdown is how
-//! Terraform ends the plugin), the stdio stream and the connection broker.
+//! Terraform ends the plugin), the stdio stream and the connection broker
+//! (served by [`super::routes`] alone: an idle stream whose inbound messages
+//! are discarded).
 //! Every stream we hand out ends when the server shuts down, so a graceful
 //! shutdown never waits on a stream that would otherwise stay open forever.
 
@@ -10,11 +12,11 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamExt as _;
 use tonic::codegen::BoxStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 
 use crate::health::health_check_response::ServingStatus;
 use crate::health::{HealthCheckRequest, HealthCheckResponse};
-use crate::plugin::{ConnInfo, Empty, StdioData};
+use crate::plugin::{Empty, StdioData};
 
 /// The name go-plugin health-checks.
 pub const PLUGIN_HEALTH_SERVICE: &str = "plugin";
@@ -95,32 +97,6 @@ impl crate::plugin::grpc_stdio_server::GrpcStdio for Stdio {
         &self,
         _request: Request<()>,
     ) -> Result<Response<BoxStream<StdioData>>, Status> {
-        Ok(Response::new(self.shutdown.idle_stream()))
-    }
-}
-
-/// `plugin.GRPCBroker`: Terraform's client opens the stream on connect but
-/// providers never broker extra connections; we read and ignore its messages.
-#[derive(Debug, Clone)]
-pub struct Broker {
-    pub(crate) shutdown: ShutdownSignal,
-}
-
-#[tonic::async_trait]
-impl crate::plugin::grpc_broker_server::GrpcBroker for Broker {
-    async fn start_stream(
-        &self,
-        request: Request<Streaming<ConnInfo>>,
-    ) -> Result<Response<BoxStream<ConnInfo>>, Status> {
-        let mut inbound = request.into_inner();
-        let done = self.shutdown.wait();
-        // Drain the client's side until it closes or we shut down; never answer.
-        tokio::spawn(async move {
-            tokio::select! {
-                () = done => {}
-                () = async { while let Some(Ok(_)) = inbound.next().await {} } => {}
-            }
-        });
         Ok(Response::new(self.shutdown.idle_stream()))
     }
 }
