@@ -501,7 +501,7 @@ where
         if header.flags & flag::ACK != 0 {
             return Ok(());
         }
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(ConnectionError(code::FRAME_SIZE_ERROR));
         }
         for pair in payload.chunks_exact(6) {
@@ -614,7 +614,7 @@ where
             }
             return Ok(());
         }
-        if id % 2 == 0 || id <= self.last_stream {
+        if id.is_multiple_of(2) || id <= self.last_stream {
             // A closed stream's headers, or a stream id a client may not use.
             return Err(ConnectionError(code::PROTOCOL_ERROR));
         }
@@ -950,4 +950,426 @@ fn unframe(body: &[u8]) -> Result<&[u8], Status> {
         ));
     }
     Ok(message)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
+
+    use super::*;
+
+    /// `/echo` answers its request; `/slow` waits until dropped or released; `/stream` sends
+    /// two messages and ends.
+    struct TestRouter {
+        slow_dropped: Arc<AtomicBool>,
+        release: Arc<tokio::sync::Notify>,
+    }
+
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0];
+        out.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    impl Router for TestRouter {
+        fn starts_on_headers(&self, path: &[u8]) -> bool {
+            path == b"/stream"
+        }
+
+        fn call(&self, path: &[u8], request: &[u8]) -> Option<Call> {
+            match path {
+                b"/echo" => {
+                    let answer = framed(request);
+                    Some(Call::Unary(Box::pin(async move { Ok(answer) })))
+                }
+                b"/slow" => {
+                    let guard = SetOnDrop(self.slow_dropped.clone());
+                    let release = self.release.clone();
+                    Some(Call::Unary(Box::pin(async move {
+                        release.notified().await;
+                        drop(guard);
+                        Ok(framed(b"late"))
+                    })))
+                }
+                b"/stream" => Some(Call::Streaming(Box::pin(futures_util::stream::iter([
+                    Ok(framed(b"one")),
+                    Ok(framed(b"two")),
+                ])))),
+                _ => None,
+            }
+        }
+    }
+
+    /// A client side that writes raw frames and reads the server's.
+    struct Client {
+        io: DuplexStream,
+        encoder: loona_hpack::Encoder<'static>,
+        decoder: loona_hpack::Decoder<'static>,
+        read: Vec<u8>,
+    }
+
+    #[derive(Debug)]
+    struct Frame {
+        header: FrameHeader,
+        payload: Vec<u8>,
+    }
+
+    impl Client {
+        fn headers(&mut self, stream: u32, path: &str, end_stream: bool) -> Vec<u8> {
+            let block = self.encoder.encode([
+                (&b":method"[..], &b"POST"[..]),
+                (b":scheme", b"http"),
+                (b":path", path.as_bytes()),
+                (b"content-type", b"application/grpc"),
+                (b"te", b"trailers"),
+            ]);
+            let mut out = Vec::new();
+            frames::put_headers(&mut out, stream, &block, end_stream, 16_384);
+            out
+        }
+
+        async fn send(&mut self, bytes: &[u8]) {
+            self.io.write_all(bytes).await.unwrap();
+        }
+
+        /// The next frame, or `None` once the server closed the connection.
+        async fn frame(&mut self) -> Option<Frame> {
+            loop {
+                if self.read.len() >= HEADER_LEN {
+                    let header = FrameHeader::parse(self.read[..HEADER_LEN].try_into().unwrap());
+                    if self.read.len() >= HEADER_LEN + header.len {
+                        let payload = self.read[HEADER_LEN..HEADER_LEN + header.len].to_vec();
+                        self.read.drain(..HEADER_LEN + header.len);
+                        return Some(Frame { header, payload });
+                    }
+                }
+                let mut buf = [0; 4096];
+                let n = tokio::time::timeout(Duration::from_secs(5), self.io.read(&mut buf))
+                    .await
+                    .expect("the server answers within 5 s")
+                    .unwrap();
+                if n == 0 {
+                    return None;
+                }
+                self.read.extend_from_slice(&buf[..n]);
+            }
+        }
+
+        /// Frames until one of `kind` on `stream` arrives.
+        async fn until(&mut self, kind: u8, stream: u32) -> Frame {
+            loop {
+                let frame = self.frame().await.expect("connection open");
+                if frame.header.kind == kind && frame.header.stream == stream {
+                    return frame;
+                }
+            }
+        }
+
+        fn fields(&mut self, block: &[u8]) -> Vec<(String, String)> {
+            self.decoder
+                .decode(block)
+                .unwrap()
+                .into_iter()
+                .map(|(n, v)| (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap()))
+                .collect()
+        }
+    }
+
+    use std::time::Duration;
+
+    struct Served {
+        client: Client,
+        server: tokio::task::JoinHandle<io::Result<()>>,
+        slow_dropped: Arc<AtomicBool>,
+        release: Arc<tokio::sync::Notify>,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+    }
+
+    /// A served connection whose client has sent its preface and settings.
+    async fn served(max_message: usize) -> Served {
+        let (client_io, server_io) = tokio::io::duplex(1 << 20);
+        let slow_dropped = Arc::new(AtomicBool::new(false));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let router = Arc::new(TestRouter {
+            slow_dropped: slow_dropped.clone(),
+            release: release.clone(),
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let limits = Limits {
+            max_message,
+            max_response: max_message,
+        };
+        let server = tokio::spawn(serve_connection(
+            server_io,
+            router,
+            limits,
+            Box::pin(async move {
+                let _ = stop_rx.await;
+            }),
+        ));
+        let mut client = Client {
+            io: client_io,
+            encoder: loona_hpack::Encoder::new(),
+            decoder: loona_hpack::Decoder::new(),
+            read: Vec::new(),
+        };
+        let mut hello = frames::PREFACE.to_vec();
+        frames::put_settings(&mut hello, &[]);
+        client.send(&hello).await;
+        let settings = client.frame().await.unwrap();
+        assert_eq!(settings.header.kind, kind::SETTINGS);
+        Served {
+            client,
+            server,
+            slow_dropped,
+            release,
+            stop: Some(stop_tx),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ping_and_a_call_read_together_are_answered_in_order_with_trailers() {
+        let mut s = served(1024).await;
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&[0, 0, 8, kind::PING, 0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(b"pingpong");
+        bytes.extend(s.client.headers(1, "/echo", false));
+        frames::put_data(&mut bytes, 1, &framed(b"hello"), true);
+        s.client.send(&bytes).await;
+
+        let ping = s.client.until(kind::PING, 0).await;
+        assert_eq!(ping.header.flags, flag::ACK);
+        assert_eq!(ping.payload, b"pingpong");
+        let headers = s.client.until(kind::HEADERS, 1).await;
+        assert_eq!(headers.header.flags & flag::END_STREAM, 0);
+        let fields = s.client.fields(&headers.payload);
+        assert_eq!(fields[0], (":status".into(), "200".into()));
+        let data = s.client.until(kind::DATA, 1).await;
+        assert_eq!(data.payload, framed(b"hello"));
+        let trailers = s.client.until(kind::HEADERS, 1).await;
+        assert_ne!(trailers.header.flags & flag::END_STREAM, 0);
+        let fields = s.client.fields(&trailers.payload);
+        assert_eq!(fields, [("grpc-status".into(), "0".into())]);
+    }
+
+    #[tokio::test]
+    async fn unknown_methods_and_oversized_requests_get_a_status_and_the_connection_goes_on() {
+        let mut s = served(16).await;
+        let mut bytes = s.client.headers(1, "/nope", false);
+        frames::put_data(&mut bytes, 1, &framed(b""), true);
+        s.client.send(&bytes).await;
+        let only = s.client.until(kind::HEADERS, 1).await;
+        assert_ne!(only.header.flags & flag::END_STREAM, 0);
+        let fields = s.client.fields(&only.payload);
+        assert!(
+            fields.contains(&("grpc-status".into(), "12".into())),
+            "{fields:?}"
+        );
+
+        let mut bytes = s.client.headers(3, "/echo", false);
+        frames::put_data(&mut bytes, 3, &framed(&[7; 64]), true);
+        s.client.send(&bytes).await;
+        let only = s.client.until(kind::HEADERS, 3).await;
+        let fields = s.client.fields(&only.payload);
+        assert!(
+            fields.contains(&("grpc-status".into(), "8".into())),
+            "{fields:?}"
+        );
+
+        let mut bytes = s.client.headers(5, "/echo", false);
+        frames::put_data(&mut bytes, 5, &framed(b"still here"), true);
+        s.client.send(&bytes).await;
+        let data = s.client.until(kind::DATA, 5).await;
+        assert_eq!(data.payload, framed(b"still here"));
+    }
+
+    #[tokio::test]
+    async fn a_response_larger_than_the_window_waits_for_window_updates() {
+        let mut s = served(1 << 20).await;
+        // The client's windows: 100 bytes per stream; the connection keeps 65,535.
+        let mut bytes = Vec::new();
+        frames::put_settings(&mut bytes, &[(setting::INITIAL_WINDOW_SIZE, 100)]);
+        let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        bytes.extend(s.client.headers(1, "/echo", false));
+        let message = framed(&big);
+        let chunks: Vec<&[u8]> = message.chunks(16_000).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            frames::put_data(&mut bytes, 1, chunk, i + 1 == chunks.len());
+        }
+        s.client.send(&bytes).await;
+        let mut got = Vec::new();
+        let first = s.client.until(kind::DATA, 1).await;
+        assert_eq!(first.payload.len(), 100);
+        got.extend(first.payload);
+        while got.len() < big.len() + 5 {
+            let mut update = Vec::new();
+            frames::put_window_update(&mut update, 1, 7_000);
+            s.client.send(&update).await;
+            let frame = s.client.until(kind::DATA, 1).await;
+            assert!(frame.payload.len() <= 7_000);
+            got.extend(frame.payload);
+        }
+        assert_eq!(got, framed(&big));
+        let trailers = s.client.until(kind::HEADERS, 1).await;
+        assert_ne!(trailers.header.flags & flag::END_STREAM, 0);
+    }
+
+    #[tokio::test]
+    async fn a_reset_cancels_its_call_and_shutdown_ends_streams_then_the_connection() {
+        let mut s = served(1024).await;
+        let mut bytes = s.client.headers(1, "/slow", false);
+        frames::put_data(&mut bytes, 1, &framed(b""), true);
+        bytes.extend(s.client.headers(3, "/stream", false));
+        s.client.send(&bytes).await;
+        let first = s.client.until(kind::DATA, 3).await;
+        assert_eq!(first.payload, framed(b"one"));
+        let mut bytes = Vec::new();
+        frames::put_rst_stream(&mut bytes, 1, code::NO_ERROR);
+        s.client.send(&bytes).await;
+        let trailers = s.client.until(kind::HEADERS, 3).await;
+        assert_ne!(trailers.header.flags & flag::END_STREAM, 0);
+        // The stream ended while the client's side is open: it is told to stop sending.
+        let rst = s.client.until(kind::RST_STREAM, 3).await;
+        assert_eq!(rst.payload, code::NO_ERROR.to_be_bytes());
+        for _ in 0..100 {
+            if s.slow_dropped.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            s.slow_dropped.load(Ordering::SeqCst),
+            "the reset call was dropped"
+        );
+
+        // A call in flight at shutdown still answers; then the connection closes.
+        let mut bytes = s.client.headers(5, "/slow", false);
+        frames::put_data(&mut bytes, 5, &framed(b""), true);
+        s.client.send(&bytes).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s.stop.take().unwrap().send(()).unwrap();
+        let goaway = s.client.until(kind::GOAWAY, 0).await;
+        assert_eq!(&goaway.payload[..4], 5u32.to_be_bytes());
+        s.release.notify_one();
+        let data = s.client.until(kind::DATA, 5).await;
+        assert_eq!(data.payload, framed(b"late"));
+        let _ = s.client.until(kind::HEADERS, 5).await;
+        while s.client.frame().await.is_some() {}
+        s.server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn protocol_violations_end_the_connection_with_goaway_not_a_crash() {
+        let cases: Vec<(&str, Vec<u8>, u32)> = vec![
+            (
+                "DATA on stream 0",
+                {
+                    let mut b = Vec::new();
+                    frames::put_data(&mut b, 0, b"x", false);
+                    b
+                },
+                code::PROTOCOL_ERROR,
+            ),
+            (
+                "a frame over the size limit",
+                {
+                    let mut b = Vec::new();
+                    frames::put_header(&mut b, 20_000, kind::DATA, 0, 1);
+                    b
+                },
+                code::FRAME_SIZE_ERROR,
+            ),
+            (
+                "a broken header block",
+                {
+                    let mut b = Vec::new();
+                    frames::put_headers(
+                        &mut b,
+                        1,
+                        &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                        true,
+                        16_384,
+                    );
+                    b
+                },
+                code::COMPRESSION_ERROR,
+            ),
+            (
+                "an even stream id",
+                {
+                    let mut b = Vec::new();
+                    frames::put_headers(&mut b, 2, &[0x83], true, 16_384);
+                    b
+                },
+                code::PROTOCOL_ERROR,
+            ),
+            (
+                "padding longer than the frame",
+                {
+                    let mut b = Vec::new();
+                    frames::put_headers(&mut b, 1, &[], false, 16_384);
+                    frames::put_header(&mut b, 2, kind::DATA, flag::PADDED, 1);
+                    b.extend_from_slice(&[9, 0]);
+                    b
+                },
+                code::PROTOCOL_ERROR,
+            ),
+            (
+                "a window overflow",
+                {
+                    let mut b = Vec::new();
+                    frames::put_window_update(&mut b, 0, 0x7fff_ffff);
+                    b
+                },
+                code::FLOW_CONTROL_ERROR,
+            ),
+        ];
+        for (what, bytes, expected) in cases {
+            let mut s = served(1024).await;
+            s.client.send(&bytes).await;
+            let goaway = s.client.until(kind::GOAWAY, 0).await;
+            assert_eq!(goaway.payload[4..], expected.to_be_bytes(), "{what}");
+            while s.client.frame().await.is_some() {}
+            s.server.await.unwrap().unwrap();
+        }
+
+        let (mut client, server_io) = tokio::io::duplex(1 << 16);
+        let router = Arc::new(TestRouter {
+            slow_dropped: Arc::default(),
+            release: Arc::default(),
+        });
+        let limits = Limits {
+            max_message: 16,
+            max_response: 16,
+        };
+        let server = tokio::spawn(serve_connection(
+            server_io,
+            router,
+            limits,
+            Box::pin(std::future::pending()),
+        ));
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut all = Vec::new();
+        client.read_to_end(&mut all).await.unwrap();
+        let goaway = all
+            .windows(2)
+            .position(|w| w == [kind::GOAWAY, 0])
+            .expect("a GOAWAY for a client that does not speak HTTP/2");
+        assert_eq!(
+            all[goaway + 2 + 4 + 4..goaway + 2 + 4 + 8],
+            code::PROTOCOL_ERROR.to_be_bytes()
+        );
+        server.await.unwrap().unwrap();
+    }
 }
