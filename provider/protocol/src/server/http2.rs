@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::Status;
@@ -51,8 +52,9 @@ pub(crate) trait Router: Send + Sync + 'static {
     fn starts_on_headers(&self, path: &[u8]) -> bool;
 
     /// The call for `path` with `request` (the request message without gRPC's prefix), or
-    /// `None` for a method we do not serve.
-    fn call(&self, path: &[u8], request: &[u8]) -> Option<Call>;
+    /// `None` for a method we do not serve. `request` shares the connection's copy of the
+    /// message, so the `bytes` fields of a decoded request can slice it instead of copying.
+    fn call(&self, path: &[u8], request: Bytes) -> Option<Call>;
 }
 
 /// Frames `message` for gRPC: a byte saying "not compressed", the length, the message.
@@ -696,11 +698,11 @@ where
             return;
         };
         stream.phase = Phase::Running;
-        let body = std::mem::take(&mut stream.body);
-        let request: Result<&[u8], Status> = if body.is_empty() {
-            Ok(&[])
+        let body = Bytes::from(std::mem::take(&mut stream.body));
+        let request = if body.is_empty() {
+            Ok(body)
         } else {
-            unframe(&body)
+            unframe(body)
         };
         let call = match request {
             Ok(request) => match self.router.call(&stream.path, request) {
@@ -934,7 +936,7 @@ fn strip_padding(flags: u8, payload: &[u8]) -> Result<&[u8], ConnectionError> {
 }
 
 /// The one message of a unary request (gRPC's 5-byte prefix removed).
-fn unframe(body: &[u8]) -> Result<&[u8], Status> {
+fn unframe(body: Bytes) -> Result<Bytes, Status> {
     let Some((prefix, message)) = body.split_first_chunk::<5>() else {
         return Err(Status::internal("the request message is cut short"));
     };
@@ -949,7 +951,7 @@ fn unframe(body: &[u8]) -> Result<&[u8], Status> {
             "a unary request must carry exactly one message",
         ));
     }
-    Ok(message)
+    Ok(body.slice(5..))
 }
 
 #[cfg(test)]
@@ -987,10 +989,10 @@ mod tests {
             path == b"/stream"
         }
 
-        fn call(&self, path: &[u8], request: &[u8]) -> Option<Call> {
+        fn call(&self, path: &[u8], request: Bytes) -> Option<Call> {
             match path {
                 b"/echo" => {
-                    let answer = framed(request);
+                    let answer = framed(&request);
                     Some(Call::Unary(Box::pin(async move { Ok(answer) })))
                 }
                 b"/slow" => {

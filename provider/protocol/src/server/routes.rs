@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures_util::stream::{self, StreamExt as _};
 use tonic::{Request, Response, Status};
 
@@ -49,7 +50,7 @@ impl<P: Provider> Routes<P> {
 /// A unary call: decodes `request`, runs `method` on `service`, frames the response.
 fn unary<S, Req, Resp, Fut>(
     service: &Arc<S>,
-    request: &[u8],
+    request: Bytes,
     method: impl FnOnce(Arc<S>, Request<Req>) -> Fut,
 ) -> Call
 where
@@ -73,7 +74,7 @@ where
 /// A server stream opened by `open`, each message framed.
 fn streaming<S, Req, Resp, Fut>(
     service: &Arc<S>,
-    request: &[u8],
+    request: Bytes,
     open: impl FnOnce(Arc<S>, Request<Req>) -> Fut,
 ) -> Call
 where
@@ -107,7 +108,7 @@ impl<P: Provider> Router for Routes<P> {
         path == BROKER_PATH
     }
 
-    fn call(&self, path: &[u8], request: &[u8]) -> Option<Call> {
+    fn call(&self, path: &[u8], request: Bytes) -> Option<Call> {
         let p = &self.provider;
         let r = request;
         Some(match path {
