@@ -28,6 +28,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .bytes(".tfplugin6.RawState")
         .build_server(true)
         .build_client(true)
+        // Clients are for tests, which bring their own channels.
+        .build_transport(false)
         .generate_default_stubs(true)
         .compile_fds(fds)?;
     Ok(())
