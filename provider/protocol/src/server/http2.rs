@@ -20,11 +20,13 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::future::FutureExt as _;
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::Status;
@@ -724,7 +726,13 @@ where
         let (abort, registration) = futures_util::future::AbortHandle::new_pair();
         stream.cancel = Some(abort);
         let event: Pin<Box<dyn Future<Output = Event> + Send>> = match call {
-            Call::Unary(reply) => Box::pin(async move { Event::Answered(id, reply.await) }),
+            Call::Unary(reply) => Box::pin(async move {
+                let answer = AssertUnwindSafe(reply)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(crashed()));
+                Event::Answered(id, answer)
+            }),
             Call::Streaming(replies) => {
                 // Headers go out at once: a client waits for them before it reads messages.
                 stream.headers_sent = true;
@@ -915,9 +923,18 @@ where
 /// The next message of a server stream, as an event.
 fn next_reply(id: u32, mut replies: Replies) -> Pin<Box<dyn Future<Output = Event> + Send>> {
     Box::pin(async move {
-        let item = replies.next().await;
+        let item = AssertUnwindSafe(replies.next())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Some(Err(crashed())));
         Event::Streamed(id, item, replies)
     })
+}
+
+/// The status of a call whose future unwound: the provider's own handlers turn their failures
+/// into diagnostics, so this is a bug, and it ends only that call, never the connection.
+fn crashed() -> Status {
+    Status::internal("the call failed inside the provider without an answer (a bug in the provider); other calls go on")
 }
 
 /// A DATA or HEADERS payload without its padding.
@@ -1004,6 +1021,11 @@ mod tests {
                         Ok(framed(b"late"))
                     })))
                 }
+                b"/crash" => Some(Call::Unary(Box::pin(async {
+                    let fail = true;
+                    assert!(!fail, "a handler bug");
+                    Ok(Vec::new())
+                }))),
                 b"/stream" => Some(Call::Streaming(Box::pin(futures_util::stream::iter([
                     Ok(framed(b"one")),
                     Ok(framed(b"two")),
@@ -1166,7 +1188,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_methods_and_oversized_requests_get_a_status_and_the_connection_goes_on() {
+    async fn unknown_methods_oversized_requests_and_crashed_calls_get_a_status_and_the_connection_goes_on(
+    ) {
         let mut s = served(16).await;
         let mut bytes = s.client.headers(1, "/nope", false);
         frames::put_data(&mut bytes, 1, &framed(b""), true);
@@ -1189,10 +1212,20 @@ mod tests {
             "{fields:?}"
         );
 
-        let mut bytes = s.client.headers(5, "/echo", false);
-        frames::put_data(&mut bytes, 5, &framed(b"still here"), true);
+        let mut bytes = s.client.headers(5, "/crash", false);
+        frames::put_data(&mut bytes, 5, &framed(b""), true);
         s.client.send(&bytes).await;
-        let data = s.client.until(kind::DATA, 5).await;
+        let only = s.client.until(kind::HEADERS, 5).await;
+        let fields = s.client.fields(&only.payload);
+        assert!(
+            fields.contains(&("grpc-status".into(), "13".into())),
+            "{fields:?}"
+        );
+
+        let mut bytes = s.client.headers(7, "/echo", false);
+        frames::put_data(&mut bytes, 7, &framed(b"still here"), true);
+        s.client.send(&bytes).await;
+        let data = s.client.until(kind::DATA, 7).await;
         assert_eq!(data.payload, framed(b"still here"));
     }
 
