@@ -5,7 +5,8 @@
 //! (Microsoft.Compute stable 2024-07-01 virtualMachines, Microsoft.Network 2024-05-01
 //! networkInterfaces, and the Entra v2.0 client-credentials token endpoint):
 //! - `POST /{tenant}/oauth2/v2.0/token` (form: client_id, client_secret, grant_type, scope);
-//! - virtualMachines `PUT` / `GET` (`$expand=instanceView`) / `PATCH` (tags) / `DELETE` / list in a
+//! - virtualMachines `PUT` / `GET` (`$expand=instanceView`) / `PATCH` (tags) / `DELETE` /
+//!   `POST .../start` / list in a
 //!   resource group (paged with `nextLink`), as long-running operations: 201/200 with
 //!   `Azure-AsyncOperation`, delete 202 with `Location` and `Azure-AsyncOperation`, each polled
 //!   `InProgress` until the operation's time has passed, then `Succeeded`;
@@ -98,6 +99,12 @@ struct Vm {
     busy_until: Instant,
     deleting: bool,
     creating: bool,
+    /// The power state once no operation runs: `running`, or what [`ArmFake::set_power`] set
+    /// (`stopped`, `deallocated`, or `stopping` / `deallocating`, which settle after the GET
+    /// that saw them).
+    power: String,
+    /// A start runs until `busy_until` (the VM shows `starting`).
+    starting: bool,
 }
 
 struct Nic {
@@ -238,6 +245,15 @@ impl ArmFake {
     pub fn set_vm_size(&self, name: &str, size: &str) {
         if let Some(vm) = lock(&self.state).vms.get_mut(&name.to_ascii_lowercase()) {
             vm.body["properties"]["hardwareProfile"]["vmSize"] = json!(size);
+        }
+    }
+
+    /// Out of band: the VM's power state, as `az vm stop` (`stopped`, or `stopping` for one
+    /// still on its way) or `az vm deallocate` (`deallocated`, `deallocating`) would leave it.
+    pub fn set_power(&self, name: &str, power: &str) {
+        if let Some(vm) = lock(&self.state).vms.get_mut(&name.to_ascii_lowercase()) {
+            vm.power = power.to_string();
+            vm.starting = false;
         }
     }
 
@@ -508,6 +524,7 @@ impl Shared {
                     ("PUT", [name]) => self.put_vm(&call.segments[7], name, &call),
                     ("PATCH", [name]) => self.patch_vm(name, &call),
                     ("DELETE", [name]) => self.delete_vm(name),
+                    ("POST", [name, "start"]) => self.start_vm(name),
                     _ => arm_error(
                         405,
                         "MethodNotAllowed",
@@ -758,10 +775,48 @@ impl Shared {
                 )
             }
         };
-        match st.vms.get(name) {
-            Some(vm) => answer(200, Some(view(vm, now, expand)), &[]),
+        match st.vms.get_mut(name) {
+            Some(vm) => {
+                let body = view(vm, now, expand);
+                // A stop in progress settles after the GET that saw it.
+                match vm.power.as_str() {
+                    "stopping" => vm.power = "stopped".to_string(),
+                    "deallocating" => vm.power = "deallocated".to_string(),
+                    _ => {}
+                }
+                answer(200, Some(body), &[])
+            }
             None => self.vm_not_found(name),
         }
+    }
+
+    /// `POST .../virtualMachines/{name}/start`: 202 with the operation's headers and no body.
+    fn start_vm(&self, name: &str) -> Answer {
+        let mut st = lock(&self.state);
+        let now = Instant::now();
+        settle(&mut st, now);
+        let Some(vm) = st.vms.get(name) else {
+            return self.vm_not_found(name);
+        };
+        if vm.deleting {
+            return arm_error(409, "OperationNotAllowed", "The VM is being deleted.");
+        }
+        if matches!(vm.power.as_str(), "stopping" | "deallocating") {
+            return arm_error(
+                409,
+                "OperationNotAllowed",
+                "Operation 'start' is not allowed while the VM is stopping.",
+            );
+        }
+        let location = vm.body["location"].as_str().unwrap_or_default().to_string();
+        let headers = self.start_operation(&mut st, "Microsoft.Compute", &location, None);
+        let Some(vm) = st.vms.get_mut(name) else {
+            return self.vm_not_found(name);
+        };
+        vm.power = "running".to_string();
+        vm.starting = true;
+        vm.busy_until = now + self.config.operation_time;
+        answer(202, None, &headers)
     }
 
     fn vm_not_found(&self, name: &str) -> Answer {
@@ -871,6 +926,8 @@ impl Shared {
             Vm {
                 body: stored,
                 busy_until: now + self.config.operation_time,
+                power: "running".to_string(),
+                starting: false,
                 deleting: false,
                 creating: created,
             },
@@ -1090,9 +1147,10 @@ fn view(vm: &Vm, now: Instant, instance_view: bool) -> Json {
     }
     if instance_view {
         let power = match state {
-            "Creating" => "PowerState/starting",
-            "Deleting" => "PowerState/stopping",
-            _ => "PowerState/running",
+            "Creating" => "PowerState/starting".to_string(),
+            "Deleting" => "PowerState/stopping".to_string(),
+            _ if vm.starting && now < vm.busy_until => "PowerState/starting".to_string(),
+            _ => format!("PowerState/{}", vm.power),
         };
         body["properties"]["instanceView"] = json!({
             "computerName": body["properties"]["osProfile"]["computerName"],

@@ -180,6 +180,34 @@ async fn create_read_update_find_list_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_vm_stopped_or_deallocated_since_is_started() {
+    for power in ["stopped", "deallocated", "stopping", "deallocating"] {
+        let fake = fake().await;
+        let d = driver(&fake);
+        let sp = spec("0041");
+        let first = d.create(&sp).await.expect("create");
+        let vm_name = fake.vms()[0].name.clone();
+        // Stopped out of band after the first attempt made it (its state was never recorded).
+        fake.set_power(&vm_name, power);
+        let second = d
+            .create(&sp)
+            .await
+            .unwrap_or_else(|e| panic!("adopting a {power} VM: {e}"));
+        assert_eq!(second.instance_id, first.instance_id, "{power}");
+        assert_eq!(second.status, "running", "{power}");
+        let calls = fake.requests();
+        let starts = calls.iter().filter(|r| r.contains("/start")).count();
+        let puts = calls
+            .iter()
+            .filter(|r| {
+                r.starts_with("PUT") && r.to_ascii_lowercase().contains("/virtualmachines/")
+            })
+            .count();
+        assert_eq!((starts, puts), (1, 1), "{power}: {calls:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_follows_next_links_and_keeps_only_ours() {
     let fake = fake().await;
     let d = driver(&fake);

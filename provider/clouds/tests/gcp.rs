@@ -187,6 +187,45 @@ async fn a_repeated_create_adopts_instead_of_inserting_again() {
 }
 
 #[tokio::test]
+async fn an_adopted_instance_stopped_or_suspended_since_is_started_or_resumed() {
+    for (status, call) in [
+        ("TERMINATED", "/start"),
+        ("STOPPING", "/start"),
+        ("SUSPENDED", "/resume"),
+        ("SUSPENDING", "/resume"),
+    ] {
+        let s = setup();
+        let d = driver(&s.server, StopSignal::never());
+        let sp = spec("0031");
+        let first = d.create(&sp).await.expect("create");
+        // Stopped out of band after the first attempt made it (its state was never recorded).
+        s.server
+            .edit(&first.instance_id, |v| v["status"] = json!(status));
+        let second = d
+            .create(&sp)
+            .await
+            .unwrap_or_else(|e| panic!("adopting a {status} instance: {e}"));
+        assert_eq!(second.instance_id, first.instance_id, "{status}");
+        let held = s.server.instance(&first.instance_id).expect("instance");
+        assert_eq!(held["status"], json!("RUNNING"), "{status}");
+        let posts: Vec<String> = s
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("/instances"))
+            .map(|r| r.path.clone())
+            .collect();
+        assert_eq!(
+            posts.len(),
+            2,
+            "{status}: one insert and one wake-up: {posts:?}"
+        );
+        assert!(posts[1].ends_with(call), "{status}: {posts:?}");
+        assert_clean(&s.server);
+    }
+}
+
+#[tokio::test]
 async fn retried_creates_under_faults_make_exactly_one_instance() {
     let s = setup();
     let d = driver(&s.server, StopSignal::never());

@@ -515,6 +515,65 @@ impl AzureDriver {
     }
 
     /// The VM at `url` with its instance view; `None` when it does not exist.
+    /// Starts an adopted VM that was stopped or deallocated after the attempt that made it,
+    /// waiting first for one still stopping or deallocating to settle, and returns the VM as
+    /// it then is. A create promises a running VM, and a stopped one never runs by itself.
+    /// Starting a running VM does nothing, so a retried create may repeat it.
+    async fn start_if_stopped(&self, url: &str, name: &str, vm: Json) -> Result<Json, DriverError> {
+        let mut vm = vm;
+        let begun = Instant::now();
+        let mut jitter = Jitter::from_clock();
+        let mut n = 0u32;
+        loop {
+            match status_of(&vm).as_str() {
+                "stopping" | "deallocating" => {
+                    if begun.elapsed() > self.poll.timeout {
+                        return Err(DriverError::Timeout {
+                            target: TARGET.into(),
+                            operation: "create",
+                            seconds: self.poll.timeout.as_secs(),
+                        });
+                    }
+                    let delay = self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0);
+                    self.sleep_or_stop(delay, "create").await?;
+                    n = n.saturating_add(1);
+                    vm = self.get_vm(url, "create").await?.ok_or_else(|| {
+                        unavailable(
+                            "create",
+                            format!(
+                                "ARM virtualMachines.Get: VM {name} vanished while it was stopping"
+                            ),
+                        )
+                    })?;
+                }
+                was @ ("stopped" | "deallocated") => {
+                    tracing::info!(vm = %name, was = %was, "the adopted VM was stopped since it was made: starting it");
+                    let answer = self
+                        .arm(
+                            "POST",
+                            &format!("{url}/start?api-version={COMPUTE_API_VERSION}"),
+                            None,
+                            "create",
+                            "virtualMachines.Start",
+                            false,
+                        )
+                        .await?;
+                    self.wait_operation(&answer, "create", "virtualMachines.Start")
+                        .await?;
+                    return self.get_vm(url, "create").await?.ok_or_else(|| {
+                        unavailable(
+                            "create",
+                            format!(
+                                "ARM virtualMachines.Get: VM {name} vanished while it was starting"
+                            ),
+                        )
+                    });
+                }
+                _ => return Ok(vm),
+            }
+        }
+    }
+
     async fn get_vm(
         &self,
         url: &str,
@@ -988,6 +1047,7 @@ impl Driver for AzureDriver {
             }
             if provisioning_state(&vm) == "Succeeded" {
                 tracing::info!(vm = %name, "adopting the VM an earlier attempt created");
+                let vm = self.start_if_stopped(&url, &name, vm).await?;
                 return self.instance(&vm, "create").await;
             }
             if !is_live(&vm) {

@@ -269,6 +269,70 @@ impl GcpDriver {
         }
     }
 
+    /// Starts (or resumes) an adopted instance that was stopped (or suspended) after the attempt
+    /// that made it, waiting first for one still STOPPING or SUSPENDING to settle. A create
+    /// promises a running instance, and a stopped one never runs by itself: without this the
+    /// wait for RUNNING would fail. `instances.start` and `instances.resume` of an instance
+    /// that already runs do nothing, so a retried create may repeat them.
+    async fn wake_adopted(
+        &self,
+        project: &str,
+        zone: &str,
+        name: &str,
+        mut status: String,
+    ) -> Result<(), DriverError> {
+        let started = Instant::now();
+        let mut jitter = Jitter::from_clock();
+        let mut n = 0u32;
+        while matches!(status.as_str(), "STOPPING" | "SUSPENDING") {
+            if started.elapsed() > self.poll.timeout {
+                return Err(DriverError::Timeout {
+                    target: TARGET.into(),
+                    operation: "create",
+                    seconds: self.poll.timeout.as_secs(),
+                });
+            }
+            let delay = self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0);
+            self.sleep_or_stop(delay, "create").await?;
+            n = n.saturating_add(1);
+            let Some(raw) = self.get_raw(project, zone, name, "create").await? else {
+                return Err(DriverError::Rejected {
+                    target: TARGET.into(),
+                    operation: "create",
+                    message: format!("GCE instances.get: instance {name} was deleted while it was {status}; apply again to create a new one"),
+                });
+            };
+            status = instance_status(&raw);
+        }
+        let (instances, _) = self.clients("create").await?;
+        let (call, sent) = match status.as_str() {
+            "TERMINATED" => (
+                "instances.start",
+                instances
+                    .start()
+                    .set_project(project)
+                    .set_zone(zone)
+                    .set_instance(name)
+                    .send()
+                    .await,
+            ),
+            "SUSPENDED" => (
+                "instances.resume",
+                instances
+                    .resume()
+                    .set_project(project)
+                    .set_zone(zone)
+                    .set_instance(name)
+                    .send()
+                    .await,
+            ),
+            _ => return Ok(()),
+        };
+        let op = sent.map_err(|e| gax_error("create", call, &e))?;
+        tracing::info!(instance = %name, zone = %zone, was = %status, "the adopted instance was stopped since it was made: {call}");
+        self.wait_operation(project, zone, op, call, "create").await
+    }
+
     /// Polls until the instance is RUNNING.
     async fn wait_running(
         &self,
@@ -805,6 +869,8 @@ impl Driver for GcpDriver {
                 });
             }
             tracing::info!(instance = %name, zone = %zone, "adopting the instance an earlier attempt created");
+            self.wake_adopted(&project, &zone, &name, instance_status(&found))
+                .await?;
             return self.wait_running(&project, &zone, &name, "create").await;
         }
         // 2. Make it.

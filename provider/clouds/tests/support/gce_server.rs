@@ -728,12 +728,24 @@ fn dispatch(
             let Some(inst) = s.instances.get_mut(&key) else {
                 return error(404, "notFound", &format!("The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found"));
             };
+            let settling = match inst["status"].as_str() {
+                // A stop or suspend in progress settles after the GET that saw it.
+                Some("STOPPING") => Some("TERMINATED"),
+                Some("SUSPENDING") => Some("SUSPENDED"),
+                _ => None,
+            };
             if left > 0 {
                 inst["status"] = json!(if left > 1 { "PROVISIONING" } else { "STAGING" });
-            } else if inst["status"] != json!("TERMINATED") {
+            } else if !matches!(
+                inst["status"].as_str(),
+                Some("TERMINATED" | "SUSPENDED" | "STOPPING" | "SUSPENDING")
+            ) {
                 inst["status"] = json!("RUNNING");
             }
             let out = inst.clone();
+            if let Some(settled) = settling {
+                inst["status"] = json!(settled);
+            }
             if left > 0 {
                 s.staging.insert(key, left - 1);
             }
@@ -744,6 +756,30 @@ fn dispatch(
                 return error(404, "notFound", &format!("The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found"));
             }
             (200, new_operation(s, &project, &zone, "delete", &name))
+        }
+        Some(call @ ("instances.start" | "instances.resume")) => {
+            let from = if call == "instances.start" {
+                "TERMINATED"
+            } else {
+                "SUSPENDED"
+            };
+            let Some(inst) = s.instances.get_mut(&key) else {
+                return error(404, "notFound", "instance not found");
+            };
+            match inst["status"].as_str() {
+                Some(status) if status == from => inst["status"] = json!("RUNNING"),
+                Some("RUNNING") => {}
+                Some(other) => {
+                    return error(
+                        400,
+                        "resourceNotReady",
+                        &format!("The resource is not ready: the instance is {other}"),
+                    )
+                }
+                None => {}
+            }
+            let kind = call.trim_start_matches("instances.");
+            (200, new_operation(s, &project, &zone, kind, &name))
         }
         Some("instances.setLabels") => {
             let Some(inst) = s.instances.get_mut(&key) else {
