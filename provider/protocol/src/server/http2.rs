@@ -1407,4 +1407,115 @@ mod tests {
         );
         server.await.unwrap().unwrap();
     }
+
+    /// One frame of a generated conversation: any type, flags and stream, with a payload that
+    /// is random bytes, a header block naming a method, or a gRPC message.
+    #[derive(Debug, Clone)]
+    struct AnyFrame {
+        kind: u8,
+        flags: u8,
+        stream: u32,
+        payload: Vec<u8>,
+    }
+
+    fn any_frame() -> impl proptest::strategy::Strategy<Value = AnyFrame> {
+        use proptest::prelude::*;
+        let path_block =
+            prop_oneof![Just("/echo"), Just("/stream"), Just("/nope")].prop_map(|path| {
+                // `:path` as a literal without indexing: no decoder state needed.
+                let mut block = vec![0, 5];
+                block.extend_from_slice(b":path");
+                block.push(u8::try_from(path.len()).unwrap_or(0));
+                block.extend_from_slice(path.as_bytes());
+                block
+            });
+        let message = proptest::collection::vec(any::<u8>(), 0..16).prop_map(|m| framed(&m));
+        let random = proptest::collection::vec(any::<u8>(), 0..48);
+        let client_stream = (0u32..5).prop_map(|n| 2 * n + 1);
+        // Requests as a client makes them, parts of them, and anything at all.
+        let headers = (
+            client_stream.clone(),
+            prop_oneof![
+                Just(flag::END_HEADERS),
+                Just(flag::END_HEADERS | flag::END_STREAM),
+                Just(0)
+            ],
+            prop_oneof![3 => path_block, 1 => random.clone()],
+        )
+            .prop_map(|(stream, flags, payload)| AnyFrame {
+                kind: kind::HEADERS,
+                flags,
+                stream,
+                payload,
+            });
+        let data = (
+            client_stream,
+            prop_oneof![
+                Just(flag::END_STREAM),
+                Just(0),
+                Just(flag::PADDED | flag::END_STREAM)
+            ],
+            prop_oneof![3 => message, 1 => random.clone()],
+        )
+            .prop_map(|(stream, flags, payload)| AnyFrame {
+                kind: kind::DATA,
+                flags,
+                stream,
+                payload,
+            });
+        let anything =
+            (0u8..11, any::<u8>(), 0u32..8, random).prop_map(|(kind, flags, stream, payload)| {
+                AnyFrame {
+                    kind,
+                    flags,
+                    stream,
+                    payload,
+                }
+            });
+        prop_oneof![2 => headers, 2 => data, 1 => anything]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(500))]
+
+        /// Whatever frames a client sends, the connection answers or ends with GOAWAY and
+        /// never unwinds; once the client hangs up it returns.
+        #[test]
+        fn any_sequence_of_frames_ends_cleanly(frames in proptest::collection::vec(any_frame(), 1..16)) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let (mut client, server_io) = tokio::io::duplex(1 << 16);
+                let router = Arc::new(TestRouter {
+                    slow_dropped: Arc::default(),
+                    release: Arc::default(),
+                });
+                let limits = Limits { max_message: 64, max_response: 64 };
+                let server = tokio::spawn(serve_connection(
+                    server_io,
+                    router,
+                    limits,
+                    Box::pin(std::future::pending()),
+                ));
+                let mut bytes = frames::PREFACE.to_vec();
+                frames::put_settings(&mut bytes, &[]);
+                for f in &frames {
+                    frames::put_header(&mut bytes, f.payload.len(), f.kind, f.flags, f.stream);
+                    bytes.extend_from_slice(&f.payload);
+                }
+                // The server may close first (GOAWAY); a failed write is then fine.
+                let _ = client.write_all(&bytes).await;
+                let _ = client.shutdown().await;
+                let mut sink = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut sink)).await;
+                drop(client);
+                let ended = tokio::time::timeout(Duration::from_secs(5), server)
+                    .await
+                    .expect("the connection ends once the client has gone");
+                assert!(ended.is_ok(), "the connection task unwound: {ended:?}");
+            });
+        }
+    }
 }
