@@ -1191,36 +1191,22 @@ mod tests {
     async fn unknown_methods_oversized_requests_and_crashed_calls_get_a_status_and_the_connection_goes_on(
     ) {
         let mut s = served(16).await;
-        let mut bytes = s.client.headers(1, "/nope", false);
-        frames::put_data(&mut bytes, 1, &framed(b""), true);
-        s.client.send(&bytes).await;
-        let only = s.client.until(kind::HEADERS, 1).await;
-        assert_ne!(only.header.flags & flag::END_STREAM, 0);
-        let fields = s.client.fields(&only.payload);
-        assert!(
-            fields.contains(&("grpc-status".into(), "12".into())),
-            "{fields:?}"
-        );
-
-        let mut bytes = s.client.headers(3, "/echo", false);
-        frames::put_data(&mut bytes, 3, &framed(&[7; 64]), true);
-        s.client.send(&bytes).await;
-        let only = s.client.until(kind::HEADERS, 3).await;
-        let fields = s.client.fields(&only.payload);
-        assert!(
-            fields.contains(&("grpc-status".into(), "8".into())),
-            "{fields:?}"
-        );
-
-        let mut bytes = s.client.headers(5, "/crash", false);
-        frames::put_data(&mut bytes, 5, &framed(b""), true);
-        s.client.send(&bytes).await;
-        let only = s.client.until(kind::HEADERS, 5).await;
-        let fields = s.client.fields(&only.payload);
-        assert!(
-            fields.contains(&("grpc-status".into(), "13".into())),
-            "{fields:?}"
-        );
+        for (stream, path, message, status) in [
+            (1, "/nope", Vec::new(), "12"),
+            (3, "/echo", vec![7; 64], "8"),
+            (5, "/crash", Vec::new(), "13"),
+        ] {
+            let mut bytes = s.client.headers(stream, path, false);
+            frames::put_data(&mut bytes, stream, &framed(&message), true);
+            s.client.send(&bytes).await;
+            let only = s.client.until(kind::HEADERS, stream).await;
+            assert_ne!(only.header.flags & flag::END_STREAM, 0, "{path}");
+            let fields = s.client.fields(&only.payload);
+            assert!(
+                fields.contains(&("grpc-status".into(), status.into())),
+                "{path}: {fields:?}"
+            );
+        }
 
         let mut bytes = s.client.headers(7, "/echo", false);
         frames::put_data(&mut bytes, 7, &framed(b"still here"), true);

@@ -103,111 +103,57 @@ where
     Call::Streaming(replies)
 }
 
+/// Every Provider method is unary: this is where a path's last segment names its trait method.
+macro_rules! provider_methods {
+    ($provider:expr, $method:expr, $request:expr; $($name:literal => $call:ident),* $(,)?) => {
+        match $method {
+            $($name => Some(unary($provider, $request, |p, q| async move { p.$call(q).await })),)*
+            _ => None,
+        }
+    };
+}
+
+const PROVIDER_PREFIX: &[u8] = b"/tfplugin6.Provider/";
+
+/// The call of the Provider's `method` (the path after [`PROVIDER_PREFIX`]).
+fn provider_call<P: Provider>(provider: &Arc<P>, method: &[u8], request: Bytes) -> Option<Call> {
+    provider_methods!(provider, method, request;
+        b"GetMetadata" => get_metadata,
+        b"GetProviderSchema" => get_provider_schema,
+        b"ValidateProviderConfig" => validate_provider_config,
+        b"ValidateResourceConfig" => validate_resource_config,
+        b"ValidateDataResourceConfig" => validate_data_resource_config,
+        b"UpgradeResourceState" => upgrade_resource_state,
+        b"GetResourceIdentitySchemas" => get_resource_identity_schemas,
+        b"UpgradeResourceIdentity" => upgrade_resource_identity,
+        b"ConfigureProvider" => configure_provider,
+        b"ReadResource" => read_resource,
+        b"PlanResourceChange" => plan_resource_change,
+        b"ApplyResourceChange" => apply_resource_change,
+        b"ImportResourceState" => import_resource_state,
+        b"MoveResourceState" => move_resource_state,
+        b"ReadDataSource" => read_data_source,
+        b"ValidateEphemeralResourceConfig" => validate_ephemeral_resource_config,
+        b"OpenEphemeralResource" => open_ephemeral_resource,
+        b"RenewEphemeralResource" => renew_ephemeral_resource,
+        b"CloseEphemeralResource" => close_ephemeral_resource,
+        b"GetFunctions" => get_functions,
+        b"CallFunction" => call_function,
+        b"StopProvider" => stop_provider,
+    )
+}
+
 impl<P: Provider> Router for Routes<P> {
     fn starts_on_headers(&self, path: &[u8]) -> bool {
         path == BROKER_PATH
     }
 
     fn call(&self, path: &[u8], request: Bytes) -> Option<Call> {
-        let p = &self.provider;
         let r = request;
+        if let Some(method) = path.strip_prefix(PROVIDER_PREFIX) {
+            return provider_call(&self.provider, method, r);
+        }
         Some(match path {
-            b"/tfplugin6.Provider/GetMetadata" => {
-                unary(p, r, |p, q| async move { p.get_metadata(q).await })
-            }
-            b"/tfplugin6.Provider/GetProviderSchema" => {
-                unary(p, r, |p, q| async move { p.get_provider_schema(q).await })
-            }
-            b"/tfplugin6.Provider/ValidateProviderConfig" => {
-                unary(
-                    p,
-                    r,
-                    |p, q| async move { p.validate_provider_config(q).await },
-                )
-            }
-            b"/tfplugin6.Provider/ValidateResourceConfig" => {
-                unary(
-                    p,
-                    r,
-                    |p, q| async move { p.validate_resource_config(q).await },
-                )
-            }
-            b"/tfplugin6.Provider/ValidateDataResourceConfig" => unary(p, r, |p, q| async move {
-                p.validate_data_resource_config(q).await
-            }),
-            b"/tfplugin6.Provider/UpgradeResourceState" => {
-                unary(
-                    p,
-                    r,
-                    |p, q| async move { p.upgrade_resource_state(q).await },
-                )
-            }
-            b"/tfplugin6.Provider/GetResourceIdentitySchemas" => unary(p, r, |p, q| async move {
-                p.get_resource_identity_schemas(q).await
-            }),
-            b"/tfplugin6.Provider/UpgradeResourceIdentity" => {
-                unary(
-                    p,
-                    r,
-                    |p, q| async move { p.upgrade_resource_identity(q).await },
-                )
-            }
-            b"/tfplugin6.Provider/ConfigureProvider" => {
-                unary(p, r, |p, q| async move { p.configure_provider(q).await })
-            }
-            b"/tfplugin6.Provider/ReadResource" => {
-                unary(p, r, |p, q| async move { p.read_resource(q).await })
-            }
-            b"/tfplugin6.Provider/PlanResourceChange" => {
-                unary(p, r, |p, q| async move { p.plan_resource_change(q).await })
-            }
-            b"/tfplugin6.Provider/ApplyResourceChange" => {
-                unary(p, r, |p, q| async move { p.apply_resource_change(q).await })
-            }
-            b"/tfplugin6.Provider/ImportResourceState" => {
-                unary(p, r, |p, q| async move { p.import_resource_state(q).await })
-            }
-            b"/tfplugin6.Provider/MoveResourceState" => {
-                unary(p, r, |p, q| async move { p.move_resource_state(q).await })
-            }
-            b"/tfplugin6.Provider/ReadDataSource" => {
-                unary(p, r, |p, q| async move { p.read_data_source(q).await })
-            }
-            b"/tfplugin6.Provider/ValidateEphemeralResourceConfig" => {
-                unary(p, r, |p, q| async move {
-                    p.validate_ephemeral_resource_config(q).await
-                })
-            }
-            b"/tfplugin6.Provider/OpenEphemeralResource" => {
-                unary(
-                    p,
-                    r,
-                    |p, q| async move { p.open_ephemeral_resource(q).await },
-                )
-            }
-            b"/tfplugin6.Provider/RenewEphemeralResource" => {
-                unary(
-                    p,
-                    r,
-                    |p, q| async move { p.renew_ephemeral_resource(q).await },
-                )
-            }
-            b"/tfplugin6.Provider/CloseEphemeralResource" => {
-                unary(
-                    p,
-                    r,
-                    |p, q| async move { p.close_ephemeral_resource(q).await },
-                )
-            }
-            b"/tfplugin6.Provider/GetFunctions" => {
-                unary(p, r, |p, q| async move { p.get_functions(q).await })
-            }
-            b"/tfplugin6.Provider/CallFunction" => {
-                unary(p, r, |p, q| async move { p.call_function(q).await })
-            }
-            b"/tfplugin6.Provider/StopProvider" => {
-                unary(p, r, |p, q| async move { p.stop_provider(q).await })
-            }
             b"/plugin.GRPCController/Shutdown" => {
                 unary(
                     &self.controller,
