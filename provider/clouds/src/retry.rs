@@ -187,10 +187,96 @@ pub async fn sleep_or_stop(
     }
 }
 
+/// The pauses of a loop that polls a cloud until something is done: growing delays from a
+/// [`RetryPolicy`] with half jitter (a poll should not collapse to no wait, as a retry's full
+/// jitter may), `Timeout` once the policy's timeout has passed, `Cancelled` on StopProvider.
+pub struct Pacer<'a> {
+    policy: &'a RetryPolicy,
+    stop: &'a StopSignal,
+    target: &'static str,
+    operation: &'static str,
+    started: Instant,
+    jitter: Jitter,
+    pauses: u32,
+}
+
+impl<'a> Pacer<'a> {
+    /// A pacer whose timeout counts from now.
+    pub fn new(
+        policy: &'a RetryPolicy,
+        stop: &'a StopSignal,
+        target: &'static str,
+        operation: &'static str,
+    ) -> Pacer<'a> {
+        Pacer {
+            policy,
+            stop,
+            target,
+            operation,
+            started: Instant::now(),
+            jitter: Jitter::from_clock(),
+            pauses: 0,
+        }
+    }
+
+    /// Waits before the next poll, or fails: `Timeout` when the policy's time is up,
+    /// `Cancelled` when StopProvider arrives during the wait.
+    pub async fn pause(&mut self) -> Result<(), DriverError> {
+        if self.started.elapsed() > self.policy.timeout {
+            return Err(DriverError::Timeout {
+                target: self.target.into(),
+                operation: self.operation,
+                seconds: self.policy.timeout.as_secs(),
+            });
+        }
+        let delay = self
+            .policy
+            .delay(self.pauses, 0.5 + self.jitter.next_unit() / 2.0);
+        self.pauses = self.pauses.saturating_add(1);
+        sleep_or_stop(self.stop, delay, self.target, self.operation).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn a_pacer_waits_growing_delays_then_times_out_or_stops() {
+        let policy = RetryPolicy {
+            initial_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(8),
+            multiplier: 2.0,
+            timeout: Duration::from_millis(60),
+        };
+        let never = StopSignal::never();
+        let mut pacer = Pacer::new(&policy, &never, "t", "op");
+        let started = Instant::now();
+        let mut pauses = 0;
+        let err = loop {
+            match pacer.pause().await {
+                Ok(()) => pauses += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(err, DriverError::Timeout { seconds: 0, .. }),
+            "{err:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(60));
+        assert!((5..100).contains(&pauses), "{pauses} pauses");
+
+        let (handle, signal) = StopHandle::new();
+        handle.stop();
+        let slow = RetryPolicy {
+            initial_delay: Duration::from_secs(30),
+            ..policy
+        };
+        let mut pacer = Pacer::new(&slow, &signal, "t", "op");
+        let err = pacer.pause().await.expect_err("stopped");
+        assert!(matches!(err, DriverError::Cancelled { .. }), "{err:?}");
+    }
 
     fn fast_policy() -> RetryPolicy {
         RetryPolicy {

@@ -33,7 +33,7 @@ use aws_sdk_ec2::types::{Filter, InstanceType, Placement, ResourceType, Tag, Tag
 use tokio::sync::Mutex;
 
 use crate::meta_tags;
-use crate::retry::{Jitter, RetryPolicy, StopSignal};
+use crate::retry::{Pacer, RetryPolicy, StopSignal};
 use crate::{
     managed_tags, Driver, DriverError, Instance, InstanceSpec, Metadata, MANAGED_BY_VALUE,
     TAG_MANAGED_BY, TAG_WORKLOAD_ID,
@@ -160,14 +160,6 @@ impl AwsDriver {
         }
     }
 
-    async fn sleep_or_stop(
-        &self,
-        delay: Duration,
-        operation: &'static str,
-    ) -> Result<(), DriverError> {
-        crate::retry::sleep_or_stop(&self.stop, delay, TARGET, operation).await
-    }
-
     /// Live instances in `region` matching every tag in `tags`.
     async fn describe_tagged(
         &self,
@@ -264,9 +256,7 @@ impl AwsDriver {
         want: &str,
         operation: &'static str,
     ) -> Result<Option<Instance>, DriverError> {
-        let started = std::time::Instant::now();
-        let mut jitter = Jitter::from_clock();
-        let mut n = 0u32;
+        let mut pacer = Pacer::new(&self.poll, &self.stop, TARGET, operation);
         loop {
             match self.describe_one(region, ec2_id, operation).await? {
                 None if want == "terminated" => return Ok(None),
@@ -286,17 +276,7 @@ impl AwsDriver {
                 }
                 Some(_) => {}
             }
-            if started.elapsed() > self.poll.timeout {
-                return Err(DriverError::Timeout {
-                    target: TARGET.into(),
-                    operation,
-                    seconds: self.poll.timeout.as_secs(),
-                });
-            }
-            // Half jitter: the wait should not collapse to zero like a retry's full jitter.
-            let delay = self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0);
-            self.sleep_or_stop(delay, operation).await?;
-            n = n.saturating_add(1);
+            pacer.pause().await?;
         }
     }
 

@@ -27,7 +27,7 @@ use serde_json::{json, Value as Json};
 use tokio::sync::Mutex;
 
 use crate::meta_tags::{self, TAG_META_PREFIX};
-use crate::retry::{Jitter, RetryPolicy, StopSignal};
+use crate::retry::{Jitter, Pacer, RetryPolicy, StopSignal};
 use crate::{
     managed_tags, Driver, DriverError, Instance, InstanceSpec, Metadata, MANAGED_BY_VALUE,
     TAG_MANAGED_BY, TAG_WORKLOAD_ID,
@@ -521,22 +521,11 @@ impl AzureDriver {
     /// Starting a running VM does nothing, so a retried create may repeat it.
     async fn start_if_stopped(&self, url: &str, name: &str, vm: Json) -> Result<Json, DriverError> {
         let mut vm = vm;
-        let begun = Instant::now();
-        let mut jitter = Jitter::from_clock();
-        let mut n = 0u32;
+        let mut pacer = Pacer::new(&self.poll, &self.stop, TARGET, "create");
         loop {
             match status_of(&vm).as_str() {
                 "stopping" | "deallocating" => {
-                    if begun.elapsed() > self.poll.timeout {
-                        return Err(DriverError::Timeout {
-                            target: TARGET.into(),
-                            operation: "create",
-                            seconds: self.poll.timeout.as_secs(),
-                        });
-                    }
-                    let delay = self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0);
-                    self.sleep_or_stop(delay, "create").await?;
-                    n = n.saturating_add(1);
+                    pacer.pause().await?;
                     vm = self.get_vm(url, "create").await?.ok_or_else(|| {
                         unavailable(
                             "create",

@@ -28,7 +28,7 @@ use google_cloud_compute_v1::client::{Instances, ZoneOperations};
 use google_cloud_compute_v1::model;
 use tokio::sync::Mutex;
 
-use crate::retry::{Jitter, RetryPolicy, StopSignal};
+use crate::retry::{Jitter, Pacer, RetryPolicy, StopSignal};
 use crate::{
     user_tags, Driver, DriverError, Instance, InstanceSpec, Metadata, MANAGED_BY_VALUE,
     TAG_MANAGED_BY, TAG_WORKLOAD_ID,
@@ -281,20 +281,9 @@ impl GcpDriver {
         name: &str,
         mut status: String,
     ) -> Result<(), DriverError> {
-        let started = Instant::now();
-        let mut jitter = Jitter::from_clock();
-        let mut n = 0u32;
+        let mut pacer = Pacer::new(&self.poll, &self.stop, TARGET, "create");
         while matches!(status.as_str(), "STOPPING" | "SUSPENDING") {
-            if started.elapsed() > self.poll.timeout {
-                return Err(DriverError::Timeout {
-                    target: TARGET.into(),
-                    operation: "create",
-                    seconds: self.poll.timeout.as_secs(),
-                });
-            }
-            let delay = self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0);
-            self.sleep_or_stop(delay, "create").await?;
-            n = n.saturating_add(1);
+            pacer.pause().await?;
             let Some(raw) = self.get_raw(project, zone, name, "create").await? else {
                 return Err(DriverError::Rejected {
                     target: TARGET.into(),
@@ -341,9 +330,7 @@ impl GcpDriver {
         name: &str,
         operation: &'static str,
     ) -> Result<Instance, DriverError> {
-        let started = Instant::now();
-        let mut jitter = Jitter::from_clock();
-        let mut n = 0u32;
+        let mut pacer = Pacer::new(&self.poll, &self.stop, TARGET, operation);
         loop {
             if let Some(raw) = self.get_raw(project, zone, name, operation).await? {
                 let status = instance_status(&raw);
@@ -358,16 +345,7 @@ impl GcpDriver {
                     });
                 }
             }
-            if started.elapsed() > self.poll.timeout {
-                return Err(DriverError::Timeout {
-                    target: TARGET.into(),
-                    operation,
-                    seconds: self.poll.timeout.as_secs(),
-                });
-            }
-            let delay = self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0);
-            self.sleep_or_stop(delay, operation).await?;
-            n = n.saturating_add(1);
+            pacer.pause().await?;
         }
     }
 
