@@ -3,7 +3,7 @@
 //! Terraform's go-plugin client expects them on every gRPC plugin: the health
 //! check (`plugin` must be SERVING), the controller (its Shutdown is how
 //! Terraform ends the plugin), the stdio stream and the connection broker
-//! (served by [`super::routes`] alone: an idle stream whose inbound messages
+//! (served by the `routes` module alone: an idle stream whose inbound messages
 //! are discarded).
 //! Every stream we hand out ends when the server shuts down, so a graceful
 //! shutdown never waits on a stream that would otherwise stay open forever.
