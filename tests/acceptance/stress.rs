@@ -448,33 +448,36 @@ fn killing_the_provider_mid_apply_on_moto_never_duplicates_or_orphans() {
         ws.config(&faulty);
         let launches_before = moto.front.counts.launches.load(Ordering::SeqCst);
         let mut child = start_round(&ws, destroying);
-        // Applies are killed after a random number of launches (plus up to 0.4 s), so kills
-        // land between and inside creates; with none, and for destroys, at a random time
-        // (plugin start and plan take about a second, then calls retry through the throttling).
-        let after_launches = if destroying {
-            0
+        // Applies are killed after a random number of launches, destroys after a random number
+        // of EC2 requests (the refresh's reads, then the terminations and their waits), each
+        // plus up to 0.4 s, so kills land inside the provider's work rather than before its
+        // first call or after its last. An apply drawn to wait for no launch is killed at a
+        // random time (plugin start and plan take about a second, then calls retry through the
+        // throttling).
+        let (after_launches, after_requests) = if destroying {
+            (0, 1 + rng.next_below(12))
         } else {
-            rng.next_below(WORKLOADS as u64)
+            (rng.next_below(WORKLOADS as u64), 0)
         };
-        let delay = if after_launches > 0 {
+        let waits_for_traffic = after_launches > 0 || after_requests > 0;
+        let delay = if waits_for_traffic {
             Duration::from_millis(rng.next_below(400))
-        } else if destroying {
-            Duration::from_millis(300 + rng.next_below(2500))
         } else {
             Duration::from_millis(300 + rng.next_below(4000))
         };
+        let requests_before = proxy.counts.requests.load(Ordering::SeqCst);
         let started = Instant::now();
         let mut clock_from = started;
-        while clock_from.elapsed() < delay || after_launches > 0 && clock_from == started {
+        while clock_from.elapsed() < delay || waits_for_traffic && clock_from == started {
             if let Ok(Some(_)) = child.try_wait() {
                 break;
             }
             let launched = moto.front.counts.launches.load(Ordering::SeqCst) - launches_before;
+            let requests = proxy.counts.requests.load(Ordering::SeqCst) - requests_before;
             let waited_enough = started.elapsed() > Duration::from_secs(60);
-            if after_launches > 0
-                && clock_from == started
-                && (launched >= after_launches || waited_enough)
-            {
+            let reached = (after_launches > 0 && launched >= after_launches)
+                || (after_requests > 0 && requests >= after_requests);
+            if waits_for_traffic && clock_from == started && (reached || waited_enough) {
                 // (Retries through the throttling can take long: then kill where it is.)
                 clock_from = Instant::now();
             }
@@ -499,7 +502,7 @@ fn killing_the_provider_mid_apply_on_moto_never_duplicates_or_orphans() {
         } else {
             finished_first += 1;
             println!(
-                "moto crash run {run}: no provider process {:.2} s after {after_launches} launches (between plugin starts, or done)",
+                "moto crash run {run}: no provider process {:.2} s after {after_launches} launches or {after_requests} requests (between plugin starts, or done)",
                 delay.as_secs_f64()
             );
             // Terraform reports our SIGKILL as a plugin crash; without one there is none.
