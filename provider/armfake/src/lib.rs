@@ -792,31 +792,23 @@ impl Shared {
 
     /// `POST .../virtualMachines/{name}/start`: 202 with the operation's headers and no body.
     fn start_vm(&self, name: &str) -> Answer {
-        let mut st = lock(&self.state);
-        let now = Instant::now();
-        settle(&mut st, now);
-        let Some(vm) = st.vms.get(name) else {
-            return self.vm_not_found(name);
-        };
-        if vm.deleting {
-            return arm_error(409, "OperationNotAllowed", "The VM is being deleted.");
-        }
-        if matches!(vm.power.as_str(), "stopping" | "deallocating") {
-            return arm_error(
-                409,
-                "OperationNotAllowed",
-                "Operation 'start' is not allowed while the VM is stopping.",
-            );
-        }
-        let location = vm.body["location"].as_str().unwrap_or_default().to_string();
-        let headers = self.start_operation(&mut st, "Microsoft.Compute", &location, None);
-        let Some(vm) = st.vms.get_mut(name) else {
-            return self.vm_not_found(name);
-        };
-        vm.power = "running".to_string();
-        vm.starting = true;
-        vm.busy_until = now + self.config.operation_time;
-        answer(202, None, &headers)
+        self.vm_operation(
+            name,
+            |vm| {
+                matches!(vm.power.as_str(), "stopping" | "deallocating").then(|| {
+                    arm_error(
+                        409,
+                        "OperationNotAllowed",
+                        "Operation 'start' is not allowed while the VM is stopping.",
+                    )
+                })
+            },
+            |vm, _, headers| {
+                vm.power = "running".to_string();
+                vm.starting = true;
+                answer(202, None, &headers)
+            },
+        )
     }
 
     fn vm_not_found(&self, name: &str) -> Answer {
@@ -958,6 +950,35 @@ impl Shared {
                 return bad;
             }
         }
+        self.vm_operation(
+            name,
+            |_| None,
+            |vm, now, headers| {
+                if let Some(tags) = patch.get("tags") {
+                    vm.body["tags"] = tags.clone();
+                }
+                if let Some(size) = patch.pointer("/properties/hardwareProfile/vmSize") {
+                    vm.body["properties"]["hardwareProfile"]["vmSize"] = size.clone();
+                }
+                let body = view(vm, now, false);
+                let headers: Vec<(&str, String)> = headers
+                    .into_iter()
+                    .filter(|(k, _)| *k != "location")
+                    .collect();
+                answer(200, Some(body), &headers)
+            },
+        )
+    }
+
+    /// An operation on VM `name`, which must exist and not be being deleted, and which
+    /// `refuse` may still turn down: the operation starts, the VM is busy for the operation's
+    /// time, and `then` changes the VM and answers with the operation's headers.
+    fn vm_operation(
+        &self,
+        name: &str,
+        refuse: impl FnOnce(&Vm) -> Option<Answer>,
+        then: impl FnOnce(&mut Vm, Instant, Vec<(&'static str, String)>) -> Answer,
+    ) -> Answer {
         let mut st = lock(&self.state);
         let now = Instant::now();
         settle(&mut st, now);
@@ -967,24 +988,16 @@ impl Shared {
         if vm.deleting {
             return arm_error(409, "OperationNotAllowed", "The VM is being deleted.");
         }
+        if let Some(refused) = refuse(vm) {
+            return refused;
+        }
         let location = vm.body["location"].as_str().unwrap_or_default().to_string();
         let headers = self.start_operation(&mut st, "Microsoft.Compute", &location, None);
         let Some(vm) = st.vms.get_mut(name) else {
             return self.vm_not_found(name);
         };
-        if let Some(tags) = patch.get("tags") {
-            vm.body["tags"] = tags.clone();
-        }
-        if let Some(size) = patch.pointer("/properties/hardwareProfile/vmSize") {
-            vm.body["properties"]["hardwareProfile"]["vmSize"] = size.clone();
-        }
         vm.busy_until = now + self.config.operation_time;
-        let body = view(vm, now, false);
-        let headers: Vec<(&str, String)> = headers
-            .into_iter()
-            .filter(|(k, _)| *k != "location")
-            .collect();
-        answer(200, Some(body), &headers)
+        then(vm, now, headers)
     }
 
     fn delete_vm(&self, name: &str) -> Answer {

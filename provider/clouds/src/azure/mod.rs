@@ -514,7 +514,6 @@ impl AzureDriver {
         }
     }
 
-    /// The VM at `url` with its instance view; `None` when it does not exist.
     /// Starts an adopted VM that was stopped or deallocated after the attempt that made it,
     /// waiting first for one still stopping or deallocating to settle, and returns the VM as
     /// it then is. A create promises a running VM, and a stopped one never runs by itself.
@@ -522,18 +521,20 @@ impl AzureDriver {
     async fn start_if_stopped(&self, url: &str, name: &str, vm: Json) -> Result<Json, DriverError> {
         let mut vm = vm;
         let mut pacer = Pacer::new(&self.poll, &self.stop, TARGET, "create");
+        let vanished = |while_: &str| {
+            unavailable(
+                "create",
+                format!("ARM virtualMachines.Get: VM {name} vanished while it was {while_}"),
+            )
+        };
         loop {
             match status_of(&vm).as_str() {
                 "stopping" | "deallocating" => {
                     pacer.pause().await?;
-                    vm = self.get_vm(url, "create").await?.ok_or_else(|| {
-                        unavailable(
-                            "create",
-                            format!(
-                                "ARM virtualMachines.Get: VM {name} vanished while it was stopping"
-                            ),
-                        )
-                    })?;
+                    vm = self
+                        .get_vm(url, "create")
+                        .await?
+                        .ok_or_else(|| vanished("stopping"))?;
                 }
                 was @ ("stopped" | "deallocated") => {
                     tracing::info!(vm = %name, was = %was, "the adopted VM was stopped since it was made: starting it");
@@ -549,20 +550,17 @@ impl AzureDriver {
                         .await?;
                     self.wait_operation(&answer, "create", "virtualMachines.Start")
                         .await?;
-                    return self.get_vm(url, "create").await?.ok_or_else(|| {
-                        unavailable(
-                            "create",
-                            format!(
-                                "ARM virtualMachines.Get: VM {name} vanished while it was starting"
-                            ),
-                        )
-                    });
+                    return self
+                        .get_vm(url, "create")
+                        .await?
+                        .ok_or_else(|| vanished("starting"));
                 }
                 _ => return Ok(vm),
             }
         }
     }
 
+    /// The VM at `url` with its instance view; `None` when it does not exist.
     async fn get_vm(
         &self,
         url: &str,
