@@ -1420,45 +1420,34 @@ mod tests {
         let client_stream = (0u32..5).prop_map(|n| 2 * n + 1);
         // Requests as a client makes them, parts of them, and anything at all.
         let headers = (
-            client_stream.clone(),
+            Just(kind::HEADERS),
             prop_oneof![
                 Just(flag::END_HEADERS),
                 Just(flag::END_HEADERS | flag::END_STREAM),
                 Just(0)
             ],
+            client_stream.clone(),
             prop_oneof![3 => path_block, 1 => random.clone()],
-        )
-            .prop_map(|(stream, flags, payload)| AnyFrame {
-                kind: kind::HEADERS,
-                flags,
-                stream,
-                payload,
-            });
+        );
         let data = (
-            client_stream,
+            Just(kind::DATA),
             prop_oneof![
                 Just(flag::END_STREAM),
                 Just(0),
                 Just(flag::PADDED | flag::END_STREAM)
             ],
+            client_stream,
             prop_oneof![3 => message, 1 => random.clone()],
-        )
-            .prop_map(|(stream, flags, payload)| AnyFrame {
-                kind: kind::DATA,
+        );
+        let anything = (0u8..11, any::<u8>(), 0u32..8, random);
+        prop_oneof![2 => headers, 2 => data, 1 => anything].prop_map(
+            |(kind, flags, stream, payload)| AnyFrame {
+                kind,
                 flags,
                 stream,
                 payload,
-            });
-        let anything =
-            (0u8..11, any::<u8>(), 0u32..8, random).prop_map(|(kind, flags, stream, payload)| {
-                AnyFrame {
-                    kind,
-                    flags,
-                    stream,
-                    payload,
-                }
-            });
-        prop_oneof![2 => headers, 2 => data, 1 => anything]
+            },
+        )
     }
 
     proptest::proptest! {

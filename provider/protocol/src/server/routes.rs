@@ -47,6 +47,13 @@ impl<P: Provider> Routes<P> {
     }
 }
 
+/// The request message, decoded, as tonic's traits take it.
+fn decode<Req: prost::Message + Default>(request: Bytes) -> Result<Request<Req>, Status> {
+    Req::decode(request)
+        .map(Request::new)
+        .map_err(|e| Status::internal(format!("the request message does not decode: {e}")))
+}
+
 /// A unary call: decodes `request`, runs `method` on `service`, frames the response.
 fn unary<S, Req, Resp, Fut>(
     service: &Arc<S>,
@@ -58,16 +65,14 @@ where
     Resp: prost::Message,
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
-    match Req::decode(request) {
-        Ok(decoded) => {
-            let answer = method(Arc::clone(service), Request::new(decoded));
+    match decode(request) {
+        Ok(request) => {
+            let answer = method(Arc::clone(service), request);
             Call::Unary(Box::pin(async move {
                 answer.await.map(|r| frame_message(r.get_ref()))
             }))
         }
-        Err(e) => Call::Unary(Box::pin(std::future::ready(Err(Status::internal(
-            format!("the request message does not decode: {e}"),
-        ))))),
+        Err(status) => Call::Unary(Box::pin(std::future::ready(Err(status)))),
     }
 }
 
@@ -83,12 +88,9 @@ where
     Fut:
         Future<Output = Result<Response<tonic::codegen::BoxStream<Resp>>, Status>> + Send + 'static,
 {
-    let opened = match Req::decode(request) {
-        Ok(decoded) => open(Arc::clone(service), Request::new(decoded)),
-        Err(e) => {
-            let status = Status::internal(format!("the request message does not decode: {e}"));
-            return Call::Streaming(Box::pin(stream::once(async { Err(status) })));
-        }
+    let opened = match decode(request) {
+        Ok(request) => open(Arc::clone(service), request),
+        Err(status) => return Call::Streaming(Box::pin(stream::once(async { Err(status) }))),
     };
     let replies: Replies = Box::pin(stream::once(opened).flat_map(|opened| -> Replies {
         match opened {
