@@ -723,8 +723,6 @@ where
                 return;
             }
         };
-        let (abort, registration) = futures_util::future::AbortHandle::new_pair();
-        stream.cancel = Some(abort);
         let event: Pin<Box<dyn Future<Output = Event> + Send>> = match call {
             Call::Unary(reply) => Box::pin(async move {
                 let answer = AssertUnwindSafe(reply)
@@ -735,18 +733,22 @@ where
             }),
             Call::Streaming(replies) => {
                 // Headers go out at once: a client waits for them before it reads messages.
-                stream.headers_sent = true;
-                frames::put_headers(
-                    &mut self.out,
-                    id,
-                    frames::RESPONSE_HEADERS,
-                    false,
-                    self.peer_max_frame,
-                );
+                put_response_headers(&mut self.out, stream, id, self.peer_max_frame);
                 self.out_has_answers = true;
                 next_reply(id, replies)
             }
         };
+        self.run(id, event);
+    }
+
+    /// Runs `event`, the next step of stream `id`'s call, among the connection's calls; a reset
+    /// of the stream cancels it.
+    fn run(&mut self, id: u32, event: Pin<Box<dyn Future<Output = Event> + Send>>) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let (abort, registration) = futures_util::future::AbortHandle::new_pair();
+        stream.cancel = Some(abort);
         self.calls.push(Box::pin(async move {
             futures_util::future::Abortable::new(event, registration)
                 .await
@@ -760,14 +762,7 @@ where
             Event::Streamed(id, Some(Ok(message)), rest) => {
                 if let Some(stream) = self.streams.get_mut(&id) {
                     stream.outbox.extend_from_slice(&message);
-                    let (abort, registration) = futures_util::future::AbortHandle::new_pair();
-                    stream.cancel = Some(abort);
-                    let next = next_reply(id, rest);
-                    self.calls.push(Box::pin(async move {
-                        futures_util::future::Abortable::new(next, registration)
-                            .await
-                            .ok()
-                    }));
+                    self.run(id, next_reply(id, rest));
                     self.flush_stream(id);
                 }
             }
@@ -829,14 +824,7 @@ where
             return;
         };
         if stream.outbox_sent < stream.outbox.len() && !stream.headers_sent {
-            frames::put_headers(
-                &mut self.out,
-                id,
-                frames::RESPONSE_HEADERS,
-                false,
-                self.peer_max_frame,
-            );
-            stream.headers_sent = true;
+            put_response_headers(&mut self.out, stream, id, self.peer_max_frame);
             self.out_has_answers = true;
         }
         while stream.outbox_sent < stream.outbox.len() {
@@ -917,6 +905,14 @@ where
             }
             self.finish(id, Ok(()));
         }
+    }
+}
+
+/// Our response headers for stream `id`, sent once.
+fn put_response_headers(out: &mut Vec<u8>, stream: &mut StreamState, id: u32, max_frame: usize) {
+    if !stream.headers_sent {
+        frames::put_headers(out, id, frames::RESPONSE_HEADERS, false, max_frame);
+        stream.headers_sent = true;
     }
 }
 
