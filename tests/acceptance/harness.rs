@@ -55,6 +55,21 @@ pub struct Workspace {
     extra_env: Vec<(String, String)>,
 }
 
+/// A passing test's working directory is removed with its workspace, as
+/// terraform-plugin-testing does: each holds a HOME, a state database and, for the mirror
+/// workspaces, two copies of the debug provider (over 100 MB), so keeping them filled the disk
+/// of a CI machine. A failing test's directory stays for inspection, and
+/// `TF_ACC_PERSIST_WORKING_DIR=1` keeps every one.
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("TF_ACC_PERSIST_WORKING_DIR").is_some() {
+            eprintln!("working directory kept: {}", self.dir.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Workspace {
     /// A workspace whose provider comes from `dev_overrides` (no `terraform init` needed).
     pub fn new(name: &str) -> Workspace {
@@ -84,11 +99,12 @@ impl Workspace {
             .join(version)
             .join("linux_amd64");
         std::fs::create_dir_all(&platform_dir).expect("mirror dir");
-        std::fs::copy(
-            provider_binary(),
-            platform_dir.join(format!("terraform-provider-hybrid_v{version}")),
-        )
-        .expect("copy provider into mirror");
+        // A hard link where the scratch directory shares the build's file system: the debug
+        // binary is over 100 MB.
+        let installed = platform_dir.join(format!("terraform-provider-hybrid_v{version}"));
+        if std::fs::hard_link(provider_binary(), &installed).is_err() {
+            std::fs::copy(provider_binary(), &installed).expect("copy provider into mirror");
+        }
         Workspace::from_mirror_dir(dir, &mirror)
     }
 
