@@ -14,6 +14,9 @@
 #                         (slows both sides down; for finding where time goes, not for figures)
 #   BENCH_BUILD=pgo       the provider build measured: pgo (default; the profile-guided build
 #                         release artifacts ship, scripts/pgo.sh) or plain (`cargo build --release`)
+#   BENCH_MODE=floor      instead: Terraform's wall for null_resource padded to the state a
+#                         workload carries without alternatives, and with its inputs and ids
+#                         only, against plain null (bench/state_floor.py; `make bench-floor`)
 #   CARGO_TARGET_DIR      where cargo builds (default ./target)
 #
 # Needs only python3 and cargo: Terraform comes from scripts/install-tools.sh (.tools/), the
@@ -35,7 +38,8 @@ if [ ! -x "$TERRAFORM" ]; then
   bash "$ROOT/scripts/install-tools.sh"
 fi
 
-BUILD="${BENCH_BUILD:-pgo}"
+# The floor times no provider of ours (one untimed pilot apply), so a plain build will do.
+if [ "${BENCH_MODE:-}" = floor ]; then BUILD="${BENCH_BUILD:-plain}"; else BUILD="${BENCH_BUILD:-pgo}"; fi
 case "$BUILD" in
   pgo)
     echo "==> building terraform-provider-hybrid (profile-guided release: scripts/pgo.sh) in $TARGET_DIR"
@@ -83,13 +87,19 @@ if ! "$BENCH_TOOLS/venv/bin/python" -c "import cryptography" 2>/dev/null; then
 fi
 
 mkdir -p "$WORK"
-exec "$BENCH_TOOLS/venv/bin/python" "$ROOT/bench/bench.py" \
+SCRIPT="$ROOT/bench/bench.py"
+RESULTS="$ROOT/bench/results/latest.json"
+if [ "${BENCH_MODE:-}" = floor ]; then
+  SCRIPT="$ROOT/bench/state_floor.py"
+  RESULTS="$ROOT/bench/results/state-floor.json"
+fi
+exec "$BENCH_TOOLS/venv/bin/python" "$SCRIPT" \
   --terraform "$(readlink -f "$TERRAFORM")" \
   --hybrid "$HYBRID_BIN" \
   --null "$NULL_BIN" \
   --shim "$SHIM_BIN" \
   --work "$WORK" \
-  --results "$ROOT/bench/results/latest.json" \
+  --results "$RESULTS" \
   --count "${BENCH_COUNT:-1000}" \
   --parallelism "${BENCH_PARALLELISM:-10}" \
   --handshakes "${BENCH_HANDSHAKES:-20}" \

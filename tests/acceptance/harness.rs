@@ -397,6 +397,31 @@ fn collapse(text: &str) -> String {
         .join(" ")
 }
 
+/// Kills a provider process with SIGKILL, as the crash tests do, and removes the socket
+/// directory it can no longer remove itself (`hybrid-plugin-<pid>-*` in the temporary
+/// directory), so that a run of the crash tests leaves nothing behind. Returns whether the
+/// signal was delivered (false: the process had already gone).
+pub fn kill_provider(pid: u32) -> bool {
+    let delivered = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let prefix = format!("hybrid-plugin-{pid}-");
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    delivered
+}
+
 /// The provider processes below `terraform_pid` (Terraform re-executes itself under a
 /// supervising parent, so the plugin is a grandchild, not a child).
 pub fn provider_descendants(terraform_pid: u32) -> Vec<u32> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
-use crate::harness::{combined, Workspace};
+use crate::harness::{combined, kill_provider, Workspace};
 
 /// A workload that never moves by itself (its threshold is out of reach), so migration plans
 /// are how it moves.
@@ -331,11 +331,7 @@ fn migration_killed_mid_way_is_resumed_by_the_next_apply() {
             .any(|r| r.next_step == 1 && r.traffic_percentage == 25 && r.status == "in_progress")
         {
             let pid = plugin_pid(child.id()).expect("plugin process");
-            let status = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status()
-                .expect("kill");
-            assert!(status.success());
+            assert!(kill_provider(pid), "kill -KILL {pid} failed");
             killed = true;
             break;
         }

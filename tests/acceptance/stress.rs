@@ -16,7 +16,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{assert_no_crash, combined, provider_descendants, Workspace};
+use crate::harness::{assert_no_crash, combined, kill_provider, provider_descendants, Workspace};
 
 const NODE_CPU_LIMIT: u32 = 4;
 const RACER_CPU: u32 = 2;
@@ -362,7 +362,7 @@ fn killing_the_provider_mid_apply_never_duplicates_orphans_or_leaks() {
         if child.try_wait().ok().flatten().is_none() {
             let found = provider_descendants(child.id());
             for pid in found {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                kill_provider(pid);
                 did_kill = true;
             }
         }
@@ -486,7 +486,7 @@ fn killing_the_provider_mid_apply_on_moto_never_duplicates_or_orphans() {
         let mut did_kill = false;
         if child.try_wait().ok().flatten().is_none() {
             for pid in provider_descendants(child.id()) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                kill_provider(pid);
                 did_kill = true;
             }
         }
