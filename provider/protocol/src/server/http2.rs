@@ -77,6 +77,10 @@ pub(crate) struct Limits {
     pub(crate) max_message: usize,
     /// The largest response message, in bytes.
     pub(crate) max_response: usize,
+    /// The most request bytes one connection may hold for calls whose request has not fully
+    /// arrived, over all its streams: without it, 1,024 streams of almost `max_message` each
+    /// could hold 256 GiB.
+    pub(crate) max_buffered: usize,
 }
 
 /// The receive window we give each stream and the connection: big enough that Terraform never
@@ -92,6 +96,16 @@ const DEFERRED_PASSES: u8 = 3;
 
 /// At most this many bytes are read in one pass before the calls get their turn.
 const READ_BUDGET: usize = 256 * 1024;
+
+/// `buffered` less the `len` bytes a stream gave up (never below zero: a miscount must not
+/// wrap into a budget that refuses every request).
+fn release(buffered: usize, len: usize) -> usize {
+    debug_assert!(
+        len <= buffered,
+        "released {len} of {buffered} buffered bytes"
+    );
+    buffered.saturating_sub(len)
+}
 
 /// Serves gRPC over `io` until the client goes away or `stop` resolves and the calls in flight
 /// have answered. An I/O error ends the connection (and its calls) and is returned.
@@ -202,6 +216,8 @@ struct Connection<IO, R> {
     peer_max_frame: usize,
     /// Bytes received on the connection that we have not yet returned as window.
     unacked: u32,
+    /// Request bytes held in the `body` of streams still receiving (see `Limits::max_buffered`).
+    buffered: usize,
     /// GOAWAY sent: no new streams; close once the streams are done.
     going_away: bool,
     /// Closing after a protocol error: write what is queued and stop.
@@ -252,6 +268,7 @@ where
             peer_initial_window: frames::DEFAULT_WINDOW,
             peer_max_frame: frames::DEFAULT_MAX_FRAME,
             unacked: 0,
+            buffered: 0,
             going_away: false,
             failed: false,
             read_closed: false,
@@ -469,7 +486,7 @@ where
                 if header.stream == 0 || payload.len() != 4 {
                     return Err(ConnectionError(code::PROTOCOL_ERROR));
                 }
-                if let Some(stream) = self.streams.remove(&header.stream) {
+                if let Some(stream) = self.remove_stream(header.stream) {
                     if let Some(cancel) = stream.cancel {
                         cancel.abort();
                     }
@@ -674,15 +691,26 @@ where
         }
         match stream.phase {
             Phase::Receiving => {
-                if stream.body.len() + data.len() > limit {
-                    stream.body = Vec::new();
-                    let message = format!(
+                let refusal = if stream.body.len() + data.len() > limit {
+                    Some(format!(
                         "the request is larger than the largest message this provider accepts ({} bytes)",
                         self.limits.max_message
-                    );
+                    ))
+                } else if self.buffered + data.len() > self.limits.max_buffered {
+                    Some(format!(
+                        "the provider already holds {} bytes of requests still arriving on this connection, the most it holds is {} bytes",
+                        self.buffered, self.limits.max_buffered
+                    ))
+                } else {
+                    None
+                };
+                if let Some(message) = refusal {
+                    self.buffered = release(self.buffered, stream.body.len());
+                    stream.body = Vec::new();
                     self.answer(header.stream, Err(Status::resource_exhausted(message)));
                     return Ok(());
                 }
+                self.buffered += data.len();
                 stream.body.extend_from_slice(data);
                 if end_stream {
                     self.start_call(header.stream);
@@ -700,6 +728,7 @@ where
             return;
         };
         stream.phase = Phase::Running;
+        self.buffered = release(self.buffered, stream.body.len());
         let body = Bytes::from(std::mem::take(&mut stream.body));
         let request = if body.is_empty() {
             Ok(body)
@@ -855,7 +884,7 @@ where
         frames::put_headers(&mut self.out, id, &trailers, true, self.peer_max_frame);
         self.out_has_answers = true;
         let remote_closed = stream.remote_closed;
-        self.streams.remove(&id);
+        self.remove_stream(id);
         if !remote_closed {
             // The client may still be sending (a stream we ended early): tell it to stop.
             frames::put_rst_stream(&mut self.out, id, code::NO_ERROR);
@@ -874,9 +903,16 @@ where
         }
     }
 
+    /// Forgets stream `id`, and the request bytes it held.
+    fn remove_stream(&mut self, id: u32) -> Option<StreamState> {
+        let stream = self.streams.remove(&id)?;
+        self.buffered = release(self.buffered, stream.body.len());
+        Some(stream)
+    }
+
     /// Resets stream `id` with `error` and cancels its call.
     fn reset(&mut self, id: u32, error: u32) {
-        if let Some(stream) = self.streams.remove(&id) {
+        if let Some(stream) = self.remove_stream(id) {
             if let Some(cancel) = stream.cancel {
                 cancel.abort();
             }
@@ -1118,6 +1154,15 @@ mod tests {
 
     /// A served connection whose client has sent its preface and settings.
     async fn served(max_message: usize) -> Served {
+        served_with(Limits {
+            max_message,
+            max_response: max_message,
+            max_buffered: 4 * max_message,
+        })
+        .await
+    }
+
+    async fn served_with(limits: Limits) -> Served {
         let (client_io, server_io) = tokio::io::duplex(1 << 20);
         let slow_dropped = Arc::new(AtomicBool::new(false));
         let release = Arc::new(tokio::sync::Notify::new());
@@ -1126,10 +1171,6 @@ mod tests {
             release: release.clone(),
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let limits = Limits {
-            max_message,
-            max_response: max_message,
-        };
         let server = tokio::spawn(serve_connection(
             server_io,
             router,
@@ -1209,6 +1250,51 @@ mod tests {
         s.client.send(&bytes).await;
         let data = s.client.until(kind::DATA, 7).await;
         assert_eq!(data.payload, framed(b"still here"));
+    }
+
+    #[tokio::test]
+    async fn requests_still_arriving_share_one_budget_per_connection() {
+        let mut s = served_with(Limits {
+            max_message: 64,
+            max_response: 64,
+            max_buffered: 100,
+        })
+        .await;
+        let message = framed(&[1; 50]);
+        // 55 bytes held for stream 1; 55 more for stream 3 would pass the budget of 100.
+        let mut bytes = s.client.headers(1, "/echo", false);
+        frames::put_data(&mut bytes, 1, &message, false);
+        bytes.extend(s.client.headers(3, "/echo", false));
+        frames::put_data(&mut bytes, 3, &message, false);
+        s.client.send(&bytes).await;
+        let refused = s.client.until(kind::HEADERS, 3).await;
+        let fields = s.client.fields(&refused.payload);
+        assert!(
+            fields.contains(&("grpc-status".into(), "8".into())),
+            "{fields:?}"
+        );
+        assert!(
+            fields
+                .iter()
+                .any(|(k, v)| k == "grpc-message" && v.contains("still arriving")),
+            "{fields:?}"
+        );
+
+        // Stream 1 completes: its call gets its 55 bytes and the budget gets them back.
+        let mut bytes = Vec::new();
+        frames::put_data(&mut bytes, 1, &[], true);
+        s.client.send(&bytes).await;
+        assert_eq!(s.client.until(kind::DATA, 1).await.payload, message);
+
+        // A reset gives its stream's bytes back too: 7 is dropped half-sent, 9 then fits.
+        let mut bytes = s.client.headers(7, "/echo", false);
+        frames::put_data(&mut bytes, 7, &message, false);
+        frames::put_rst_stream(&mut bytes, 7, 0x8); // CANCEL
+        bytes.extend(s.client.headers(9, "/echo", false));
+        frames::put_data(&mut bytes, 9, &message, false);
+        frames::put_data(&mut bytes, 9, &[], true);
+        s.client.send(&bytes).await;
+        assert_eq!(s.client.until(kind::DATA, 9).await.payload, message);
     }
 
     #[tokio::test]
@@ -1369,6 +1455,7 @@ mod tests {
         let limits = Limits {
             max_message: 16,
             max_response: 16,
+            max_buffered: 64,
         };
         let server = tokio::spawn(serve_connection(
             server_io,
@@ -1463,7 +1550,9 @@ mod tests {
                     slow_dropped: Arc::default(),
                     release: Arc::default(),
                 });
-                let limits = Limits { max_message: 64, max_response: 64 };
+                // A budget below two largest messages, so that generated conversations also
+                // run into it (and its accounting's debug assertion watches every release).
+                let limits = Limits { max_message: 64, max_response: 64, max_buffered: 96 };
                 let server = tokio::spawn(serve_connection(
                     server_io,
                     router,

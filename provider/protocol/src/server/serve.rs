@@ -27,6 +27,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// (Terraform itself allows 256 MiB).
 const MAX_MESSAGE_SIZE: usize = 256 << 20;
 
+/// The request bytes one connection may hold for calls still arriving: room for one message
+/// of the largest size beside the others in flight, and a bound on the whole connection.
+const MAX_BUFFERED: usize = 2 * MAX_MESSAGE_SIZE;
+
 /// Called once with the handshake details when the server is listening.
 pub type HandshakeCallback = Box<dyn FnOnce(&HandshakeInfo) -> std::io::Result<()> + Send>;
 
@@ -164,6 +168,7 @@ pub async fn serve_with<P: Provider>(provider: P, options: ServeOptions) -> Resu
     let limits = Limits {
         max_message: MAX_MESSAGE_SIZE,
         max_response: MAX_MESSAGE_SIZE,
+        max_buffered: MAX_BUFFERED,
     };
     // Each connection holds a sender; `recv` returns `None` once the acceptor and every
     // connection have ended.
