@@ -8,7 +8,7 @@
 use kubefake::{FakeApiServer, Kind};
 use serde_json::json;
 
-use crate::harness::Workspace;
+use crate::harness::{collapse, Workspace};
 
 const TOKEN: &str = "edge-t0ken";
 const NS: &str = "edge";
@@ -214,6 +214,54 @@ fn edge_kubernetes_workload_becomes_a_deployment_with_an_autoscaler_on_labelled_
     );
     assert_eq!(our_label_keys(&server, "berlin-2").len(), 6);
 
+    ws.expect_empty_plan();
+
+    // Someone takes a label off a Node and changes another: the plan warns, naming them, and
+    // shows the node going back to ready; apply labels the Node again.
+    assert!(
+        server.edit(Kind::Node, "", "berlin-1", "kubectl-edit", |n| {
+            let labels = n["metadata"]["labels"].as_object_mut().expect("labels");
+            labels.remove("hybrid.io/label.rack");
+            labels.insert("hybrid.io/node-type".into(), json!("gateway"));
+        })
+    );
+    let plan = ws.expect_changes();
+    let flat = collapse(&plan);
+    assert!(
+        flat.contains("Kubernetes Node changed outside Terraform")
+            && flat.contains(
+                "label hybrid.io/label.rack, label hybrid.io/node-type missing or changed"
+            ),
+        "{plan}"
+    );
+    assert!(plan.contains("\"drifted\" -> \"ready\""), "{plan}");
+    assert!(
+        plan.contains("0 to add, 1 to change, 0 to destroy"),
+        "{plan}"
+    );
+    ws.apply();
+    let labels = &server.get(Kind::Node, "", "berlin-1").expect("node")["metadata"]["labels"];
+    assert_eq!(labels["hybrid.io/label.rack"], "r7");
+    assert_eq!(labels["hybrid.io/node-type"], "inference");
+    assert_eq!(ws.resource("hybrid_edge_node.berlin-1")["status"], "ready");
+    ws.expect_empty_plan();
+
+    // A Node that left the cluster: the plan warns, apply fails naming it, and once it joins
+    // again apply labels it.
+    assert!(server.remove(Kind::Node, "", "berlin-2"));
+    let plan = collapse(&ws.expect_changes());
+    assert!(
+        plan.contains("Kubernetes Node not found")
+            && plan.contains("\"node_missing\" -> \"ready\""),
+        "{plan}"
+    );
+    ws.expect_error(
+        &["apply", "-auto-approve"],
+        &["has no Node named \"berlin-2\""],
+    );
+    server.add_node("berlin-2", &[]);
+    ws.apply();
+    assert_eq!(our_label_keys(&server, "berlin-2").len(), 6);
     ws.expect_empty_plan();
 
     // Someone changes the image on the cluster: the plan shows it, apply puts it back.

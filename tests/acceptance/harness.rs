@@ -390,7 +390,9 @@ pub fn combined(out: &Output) -> String {
     )
 }
 
-fn collapse(text: &str) -> String {
+/// `text` with its whitespace runs made single spaces and the box-drawing bars of Terraform's
+/// diagnostics dropped, for matching words that Terraform may have wrapped.
+pub fn collapse(text: &str) -> String {
     text.split_whitespace()
         .filter(|w| *w != "│")
         .collect::<Vec<_>>()

@@ -93,6 +93,21 @@ pub trait EdgeSites: Send + Sync {
     async fn unlabel_node(&self, node: &EdgeNode) -> Result<(), DriverError>;
     /// Checks that the site answers (its namespace can be listed), for the cluster resource.
     async fn check(&self, cluster: &EdgeCluster) -> Result<(), DriverError>;
+    /// How the node's Kubernetes Node compares with the description
+    /// [`EdgeSites::label_node`] puts on it, for the node's read (drift).
+    async fn node_sync(&self, node: &EdgeNode) -> Result<NodeSync, DriverError>;
+}
+
+/// What a read finds on an edge node's Kubernetes Node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeSync {
+    /// Every label and annotation of the node's description is there, with its value.
+    InSync,
+    /// These keys of the description are missing or hold another value (changed outside
+    /// Terraform); the node's next apply puts them back.
+    Drifted(Vec<String>),
+    /// The cluster has no Node of that name any more.
+    NodeMissing,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -730,6 +730,21 @@ fn valid_label_name(name: &str) -> bool {
             .is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
+/// The keys of `expected` that `actual` lacks or holds with another value, each prefixed with
+/// `what` ("label " or "annotation "): the drift a node's read reports. Keys `actual` has
+/// beyond `expected` are not drift (other managers' labels, and ours once given back).
+pub fn metadata_drift(
+    what: &str,
+    expected: &BTreeMap<String, String>,
+    actual: &BTreeMap<String, String>,
+) -> Vec<String> {
+    expected
+        .iter()
+        .filter(|(k, v)| actual.get(*k) != Some(*v))
+        .map(|(k, _)| format!("{what}{k}"))
+        .collect()
+}
+
 /// The labels and annotations an edge node's description becomes on its Kubernetes Node.
 /// Every key is under `hybrid.io/`; a user label whose key or value is not valid for
 /// Kubernetes is kept only in [`ANNOTATION_LABELS`].
@@ -977,6 +992,22 @@ impl KubernetesDriver {
         Ok(())
     }
 
+    /// The labels and annotations of the Node `name`, or `None` when there is no such Node.
+    pub async fn node_metadata_of(
+        &self,
+        name: &str,
+    ) -> Result<Option<(BTreeMap<String, String>, BTreeMap<String, String>)>, DriverError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        match nodes.get(name).await {
+            Ok(node) => Ok(Some((
+                node.metadata.labels.unwrap_or_default(),
+                node.metadata.annotations.unwrap_or_default(),
+            ))),
+            Err(kube::Error::Api(resp)) if resp.code == 404 => Ok(None),
+            Err(e) => Err(map_error("read node", name, e)),
+        }
+    }
+
     /// Gives back every Node label and annotation this field manager set (an apply that sets
     /// nothing); a missing Node is success.
     pub async fn unlabel_node(&self, name: &str) -> Result<(), DriverError> {
@@ -1140,6 +1171,32 @@ mod tests {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
             assert!(!n.ends_with('-'), "{n}");
         }
+    }
+
+    #[test]
+    fn drift_is_what_the_description_has_and_the_node_lacks_or_changed() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect()
+        };
+        let expected = map(&[
+            ("hybrid.io/node-type", "compute"),
+            ("hybrid.io/label.rack", "r7"),
+        ]);
+        assert!(metadata_drift("label ", &expected, &expected).is_empty());
+        let extra = map(&[
+            ("hybrid.io/node-type", "compute"),
+            ("hybrid.io/label.rack", "r7"),
+            ("kubernetes.io/hostname", "n1"),
+        ]);
+        assert!(metadata_drift("label ", &expected, &extra).is_empty());
+        let changed = map(&[("hybrid.io/node-type", "gateway")]);
+        assert_eq!(
+            metadata_drift("label ", &expected, &changed),
+            ["label hybrid.io/label.rack", "label hybrid.io/node-type"]
+        );
     }
 
     #[test]

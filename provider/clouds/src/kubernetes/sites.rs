@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{node_metadata, rejected, KubernetesDriver, TARGET};
-use crate::edge::{EdgeCluster, EdgeNode, EdgeSites, KubeSite, SiteTokens};
+use super::{metadata_drift, node_metadata, rejected, KubernetesDriver, TARGET};
+use crate::edge::{EdgeCluster, EdgeNode, EdgeSites, KubeSite, NodeSync, SiteTokens};
 use crate::sim::SimCloud;
 use crate::{Driver, DriverError, Instance, InstanceSpec, Metadata};
 
@@ -243,6 +243,25 @@ impl EdgeSites for KubernetesSites {
 
     async fn check(&self, cluster: &EdgeCluster) -> Result<(), DriverError> {
         self.driver_for("connect", cluster).await?.check().await
+    }
+
+    async fn node_sync(&self, node: &EdgeNode) -> Result<NodeSync, DriverError> {
+        let driver = self.site("read node", &node.cluster_id).await?;
+        let Some((labels, annotations)) = driver.node_metadata_of(&node.name).await? else {
+            return Ok(NodeSync::NodeMissing);
+        };
+        let (want_labels, want_annotations) = node_metadata(node);
+        let mut drift = metadata_drift("label ", &want_labels, &labels);
+        drift.extend(metadata_drift(
+            "annotation ",
+            &want_annotations,
+            &annotations,
+        ));
+        Ok(if drift.is_empty() {
+            NodeSync::InSync
+        } else {
+            NodeSync::Drifted(drift)
+        })
     }
 }
 

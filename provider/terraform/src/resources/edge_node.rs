@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use clouds::edge::EdgeNode;
+use clouds::edge::{EdgeNode, NodeSync};
 use tfvalue::{AttributePath, Type, Value};
 
 use super::edge_cluster::{location_block, read_location, stable_id};
@@ -127,7 +127,7 @@ impl EdgeNodeResource {
                         Attr::optional("capabilities", Type::set(Type::String), "What the node offers: ml_inference, real_time_processing, data_caching, ml_training, analytics, batch_processing."),
                         Attr::optional("hourly_cost", Type::Number, "Amortised USD per replica-hour, used to compare this node with cloud offers. Unset means unknown: never treated as free."),
                         Attr::optional("labels", Type::map(Type::String), "Key/value labels that a workload's edge block matches: affinity_labels (must carry all), anti_affinity_labels (must carry none), preferred_labels (ranked by affinity_based)."),
-                        Attr::computed("status", Type::String, "The node's state in its site: ready once registered and bookable."),
+                        Attr::computed("status", Type::String, "The node's state in its site: ready once registered and bookable. On a Kubernetes site a refresh may find drifted (labels or annotations of the node's description missing or changed on its Node) or node_missing; the next apply labels the Node again."),
                     ],
                     blocks,
                     description: "A machine of an edge site. Its resource_limits are the capacity the shared ledger books workloads against.",
@@ -377,6 +377,58 @@ async fn label_kube_node(ctx: &ProviderContext, node: &EdgeNode) -> Result<(), D
     }
 }
 
+/// The node's status as its read finds it on a Kubernetes site, with a warning that says what
+/// changed outside Terraform: `ready`, `drifted` (labels or annotations of its description
+/// missing or changed on the Node) or `node_missing`. `None` off Kubernetes sites (and in
+/// builds without the driver), where the store is the whole truth.
+async fn kube_node_status(
+    ctx: &ProviderContext,
+    node: &EdgeNode,
+) -> Result<Option<(&'static str, Option<Diagnostic>)>, Diagnostic> {
+    let kube = ctx
+        .sim
+        .edge_cluster(&node.cluster_id)
+        .map_err(|e| store_error("read the cluster of", &e))?
+        .is_some_and(|c| c.kubernetes.is_some());
+    let (true, Some(sites)) = (kube, &ctx.edge_sites) else {
+        return Ok(None);
+    };
+    let sync = sites.node_sync(node).await.map_err(|err| {
+        Diagnostic::error(
+            "Could not read the Kubernetes Node",
+            format!(
+                "Reading the Node {:?} of cluster {}: {err}.",
+                node.name, node.cluster_id
+            ),
+        )
+    })?;
+    Ok(Some(match sync {
+        NodeSync::InSync => ("ready", None),
+        NodeSync::Drifted(keys) => (
+            "drifted",
+            Some(Diagnostic::warning(
+                "Kubernetes Node changed outside Terraform",
+                format!(
+                    "The Node {:?} of cluster {} no longer carries this edge node's description: {} missing or changed. Apply puts them back; until then the Kubernetes scheduler may place this site's workloads without them.",
+                    node.name,
+                    node.cluster_id,
+                    keys.join(", ")
+                ),
+            )),
+        ),
+        NodeSync::NodeMissing => (
+            "node_missing",
+            Some(Diagnostic::warning(
+                "Kubernetes Node not found",
+                format!(
+                    "The cluster {} has no Node named {:?} any more. Apply fails until the node joins the cluster again, or remove this hybrid_edge_node from the configuration.",
+                    node.cluster_id, node.name
+                ),
+            )),
+        ),
+    }))
+}
+
 /// Takes our labels off the node's Kubernetes Node, when its cluster is a Kubernetes site; a
 /// Node that is already gone is fine.
 async fn unlabel_kube_node(ctx: &ProviderContext, id: &str) -> Result<(), Diagnostic> {
@@ -462,13 +514,13 @@ impl Resource for EdgeNodeResource {
             _ => Value::Unknown,
         };
         attrs::set(&mut planned, "id", id);
-        let status = if req.prior_state.is_null() {
-            Value::Unknown
-        } else {
-            req.prior_state
-                .get("status")
-                .cloned()
-                .unwrap_or(Value::Unknown)
+        // A node its read found drifted (or its Node gone) plans an update back to ready: the
+        // apply labels the Node again (or says it is missing).
+        let status = match req.prior_state.get("status") {
+            _ if req.prior_state.is_null() => Value::Unknown,
+            Some(Value::String(s)) if s.as_str() != "ready" => Value::string("ready"),
+            Some(v) => v.clone(),
+            None => Value::Unknown,
         };
         attrs::set(&mut planned, "status", status);
         let checkable = checkable(&planned);
@@ -590,7 +642,14 @@ impl Resource for EdgeNodeResource {
         };
         let id = attrs::string(&state, "id").unwrap_or_default();
         match ctx.sim.edge_node(&id) {
-            Ok(Some(_)) => {}
+            Ok(Some(node)) => match kube_node_status(ctx, &node).await {
+                Ok(Some((status, warning))) => {
+                    attrs::set(&mut resp.new_state, "status", Value::string(status));
+                    resp.diagnostics.extend(warning);
+                }
+                Ok(None) => {}
+                Err(d) => resp.diagnostics.push(d),
+            },
             Ok(None) => resp.new_state = Value::Null,
             Err(err) => resp.diagnostics.push(store_error("read", &err)),
         }
