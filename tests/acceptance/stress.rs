@@ -283,6 +283,9 @@ impl Lcg {
     }
 }
 
+/// The instances [`CRASH_CONFIG`] makes in the sim cloud.
+const CRASH_WORKLOADS: usize = 7;
+
 const CRASH_CONFIG: &str = r#"
 provider "hybrid" {}
 
@@ -343,37 +346,66 @@ fn killing_the_provider_mid_apply_never_duplicates_orphans_or_leaks() {
         );
     ws.config(CRASH_CONFIG);
     let mut rng = Lcg(0x5eed_0000_0000_0001);
-    let (mut killed, mut finished_first) = (0, 0);
+    let (mut killed, mut finished_first, mut killed_mid_way) = (0, 0, 0);
     let mut worst_converge = Duration::ZERO;
     for run in 0..runs {
         // Alternate between building up from nothing and tearing down, so kills land in
         // creates and in deletes.
         let destroying = run % 2 == 1;
+        let before = ws.sim_instances().len();
         let mut child = start_round(&ws, destroying);
-        let delay = Duration::from_millis(150 + rng.next_below(1500));
-        let started = Instant::now();
-        let mut did_kill = false;
-        while started.elapsed() < delay {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
+        // Kill after a random number of the round's creates (or deletes) have reached the sim
+        // cloud, plus up to 0.4 s, so that kills land inside the provider's work rather than
+        // between its processes: a fixed delay missed the fast provider in two runs of five.
+        let steps = usize::try_from(rng.next_below(CRASH_WORKLOADS as u64 + 1)).unwrap_or(0);
+        let extra = Duration::from_millis(rng.next_below(400));
+        let progress = |ws: &Workspace| {
+            let now = ws.sim_instances().len();
+            if destroying {
+                before.saturating_sub(now)
+            } else {
+                now.saturating_sub(before)
             }
-            std::thread::sleep(Duration::from_millis(20));
+        };
+        let started = Instant::now();
+        while child.try_wait().ok().flatten().is_none()
+            && progress(&ws) < steps
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(10));
         }
-        if child.try_wait().ok().flatten().is_none() {
-            let found = provider_descendants(child.id());
-            for pid in found {
+        let waited = Instant::now();
+        while child.try_wait().ok().flatten().is_none() && waited.elapsed() < extra {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Kill the provider running now, or the next one Terraform starts within a second.
+        let mut did_kill = false;
+        let looked = Instant::now();
+        while !did_kill
+            && child.try_wait().ok().flatten().is_none()
+            && looked.elapsed() < Duration::from_secs(1)
+        {
+            for pid in provider_descendants(child.id()) {
                 kill_provider(pid);
                 did_kill = true;
             }
+            if !did_kill {
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
+        let done_at_kill = progress(&ws);
         let out = child.wait_with_output().expect("terraform finished");
         if did_kill {
             killed += 1;
+            if done_at_kill > 0 && done_at_kill < CRASH_WORKLOADS {
+                killed_mid_way += 1;
+            }
         } else {
             finished_first += 1;
             println!(
-                "crash run {run}: no provider process at {:.2} s (between plugin starts, or done)",
-                delay.as_secs_f64()
+                "crash run {run}: no provider process after {steps} {} and {:.2} s (done)",
+                if destroying { "deletes" } else { "creates" },
+                extra.as_secs_f64()
             );
         }
         let text = combined(&out);
@@ -394,12 +426,12 @@ fn killing_the_provider_mid_apply_never_duplicates_orphans_or_leaks() {
             ws.expect_empty_plan();
         }
         worst_converge = worst_converge.max(converge.elapsed());
-        check_truth(&ws, if destroying { 0 } else { 7 }, run);
+        check_truth(&ws, if destroying { 0 } else { CRASH_WORKLOADS }, run);
     }
     ws.destroy();
     check_truth(&ws, 0, runs);
     println!(
-        "crash: {runs} runs, provider killed with SIGKILL in {killed} (no provider process running at the kill time in {finished_first}); every next apply converged (slowest {:.1} s); duplicates 0, orphans 0, leaked reservations 0",
+        "crash: {runs} runs, provider killed with SIGKILL in {killed}, {killed_mid_way} of them with some but not all of the round's creates or deletes done (no provider process left to kill in {finished_first}); every next apply converged (slowest {:.1} s); duplicates 0, orphans 0, leaked reservations 0",
         worst_converge.as_secs_f64()
     );
 }
