@@ -189,7 +189,8 @@ pub async fn sleep_or_stop(
 
 /// The pauses of a loop that polls a cloud until something is done: growing delays from a
 /// [`RetryPolicy`] with half jitter (a poll should not collapse to no wait, as a retry's full
-/// jitter may), `Timeout` once the policy's timeout has passed, `Cancelled` on StopProvider.
+/// jitter may), or the wait the cloud asked for ([`Pacer::pause_for`]); `Timeout` once the
+/// policy's timeout has passed, `Cancelled` on StopProvider.
 pub struct Pacer<'a> {
     policy: &'a RetryPolicy,
     stop: &'a StopSignal,
@@ -198,6 +199,8 @@ pub struct Pacer<'a> {
     started: Instant,
     jitter: Jitter,
     pauses: u32,
+    /// The first pause only checks the time ([`Pacer::first_without_wait`]).
+    first_free: bool,
 }
 
 impl<'a> Pacer<'a> {
@@ -216,12 +219,26 @@ impl<'a> Pacer<'a> {
             started: Instant::now(),
             jitter: Jitter::from_clock(),
             pauses: 0,
+            first_free: false,
         }
+    }
+
+    /// Makes the first pause only check the time, for a loop whose first poll needs no wait
+    /// (it looks at an answer it already has).
+    pub fn first_without_wait(mut self) -> Pacer<'a> {
+        self.first_free = true;
+        self
     }
 
     /// Waits before the next poll, or fails: `Timeout` when the policy's time is up,
     /// `Cancelled` when StopProvider arrives during the wait.
     pub async fn pause(&mut self) -> Result<(), DriverError> {
+        self.pause_for(None).await
+    }
+
+    /// [`Pacer::pause`], waiting `hint` instead when the cloud said how long to wait (a
+    /// `Retry-After`; the caller bounds it). The pacer's own delays go on growing either way.
+    pub async fn pause_for(&mut self, hint: Option<Duration>) -> Result<(), DriverError> {
         if self.started.elapsed() > self.policy.timeout {
             return Err(DriverError::Timeout {
                 target: self.target.into(),
@@ -229,10 +246,14 @@ impl<'a> Pacer<'a> {
                 seconds: self.policy.timeout.as_secs(),
             });
         }
-        let delay = self
+        if std::mem::take(&mut self.first_free) {
+            return Ok(());
+        }
+        let paced = self
             .policy
             .delay(self.pauses, 0.5 + self.jitter.next_unit() / 2.0);
         self.pauses = self.pauses.saturating_add(1);
+        let delay = hint.unwrap_or(paced);
         sleep_or_stop(self.stop, delay, self.target, self.operation).await
     }
 }
@@ -276,6 +297,33 @@ mod tests {
         let mut pacer = Pacer::new(&slow, &signal, "t", "op");
         let err = pacer.pause().await.expect_err("stopped");
         assert!(matches!(err, DriverError::Cancelled { .. }), "{err:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pacer_can_skip_its_first_wait_and_take_the_clouds_hint() {
+        let policy = RetryPolicy {
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(8),
+            multiplier: 2.0,
+            timeout: Duration::from_secs(600),
+        };
+        let never = StopSignal::never();
+        let mut pacer = Pacer::new(&policy, &never, "t", "op").first_without_wait();
+        let t0 = tokio::time::Instant::now();
+        pacer.pause().await.expect("first pause");
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        pacer.pause().await.expect("second pause");
+        let paced = t0.elapsed();
+        assert!(
+            (Duration::from_millis(500)..=Duration::from_secs(1)).contains(&paced),
+            "{paced:?}"
+        );
+        let t1 = tokio::time::Instant::now();
+        pacer
+            .pause_for(Some(Duration::from_secs(42)))
+            .await
+            .expect("hinted pause");
+        assert_eq!(t1.elapsed(), Duration::from_secs(42));
     }
 
     fn fast_policy() -> RetryPolicy {

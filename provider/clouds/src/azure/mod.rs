@@ -27,7 +27,7 @@ use serde_json::{json, Value as Json};
 use tokio::sync::Mutex;
 
 use crate::meta_tags::{self, TAG_META_PREFIX};
-use crate::retry::{Jitter, Pacer, RetryPolicy, StopSignal};
+use crate::retry::{Pacer, RetryPolicy, StopSignal};
 use crate::{
     managed_tags, Driver, DriverError, Instance, InstanceSpec, Metadata, MANAGED_BY_VALUE,
     TAG_MANAGED_BY, TAG_WORKLOAD_ID,
@@ -449,25 +449,13 @@ impl AzureDriver {
             (None, Some(url)) if started.status == 202 => (url.clone(), true),
             _ => return Ok(()),
         };
-        let begun = Instant::now();
-        let mut jitter = Jitter::from_clock();
+        let mut pacer = Pacer::new(&self.poll, &self.stop, TARGET, operation);
         let mut wait = started.retry_after;
-        let mut n = 0u32;
         loop {
             // A Retry-After of 0 would make a busy loop: poll at least every 100 ms.
-            let delay = wait
-                .unwrap_or_else(|| self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0))
-                .max(Duration::from_millis(100));
-            self.sleep_or_stop(delay.min(RETRY_AFTER_MAX), operation)
+            pacer
+                .pause_for(wait.map(|w| w.clamp(Duration::from_millis(100), RETRY_AFTER_MAX)))
                 .await?;
-            n = n.saturating_add(1);
-            if begun.elapsed() > self.poll.timeout {
-                return Err(DriverError::Timeout {
-                    target: TARGET.into(),
-                    operation,
-                    seconds: self.poll.timeout.as_secs(),
-                });
-            }
             let poll = match self
                 .arm(
                     "GET",

@@ -21,14 +21,14 @@
 //! aws driver keeps them in tags.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use google_cloud_compute_v1::client::{Instances, ZoneOperations};
 use google_cloud_compute_v1::model;
 use tokio::sync::Mutex;
 
-use crate::retry::{Jitter, Pacer, RetryPolicy, StopSignal};
+use crate::retry::{Pacer, RetryPolicy, StopSignal};
 use crate::{
     user_tags, Driver, DriverError, Instance, InstanceSpec, Metadata, MANAGED_BY_VALUE,
     TAG_MANAGED_BY, TAG_WORKLOAD_ID,
@@ -190,14 +190,6 @@ impl GcpDriver {
         Ok((instances, operations))
     }
 
-    async fn sleep_or_stop(
-        &self,
-        delay: Duration,
-        operation: &'static str,
-    ) -> Result<(), DriverError> {
-        crate::retry::sleep_or_stop(&self.stop, delay, TARGET, operation).await
-    }
-
     /// The instance, or `None` on 404.
     async fn get_raw(
         &self,
@@ -232,9 +224,7 @@ impl GcpDriver {
         operation: &'static str,
     ) -> Result<(), DriverError> {
         let (_, operations) = self.clients(operation).await?;
-        let started = Instant::now();
-        let mut jitter = Jitter::from_clock();
-        let mut n = 0u32;
+        let mut pacer = Pacer::new(&self.poll, &self.stop, TARGET, operation).first_without_wait();
         let mut op = op;
         loop {
             if op.status.as_ref().and_then(|s| s.name()) == Some("DONE") {
@@ -247,18 +237,7 @@ impl GcpDriver {
                     message: format!("GCE {call}: the answer named no operation"),
                 });
             };
-            if started.elapsed() > self.poll.timeout {
-                return Err(DriverError::Timeout {
-                    target: TARGET.into(),
-                    operation,
-                    seconds: self.poll.timeout.as_secs(),
-                });
-            }
-            if n > 0 {
-                let delay = self.poll.delay(n, 0.5 + jitter.next_unit() / 2.0);
-                self.sleep_or_stop(delay, operation).await?;
-            }
-            n = n.saturating_add(1);
+            pacer.pause().await?;
             // zoneOperations.wait returns when the operation is done or after a while (long poll).
             let mut stop = self.stop.clone();
             let waited = tokio::select! {
@@ -1078,23 +1057,13 @@ impl Driver for GcpDriver {
             Err(e) => return Err(gax_error("delete", "instances.delete", &e)),
         }
         // The operation is done when the instance is gone; confirm (a bounded poll).
-        let started = Instant::now();
-        let mut n = 0u32;
+        let mut pacer = Pacer::new(&self.poll, &self.stop, TARGET, "delete");
         while self
             .get_raw(&project, &zone, &name, "delete")
             .await?
             .is_some()
         {
-            if started.elapsed() > self.poll.timeout {
-                return Err(DriverError::Timeout {
-                    target: TARGET.into(),
-                    operation: "delete",
-                    seconds: self.poll.timeout.as_secs(),
-                });
-            }
-            self.sleep_or_stop(self.poll.delay(n, 1.0), "delete")
-                .await?;
-            n = n.saturating_add(1);
+            pacer.pause().await?;
         }
         tracing::info!(instance = %instance_id, "GCE instance deleted");
         Ok(())
