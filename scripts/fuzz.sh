@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of what the provider decodes from outside (issue #10): Terraform's
-# DynamicValue bytes, stored state given to UpgradeResourceState, catalog snapshots.
+# DynamicValue bytes, stored state given to UpgradeResourceState, catalog snapshots, and the
+# HTTP/2 frames the gRPC server reads.
 #
 #   scripts/fuzz.sh [seconds per target, default 60]
 #
@@ -13,7 +14,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_TARGET="${1:-60}"
-TARGETS=(dynamic_value state_upgrade catalog_snapshot)
+TARGETS=(dynamic_value state_upgrade catalog_snapshot http2_connection)
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$ROOT/target/fuzz}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

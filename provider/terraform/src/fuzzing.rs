@@ -1,5 +1,6 @@
 //! Entry points for fuzzing what the provider decodes from outside: Terraform's DynamicValue
-//! bytes (msgpack and JSON), stored state handed to UpgradeResourceState, and catalog snapshots.
+//! bytes (msgpack and JSON), stored state handed to UpgradeResourceState, catalog snapshots,
+//! and the HTTP/2 frames its gRPC server reads (`tfprotocol::server::fuzzing`).
 //!
 //! Each function takes arbitrary bytes and must return normally whatever they hold; a crash is
 //! the bug the fuzzer reports. The same bodies run in two places: the coverage-guided libFuzzer
@@ -165,8 +166,15 @@ pub fn small_snapshot() -> String {
     .to_string()
 }
 
+/// Serves one gRPC connection whose client sends `data` after the preface and its settings;
+/// see `tfprotocol::server::fuzzing::connection`.
+pub fn http2_connection(data: &[u8]) {
+    tfprotocol::server::fuzzing::connection(data);
+}
+
 /// Starting inputs for the fuzzers: real encodings of null and unknown for every type (first
-/// byte picks the type), a workload state, and a small valid catalog snapshot.
+/// byte picks the type), a workload state, a small valid catalog snapshot, and whole gRPC
+/// calls as HTTP/2 frames.
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut out = Vec::new();
     for (i, ty) in cached_types().iter().enumerate() {
@@ -183,6 +191,11 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         b"\x02{\"id\":\"wl-1\",\"name\":\"x\",\"cpu\":2,\"memory_gb\":4}".to_vec(),
     ));
     out.push(("catalog_snapshot", small_snapshot().into_bytes()));
+    out.extend(
+        tfprotocol::server::fuzzing::seeds()
+            .into_iter()
+            .map(|seed| ("http2_connection", seed)),
+    );
     out
 }
 
@@ -211,7 +224,7 @@ mod tests {
     fn seeds() -> Vec<Vec<u8>> {
         super::seeds()
             .into_iter()
-            .filter(|(target, _)| *target != "catalog_snapshot")
+            .filter(|(target, _)| matches!(*target, "dynamic_value" | "state_upgrade"))
             .map(|(_, bytes)| bytes)
             .collect()
     }

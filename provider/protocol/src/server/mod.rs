@@ -7,10 +7,12 @@
 //! connections, plain or TLS), `unix_socket` (a Unix socket that wakes the
 //! runtime only to read), `http2` and `frames` (the gRPC server's own HTTP/2),
 //! `routes` (which method serves which path), `services` (go-plugin's helper
-//! services) and `serve` (wiring it together).
+//! services), `serve` (wiring it together) and `fuzzing` (the HTTP/2 server under a
+//! fuzzer's input).
 
 mod conn;
 mod frames;
+pub mod fuzzing;
 pub mod handshake;
 mod http2;
 mod routes;
