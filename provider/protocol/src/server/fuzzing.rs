@@ -20,9 +20,10 @@ use super::http2::{serve_connection, Call, Limits, Router};
 
 /// Echoes `/echo`, streams two messages on `/stream` (a client-streaming call, started on its
 /// headers), and never answers `/hang` (so that resets and GOAWAY meet a call in flight).
-struct FuzzRouter;
+pub(crate) struct FuzzRouter;
 
-fn framed(message: &[u8]) -> Vec<u8> {
+/// `message` with gRPC's prefix (not compressed, its length).
+pub(crate) fn framed(message: &[u8]) -> Vec<u8> {
     let mut out = vec![0];
     out.extend_from_slice(
         &u32::try_from(message.len())

@@ -1011,6 +1011,7 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 
     use super::*;
+    use crate::server::fuzzing::{framed, FuzzRouter};
 
     /// `/echo` answers its request; `/slow` waits until dropped or released; `/stream` sends
     /// two messages and ends.
@@ -1026,24 +1027,15 @@ mod tests {
         }
     }
 
-    fn framed(payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![0];
-        out.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
-        out.extend_from_slice(payload);
-        out
-    }
-
+    /// The fuzzer's routes (`/echo`, `/stream`, `/hang`), plus `/slow`, which answers once
+    /// released and says whether it was dropped first, and `/crash`, which unwinds.
     impl Router for TestRouter {
         fn starts_on_headers(&self, path: &[u8]) -> bool {
-            path == b"/stream"
+            FuzzRouter.starts_on_headers(path)
         }
 
         fn call(&self, path: &[u8], request: Bytes) -> Option<Call> {
             match path {
-                b"/echo" => {
-                    let answer = framed(&request);
-                    Some(Call::Unary(Box::pin(async move { Ok(answer) })))
-                }
                 b"/slow" => {
                     let guard = SetOnDrop(self.slow_dropped.clone());
                     let release = self.release.clone();
@@ -1058,11 +1050,7 @@ mod tests {
                     assert!(!fail, "a handler bug");
                     Ok(Vec::new())
                 }))),
-                b"/stream" => Some(Call::Streaming(Box::pin(futures_util::stream::iter([
-                    Ok(framed(b"one")),
-                    Ok(framed(b"two")),
-                ])))),
-                _ => None,
+                _ => FuzzRouter.call(path, request),
             }
         }
     }

@@ -377,6 +377,20 @@ async fn label_kube_node(ctx: &ProviderContext, node: &EdgeNode) -> Result<(), D
     }
 }
 
+/// The Kubernetes sites' driver when the node's cluster is a Kubernetes site and this build
+/// has the driver; `None` otherwise.
+fn kube_sites_of<'a>(
+    ctx: &'a ProviderContext,
+    node: &EdgeNode,
+) -> Result<Option<&'a std::sync::Arc<dyn clouds::edge::EdgeSites>>, Diagnostic> {
+    let kube = ctx
+        .sim
+        .edge_cluster(&node.cluster_id)
+        .map_err(|e| store_error("read the cluster of", &e))?
+        .is_some_and(|c| c.kubernetes.is_some());
+    Ok(if kube { ctx.edge_sites.as_ref() } else { None })
+}
+
 /// The node's status as its read finds it on a Kubernetes site, with a warning that says what
 /// changed outside Terraform: `ready`, `drifted` (labels or annotations of its description
 /// missing or changed on the Node) or `node_missing`. `None` off Kubernetes sites (and in
@@ -385,12 +399,7 @@ async fn kube_node_status(
     ctx: &ProviderContext,
     node: &EdgeNode,
 ) -> Result<Option<(&'static str, Option<Diagnostic>)>, Diagnostic> {
-    let kube = ctx
-        .sim
-        .edge_cluster(&node.cluster_id)
-        .map_err(|e| store_error("read the cluster of", &e))?
-        .is_some_and(|c| c.kubernetes.is_some());
-    let (true, Some(sites)) = (kube, &ctx.edge_sites) else {
+    let Some(sites) = kube_sites_of(ctx, node)? else {
         return Ok(None);
     };
     let sync = sites.node_sync(node).await.map_err(|err| {
@@ -435,12 +444,7 @@ async fn unlabel_kube_node(ctx: &ProviderContext, id: &str) -> Result<(), Diagno
     let Some(node) = ctx.sim.edge_node(id).map_err(|e| store_error("read", &e))? else {
         return Ok(());
     };
-    let kube = ctx
-        .sim
-        .edge_cluster(&node.cluster_id)
-        .map_err(|e| store_error("read the cluster of", &e))?
-        .is_some_and(|c| c.kubernetes.is_some());
-    let (true, Some(sites)) = (kube, &ctx.edge_sites) else {
+    let Some(sites) = kube_sites_of(ctx, &node)? else {
         return Ok(());
     };
     sites.unlabel_node(&node).await.map_err(|err| {
