@@ -365,6 +365,26 @@ impl AzureDriver {
         Ok(value)
     }
 
+    /// [`Self::arm`], then [`Self::wait_operation`] for the long-running operation the answer
+    /// started (none for a 404 that `allow_404` let through). Returns the first answer.
+    async fn arm_and_wait(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Json>,
+        operation: &'static str,
+        call: &str,
+        allow_404: bool,
+    ) -> Result<Answer, DriverError> {
+        let answer = self
+            .arm(method, url, body, operation, call, allow_404)
+            .await?;
+        if answer.status != 404 {
+            self.wait_operation(&answer, operation, call).await?;
+        }
+        Ok(answer)
+    }
+
     /// One ARM call: the answer for 2xx and (when `allow_404`) 404; every other status becomes a
     /// [`DriverError`] naming `call` with ARM's error code and message. A 429 waits out its
     /// `Retry-After` (bounded, cancellable) before it is reported, so the shared backoff that
@@ -526,18 +546,15 @@ impl AzureDriver {
                 }
                 was @ ("stopped" | "deallocated") => {
                     tracing::info!(vm = %name, was = %was, "the adopted VM was stopped since it was made: starting it");
-                    let answer = self
-                        .arm(
-                            "POST",
-                            &format!("{url}/start?api-version={COMPUTE_API_VERSION}"),
-                            None,
-                            "create",
-                            "virtualMachines.Start",
-                            false,
-                        )
-                        .await?;
-                    self.wait_operation(&answer, "create", "virtualMachines.Start")
-                        .await?;
+                    self.arm_and_wait(
+                        "POST",
+                        &format!("{url}/start?api-version={COMPUTE_API_VERSION}"),
+                        None,
+                        "create",
+                        "virtualMachines.Start",
+                        false,
+                    )
+                    .await?;
                     return self
                         .get_vm(url, "create")
                         .await?
@@ -661,7 +678,7 @@ impl AzureDriver {
         });
         let url = self.nic_url(creds, &name);
         let answer = self
-            .arm(
+            .arm_and_wait(
                 "PUT",
                 &format!("{url}?api-version={NETWORK_API_VERSION}"),
                 Some(&body),
@@ -669,8 +686,6 @@ impl AzureDriver {
                 "networkInterfaces.CreateOrUpdate",
                 false,
             )
-            .await?;
-        self.wait_operation(&answer, "create", "networkInterfaces.CreateOrUpdate")
             .await?;
         let id = answer.body["id"]
             .as_str()
@@ -688,20 +703,15 @@ impl AzureDriver {
             "{}?api-version={NETWORK_API_VERSION}",
             self.nic_url(creds, &nic_name(vm_name))
         );
-        let answer = self
-            .arm(
-                "DELETE",
-                &url,
-                None,
-                "delete",
-                "networkInterfaces.Delete",
-                true,
-            )
-            .await?;
-        if answer.status != 404 {
-            self.wait_operation(&answer, "delete", "networkInterfaces.Delete")
-                .await?;
-        }
+        self.arm_and_wait(
+            "DELETE",
+            &url,
+            None,
+            "delete",
+            "networkInterfaces.Delete",
+            true,
+        )
+        .await?;
         Ok(())
     }
 
@@ -1123,18 +1133,15 @@ impl Driver for AzureDriver {
         }
         if desired != current {
             // PATCH replaces the whole tag set.
-            let answer = self
-                .arm(
-                    "PATCH",
-                    &format!("{url}?api-version={COMPUTE_API_VERSION}"),
-                    Some(&json!({"tags": desired})),
-                    "update",
-                    "virtualMachines.Update",
-                    false,
-                )
-                .await?;
-            self.wait_operation(&answer, "update", "virtualMachines.Update")
-                .await?;
+            self.arm_and_wait(
+                "PATCH",
+                &format!("{url}?api-version={COMPUTE_API_VERSION}"),
+                Some(&json!({"tags": desired})),
+                "update",
+                "virtualMachines.Update",
+                false,
+            )
+            .await?;
         }
         self.read(instance_id).await?.ok_or_else(not_found)
     }
@@ -1146,7 +1153,7 @@ impl Driver for AzureDriver {
         };
         let url = self.id_url(instance_id);
         let answer = self
-            .arm(
+            .arm_and_wait(
                 "DELETE",
                 &format!("{url}?api-version={COMPUTE_API_VERSION}"),
                 None,
@@ -1156,8 +1163,6 @@ impl Driver for AzureDriver {
             )
             .await?;
         if answer.status != 404 {
-            self.wait_operation(&answer, "delete", "virtualMachines.Delete")
-                .await?;
             // The operation said done; make sure ARM agrees before the NIC goes.
             if self
                 .get_vm(&url, "delete")
