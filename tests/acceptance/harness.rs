@@ -56,9 +56,9 @@ pub struct Workspace {
 }
 
 /// A passing test's working directory is removed with its workspace, as
-/// terraform-plugin-testing does: each holds a HOME, a state database and, for the mirror
-/// workspaces, two copies of the debug provider (over 100 MB), so keeping them filled the disk
-/// of a CI machine. A failing test's directory stays for inspection, and
+/// terraform-plugin-testing does: each holds a HOME, a state database, Terraform's plugin
+/// cache and, for the mirror workspaces, the debug provider (over 100 MB), so keeping them
+/// filled the disk of a CI machine. A failing test's directory stays for inspection, and
 /// `TF_ACC_PERSIST_WORKING_DIR=1` keeps every one.
 impl Drop for Workspace {
     fn drop(&mut self) {
